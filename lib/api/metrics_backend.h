@@ -1,0 +1,42 @@
+// What the gRPC API needs from the engine: answers to validated-or-not
+// requests, as protobuf messages, and a change signal for streaming.
+//
+// The backend validates requests itself (views, windows, k) and returns
+// InvalidArgument with a message that lists what is allowed; the API edge maps
+// absl status codes one to one to gRPC codes.
+//
+// Thread safety: every method may be called concurrently from any thread.
+#ifndef HUBMETRICS_LIB_API_METRICS_BACKEND_H_
+#define HUBMETRICS_LIB_API_METRICS_BACKEND_H_
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proto/hubmetrics/v1/metrics.pb.h"
+
+namespace hubmetrics {
+
+class MetricsBackend {
+ public:
+  virtual ~MetricsBackend() = default;
+
+  virtual absl::StatusOr<v1::Concentration> GetConcentration(
+      const v1::ConcentrationRequest& request) const = 0;
+  virtual absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
+      const v1::ConcentrationSeriesRequest& request) const = 0;
+  virtual absl::StatusOr<v1::TopEntities> GetTopEntities(
+      const v1::TopEntitiesRequest& request) const = 0;
+  virtual absl::StatusOr<v1::EntityReport> GetEntity(const v1::EntityRequest& request) const = 0;
+  virtual v1::IngestStats GetIngestStats() const = 0;
+
+  // A number that grows whenever any view may have changed.
+  virtual uint64_t StateVersion() const = 0;
+  // Blocks until StateVersion() > `seen` or `deadline` passes; returns the
+  // current version either way.
+  virtual uint64_t WaitForStateVersionAbove(uint64_t seen, absl::Time deadline) const = 0;
+};
+
+}  // namespace hubmetrics
+
+#endif  // HUBMETRICS_LIB_API_METRICS_BACKEND_H_

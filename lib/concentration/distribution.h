@@ -1,0 +1,97 @@
+// Exact, incrementally maintained concentration measures of a distribution of
+// non-negative integer counts over entities.
+//
+// ExactDistribution holds one count x_e per entity e (entities are dense
+// uint32 ids chosen by the caller) and keeps, exactly and in integers,
+//   n  = |{e : x_e > 0}|,  X = sum x_e,  Q = sum x_e^2,  D = sum_{i<j} |x_i - x_j|
+// plus an order-statistics index over the counts, so that every update
+// (increment, decrement, an entity appearing or leaving) costs O(log d), where
+// d <= n is the number of distinct non-zero counts, and every measure is read
+// from the exact state without a rescan:
+//   HHI = Q / X^2,  Gini = D / (n X),  top-k share = (sum of k largest) / X.
+// X, Q and D are 128-bit; they cannot overflow while X < 2^63.
+//
+// Thread safety: none; callers serialize access (the aggregate component
+// holds it under its own mutex).
+#ifndef HUBMETRICS_LIB_CONCENTRATION_DISTRIBUTION_H_
+#define HUBMETRICS_LIB_CONCENTRATION_DISTRIBUTION_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+
+namespace hubmetrics {
+
+using EntityId = uint32_t;
+using uint128 = unsigned __int128;
+
+// Measures of one distribution, as doubles computed from the exact state.
+struct ConcentrationValues {
+  uint64_t total = 0;     // X
+  uint64_t entities = 0;  // n
+  double hhi = 0;         // 0 when X == 0
+  double gini = 0;        // 0 when n <= 1
+  // (k, share) in the order the ks were asked for; share 1 when k >= n > 0, 0 when X == 0.
+  std::vector<std::pair<uint32_t, double>> top_shares;
+};
+
+class ExactDistribution {
+ public:
+  ExactDistribution();
+  ~ExactDistribution();
+  ExactDistribution(ExactDistribution&&) noexcept;
+  ExactDistribution& operator=(ExactDistribution&&) noexcept;
+  ExactDistribution(const ExactDistribution&) = delete;
+  ExactDistribution& operator=(const ExactDistribution&) = delete;
+
+  // x_e += delta. A count may not go below zero: the caller's bookkeeping is
+  // wrong if it would, and the call aborts (this is a programming error, not
+  // an input error). delta == 0 is a no-op.
+  void Add(EntityId e, int64_t delta);
+
+  // x_e, 0 for an entity never seen or back at zero.
+  uint64_t Count(EntityId e) const;
+
+  uint64_t total() const { return total_; }
+  uint64_t entities() const { return static_cast<uint64_t>(counts_.size()); }
+  uint128 sum_of_squares() const { return sum_sq_; }
+  // sum over unordered pairs of entities with x > 0 of |x_i - x_j|.
+  uint128 pairwise_abs_diff() const { return abs_diff_; }
+
+  // Sum of the k largest counts (all of X when k >= n).
+  uint64_t TopKSum(uint64_t k) const;
+  // Number of entities whose count is strictly greater than `x`.
+  uint64_t CountAbove(uint64_t x) const;
+
+  ConcentrationValues Values(std::span<const uint32_t> ks) const;
+
+  // Entities with x > 0, unordered. For leaderboards: O(n).
+  const absl::flat_hash_map<EntityId, uint64_t>& counts() const { return counts_; }
+
+  void Clear();
+
+ private:
+  class ValueIndex;  // multiset of counts with subtree (count, sum) aggregates
+
+  // Moves one entity's count from `from` to `to` (either may be 0 = absent).
+  void Move(uint64_t from, uint64_t to);
+
+  absl::flat_hash_map<EntityId, uint64_t> counts_;
+  std::unique_ptr<ValueIndex> index_;
+  uint64_t total_ = 0;
+  uint128 sum_sq_ = 0;
+  uint128 abs_diff_ = 0;
+};
+
+// The same measures by a batch recompute from a plain list of counts (zeros
+// ignored): sorts, then sums. O(n log n). The reference that the incremental
+// structure is tested against, and what windows that are not kept live use.
+ConcentrationValues RecomputeConcentration(std::vector<uint64_t> counts, std::span<const uint32_t> ks);
+
+}  // namespace hubmetrics
+
+#endif  // HUBMETRICS_LIB_CONCENTRATION_DISTRIBUTION_H_

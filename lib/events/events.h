@@ -1,0 +1,128 @@
+// Decoding and validation of raw download events and catalog records, and the
+// keyed hash that replaces user ids before anything is stored.
+//
+// Every record ends as either a ValidEvent or a Rejection with one reason from
+// the closed list below; nothing is silently dropped. Reason names are part of
+// the public contract (DLQ `reason` header, IngestStats, metrics labels).
+//
+// Thread safety: the free functions are pure; UserHasher is immutable after
+// construction and safe to share; EventValidator is not thread-safe (it
+// tracks the watermark) and belongs to the single ingest thread.
+#ifndef HUBMETRICS_LIB_EVENTS_EVENTS_H_
+#define HUBMETRICS_LIB_EVENTS_EVENTS_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "lib/time/time.h"
+#include "proto/hubmetrics/v1/events.pb.h"
+
+namespace hubmetrics {
+
+enum class RejectReason : uint8_t {
+  kMalformed = 0,       // not parseable as JSON / protobuf, or a field of the wrong type
+  kNotObject = 1,       // valid JSON, but not an object
+  kMissingField = 2,    // model_id, user_id or time absent or empty
+  kInvalidModelId = 3,  // not a Hub repo id
+  kInvalidTime = 4,     // not an RFC 3339 time in years 0001..9999
+  kFuture = 5,          // more than max_future_skew ahead of the wall clock
+  kTooLate = 6,         // day more than lateness_days before the watermark's day
+};
+inline constexpr int kNumRejectReasons = 7;
+
+// "malformed", "not_object", "missing_field", "invalid_model_id", "invalid_time",
+// "future", "too_late".
+std::string_view RejectReasonName(RejectReason r);
+std::optional<RejectReason> RejectReasonFromName(std::string_view name);
+
+// An event as decoded, before the checks that depend on time.
+struct DecodedEvent {
+  std::string model_id;
+  std::string user_id;
+  absl::Time time;
+};
+
+struct Rejection {
+  RejectReason reason;
+  std::string detail;  // for logs and DLQ; never contains the user id
+};
+
+// Decodes one NDJSON line (the protobuf JSON mapping of DownloadEvent; unknown
+// fields ignored; surrounding whitespace allowed). Checks field presence,
+// model id and time syntax. Returns the event or the Rejection.
+struct DecodeResult {
+  std::optional<DecodedEvent> event;
+  std::optional<Rejection> rejection;
+};
+DecodeResult DecodeJsonEvent(std::string_view line);
+// The same for a binary protobuf DownloadEvent.
+DecodeResult DecodeBinaryEvent(std::string_view bytes);
+
+// True when `id` is a valid Hub repo id: "name" (legacy, no namespace) or
+// "namespace/name"; each part 1..96 ASCII characters of [A-Za-z0-9_.-], starting
+// and ending with [A-Za-z0-9_]; no "--" or ".." anywhere; not ending in ".git".
+bool IsValidModelId(std::string_view id);
+
+// Decodes one catalog record (ModelInfo) from JSON or binary. model_id must be
+// valid; base_model, when set, must be valid too. InvalidArgument says what is wrong.
+absl::StatusOr<v1::ModelInfo> DecodeJsonModel(std::string_view line);
+absl::StatusOr<v1::ModelInfo> DecodeBinaryModel(std::string_view bytes);
+absl::Status ValidateModel(const v1::ModelInfo& m);
+
+// The keyed PRF of user ids: SipHash-2-4 with a 128-bit secret key. Two
+// different users of the same model on the same day collide with probability
+// about 2^-64 per pair; that is the only way a unique download can be missed.
+using UserHash = uint64_t;
+class UserHasher {
+ public:
+  explicit UserHasher(const std::array<uint8_t, 16>& key) : key_(key) {}
+  UserHash Hash(std::string_view user_id) const;
+
+  // Loads the key from `path`: 32 hex digits (a trailing newline allowed).
+  static absl::StatusOr<UserHasher> FromKeyFile(const std::string& path);
+  // Loads `path` if it exists; else creates it with a random key, mode 0600.
+  static absl::StatusOr<UserHasher> LoadOrCreateKeyFile(const std::string& path);
+
+ private:
+  std::array<uint8_t, 16> key_;
+};
+
+// SipHash-2-4 of `data` under `key` (the reference algorithm; exposed for tests).
+uint64_t SipHash24(const std::array<uint8_t, 16>& key, std::string_view data);
+
+struct ValidatorOptions {
+  // Events whose day is more than this many days before the watermark's day are too_late.
+  int lateness_days = 3;
+  // Events more than this far ahead of the wall clock are future.
+  absl::Duration max_future_skew = absl::Hours(1);
+};
+
+// The time checks, which depend on the watermark (the largest accepted event
+// time). Accept() either rejects the event or accepts it and advances the
+// watermark. Duplicates are accepted events: they advance it too.
+class EventValidator {
+ public:
+  EventValidator(ValidatorOptions options, const Clock* clock, std::optional<absl::Time> watermark)
+      : options_(options), clock_(clock), watermark_(watermark) {}
+
+  std::optional<Rejection> Accept(const DecodedEvent& e);
+
+  std::optional<absl::Time> watermark() const { return watermark_; }
+  // Events with day < this are too_late; INT32_MIN before the first event.
+  Day OldestAcceptedDay() const;
+  const ValidatorOptions& options() const { return options_; }
+
+ private:
+  ValidatorOptions options_;
+  const Clock* clock_;
+  std::optional<absl::Time> watermark_;
+};
+
+}  // namespace hubmetrics
+
+#endif  // HUBMETRICS_LIB_EVENTS_EVENTS_H_

@@ -1,0 +1,94 @@
+#include "lib/time/time.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <ctime>
+
+#include "absl/time/civil_time.h"
+
+namespace hubmetrics {
+namespace {
+
+Day D(int y, int m, int d) { return DayOf(absl::FromCivil(absl::CivilDay(y, m, d), absl::UTCTimeZone())); }
+
+TEST(DayOf, EpochAndNegative) {
+  EXPECT_EQ(D(1970, 1, 1), 0);
+  EXPECT_EQ(D(1970, 1, 2), 1);
+  EXPECT_EQ(D(1969, 12, 31), -1);
+  EXPECT_EQ(DayOf(absl::FromUnixSeconds(86399)), 0);
+  EXPECT_EQ(DayOf(absl::FromUnixSeconds(-1)), -1);
+  EXPECT_EQ(StartOfDay(1), absl::FromUnixSeconds(86400));
+}
+
+// Oracle: glibc's strftime %G-W%V over every day of 1990..2040.
+TEST(IsoWeek, MatchesStrftimeForEveryDayOf50Years) {
+  for (Day day = D(1990, 1, 1); day <= D(2040, 12, 31); ++day) {
+    std::time_t secs = static_cast<std::time_t>(day) * 86400;
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[16];
+    std::strftime(buf, sizeof buf, "%G-W%V", &tm);
+    IsoWeek w = IsoWeek::Containing(day);
+    ASSERT_EQ(w.Label(), buf) << "day " << day;
+    ASSERT_TRUE(w.Contains(day));
+    ASSERT_EQ(tm.tm_wday == 0 ? 7 : tm.tm_wday, day - w.monday() + 1);
+    auto parsed = IsoWeek::Parse(buf);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    ASSERT_EQ(*parsed, w);
+  }
+}
+
+TEST(IsoWeek, KnownLabels) {
+  EXPECT_EQ(IsoWeek::Containing(D(2025, 3, 4)).Label(), "2025-W10");
+  EXPECT_EQ(IsoWeek::Containing(D(2024, 12, 30)).Label(), "2025-W01");
+  EXPECT_EQ(IsoWeek::Containing(D(2021, 1, 3)).Label(), "2020-W53");
+  EXPECT_EQ(IsoWeek::Containing(D(2025, 3, 4)).monday(), D(2025, 3, 3));
+}
+
+TEST(IsoWeek, ParseRejectsWhatIsNotAWeek) {
+  for (const char* bad : {"", "2025-10", "2025-W00", "2025-W54", "2025-W1", "2025W10", "x025-W10",
+                          "2025-W1a", "2025-W53" /* 2025 has 52 weeks */}) {
+    auto w = IsoWeek::Parse(bad);
+    EXPECT_FALSE(w.ok()) << bad;
+    EXPECT_EQ(w.status().code(), absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_TRUE(IsoWeek::Parse("2020-W53").ok());
+}
+
+TEST(IsoWeek, Arithmetic) {
+  IsoWeek w = *IsoWeek::Parse("2025-W01");
+  EXPECT_EQ(w.Plus(-1).Label(), "2024-W52");
+  EXPECT_EQ(w.Plus(9).Label(), "2025-W10");
+  EXPECT_EQ(w.Plus(9).WeeksSince(w), 9);
+}
+
+TEST(Rfc3339, ParsesProtobufJsonShapes) {
+  EXPECT_EQ(*ParseRfc3339("2025-03-04T12:34:56Z"),
+            absl::FromCivil(absl::CivilSecond(2025, 3, 4, 12, 34, 56), absl::UTCTimeZone()));
+  EXPECT_EQ(*ParseRfc3339("2025-03-04T12:34:56.5Z"),
+            absl::FromCivil(absl::CivilSecond(2025, 3, 4, 12, 34, 56), absl::UTCTimeZone()) +
+                absl::Milliseconds(500));
+  EXPECT_EQ(*ParseRfc3339("2025-03-04T14:34:56+02:00"), *ParseRfc3339("2025-03-04T12:34:56Z"));
+  for (const char* bad : {"", "2025-03-04", "2025-03-04 12:34:56Z", "2025-13-04T12:34:56Z",
+                          "2025-03-04T12:34:56", "yesterday", "2025-02-30T00:00:00Z",
+                          "0000-01-01T00:00:00Z"}) {
+    EXPECT_FALSE(ParseRfc3339(bad).ok()) << bad;
+  }
+}
+
+TEST(Rfc3339, FormatRoundTrips) {
+  absl::Time t = *ParseRfc3339("2025-03-04T12:34:56Z");
+  EXPECT_EQ(FormatRfc3339(t), "2025-03-04T12:34:56Z");
+  EXPECT_EQ(*ParseRfc3339(FormatRfc3339(t + absl::Microseconds(7))), t + absl::Microseconds(7));
+}
+
+TEST(ManualClock, AdvancesOnlyWhenTold) {
+  ManualClock clock(absl::FromUnixSeconds(100));
+  EXPECT_EQ(clock.Now(), absl::FromUnixSeconds(100));
+  clock.Advance(absl::Seconds(5));
+  EXPECT_EQ(clock.Now(), absl::FromUnixSeconds(105));
+}
+
+}  // namespace
+}  // namespace hubmetrics
