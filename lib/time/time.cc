@@ -51,7 +51,8 @@ absl::StatusOr<IsoWeek> IsoWeek::Parse(std::string_view label) {
   for (char c : label.substr(6, 2)) {
     if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return bad();
   }
-  if (!absl::SimpleAtoi(label.substr(0, 4), &year) || !absl::SimpleAtoi(label.substr(6, 2), &week))
+  if (!absl::SimpleAtoi(absl::string_view(label.data(), 4), &year) ||
+      !absl::SimpleAtoi(absl::string_view(label.data() + 6, 2), &week))
     return bad();
   if (year < 1 || week < 1 || week > 53) return bad();
   IsoWeek w(MondayOfWeek1(year) + 7 * (week - 1));

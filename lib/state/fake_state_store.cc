@@ -1,0 +1,42 @@
+#include "lib/state/state_store.h"
+
+namespace hubmetrics {
+
+absl::StatusOr<StoredState> FakeStateStore::Load() {
+  StoredState out;
+  out.watermark_micros = watermark_;
+  out.counters = counters_;
+  for (const auto& [id, m] : catalog_) out.catalog.push_back(m);
+  for (const auto& [key, count] : daily_) out.daily_counts.push_back({key.first, key.second, count});
+  out.offsets = offsets_;
+  return out;
+}
+
+absl::Status FakeStateStore::ForEachDedupKey(Day from_day,
+                                             const std::function<void(const StoredDedupKey&)>& fn) {
+  for (auto it = dedup_.lower_bound({from_day, 0, ""}); it != dedup_.end(); ++it) {
+    fn({std::get<0>(it->first), std::get<1>(it->first), std::get<2>(it->first)});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FakeStateStore::Commit(const StateCommit& c) {
+  if (fail_commits_ > 0) {
+    --fail_commits_;
+    return fail_status_;
+  }
+  ++commits_;
+  if (c.drop_dedup_before) {
+    dedup_.erase(dedup_.begin(), dedup_.lower_bound({*c.drop_dedup_before, 0, ""}));
+  }
+  for (const auto& k : c.dedup_inserts) dedup_[{k.day, k.user_hash, k.model_id}] = true;
+  for (const auto& d : c.daily_counts) daily_[{d.model_id, d.day}] = d.count;
+  for (const auto& m : c.catalog_puts) catalog_[m.model_id()] = m;
+  for (const auto& id : c.catalog_deletes) catalog_.erase(id);
+  for (const auto& [source, offset] : c.offsets) offsets_[source] = offset;
+  if (c.watermark_micros) watermark_ = c.watermark_micros;
+  if (c.counters) counters_ = *c.counters;
+  return absl::OkStatus();
+}
+
+}  // namespace hubmetrics

@@ -1,0 +1,74 @@
+#include "lib/state/keys.h"
+
+namespace hubmetrics::state_keys {
+
+std::string EncodeFixed64(uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return out;
+}
+
+std::optional<uint64_t> DecodeFixed64(std::string_view s) {
+  if (s.size() != 8) return std::nullopt;
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(s[i]);
+  return v;
+}
+
+void AppendDay(std::string* out, Day day) {
+  const uint32_t u = static_cast<uint32_t>(day) ^ 0x80000000u;
+  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>((u >> shift) & 0xff));
+}
+
+Day ReadDay(std::string_view b) {
+  uint32_t u = 0;
+  for (int i = 0; i < 4; ++i) u = (u << 8) | static_cast<uint8_t>(b[i]);
+  return static_cast<Day>(u ^ 0x80000000u);
+}
+
+static void AppendBigEndian64(std::string* out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+static uint64_t ReadBigEndian64(std::string_view b) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(b[i]);
+  return v;
+}
+
+std::string DailyKey(std::string_view model_id, Day day) {
+  std::string k;
+  k.reserve(model_id.size() + 5);
+  k.append(model_id);
+  k.push_back('\0');
+  AppendDay(&k, day);
+  return k;
+}
+
+std::optional<std::pair<std::string, Day>> ParseDailyKey(std::string_view key) {
+  if (key.size() < 6 || key[key.size() - 5] != '\0') return std::nullopt;
+  return std::make_pair(std::string(key.substr(0, key.size() - 5)), ReadDay(key.substr(key.size() - 4)));
+}
+
+std::string DedupKey(Day day, uint64_t user_hash, std::string_view model_id) {
+  std::string k;
+  k.reserve(12 + model_id.size());
+  AppendDay(&k, day);
+  AppendBigEndian64(&k, user_hash);
+  k.append(model_id);
+  return k;
+}
+
+std::string DedupDayPrefix(Day day) {
+  std::string k;
+  AppendDay(&k, day);
+  return k;
+}
+
+std::optional<StoredDedupKey> ParseDedupKey(std::string_view key) {
+  if (key.size() < 13) return std::nullopt;
+  return StoredDedupKey{ReadDay(key.substr(0, 4)), ReadBigEndian64(key.substr(4, 8)),
+                        std::string(key.substr(12))};
+}
+
+}  // namespace hubmetrics::state_keys

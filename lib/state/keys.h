@@ -1,0 +1,32 @@
+// Key and value encodings of the RocksDB state (see state_store.h for the
+// stored format). Exposed for the store and its tests only.
+#ifndef HUBMETRICS_LIB_STATE_KEYS_H_
+#define HUBMETRICS_LIB_STATE_KEYS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "lib/state/state_store.h"
+
+namespace hubmetrics::state_keys {
+
+std::string EncodeFixed64(uint64_t v);  // little-endian
+std::optional<uint64_t> DecodeFixed64(std::string_view s);
+
+// Day as 4 big-endian bytes with the sign bit flipped (sorts numerically).
+void AppendDay(std::string* out, Day day);
+Day ReadDay(std::string_view four_bytes);
+
+std::string DailyKey(std::string_view model_id, Day day);
+std::optional<std::pair<std::string, Day>> ParseDailyKey(std::string_view key);
+
+std::string DedupKey(Day day, uint64_t user_hash, std::string_view model_id);
+// The smallest dedup key of `day` (for range deletes and scans).
+std::string DedupDayPrefix(Day day);
+std::optional<StoredDedupKey> ParseDedupKey(std::string_view key);
+
+}  // namespace hubmetrics::state_keys
+
+#endif  // HUBMETRICS_LIB_STATE_KEYS_H_

@@ -1,0 +1,236 @@
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "lib/state/keys.h"
+#include "lib/state/state_store.h"
+#include "rocksdb/convenience.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "rocksdb/utilities/options_util.h"
+#include "rocksdb/write_batch.h"
+
+namespace hubmetrics {
+namespace {
+
+constexpr const char* kFormatVersion = "1";
+const std::string kCfNames[] = {rocksdb::kDefaultColumnFamilyName, "meta", "catalog", "daily",
+                                    "dedup", "offsets"};
+enum Cf { kDefault = 0, kMeta, kCatalog, kDaily, kDedup, kOffsets, kNumCfs };
+
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrCat(what, ": ", s.ToString());
+  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+    return absl::UnavailableError(
+        absl::StrCat(msg, " (is another hubmetricsd running on this --state_dir?)"));
+  }
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsIOError()) return absl::UnavailableError(msg);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
+  return absl::InternalError(msg);
+}
+
+// rocksdb::Status to absl::Status early return (this file only).
+#define RETURN_IF_ROCKS(expr, what)                     \
+  do {                                                  \
+    rocksdb::Status hm_rs_ = (expr);                    \
+    if (!hm_rs_.ok()) return FromRocks(hm_rs_, (what)); \
+  } while (false)
+
+class RocksDbStateStore final : public StateStore {
+ public:
+  RocksDbStateStore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> cfs,
+                    RocksDbStateOptions options, std::string directory)
+      : db_(std::move(db)), cfs_(std::move(cfs)), options_(options), directory_(std::move(directory)) {}
+
+  ~RocksDbStateStore() override {
+    for (auto* cf : cfs_) db_->DestroyColumnFamilyHandle(cf);
+    db_->Close();
+  }
+
+  absl::Status CheckFormat() {
+    std::string v;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], "format_version", &v);
+    if (s.IsNotFound()) {
+      return FromRocks(db_->Put(WriteOptions(), cfs_[kMeta], "format_version", kFormatVersion),
+                       "writing format_version");
+    }
+    RETURN_IF_ROCKS(s, "reading format_version");
+    if (v != kFormatVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "state in ", directory_, " has format_version ", v, "; this hubmetricsd reads ", kFormatVersion,
+          ". Use a matching hubmetricsd or a new --state_dir."));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<StoredState> Load() override {
+    StoredState out;
+    rocksdb::ReadOptions ro;
+    std::string v;
+    rocksdb::Status s = db_->Get(ro, cfs_[kMeta], "watermark", &v);
+    if (s.ok()) {
+      auto w = state_keys::DecodeFixed64(v);
+      if (!w) return absl::DataLossError("stored watermark is not 8 bytes");
+      out.watermark_micros = static_cast<int64_t>(*w);
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "reading watermark");
+    }
+    s = db_->Get(ro, cfs_[kMeta], "counters", &v);
+    if (s.ok()) {
+      if (!out.counters.ParseFromString(v)) return absl::DataLossError("stored counters do not parse");
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "reading counters");
+    }
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kCatalog]));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        v1::ModelInfo m;
+        if (!m.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+          return absl::DataLossError(absl::StrCat("catalog record ", it->key().ToString(), " does not parse"));
+        }
+        out.catalog.push_back(std::move(m));
+      }
+      if (!it->status().ok()) return FromRocks(it->status(), "scanning catalog");
+    }
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kDaily]));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        auto key = state_keys::ParseDailyKey(std::string_view(it->key().data(), it->key().size()));
+        auto count = state_keys::DecodeFixed64(std::string_view(it->value().data(), it->value().size()));
+        if (!key || !count) return absl::DataLossError("malformed daily count record");
+        out.daily_counts.push_back({std::move(key->first), key->second, *count});
+      }
+      if (!it->status().ok()) return FromRocks(it->status(), "scanning daily counts");
+    }
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kOffsets]));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        auto off = state_keys::DecodeFixed64(std::string_view(it->value().data(), it->value().size()));
+        if (!off) return absl::DataLossError("malformed offset record");
+        out.offsets[it->key().ToString()] = static_cast<int64_t>(*off);
+      }
+      if (!it->status().ok()) return FromRocks(it->status(), "scanning offsets");
+    }
+    return out;
+  }
+
+  absl::Status ForEachDedupKey(Day from_day,
+                               const std::function<void(const StoredDedupKey&)>& fn) override {
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kDedup]));
+    for (it->Seek(state_keys::DedupDayPrefix(from_day)); it->Valid(); it->Next()) {
+      auto key = state_keys::ParseDedupKey(std::string_view(it->key().data(), it->key().size()));
+      if (!key) return absl::DataLossError("malformed dedup key");
+      fn(*key);
+    }
+    return FromRocks(it->status(), "scanning dedup keys");
+  }
+
+  absl::Status Commit(const StateCommit& c) override {
+    rocksdb::WriteBatch batch;
+    if (c.drop_dedup_before) {
+      RETURN_IF_ROCKS(batch.DeleteRange(cfs_[kDedup], state_keys::DedupDayPrefix(INT32_MIN),
+                                        state_keys::DedupDayPrefix(*c.drop_dedup_before)),
+                      "dropping old dedup days");
+    }
+    for (const auto& k : c.dedup_inserts) {
+      RETURN_IF_ROCKS(batch.Put(cfs_[kDedup], state_keys::DedupKey(k.day, k.user_hash, k.model_id), ""),
+                      "batching dedup key");
+    }
+    for (const auto& d : c.daily_counts) {
+      RETURN_IF_ROCKS(batch.Put(cfs_[kDaily], state_keys::DailyKey(d.model_id, d.day),
+                                state_keys::EncodeFixed64(d.count)),
+                      "batching daily count");
+    }
+    for (const auto& m : c.catalog_puts) {
+      RETURN_IF_ROCKS(batch.Put(cfs_[kCatalog], m.model_id(), m.SerializeAsString()), "batching catalog");
+    }
+    for (const auto& id : c.catalog_deletes) {
+      RETURN_IF_ROCKS(batch.Delete(cfs_[kCatalog], id), "batching catalog delete");
+    }
+    for (const auto& [source, offset] : c.offsets) {
+      RETURN_IF_ROCKS(
+          batch.Put(cfs_[kOffsets], source, state_keys::EncodeFixed64(static_cast<uint64_t>(offset))),
+          "batching offset");
+    }
+    if (c.watermark_micros) {
+      RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "watermark",
+                                state_keys::EncodeFixed64(static_cast<uint64_t>(*c.watermark_micros))),
+                      "batching watermark");
+    }
+    if (c.counters) {
+      RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "counters", c.counters->SerializeAsString()),
+                      "batching counters");
+    }
+    return FromRocks(db_->Write(WriteOptions(), &batch), "committing state");
+  }
+
+  uint64_t DiskBytes() const override {
+    uint64_t total = 0;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(directory_, ec)) {
+      if (entry.is_regular_file(ec)) total += entry.file_size(ec);
+    }
+    return total;
+  }
+
+ private:
+  rocksdb::WriteOptions WriteOptions() const {
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync_commits;
+    return wo;
+  }
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+  RocksDbStateOptions options_;
+  std::string directory_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StateStore>> OpenRocksDbStateStore(const std::string& directory,
+                                                                 const RocksDbStateOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(directory, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create state directory ", directory, ": ", ec.message()));
+  }
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.IncreaseParallelism(2);
+  db_options.info_log_level = rocksdb::WARN_LEVEL;
+  db_options.keep_log_file_num = 3;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf_options.compression = rocksdb::kNoCompression;
+  for (rocksdb::CompressionType t : rocksdb::GetSupportedCompressions()) {
+    if (t == rocksdb::kLZ4Compression) cf_options.compression = t;
+  }
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : kCfNames) descriptors.emplace_back(name, cf_options);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, directory + "/rocksdb", descriptors, &handles, &raw);
+  if (!s.ok()) return FromRocks(s, absl::StrCat("opening RocksDB state in ", directory));
+  auto store = std::make_unique<RocksDbStateStore>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
+                                                   options, directory);
+  if (absl::Status st = store->CheckFormat(); !st.ok()) return st;
+  return std::unique_ptr<StateStore>(std::move(store));
+}
+
+}  // namespace hubmetrics

@@ -1,0 +1,149 @@
+// Durable state of hubmetricsd: one RocksDB database with column families,
+// behind a narrow interface so that unit tests can plug in a fake with
+// failure switches (integration tests use the real one).
+//
+// Stored format (written down once; change it only with a format_version bump
+// and a migration). Integers in keys are big-endian so that keys sort in
+// numeric order; days are int32 with the sign bit flipped.
+//   CF "meta"     "format_version" -> "1"
+//                 "watermark"      -> int64 little-endian, microseconds since the epoch
+//                 "counters"       -> hubmetrics.v1.IngestStats (counter fields only)
+//   CF "catalog"  model_id         -> hubmetrics.v1.ModelInfo
+//   CF "daily"    model_id 0x00 day(4)              -> uint64 little-endian unique downloads
+//   CF "dedup"    day(4) user_hash(8) model_id      -> "" (one key per unique download)
+//   CF "offsets"  source key (e.g. "kafka:hub.downloads:3") -> int64 little-endian next offset
+// Raw user ids are never stored: only their keyed hash appears, in dedup keys.
+//
+// Commit() applies one StateCommit atomically (one WriteBatch): a crash at any
+// point leaves either all of it or none of it. This is what makes ingestion
+// exactly-once in effect: the offsets a batch consumed are committed together
+// with the counts it produced.
+//
+// Thread safety: Commit() and the Load functions must not run concurrently
+// with each other; call them from the single ingest thread.
+#ifndef HUBMETRICS_LIB_STATE_STATE_STORE_H_
+#define HUBMETRICS_LIB_STATE_STATE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <tuple>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lib/time/time.h"
+#include "proto/hubmetrics/v1/events.pb.h"
+#include "proto/hubmetrics/v1/metrics.pb.h"
+
+namespace hubmetrics {
+
+struct StoredDailyCount {
+  std::string model_id;
+  Day day;
+  uint64_t count;
+};
+
+struct StoredDedupKey {
+  Day day;
+  uint64_t user_hash;
+  std::string model_id;
+};
+
+// Everything one atomic commit writes.
+struct StateCommit {
+  std::vector<StoredDedupKey> dedup_inserts;
+  // Absolute new values (not deltas).
+  std::vector<StoredDailyCount> daily_counts;
+  std::vector<v1::ModelInfo> catalog_puts;
+  std::vector<std::string> catalog_deletes;
+  // Source key -> next offset to read.
+  std::vector<std::pair<std::string, int64_t>> offsets;
+  std::optional<int64_t> watermark_micros;
+  std::optional<v1::IngestStats> counters;
+  // Drop every dedup key of a day before this one (old days, past lateness).
+  std::optional<Day> drop_dedup_before;
+
+  bool empty() const {
+    return dedup_inserts.empty() && daily_counts.empty() && catalog_puts.empty() &&
+           catalog_deletes.empty() && offsets.empty() && !watermark_micros && !counters &&
+           !drop_dedup_before;
+  }
+};
+
+// What Load() returns: everything but the dedup keys (see ForEachDedupKey).
+struct StoredState {
+  std::optional<int64_t> watermark_micros;
+  v1::IngestStats counters;
+  std::vector<v1::ModelInfo> catalog;
+  std::vector<StoredDailyCount> daily_counts;
+  absl::flat_hash_map<std::string, int64_t> offsets;
+};
+
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+
+  virtual absl::StatusOr<StoredState> Load() = 0;
+  // Calls `fn` for every stored dedup key with day >= from_day, in key order.
+  virtual absl::Status ForEachDedupKey(Day from_day,
+                                       const std::function<void(const StoredDedupKey&)>& fn) = 0;
+  // Applies `commit` atomically. On error nothing of it was applied; the
+  // caller's in-memory state is then ahead of storage and must be rebuilt
+  // (hubmetricsd exits and restarts from the store).
+  virtual absl::Status Commit(const StateCommit& commit) = 0;
+  // Bytes on disk (SST + WAL), for benchmarks and stats.
+  virtual uint64_t DiskBytes() const = 0;
+};
+
+struct RocksDbStateOptions {
+  // fsync the WAL on every commit. Off: a process crash loses nothing (the WAL
+  // is in the OS page cache); a machine crash may lose the last commits, but
+  // always together with the offsets they consumed, so a replay restores them.
+  bool sync_commits = false;
+  // Block cache for reads (dedup and daily lookups at startup).
+  size_t block_cache_bytes = 64 << 20;
+};
+
+// Opens (creating if needed) the database in `directory`. FailedPrecondition
+// if it holds a newer format; Unavailable if another process holds its lock.
+absl::StatusOr<std::unique_ptr<StateStore>> OpenRocksDbStateStore(const std::string& directory,
+                                                                 const RocksDbStateOptions& options);
+
+// An in-memory StateStore for unit tests, with a failure switch.
+class FakeStateStore final : public StateStore {
+ public:
+  absl::StatusOr<StoredState> Load() override;
+  absl::Status ForEachDedupKey(Day from_day,
+                               const std::function<void(const StoredDedupKey&)>& fn) override;
+  absl::Status Commit(const StateCommit& commit) override;
+  uint64_t DiskBytes() const override { return 0; }
+
+  // The next `n` commits fail with `status` and apply nothing.
+  void FailNextCommits(int n, absl::Status status) {
+    fail_commits_ = n;
+    fail_status_ = std::move(status);
+  }
+  int commits() const { return commits_; }
+  size_t dedup_keys() const { return dedup_.size(); }
+
+ private:
+  int fail_commits_ = 0;
+  absl::Status fail_status_;
+  int commits_ = 0;
+  std::optional<int64_t> watermark_;
+  v1::IngestStats counters_;
+  std::map<std::string, v1::ModelInfo> catalog_;
+  std::map<std::pair<std::string, Day>, uint64_t> daily_;
+  std::map<std::tuple<Day, uint64_t, std::string>, bool> dedup_;
+  absl::flat_hash_map<std::string, int64_t> offsets_;
+};
+
+}  // namespace hubmetrics
+
+#endif  // HUBMETRICS_LIB_STATE_STATE_STORE_H_
