@@ -1,0 +1,287 @@
+#include "lib/aggregate/aggregates.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "lib/base/log.h"
+
+namespace hubmetrics {
+namespace {
+
+int CreditSlot(Level level, Attribution attribution) {
+  return static_cast<int>(level) * 2 + static_cast<int>(attribution);
+}
+
+}  // namespace
+
+Aggregates::Aggregates(AggregateOptions options, const ModelRegistry* registry, const Catalog* catalog)
+    : options_(std::move(options)), registry_(registry), catalog_(catalog) {
+  std::sort(options_.live_trailing_weeks.begin(), options_.live_trailing_weeks.end());
+  options_.live_trailing_weeks.erase(
+      std::unique(options_.live_trailing_weeks.begin(), options_.live_trailing_weeks.end()),
+      options_.live_trailing_weeks.end());
+  live_.resize(1 + options_.live_trailing_weeks.size());
+  for (size_t i = 0; i < options_.live_trailing_weeks.size(); ++i) {
+    live_[i + 1].weeks = options_.live_trailing_weeks[i];
+  }
+}
+
+const Aggregates::Credit& Aggregates::EnsureCredit(ModelIdx m) {
+  if (credit_.size() <= m) credit_.resize(static_cast<size_t>(m) + 1);
+  Credit& c = credit_[m];
+  if (c.valid) return c;
+  const ModelIdx root = catalog_->Root(m);
+  for (Attribution a : {Attribution::kDirect, Attribution::kRecursive}) {
+    const ModelIdx credited = a == Attribution::kDirect ? m : root;
+    c.entity[CreditSlot(Level::kModel, a)] = credited;
+    c.entity[CreditSlot(Level::kDeveloper, a)] = developers_.Intern(catalog_->Developer(credited));
+    c.entity[CreditSlot(Level::kCountry, a)] = countries_.Intern(catalog_->Country(credited));
+  }
+  c.created_day = catalog_->CreatedDay(m);
+  c.valid = true;
+  return c;
+}
+
+void Aggregates::Contribute(LiveWindow& w, const Credit& c, int64_t all, int64_t rolling) {
+  for (Level level : {Level::kModel, Level::kDeveloper, Level::kCountry}) {
+    for (Attribution a : {Attribution::kDirect, Attribution::kRecursive}) {
+      const EntityId e = c.entity[CreditSlot(level, a)];
+      if (all != 0) w.dists[View{level, Filter::kAll, a}.Index()].Add(e, all);
+      if (rolling != 0) w.dists[View{level, Filter::kRolling1y, a}.Index()].Add(e, rolling);
+    }
+  }
+}
+
+void Aggregates::ContributeWeek(LiveWindow& w, Day monday, int sign) {
+  auto it = by_week_.find(monday);
+  if (it == by_week_.end()) return;
+  for (const auto& [m, wc] : it->second) {
+    Contribute(w, credit_[m], sign * wc.all, sign * wc.rolling);
+  }
+}
+
+void Aggregates::Apply(std::span<const ModelDayDelta> deltas) {
+  for (const ModelDayDelta& d : deltas) {
+    if (d.delta == 0) continue;
+    const Credit& c = EnsureCredit(d.model);
+    uint64_t& daily = daily_[{d.model, d.day}];
+    if (d.delta < 0 && static_cast<uint64_t>(-d.delta) > daily) {
+      LogError("aggregate: count of model %d on day %d would go below zero", d.model, d.day);
+      std::abort();
+    }
+    daily = static_cast<uint64_t>(static_cast<int64_t>(daily) + d.delta);
+    total_unique_ = static_cast<uint64_t>(static_cast<int64_t>(total_unique_) + d.delta);
+    const int64_t rolling = InRollingYear(c.created_day, d.day) ? d.delta : 0;
+    const Day monday = IsoWeek::Containing(d.day).monday();
+    WeekCounts& wc = by_week_[monday][d.model];
+    wc.all += d.delta;
+    wc.rolling += rolling;
+    for (LiveWindow& w : live_) {
+      if (w.Covers(monday)) Contribute(w, c, d.delta, rolling);
+    }
+  }
+}
+
+void Aggregates::SetWatermarkWeek(IsoWeek week) {
+  if (watermark_week_ && week <= *watermark_week_) return;
+  watermark_week_ = week;
+  for (LiveWindow& w : live_) {
+    if (w.weeks == 0) continue;
+    const std::pair<IsoWeek, IsoWeek> next = {week.Plus(-(w.weeks - 1)), week};
+    auto in = [](const std::optional<std::pair<IsoWeek, IsoWeek>>& r, Day monday) {
+      return r && monday >= r->first.monday() && monday <= r->second.monday();
+    };
+    // Weeks leaving the window: only those with counts matter.
+    if (w.range) {
+      for (auto it = by_week_.lower_bound(w.range->first.monday());
+           it != by_week_.end() && it->first <= w.range->second.monday(); ++it) {
+        if (!in(next, it->first)) ContributeWeek(w, it->first, -1);
+      }
+    }
+    for (auto it = by_week_.lower_bound(next.first.monday());
+         it != by_week_.end() && it->first <= next.second.monday(); ++it) {
+      if (!in(w.range, it->first)) ContributeWeek(w, it->first, +1);
+    }
+    w.range = next;
+  }
+}
+
+std::vector<std::pair<Day, Aggregates::WeekCounts>> Aggregates::WeeksOf(
+    ModelIdx m, std::optional<Day> created_day) const {
+  std::vector<std::pair<Day, WeekCounts>> out;
+  for (auto it = daily_.lower_bound({m, INT32_MIN}); it != daily_.end() && it->first.first == m; ++it) {
+    const Day day = it->first.second;
+    const Day monday = IsoWeek::Containing(day).monday();
+    if (out.empty() || out.back().first != monday) out.push_back({monday, WeekCounts{}});
+    const int64_t n = static_cast<int64_t>(it->second);
+    out.back().second.all += n;
+    if (InRollingYear(created_day, day)) out.back().second.rolling += n;
+  }
+  return out;
+}
+
+void Aggregates::RemoveModels(std::span<const ModelIdx> models) {
+  for (ModelIdx m : models) {
+    if (m >= credit_.size() || !credit_[m].valid) continue;
+    const Credit& c = credit_[m];
+    for (const auto& [monday, unused] : WeeksOf(m, c.created_day)) {
+      const WeekCounts wc = by_week_[monday][m];
+      for (LiveWindow& w : live_) {
+        if (w.Covers(monday)) Contribute(w, c, -wc.all, -wc.rolling);
+      }
+    }
+    credit_[m].valid = false;
+  }
+}
+
+void Aggregates::AddModels(std::span<const ModelIdx> models) {
+  for (ModelIdx m : models) {
+    if (m < credit_.size()) credit_[m].valid = false;
+    const Credit& c = EnsureCredit(m);
+    for (const auto& [monday, fresh] : WeeksOf(m, c.created_day)) {
+      WeekCounts& wc = by_week_[monday][m];
+      wc.rolling = fresh.rolling;  // created_at may have changed
+      for (LiveWindow& w : live_) {
+        if (w.Covers(monday)) Contribute(w, c, wc.all, wc.rolling);
+      }
+    }
+  }
+}
+
+uint64_t Aggregates::DailyCount(ModelIdx model, Day day) const {
+  auto it = daily_.find({model, day});
+  return it == daily_.end() ? 0 : it->second;
+}
+
+uint64_t Aggregates::TotalUniqueDownloads() const { return total_unique_; }
+
+const Aggregates::LiveWindow* Aggregates::LiveFor(const Window& window) const {
+  switch (window.kind) {
+    case Window::Kind::kAll:
+      return &live_[0];
+    case Window::Kind::kTrailing:
+      for (const LiveWindow& w : live_) {
+        if (w.weeks == window.weeks) return &w;
+      }
+      return nullptr;
+    case Window::Kind::kWeek:
+      if (watermark_week_ && window.week == *watermark_week_) {
+        for (const LiveWindow& w : live_) {
+          if (w.weeks == 1) return &w;
+        }
+      }
+      return nullptr;
+  }
+  return nullptr;
+}
+
+Aggregates::Counts Aggregates::CountsFor(View view, const Window& window) const {
+  Counts out;
+  if (const LiveWindow* w = LiveFor(window)) {
+    out.live = &w->dists[view.Index()];
+    return out;
+  }
+  auto range = window.Range(watermark_week_);
+  if (!range) return out;  // trailing window before any event: empty
+  const int slot = CreditSlot(view.level, view.attribution);
+  for (auto it = by_week_.lower_bound(range->first.monday());
+       it != by_week_.end() && it->first <= range->second.monday(); ++it) {
+    for (const auto& [m, wc] : it->second) {
+      const int64_t n = view.filter == Filter::kAll ? wc.all : wc.rolling;
+      if (n > 0) out.collected[credit_[m].entity[slot]] += static_cast<uint64_t>(n);
+    }
+  }
+  return out;
+}
+
+const std::string& Aggregates::EntityName(Level level, EntityId e) const {
+  switch (level) {
+    case Level::kModel:
+      return registry_->Name(e);
+    case Level::kDeveloper:
+      return developers_.Name(e);
+    case Level::kCountry:
+      return countries_.Name(e);
+  }
+  return registry_->Name(e);
+}
+
+ConcentrationValues Aggregates::Concentration(View view, const Window& window,
+                                              std::span<const uint32_t> ks) const {
+  Counts counts = CountsFor(view, window);
+  if (counts.live) return counts.live->Values(ks);
+  std::vector<uint64_t> values;
+  values.reserve(counts.collected.size());
+  for (const auto& [e, n] : counts.collected) values.push_back(n);
+  return RecomputeConcentration(std::move(values), ks);
+}
+
+Leaderboard Aggregates::Top(View view, const Window& window, uint32_t k) const {
+  Counts counts = CountsFor(view, window);
+  const auto& map = counts.live ? counts.live->counts() : counts.collected;
+  Leaderboard out;
+  std::vector<std::pair<uint64_t, EntityId>> all;
+  all.reserve(map.size());
+  for (const auto& [e, n] : map) {
+    if (n == 0) continue;
+    all.push_back({n, e});
+    out.total += n;
+  }
+  out.entities = all.size();
+  auto before = [&](const std::pair<uint64_t, EntityId>& a, const std::pair<uint64_t, EntityId>& b) {
+    if (a.first != b.first) return a.first > b.first;
+    return EntityName(view.level, a.second) < EntityName(view.level, b.second);
+  };
+  const size_t n = std::min<size_t>(k, all.size());
+  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n), all.end(), before);
+  for (size_t i = 0; i < n; ++i) {
+    RankedEntity r;
+    r.entity = EntityName(view.level, all[i].second);
+    r.downloads = all[i].first;
+    r.rank = (i > 0 && all[i].first == all[i - 1].first) ? out.top.back().rank : i + 1;
+    out.top.push_back(std::move(r));
+  }
+  return out;
+}
+
+EntityStanding Aggregates::Entity(View view, const Window& window, std::string_view entity) const {
+  Counts counts = CountsFor(view, window);
+  EntityStanding out;
+  out.entity.entity = std::string(entity);
+  std::optional<EntityId> id;
+  switch (view.level) {
+    case Level::kModel:
+      id = registry_->Find(entity);
+      break;
+    case Level::kDeveloper:
+      id = developers_.Find(entity);
+      break;
+    case Level::kCountry:
+      id = countries_.Find(entity);
+      break;
+  }
+  if (counts.live) {
+    out.total = counts.live->total();
+    out.entities = counts.live->entities();
+    if (id) {
+      out.entity.downloads = counts.live->Count(*id);
+      if (out.entity.downloads > 0) out.entity.rank = 1 + counts.live->CountAbove(out.entity.downloads);
+    }
+    return out;
+  }
+  for (const auto& [e, n] : counts.collected) {
+    out.total += n;
+    out.entities += n > 0 ? 1 : 0;
+  }
+  if (id) {
+    auto it = counts.collected.find(*id);
+    out.entity.downloads = it == counts.collected.end() ? 0 : it->second;
+  }
+  if (out.entity.downloads > 0) {
+    out.entity.rank = 1;
+    for (const auto& [e, n] : counts.collected) out.entity.rank += n > out.entity.downloads ? 1 : 0;
+  }
+  return out;
+}
+
+}  // namespace hubmetrics

@@ -1,0 +1,147 @@
+// Unique-download counts per model and day, and everything derived from them:
+// per-week counts, live windows with exact incremental concentration
+// measures, and the answers to view x window queries.
+//
+// Every answer is a pure function of (the daily counts, the current catalog,
+// the watermark's week), exactly as DESIGN.md section 2 defines it:
+//  - live windows ("all" and trailing:N for N in AggregateOptions) keep one
+//    ExactDistribution per view, updated per count change in O(log n);
+//  - other windows (week:W, other N) are summed from per-week counts at query
+//    time and measured by a batch recompute.
+// Catalog changes re-credit past counts: call RemoveModels(affected) before
+// changing the catalog and AddModels(affected) after, with the same set
+// (Catalog::AffectedBy).
+//
+// Thread safety: not thread-safe. The engine calls mutators from its ingest
+// thread and queries from gRPC threads under one reader/writer lock.
+#ifndef HUBMETRICS_LIB_AGGREGATE_AGGREGATES_H_
+#define HUBMETRICS_LIB_AGGREGATE_AGGREGATES_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "lib/aggregate/views.h"
+#include "lib/catalog/catalog.h"
+#include "lib/concentration/distribution.h"
+#include "lib/time/time.h"
+
+namespace hubmetrics {
+
+struct AggregateOptions {
+  // Trailing windows kept live (updated incrementally per event). Queries for
+  // these N and for "all" read exact state directly; other windows cost one
+  // pass over the per-week counts they cover. More live windows: faster
+  // queries, more memory and more work per event.
+  std::vector<int> live_trailing_weeks = {1, 4, 13, 52};
+};
+
+// A change of one model's unique-download count on one day.
+struct ModelDayDelta {
+  ModelIdx model;
+  Day day;
+  int64_t delta;
+};
+
+struct RankedEntity {
+  std::string entity;
+  uint64_t downloads = 0;
+  uint64_t rank = 0;  // 1 + entities with strictly more downloads; 0 if none
+};
+
+struct Leaderboard {
+  uint64_t total = 0;
+  uint64_t entities = 0;
+  // By downloads descending, then entity name ascending (byte order).
+  std::vector<RankedEntity> top;
+};
+
+struct EntityStanding {
+  uint64_t total = 0;
+  uint64_t entities = 0;
+  RankedEntity entity;  // downloads 0, rank 0 when absent from the window
+};
+
+class Aggregates {
+ public:
+  // `registry` and `catalog` are not owned and must outlive this object.
+  Aggregates(AggregateOptions options, const ModelRegistry* registry, const Catalog* catalog);
+
+  // Adds `deltas` to the daily counts (a count may not go below zero).
+  void Apply(std::span<const ModelDayDelta> deltas);
+  // Moves trailing windows to end at `week`. Weeks only move forward; an
+  // earlier week is ignored.
+  void SetWatermarkWeek(IsoWeek week);
+  std::optional<IsoWeek> watermark_week() const { return watermark_week_; }
+
+  // The re-credit protocol around a catalog change; see the file comment.
+  void RemoveModels(std::span<const ModelIdx> models);
+  void AddModels(std::span<const ModelIdx> models);
+
+  uint64_t DailyCount(ModelIdx model, Day day) const;
+  // Unique downloads over all models and days.
+  uint64_t TotalUniqueDownloads() const;
+
+  ConcentrationValues Concentration(View view, const Window& window,
+                                    std::span<const uint32_t> ks) const;
+  Leaderboard Top(View view, const Window& window, uint32_t k) const;
+  EntityStanding Entity(View view, const Window& window, std::string_view entity) const;
+
+ private:
+  struct WeekCounts {
+    int64_t all = 0;
+    int64_t rolling = 0;
+  };
+  // Where one model's downloads are credited: entity per (level, attribution).
+  struct Credit {
+    bool valid = false;
+    std::array<EntityId, 6> entity{};  // [level * 2 + attribution]
+    std::optional<Day> created_day;
+  };
+  struct LiveWindow {
+    int weeks = 0;  // 0: all time
+    std::optional<std::pair<IsoWeek, IsoWeek>> range;  // trailing only; empty before a watermark
+    std::array<ExactDistribution, kNumViews> dists;
+    bool Covers(Day monday) const {
+      return weeks == 0 || (range && monday >= range->first.monday() && monday <= range->second.monday());
+    }
+  };
+  // Either a live distribution or counts collected for the query.
+  struct Counts {
+    const ExactDistribution* live = nullptr;
+    absl::flat_hash_map<EntityId, uint64_t> collected;
+  };
+
+  const Credit& EnsureCredit(ModelIdx m);
+  void Contribute(LiveWindow& w, const Credit& c, int64_t all, int64_t rolling);
+  void ContributeWeek(LiveWindow& w, Day monday, int sign);
+  // Per-week (all, rolling) counts of one model, from its daily counts.
+  std::vector<std::pair<Day, WeekCounts>> WeeksOf(ModelIdx m, std::optional<Day> created_day) const;
+
+  const LiveWindow* LiveFor(const Window& window) const;
+  Counts CountsFor(View view, const Window& window) const;
+  const std::string& EntityName(Level level, EntityId e) const;
+
+  AggregateOptions options_;
+  const ModelRegistry* registry_;
+  const Catalog* catalog_;
+  ModelRegistry developers_;  // interner of developer names (entity ids of that level)
+  ModelRegistry countries_;
+  std::vector<Credit> credit_;  // by ModelIdx
+  absl::btree_map<std::pair<ModelIdx, Day>, uint64_t> daily_;
+  absl::btree_map<Day, absl::flat_hash_map<ModelIdx, WeekCounts>> by_week_;  // key: Monday
+  std::vector<LiveWindow> live_;  // live_[0] is "all"
+  std::optional<IsoWeek> watermark_week_;
+  uint64_t total_unique_ = 0;
+};
+
+}  // namespace hubmetrics
+
+#endif  // HUBMETRICS_LIB_AGGREGATE_AGGREGATES_H_

@@ -1,0 +1,207 @@
+#include "lib/aggregate/aggregates.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+
+namespace hubmetrics {
+namespace {
+
+// Brute-force oracle: recompute a view x window from the raw daily counts and
+// the catalog, straight from the definitions.
+struct Oracle {
+  std::map<std::pair<ModelIdx, Day>, uint64_t> daily;
+
+  std::map<std::string, uint64_t> Counts(const ModelRegistry& reg, const Catalog& cat, View v,
+                                         std::optional<std::pair<IsoWeek, IsoWeek>> range,
+                                         bool all_time) const {
+    std::map<std::string, uint64_t> out;
+    for (const auto& [key, n] : daily) {
+      const auto [m, day] = key;
+      if (!all_time) {
+        if (!range) continue;
+        if (day < range->first.monday() || day > range->second.sunday()) continue;
+      }
+      if (v.filter == Filter::kRolling1y) {
+        auto created = cat.CreatedDay(m);
+        if (!created || day < *created || day - *created > 365) continue;
+      }
+      const ModelIdx c = v.attribution == Attribution::kDirect ? m : cat.Root(m);
+      std::string e = v.level == Level::kModel       ? reg.Name(c)
+                      : v.level == Level::kDeveloper ? cat.Developer(c)
+                                                     : cat.Country(c);
+      out[e] += n;
+    }
+    return out;
+  }
+};
+
+void ExpectMatches(const ConcentrationValues& got, const std::map<std::string, uint64_t>& counts,
+                   const std::vector<uint32_t>& ks, const std::string& where) {
+  std::vector<uint64_t> xs;
+  for (const auto& [e, n] : counts) xs.push_back(n);
+  std::sort(xs.rbegin(), xs.rend());
+  uint64_t total = 0;
+  long double sq = 0, diff = 0;
+  for (uint64_t x : xs) {
+    total += x;
+    sq += static_cast<long double>(x) * x;
+  }
+  for (size_t i = 0; i < xs.size(); ++i) {
+    for (size_t j = i + 1; j < xs.size(); ++j) diff += xs[i] - xs[j];
+  }
+  ASSERT_EQ(got.total, total) << where;
+  ASSERT_EQ(got.entities, xs.size()) << where;
+  const long double hhi = total ? sq / (static_cast<long double>(total) * total) : 0;
+  const long double gini = xs.size() > 1 ? diff / (static_cast<long double>(xs.size()) * total) : 0;
+  ASSERT_NEAR(got.hhi, static_cast<double>(hhi), 1e-12 * std::max<double>(1, hhi)) << where;
+  ASSERT_NEAR(got.gini, static_cast<double>(gini), 1e-12) << where;
+  ASSERT_EQ(got.top_shares.size(), ks.size());
+  for (size_t i = 0; i < ks.size(); ++i) {
+    uint64_t top = 0;
+    for (size_t j = 0; j < std::min<size_t>(ks[i], xs.size()); ++j) top += xs[j];
+    const double share = total ? static_cast<double>(top) / static_cast<double>(total) : 0;
+    ASSERT_EQ(got.top_shares[i].first, ks[i]) << where;
+    ASSERT_NEAR(got.top_shares[i].second, share, 1e-12) << where;
+  }
+}
+
+v1::ModelInfo Rec(std::mt19937_64& rng, int m, int n_models, Day base_day) {
+  v1::ModelInfo info;
+  info.set_model_id(absl::StrCat("ns", m % 7, "/m", m));
+  if (rng() % 3 == 0) info.set_developer(absl::StrCat("dev", rng() % 5));
+  if (rng() % 4 != 0) info.set_country(rng() % 2 ? "US" : "CN");
+  if (rng() % 5 != 0) {
+    info.mutable_created_at()->set_seconds(
+        static_cast<int64_t>(base_day - 380 + static_cast<int>(rng() % 420)) * 86400 + 3600);
+  }
+  if (rng() % 2 == 0) info.set_base_model(absl::StrCat("ns", (m + 3) % 7, "/m", rng() % n_models));
+  return info;
+}
+
+// Random downloads, catalog changes (re-credits, cycles, removals) and
+// watermark moves; after each step every view on every kind of window must
+// equal the brute-force recompute.
+TEST(Aggregates, MatchesBruteForceUnderRandomUpdatesAndRecredits) {
+  std::mt19937_64 rng(11);
+  ModelRegistry registry;
+  Catalog catalog(&registry);
+  Aggregates agg(AggregateOptions{{1, 2, 4}}, &registry, &catalog);
+  Oracle oracle;
+  const int n_models = 40;
+  const Day base_day = IsoWeek::Parse("2025-W10")->monday();
+  for (int m = 0; m < n_models; ++m) {
+    if (rng() % 4 != 0) catalog.Put(Rec(rng, m, n_models, base_day));
+  }
+  auto model = [&](int m) { return registry.Intern(absl::StrCat("ns", m % 7, "/m", m)); };
+  Day day = base_day;
+  const std::vector<uint32_t> ks = {1, 3, 10};
+  for (int step = 0; step < 120; ++step) {
+    std::vector<ModelDayDelta> deltas;
+    for (int i = 0; i < 30; ++i) {
+      const ModelIdx m = model(static_cast<int>(rng() % n_models));
+      const Day d = day - static_cast<Day>(rng() % 4);
+      deltas.push_back({m, d, 1 + static_cast<int64_t>(rng() % 3)});
+      oracle.daily[{m, d}] += deltas.back().delta;
+    }
+    agg.Apply(deltas);
+    if (rng() % 3 == 0) day += static_cast<Day>(rng() % 5);
+    agg.SetWatermarkWeek(IsoWeek::Containing(day));
+    if (rng() % 4 == 0) {  // catalog change with re-credit
+      const int m = static_cast<int>(rng() % n_models);
+      auto affected = catalog.AffectedBy(model(m));
+      agg.RemoveModels(affected);
+      if (rng() % 5 == 0) {
+        catalog.Remove(model(m));
+      } else {
+        catalog.Put(Rec(rng, m, n_models, base_day));
+      }
+      agg.AddModels(affected);
+    }
+    if (step % 10 != 9) continue;
+    const IsoWeek wm = IsoWeek::Containing(day);
+    std::vector<Window> windows = {*ParseWindow("all"), *ParseWindow("trailing:1"),
+                                   *ParseWindow("trailing:2"), *ParseWindow("trailing:3"),
+                                   *ParseWindow("trailing:4"), *ParseWindow("trailing:100")};
+    for (int back = 0; back < 5; ++back) {
+      windows.push_back(*ParseWindow(absl::StrCat("week:", wm.Plus(-back).Label())));
+    }
+    for (int vi = 0; vi < kNumViews; ++vi) {
+      const View v = View::FromIndex(vi);
+      for (const Window& w : windows) {
+        const std::string where = absl::StrCat("step ", step, " view ", vi, " ", w.Label());
+        auto counts = oracle.Counts(registry, catalog, v, w.Range(wm), w.kind == Window::Kind::kAll);
+        ExpectMatches(agg.Concentration(v, w, ks), counts, ks, where);
+        // Leaderboard: order by downloads desc, name asc; competition ranks.
+        std::vector<std::pair<uint64_t, std::string>> sorted;
+        for (const auto& [e, n] : counts) sorted.push_back({n, e});
+        std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+          return a.first != b.first ? a.first > b.first : a.second < b.second;
+        });
+        Leaderboard top = agg.Top(v, w, 5);
+        ASSERT_EQ(top.top.size(), std::min<size_t>(5, sorted.size())) << where;
+        for (size_t i = 0; i < top.top.size(); ++i) {
+          ASSERT_EQ(top.top[i].entity, sorted[i].second) << where;
+          ASSERT_EQ(top.top[i].downloads, sorted[i].first) << where;
+          uint64_t above = 0;
+          for (const auto& s : sorted) above += s.first > sorted[i].first;
+          ASSERT_EQ(top.top[i].rank, above + 1) << where;
+        }
+        if (!sorted.empty()) {
+          const auto& pick = sorted[rng() % sorted.size()];
+          EntityStanding st = agg.Entity(v, w, pick.second);
+          uint64_t above = 0;
+          for (const auto& s : sorted) above += s.first > pick.first;
+          ASSERT_EQ(st.entity.downloads, pick.first) << where;
+          ASSERT_EQ(st.entity.rank, above + 1) << where;
+        }
+        EXPECT_EQ(agg.Entity(v, w, "no-such-entity").entity.rank, 0u);
+      }
+    }
+  }
+}
+
+TEST(Views, ParseRejectsUnknownWordsWithTheAllowedOnes) {
+  v1::View v;
+  v.set_level("galaxy");
+  auto r = ParseView(v);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("model, developer, country"));
+  v.set_level("country");
+  v.set_filter("weekly");
+  EXPECT_THAT(std::string(ParseView(v).status().message()), ::testing::HasSubstr("all, rolling_1y"));
+  v.set_filter("");
+  v.set_attribution("both");
+  EXPECT_THAT(std::string(ParseView(v).status().message()), ::testing::HasSubstr("direct, recursive"));
+  v.set_attribution("");
+  auto ok = ParseView(v);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->filter, Filter::kAll);
+  EXPECT_EQ(ok->attribution, Attribution::kDirect);
+  for (int i = 0; i < kNumViews; ++i) EXPECT_EQ(View::FromIndex(i).Index(), i);
+}
+
+TEST(Views, Windows) {
+  EXPECT_EQ(ParseWindow("")->kind, Window::Kind::kAll);
+  EXPECT_EQ(ParseWindow("trailing:52")->weeks, 52);
+  EXPECT_EQ(ParseWindow("week:2025-W10")->Label(), "week:2025-W10");
+  for (const char* bad : {"trailing:0", "trailing:1041", "trailing:-1", "trailing:x", "week:2025-10",
+                          "weekly", "trailing:", "week:", "ALL"}) {
+    EXPECT_EQ(ParseWindow(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  auto r = ParseWindow("trailing:4")->Range(*IsoWeek::Parse("2025-W02"));
+  EXPECT_EQ(r->first.Label(), "2024-W51");
+  EXPECT_FALSE(ParseWindow("trailing:4")->Range(std::nullopt));
+  google::protobuf::RepeatedField<uint32_t> ks;
+  EXPECT_EQ(*ParseTopK(ks), (std::vector<uint32_t>{1, 10, 100}));
+  ks.Add(0);
+  EXPECT_EQ(ParseTopK(ks).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace hubmetrics

@@ -1,0 +1,151 @@
+#include "lib/ingest/file_source.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "lib/base/log.h"
+#include "lib/base/status_macros.h"
+
+namespace hubmetrics {
+namespace {
+
+struct FileCloser {
+  void operator()(FILE* f) const {
+    if (f) std::fclose(f);
+  }
+};
+using File = std::unique_ptr<FILE, FileCloser>;
+
+absl::StatusOr<File> OpenForRead(const std::string& path, std::string* absolute) {
+  std::error_code ec;
+  *absolute = std::filesystem::absolute(path, ec).lexically_normal().string();
+  File f(std::fopen(path.c_str(), "rb"));
+  if (!f) {
+    return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  }
+  return f;
+}
+
+std::string_view TrimLine(std::string_view line) {
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+    line.remove_suffix(1);
+  }
+  return line;
+}
+
+bool Blank(std::string_view line) {
+  for (char c : line) {
+    if (c != ' ' && c != '\t' && c != '\r') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void LoggingDeadLetterSink::Reject(const SourceRecord& record, const Rejection& rejection) {
+  ++rejected_;
+  if (rejected_ <= static_cast<uint64_t>(max_logged_)) {
+    LogWarning("rejected %s%s at offset %d: %s (%s)%s", record.source,
+               record.partition >= 0 ? absl::StrCat(" partition ", record.partition) : "",
+               record.offset, RejectReasonName(rejection.reason), rejection.detail,
+               rejected_ == static_cast<uint64_t>(max_logged_) ? "; further rejections are counted, "
+                                                                 "not logged one by one"
+                                                               : "");
+  } else if (rejected_ % 10000 == 0) {
+    LogWarning("%d records rejected so far (see GetIngestStats for the reasons)", rejected_);
+  }
+}
+
+absl::Status IngestEventsFile(Pipeline* pipeline, const std::string& path,
+                              const std::atomic<bool>& stop, const FileSourceOptions& options) {
+  std::string absolute;
+  ASSIGN_OR_RETURN(File f, OpenForRead(path, &absolute));
+  const std::string key = absl::StrCat("file:", absolute);
+  int64_t offset = pipeline->StoredOffset(key).value_or(0);
+  if (offset > 0 && std::fseek(f.get(), offset, SEEK_SET) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot seek ", path, " to stored offset ", offset, ": ", std::strerror(errno)));
+  }
+  if (offset > 0) LogInfo("resuming %s at byte %d", path, offset);
+  LoggingDeadLetterSink dead_letters;
+  std::string buffer;
+  std::vector<char> chunk(1 << 20);
+  std::vector<SourceRecord> batch;
+  bool eof = false;
+  while (!eof && !stop.load()) {
+    const size_t n = std::fread(chunk.data(), 1, chunk.size(), f.get());
+    if (n < chunk.size()) {
+      if (std::ferror(f.get())) {
+        return absl::DataLossError(absl::StrCat("reading ", path, ": ", std::strerror(errno)));
+      }
+      eof = true;
+    }
+    buffer.append(chunk.data(), n);
+    // Split complete lines (and, at EOF, a last line without newline) into batches.
+    size_t start = 0;
+    int64_t batch_end_offset = offset;
+    batch.clear();
+    auto flush = [&]() -> absl::Status {
+      SourceOffset position{key, batch_end_offset};
+      RETURN_IF_ERROR(pipeline->IngestEvents(batch, EventFormat::kJson, {&position, 1}, &dead_letters));
+      batch.clear();
+      return absl::OkStatus();
+    };
+    while (true) {
+      size_t nl = buffer.find('\n', start);
+      if (nl == std::string::npos) {
+        if (!eof || start >= buffer.size()) break;
+        nl = buffer.size();
+      }
+      std::string_view line(buffer.data() + start, nl - start);
+      const int64_t line_offset = offset + static_cast<int64_t>(start);
+      batch_end_offset = offset + static_cast<int64_t>(std::min(nl + 1, buffer.size()));
+      if (!Blank(line)) batch.push_back(SourceRecord{TrimLine(line), path, -1, line_offset});
+      start = nl + 1;
+      if (batch.size() >= options.batch_lines) RETURN_IF_ERROR(flush());
+      if (start > buffer.size()) break;
+    }
+    // Blank-only tails still advance the stored offset.
+    if (!batch.empty() || batch_end_offset != offset) RETURN_IF_ERROR(flush());
+    const size_t consumed = std::min(start, buffer.size());
+    offset += static_cast<int64_t>(consumed);
+    buffer.erase(0, consumed);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadModelsFile(Pipeline* pipeline, const std::string& path) {
+  std::string absolute;
+  ASSIGN_OR_RETURN(File f, OpenForRead(path, &absolute));
+  std::vector<CatalogRecord> records;
+  std::string line;
+  char* raw = nullptr;
+  size_t cap = 0;
+  int64_t line_no = 0;
+  int64_t bad = 0;
+  ssize_t len;
+  while ((len = getline(&raw, &cap, f.get())) >= 0) {
+    ++line_no;
+    std::string_view text = TrimLine(std::string_view(raw, static_cast<size_t>(len)));
+    if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+    text = TrimLine(text);
+    if (Blank(text)) continue;
+    absl::StatusOr<v1::ModelInfo> m = DecodeJsonModel(text);
+    if (!m.ok()) {
+      ++bad;
+      pipeline->CountCatalogRejected();
+      LogWarning("%s line %d: catalog record rejected: %s", path, line_no, m.status().message());
+      continue;
+    }
+    records.push_back(CatalogRecord{m->model_id(), std::move(*m)});
+  }
+  std::free(raw);
+  RETURN_IF_ERROR(pipeline->ApplyCatalog(records, {}));
+  LogInfo("models file %s: %d records read, %d rejected", path, records.size(), bad);
+  return absl::OkStatus();
+}
+
+}  // namespace hubmetrics

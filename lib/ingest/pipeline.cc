@@ -1,0 +1,412 @@
+#include "lib/ingest/pipeline.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "lib/base/log.h"
+#include "lib/base/status_macros.h"
+
+namespace hubmetrics {
+namespace {
+
+std::optional<IsoWeek> WeekOf(std::optional<absl::Time> t) {
+  if (!t) return std::nullopt;
+  return IsoWeek::Containing(DayOf(*t));
+}
+
+void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  const int64_t micros = ToUnixMicros(t);
+  int64_t secs = micros / 1000000;
+  int64_t rem = micros % 1000000;
+  if (rem < 0) {
+    rem += 1000000;
+    --secs;
+  }
+  out->set_seconds(secs);
+  out->set_nanos(static_cast<int32_t>(rem * 1000));
+}
+
+struct PairHash {
+  size_t operator()(const std::pair<ModelIdx, Day>& p) const {
+    return absl::HashOf(p.first, p.second);
+  }
+};
+
+}  // namespace
+
+Pipeline::Pipeline(PipelineOptions options, std::unique_ptr<StateStore> store, const Clock* clock,
+                   UserHasher hasher)
+    : options_(std::move(options)),
+      store_(std::move(store)),
+      clock_(clock),
+      hasher_(hasher),
+      validator_(options_.validator, clock, std::nullopt),
+      catalog_(&registry_),
+      aggregates_(options_.aggregates, &registry_, &catalog_) {}
+
+Pipeline::~Pipeline() = default;
+
+absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Open(PipelineOptions options,
+                                                         std::unique_ptr<StateStore> store,
+                                                         const Clock* clock, UserHasher hasher) {
+  std::unique_ptr<Pipeline> p(new Pipeline(std::move(options), std::move(store), clock, hasher));
+  RETURN_IF_ERROR(p->Load());
+  return p;
+}
+
+absl::Status Pipeline::Load() {
+  ASSIGN_OR_RETURN(StoredState state, store_->Load());
+  absl::MutexLock lock(&mu_);
+  for (const v1::ModelInfo& m : state.catalog) catalog_.Put(m);
+  std::vector<ModelDayDelta> deltas;
+  deltas.reserve(state.daily_counts.size());
+  for (const StoredDailyCount& d : state.daily_counts) {
+    deltas.push_back({registry_.Intern(d.model_id), d.day, static_cast<int64_t>(d.count)});
+  }
+  aggregates_.Apply(deltas);
+  if (state.watermark_micros) {
+    watermark_ = FromUnixMicros(*state.watermark_micros);
+    aggregates_.SetWatermarkWeek(*WeekOf(watermark_));
+  }
+  validator_ = EventValidator(options_.validator, clock_, watermark_);
+  counters_ = state.counters;
+  for (const v1::RejectCount& r : counters_.rejected_by_reason()) {
+    if (auto reason = RejectReasonFromName(r.reason())) {
+      rejected_by_reason_[static_cast<int>(*reason)] = r.count();
+    }
+  }
+  offsets_ = std::move(state.offsets);
+  dedup_dropped_before_ = validator_.OldestAcceptedDay();
+  size_t keys = 0;
+  RETURN_IF_ERROR(store_->ForEachDedupKey(dedup_dropped_before_, [&](const StoredDedupKey& k) {
+    dedup_.Insert(k.day, registry_.Intern(k.model_id), k.user_hash);
+    ++keys;
+  }));
+  LogInfo("state loaded: %d catalog records, %d daily counts, %d unique downloads, %d live dedup keys",
+          state.catalog.size(), state.daily_counts.size(), aggregates_.TotalUniqueDownloads(), keys);
+  return absl::OkStatus();
+}
+
+absl::Status Pipeline::CommitOrBreak(const StateCommit& commit) {
+  absl::Status s = store_->Commit(commit);
+  if (!s.ok()) {
+    broken_ = true;
+    return absl::Status(s.code(), absl::StrCat("committing state failed; restart hubmetricsd to "
+                                               "resume from the last commit: ",
+                                               s.message()));
+  }
+  return absl::OkStatus();
+}
+
+void Pipeline::BumpVersion() { ++version_; }
+
+void Pipeline::CountRejection(RejectReason reason) {
+  counters_.set_rejected(counters_.rejected() + 1);
+  ++rejected_by_reason_[static_cast<int>(reason)];
+}
+
+absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, EventFormat format,
+                                    std::span<const SourceOffset> offsets,
+                                    DeadLetterSink* dead_letters) {
+  if (broken_) {
+    return absl::FailedPreconditionError(
+        "ingest stopped after a failed commit; restart hubmetricsd to resume from stored state");
+  }
+  // Decode, validate and hash outside the lock: pure work on the ingest thread.
+  struct Accepted {
+    std::string model_id;
+    Day day;
+    UserHash user;
+  };
+  std::vector<Accepted> accepted;
+  accepted.reserve(records.size());
+  std::vector<std::pair<size_t, Rejection>> rejected;
+  for (size_t i = 0; i < records.size(); ++i) {
+    DecodeResult r = format == EventFormat::kJson ? DecodeJsonEvent(records[i].value)
+                                                  : DecodeBinaryEvent(records[i].value);
+    if (r.rejection) {
+      rejected.emplace_back(i, std::move(*r.rejection));
+      continue;
+    }
+    if (auto rej = validator_.Accept(*r.event)) {
+      rejected.emplace_back(i, std::move(*rej));
+      continue;
+    }
+    accepted.push_back({std::move(r.event->model_id), DayOf(r.event->time), hasher_.Hash(r.event->user_id)});
+  }
+  for (const auto& [i, rej] : rejected) dead_letters->Reject(records[i], rej);
+
+  StateCommit commit;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::flat_hash_map<std::pair<ModelIdx, Day>, int64_t, PairHash> deltas;
+    uint64_t unique = 0;
+    for (const Accepted& a : accepted) {
+      const ModelIdx m = registry_.Intern(a.model_id);
+      if (dedup_.Insert(a.day, m, a.user)) {
+        ++deltas[{m, a.day}];
+        ++unique;
+        commit.dedup_inserts.push_back({a.day, a.user, a.model_id});
+      }
+    }
+    std::vector<ModelDayDelta> applied;
+    applied.reserve(deltas.size());
+    for (const auto& [key, n] : deltas) applied.push_back({key.first, key.second, n});
+    aggregates_.Apply(applied);
+    watermark_ = validator_.watermark();
+    if (watermark_) aggregates_.SetWatermarkWeek(*WeekOf(watermark_));
+    for (const ModelDayDelta& d : applied) {
+      commit.daily_counts.push_back({registry_.Name(d.model), d.day, aggregates_.DailyCount(d.model, d.day)});
+    }
+    counters_.set_events_read(counters_.events_read() + records.size());
+    counters_.set_unique_downloads(counters_.unique_downloads() + unique);
+    counters_.set_duplicates(counters_.duplicates() + (accepted.size() - unique));
+    for (const auto& [i, rej] : rejected) CountRejection(rej.reason);
+    counters_.clear_rejected_by_reason();
+    for (int r = 0; r < kNumRejectReasons; ++r) {
+      auto* rc = counters_.add_rejected_by_reason();
+      rc->set_reason(std::string(RejectReasonName(static_cast<RejectReason>(r))));
+      rc->set_count(rejected_by_reason_[r]);
+    }
+    commit.counters = counters_;
+    if (watermark_) commit.watermark_micros = ToUnixMicros(*watermark_);
+    BumpVersion();
+  }
+  const Day oldest = validator_.OldestAcceptedDay();
+  if (oldest > dedup_dropped_before_) {
+    dedup_.DropDaysBefore(oldest);
+    dedup_dropped_before_ = oldest;
+    commit.drop_dedup_before = oldest;
+  }
+  for (const SourceOffset& o : offsets) {
+    commit.offsets.emplace_back(o.source_key, o.next_offset);
+    offsets_[o.source_key] = o.next_offset;
+  }
+  if (!rejected.empty()) {
+    if (absl::Status s = dead_letters->Flush(); !s.ok()) {
+      broken_ = true;
+      return absl::Status(s.code(), absl::StrCat("dead letters not acknowledged, batch not committed; "
+                                                 "restart hubmetricsd to retry: ",
+                                                 s.message()));
+    }
+  }
+  return CommitOrBreak(commit);
+}
+
+absl::Status Pipeline::ApplyCatalog(std::span<const CatalogRecord> records,
+                                    std::span<const SourceOffset> offsets) {
+  if (broken_) {
+    return absl::FailedPreconditionError(
+        "ingest stopped after a failed commit; restart hubmetricsd to resume from stored state");
+  }
+  StateCommit commit;
+  {
+    absl::MutexLock lock(&mu_);
+    bool changed = false;
+    for (const CatalogRecord& r : records) {
+      const ModelIdx m = registry_.Intern(r.model_id);
+      const v1::ModelInfo* current = catalog_.Find(m);
+      if (r.info) {
+        if (current && current->SerializeAsString() == r.info->SerializeAsString()) continue;
+      } else if (!current) {
+        continue;
+      }
+      const std::vector<ModelIdx> affected = catalog_.AffectedBy(m);
+      aggregates_.RemoveModels(affected);
+      if (r.info) {
+        catalog_.Put(*r.info);
+        commit.catalog_puts.push_back(*r.info);
+      } else {
+        catalog_.Remove(m);
+        commit.catalog_deletes.push_back(r.model_id);
+      }
+      aggregates_.AddModels(affected);
+      counters_.set_catalog_records(counters_.catalog_records() + 1);
+      changed = true;
+    }
+    if (changed) {
+      commit.counters = counters_;
+      BumpVersion();
+    }
+  }
+  for (const SourceOffset& o : offsets) {
+    commit.offsets.emplace_back(o.source_key, o.next_offset);
+    offsets_[o.source_key] = o.next_offset;
+  }
+  if (commit.empty()) return absl::OkStatus();
+  return CommitOrBreak(commit);
+}
+
+void Pipeline::CountCatalogRejected() {
+  absl::MutexLock lock(&mu_);
+  counters_.set_catalog_rejected(counters_.catalog_rejected() + 1);
+}
+
+std::optional<int64_t> Pipeline::StoredOffset(std::string_view source_key) const {
+  auto it = offsets_.find(std::string(source_key));
+  if (it == offsets_.end()) return std::nullopt;
+  return it->second;
+}
+
+void Pipeline::SetSourceExhausted(bool exhausted) {
+  absl::MutexLock lock(&status_mu_);
+  source_exhausted_ = exhausted;
+}
+
+void Pipeline::SetSourceCondition(std::string condition) {
+  absl::MutexLock lock(&status_mu_);
+  source_condition_ = std::move(condition);
+}
+
+void Pipeline::SetPartitionLags(std::vector<v1::PartitionLag> lags) {
+  absl::MutexLock lock(&status_mu_);
+  lags_ = std::move(lags);
+}
+
+void Pipeline::FillWatermark(google::protobuf::Timestamp* out) const {
+  if (watermark_) ToTimestamp(*watermark_, out);
+}
+
+uint64_t Pipeline::StateVersion() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return version_;
+}
+
+uint64_t Pipeline::WaitForStateVersionAbove(uint64_t seen, absl::Time deadline) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto moved = [this, seen]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return version_ > seen; };
+  mu_.AwaitWithDeadline(absl::Condition(&moved), deadline);
+  return version_;
+}
+
+absl::StatusOr<v1::Concentration> Pipeline::GetConcentration(
+    const v1::ConcentrationRequest& request) const {
+  ASSIGN_OR_RETURN(View view, ParseView(request.view()));
+  ASSIGN_OR_RETURN(Window window, ParseWindow(request.window()));
+  ASSIGN_OR_RETURN(std::vector<uint32_t> ks, ParseTopK(request.top_k()));
+  v1::Concentration out;
+  absl::ReaderMutexLock lock(&mu_);
+  ConcentrationValues values = aggregates_.Concentration(view, window, ks);
+  *out.mutable_view() = view.ToProto();
+  out.set_window(window.Label());
+  if (auto range = window.Range(aggregates_.watermark_week())) {
+    out.set_first_week(range->first.Label());
+    out.set_last_week(range->second.Label());
+  }
+  out.set_total_downloads(values.total);
+  out.set_entities(values.entities);
+  out.set_hhi(values.hhi);
+  out.set_gini(values.gini);
+  for (const auto& [k, share] : values.top_shares) {
+    auto* ts = out.add_top_shares();
+    ts->set_k(k);
+    ts->set_share(share);
+  }
+  FillWatermark(out.mutable_watermark());
+  return out;
+}
+
+absl::StatusOr<v1::ConcentrationSeries> Pipeline::GetConcentrationSeries(
+    const v1::ConcentrationSeriesRequest& request) const {
+  ASSIGN_OR_RETURN(View view, ParseView(request.view()));
+  ASSIGN_OR_RETURN(std::vector<uint32_t> ks, ParseTopK(request.top_k()));
+  ASSIGN_OR_RETURN(IsoWeek from, IsoWeek::Parse(request.from_week()));
+  ASSIGN_OR_RETURN(IsoWeek to, IsoWeek::Parse(request.to_week()));
+  if (to < from) {
+    return absl::InvalidArgumentError(absl::StrCat("to_week ", request.to_week(),
+                                                   " is before from_week ", request.from_week()));
+  }
+  if (to.WeeksSince(from) >= kMaxWindowWeeks) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("series of ", to.WeeksSince(from) + 1, " weeks: at most ", kMaxWindowWeeks));
+  }
+  v1::ConcentrationSeries out;
+  for (IsoWeek w = from; w <= to; w = w.Plus(1)) {
+    v1::ConcentrationRequest one;
+    *one.mutable_view() = request.view();
+    one.set_window(absl::StrCat("week:", w.Label()));
+    *one.mutable_top_k() = request.top_k();
+    ASSIGN_OR_RETURN(*out.add_points(), GetConcentration(one));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::TopEntities> Pipeline::GetTopEntities(const v1::TopEntitiesRequest& request) const {
+  ASSIGN_OR_RETURN(View view, ParseView(request.view()));
+  ASSIGN_OR_RETURN(Window window, ParseWindow(request.window()));
+  const uint32_t k = request.k() == 0 ? 10 : request.k();
+  if (k > 10000) {
+    return absl::InvalidArgumentError(absl::StrCat("k ", k, " is out of range: 1..10000"));
+  }
+  v1::TopEntities out;
+  absl::ReaderMutexLock lock(&mu_);
+  Leaderboard board = aggregates_.Top(view, window, k);
+  *out.mutable_view() = view.ToProto();
+  out.set_window(window.Label());
+  out.set_total_downloads(board.total);
+  out.set_entities(board.entities);
+  for (const RankedEntity& r : board.top) {
+    auto* e = out.add_top();
+    e->set_entity(r.entity);
+    e->set_downloads(r.downloads);
+    e->set_share(board.total ? static_cast<double>(r.downloads) / static_cast<double>(board.total) : 0);
+    e->set_rank(r.rank);
+  }
+  FillWatermark(out.mutable_watermark());
+  return out;
+}
+
+absl::StatusOr<v1::EntityReport> Pipeline::GetEntity(const v1::EntityRequest& request) const {
+  ASSIGN_OR_RETURN(View view, ParseView(request.view()));
+  ASSIGN_OR_RETURN(Window window, ParseWindow(request.window()));
+  if (request.entity().empty()) {
+    return absl::InvalidArgumentError(
+        "missing entity: give a model id, developer or country code, matching the level");
+  }
+  v1::EntityReport out;
+  absl::ReaderMutexLock lock(&mu_);
+  EntityStanding st = aggregates_.Entity(view, window, request.entity());
+  *out.mutable_view() = view.ToProto();
+  out.set_window(window.Label());
+  out.set_total_downloads(st.total);
+  out.set_entities(st.entities);
+  auto* e = out.mutable_entity();
+  e->set_entity(st.entity.entity);
+  e->set_downloads(st.entity.downloads);
+  e->set_share(st.total ? static_cast<double>(st.entity.downloads) / static_cast<double>(st.total) : 0);
+  e->set_rank(st.entity.rank);
+  FillWatermark(out.mutable_watermark());
+  return out;
+}
+
+v1::IngestStats Pipeline::GetIngestStats() const {
+  v1::IngestStats out;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    out = counters_;
+    out.clear_rejected_by_reason();
+    for (int r = 0; r < kNumRejectReasons; ++r) {
+      auto* rc = out.add_rejected_by_reason();
+      rc->set_reason(std::string(RejectReasonName(static_cast<RejectReason>(r))));
+      rc->set_count(rejected_by_reason_[r]);
+    }
+    FillWatermark(out.mutable_watermark());
+    out.set_catalog_models(catalog_.size());
+  }
+  {
+    absl::MutexLock lock(&status_mu_);
+    out.set_source_exhausted(source_exhausted_);
+    out.set_source_condition(source_condition_);
+    int64_t lag = 0;
+    for (const v1::PartitionLag& p : lags_) {
+      *out.add_partitions() = p;
+      lag += std::max<int64_t>(0, p.lag());
+    }
+    out.set_consumer_lag(lag);
+  }
+  out.set_state_disk_bytes(store_->DiskBytes());
+  return out;
+}
+
+}  // namespace hubmetrics

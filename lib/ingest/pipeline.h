@@ -1,0 +1,166 @@
+// The engine of hubmetricsd: turns source records into exact state and
+// answers queries on it.
+//
+// Ingest side (one thread, the source's): IngestEvents() decodes, validates,
+// hashes user ids, deduplicates, updates the aggregates and commits the
+// resulting state to the StateStore in ONE commit together with the source
+// offsets the records came from — after the rejected records were handed to
+// the DeadLetterSink and flushed. A crash at any point therefore neither loses
+// nor double-counts anything: on restart the source resumes from the offsets
+// stored with the state (StoredOffset), and a replayed event is a duplicate.
+// ApplyCatalog() does the same for catalog records and re-credits past counts.
+//
+// If a commit or a dead-letter flush fails, the in-memory state is ahead of
+// the stored state: the pipeline refuses further ingest (FailedPrecondition)
+// and the process must restart, which rebuilds memory from the store. Queries
+// keep working meanwhile.
+//
+// Query side: the MetricsBackend methods, callable from any thread.
+#ifndef HUBMETRICS_LIB_INGEST_PIPELINE_H_
+#define HUBMETRICS_LIB_INGEST_PIPELINE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "lib/aggregate/aggregates.h"
+#include "lib/api/metrics_backend.h"
+#include "lib/catalog/catalog.h"
+#include "lib/dedup/unique_download_counter.h"
+#include "lib/events/events.h"
+#include "lib/state/state_store.h"
+#include "lib/time/time.h"
+
+namespace hubmetrics {
+
+enum class EventFormat { kJson, kBinary };
+
+struct PipelineOptions {
+  ValidatorOptions validator;
+  AggregateOptions aggregates;
+};
+
+// One record as a source read it. `value` is only valid during the call it
+// is passed to.
+struct SourceRecord {
+  std::string_view value;
+  // Where it came from, for dead letters and logs (topic or file, partition
+  // or -1, offset or line number).
+  std::string_view source;
+  int32_t partition = -1;
+  int64_t offset = -1;
+};
+
+// Where rejected records go (a DLQ topic, or a log for files).
+class DeadLetterSink {
+ public:
+  virtual ~DeadLetterSink() = default;
+  // Called once per rejected record, in order. Must copy what it keeps.
+  virtual void Reject(const SourceRecord& record, const Rejection& rejection) = 0;
+  // Returns once every record passed to Reject() since the last Flush() is
+  // durable; an error stops the batch from committing.
+  virtual absl::Status Flush() = 0;
+};
+
+// The position a source reached: the next offset to read for `source_key`.
+struct SourceOffset {
+  std::string source_key;
+  int64_t next_offset;
+};
+
+// A catalog record: an upsert, or a tombstone (info empty) removing the model.
+struct CatalogRecord {
+  std::string model_id;
+  std::optional<v1::ModelInfo> info;
+};
+
+class Pipeline final : public MetricsBackend {
+ public:
+  // Loads the stored state and rebuilds memory from it. `clock` is not owned
+  // and must outlive the pipeline.
+  static absl::StatusOr<std::unique_ptr<Pipeline>> Open(PipelineOptions options,
+                                                        std::unique_ptr<StateStore> store,
+                                                        const Clock* clock, UserHasher hasher);
+  ~Pipeline() override;
+
+  // --- Ingest side: one thread at a time. ---
+  absl::Status IngestEvents(std::span<const SourceRecord> records, EventFormat format,
+                            std::span<const SourceOffset> offsets, DeadLetterSink* dead_letters);
+  // Upserts must have passed ValidateModel. Records equal to the stored ones
+  // change nothing (re-reading a models file is harmless).
+  absl::Status ApplyCatalog(std::span<const CatalogRecord> records,
+                            std::span<const SourceOffset> offsets);
+  // A catalog record that could not be decoded; counted in catalog_rejected.
+  void CountCatalogRejected();
+  // The stored next offset of `source_key`, if any.
+  std::optional<int64_t> StoredOffset(std::string_view source_key) const;
+
+  // --- Source status, shown in GetIngestStats; any thread. ---
+  void SetSourceExhausted(bool exhausted);
+  // Empty when healthy; otherwise what is wrong, in words for an operator.
+  void SetSourceCondition(std::string condition);
+  void SetPartitionLags(std::vector<v1::PartitionLag> lags);
+
+  // Bytes of state on disk.
+  uint64_t StateDiskBytes() const { return store_->DiskBytes(); }
+
+  // --- MetricsBackend: any thread. ---
+  absl::StatusOr<v1::Concentration> GetConcentration(
+      const v1::ConcentrationRequest& request) const override;
+  absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
+      const v1::ConcentrationSeriesRequest& request) const override;
+  absl::StatusOr<v1::TopEntities> GetTopEntities(const v1::TopEntitiesRequest& request) const override;
+  absl::StatusOr<v1::EntityReport> GetEntity(const v1::EntityRequest& request) const override;
+  v1::IngestStats GetIngestStats() const override;
+  uint64_t StateVersion() const override;
+  uint64_t WaitForStateVersionAbove(uint64_t seen, absl::Time deadline) const override;
+
+ private:
+  Pipeline(PipelineOptions options, std::unique_ptr<StateStore> store, const Clock* clock,
+           UserHasher hasher);
+  absl::Status Load();
+  absl::Status CommitOrBreak(const StateCommit& commit);
+  void BumpVersion() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CountRejection(RejectReason reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FillWatermark(google::protobuf::Timestamp* out) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  const PipelineOptions options_;
+  const std::unique_ptr<StateStore> store_;
+  const Clock* const clock_;
+  const UserHasher hasher_;
+
+  // Ingest-thread state (only the ingest thread touches these).
+  EventValidator validator_;
+  UniqueDownloadCounter dedup_;
+  Day dedup_dropped_before_ = INT32_MIN;
+  absl::flat_hash_map<std::string, int64_t> offsets_;
+  std::atomic<bool> broken_{false};
+
+  // Shared with query threads.
+  mutable absl::Mutex mu_;
+  ModelRegistry registry_ ABSL_GUARDED_BY(mu_);
+  Catalog catalog_ ABSL_GUARDED_BY(mu_);
+  Aggregates aggregates_ ABSL_GUARDED_BY(mu_);
+  v1::IngestStats counters_ ABSL_GUARDED_BY(mu_);  // persisted counter fields
+  std::array<uint64_t, kNumRejectReasons> rejected_by_reason_ ABSL_GUARDED_BY(mu_){};
+  std::optional<absl::Time> watermark_ ABSL_GUARDED_BY(mu_);
+  uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+
+  mutable absl::Mutex status_mu_;
+  bool source_exhausted_ ABSL_GUARDED_BY(status_mu_) = false;
+  std::string source_condition_ ABSL_GUARDED_BY(status_mu_);
+  std::vector<v1::PartitionLag> lags_ ABSL_GUARDED_BY(status_mu_);
+};
+
+}  // namespace hubmetrics
+
+#endif  // HUBMETRICS_LIB_INGEST_PIPELINE_H_
