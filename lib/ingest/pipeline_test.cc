@@ -1,0 +1,211 @@
+#include "lib/ingest/pipeline.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace hubmetrics {
+namespace {
+
+// Lets several Pipeline instances (a "restart") share one FakeStateStore.
+class SharedStore final : public StateStore {
+ public:
+  explicit SharedStore(FakeStateStore* inner) : inner_(inner) {}
+  absl::StatusOr<StoredState> Load() override { return inner_->Load(); }
+  absl::Status ForEachDedupKey(Day from, const std::function<void(const StoredDedupKey&)>& fn) override {
+    return inner_->ForEachDedupKey(from, fn);
+  }
+  absl::Status Commit(const StateCommit& c) override { return inner_->Commit(c); }
+  uint64_t DiskBytes() const override { return 0; }
+
+ private:
+  FakeStateStore* inner_;
+};
+
+class CollectingSink final : public DeadLetterSink {
+ public:
+  void Reject(const SourceRecord& r, const Rejection& rej) override {
+    got.emplace_back(std::string(r.value), std::string(RejectReasonName(rej.reason)));
+  }
+  absl::Status Flush() override { return flush_status; }
+  std::vector<std::pair<std::string, std::string>> got;
+  absl::Status flush_status;
+};
+
+std::string Event(const std::string& model, const std::string& user, const std::string& time) {
+  return absl::StrCat(R"({"model_id":")", model, R"(","user_id":")", user, R"(","time":")", time, R"("})");
+}
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  PipelineTest() : clock_(*ParseRfc3339("2025-03-20T00:00:00Z")) {}
+
+  std::unique_ptr<Pipeline> Open() {
+    std::array<uint8_t, 16> key{};
+    key[0] = 1;
+    auto p = Pipeline::Open(PipelineOptions{}, std::make_unique<SharedStore>(&store_), &clock_,
+                            UserHasher(key));
+    EXPECT_TRUE(p.ok()) << p.status();
+    return std::move(*p);
+  }
+
+  absl::Status Ingest(Pipeline* p, const std::vector<std::string>& lines, int64_t next_offset) {
+    std::vector<SourceRecord> records;
+    for (const auto& l : lines) records.push_back(SourceRecord{l, "test", -1, 0});
+    SourceOffset off{"file:test", next_offset};
+    return p->IngestEvents(records, EventFormat::kJson, {&off, 1}, &sink_);
+  }
+
+  static v1::Concentration Query(const Pipeline& p, const std::string& level, const std::string& attribution,
+                                 const std::string& window = "all") {
+    v1::ConcentrationRequest req;
+    req.mutable_view()->set_level(level);
+    req.mutable_view()->set_attribution(attribution);
+    req.set_window(window);
+    auto c = p.GetConcentration(req);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return *c;
+  }
+
+  FakeStateStore store_;
+  ManualClock clock_;
+  CollectingSink sink_;
+};
+
+TEST_F(PipelineTest, CountsUniqueDuplicateAndRejectedAndMeasuresExactly) {
+  auto p = Open();
+  ASSERT_TRUE(Ingest(p.get(),
+                     {Event("a/x", "u1", "2025-03-10T01:00:00Z"), Event("a/x", "u1", "2025-03-10T05:00:00Z"),
+                      Event("a/x", "u2", "2025-03-10T05:00:00Z"), Event("a/x", "u1", "2025-03-11T05:00:00Z"),
+                      Event("b/y", "u1", "2025-03-11T05:00:00Z"), "{not json", "[1]",
+                      Event("a--b", "u1", "2025-03-11T05:00:00Z")},
+                     100)
+                  .ok());
+  v1::IngestStats s = p->GetIngestStats();
+  EXPECT_EQ(s.events_read(), 8u);
+  EXPECT_EQ(s.unique_downloads(), 4u);
+  EXPECT_EQ(s.duplicates(), 1u);
+  EXPECT_EQ(s.rejected(), 3u);
+  EXPECT_THAT(sink_.got, ::testing::ElementsAre(::testing::Pair("{not json", "malformed"),
+                                                ::testing::Pair("[1]", "not_object"),
+                                                ::testing::Pair(::testing::_, "invalid_model_id")));
+  // model level, all time: a/x = 3, b/y = 1. HHI = (9+1)/16, Gini = |3-1|/(2*4) ... = 2/(2*4)
+  v1::Concentration c = Query(*p, "model", "direct");
+  EXPECT_EQ(c.total_downloads(), 4u);
+  EXPECT_EQ(c.entities(), 2u);
+  EXPECT_DOUBLE_EQ(c.hhi(), 10.0 / 16.0);
+  EXPECT_DOUBLE_EQ(c.gini(), 2.0 / 8.0);  // sum_i sum_j |xi-xj| / (2 n X) = 4 / 16
+  EXPECT_DOUBLE_EQ(c.top_shares(0).share(), 0.75);
+  // developer level: a = 3, b = 1 (namespaces).
+  EXPECT_EQ(Query(*p, "developer", "direct").entities(), 2u);
+  EXPECT_EQ(c.watermark().seconds(), absl::ToUnixSeconds(*ParseRfc3339("2025-03-11T05:00:00Z")));
+}
+
+TEST_F(PipelineTest, RestartResumesFromStoredStateAndOffsets) {
+  {
+    auto p = Open();
+    ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u1", "2025-03-10T01:00:00Z")}, 10).ok());
+  }
+  auto p = Open();
+  EXPECT_EQ(p->StoredOffset("file:test"), 10);
+  EXPECT_EQ(p->GetIngestStats().unique_downloads(), 1u);
+  // The same user and day after the restart is still a duplicate: dedup state was reloaded.
+  ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u1", "2025-03-10T09:00:00Z")}, 20).ok());
+  EXPECT_EQ(p->GetIngestStats().duplicates(), 1u);
+  EXPECT_EQ(Query(*p, "model", "direct").total_downloads(), 1u);
+}
+
+TEST_F(PipelineTest, FailedCommitStopsIngestAndRestartReplaysExactly) {
+  {
+    auto p = Open();
+    ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u1", "2025-03-10T01:00:00Z")}, 10).ok());
+    store_.FailNextCommits(1, absl::UnavailableError("disk full"));
+    absl::Status s = Ingest(p.get(), {Event("a/x", "u2", "2025-03-10T01:00:00Z")}, 20);
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(Ingest(p.get(), {Event("a/x", "u3", "2025-03-10T01:00:00Z")}, 30).code(),
+              absl::StatusCode::kFailedPrecondition);
+  }
+  auto p = Open();
+  EXPECT_EQ(p->StoredOffset("file:test"), 10);  // the failed batch's offset was not stored
+  ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u2", "2025-03-10T01:00:00Z")}, 20).ok());
+  v1::IngestStats s = p->GetIngestStats();
+  EXPECT_EQ(s.events_read(), 2u);
+  EXPECT_EQ(s.unique_downloads(), 2u);
+}
+
+TEST_F(PipelineTest, UnacknowledgedDeadLettersBlockTheCommit) {
+  auto p = Open();
+  sink_.flush_status = absl::UnavailableError("broker down");
+  EXPECT_EQ(Ingest(p.get(), {"garbage"}, 10).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store_.commits(), 0);
+}
+
+TEST_F(PipelineTest, CatalogChangeRecreditsPastCounts) {
+  auto p = Open();
+  ASSERT_TRUE(Ingest(p.get(),
+                     {Event("base/m", "u1", "2025-03-10T01:00:00Z"), Event("ft/m", "u1", "2025-03-10T01:00:00Z"),
+                      Event("ft/m", "u2", "2025-03-10T01:00:00Z")},
+                     10)
+                  .ok());
+  EXPECT_EQ(Query(*p, "model", "recursive").entities(), 2u);
+  v1::ModelInfo ft;
+  ft.set_model_id("ft/m");
+  ft.set_base_model("base/m");
+  ft.set_country("FR");
+  ASSERT_TRUE(p->ApplyCatalog({{CatalogRecord{"ft/m", ft}}}, {}).ok());
+  // Recursive: everything credited to base/m now.
+  v1::Concentration rec = Query(*p, "model", "recursive");
+  EXPECT_EQ(rec.entities(), 1u);
+  EXPECT_EQ(rec.total_downloads(), 3u);
+  EXPECT_DOUBLE_EQ(rec.hhi(), 1.0);
+  // Direct country: ft/m's 2 downloads in FR, base/m's 1 Unknown.
+  EXPECT_EQ(Query(*p, "country", "direct").entities(), 2u);
+  // Tombstone: back to two roots.
+  ASSERT_TRUE(p->ApplyCatalog({{CatalogRecord{"ft/m", std::nullopt}}}, {}).ok());
+  EXPECT_EQ(Query(*p, "model", "recursive").entities(), 2u);
+  EXPECT_EQ(p->GetIngestStats().catalog_records(), 2u);
+  // Re-applying the same record changes nothing.
+  ASSERT_TRUE(p->ApplyCatalog({{CatalogRecord{"ft/m", ft}}}, {}).ok());
+  ASSERT_TRUE(p->ApplyCatalog({{CatalogRecord{"ft/m", ft}}}, {}).ok());
+  EXPECT_EQ(p->GetIngestStats().catalog_records(), 3u);
+}
+
+TEST_F(PipelineTest, OldDedupDaysAreDroppedAndLateEventsRejected) {
+  auto p = Open();
+  ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u1", "2025-03-01T01:00:00Z")}, 10).ok());
+  ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u1", "2025-03-10T01:00:00Z")}, 20).ok());
+  EXPECT_EQ(store_.dedup_keys(), 1u);  // 03-01 is past the 3-day horizon of 03-10
+  ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u9", "2025-03-06T23:59:59Z"),
+                               Event("a/x", "u9", "2025-03-07T00:00:00Z")},
+                     30)
+                  .ok());
+  v1::IngestStats s = p->GetIngestStats();
+  EXPECT_EQ(s.rejected(), 1u);
+  EXPECT_EQ(sink_.got.back().second, "too_late");
+  EXPECT_EQ(s.unique_downloads(), 3u);
+}
+
+TEST_F(PipelineTest, InvalidRequestsSayWhatIsAllowed) {
+  auto p = Open();
+  v1::ConcentrationRequest req;
+  req.mutable_view()->set_level("planet");
+  EXPECT_EQ(p->GetConcentration(req).status().code(), absl::StatusCode::kInvalidArgument);
+  req.mutable_view()->set_level("model");
+  req.set_window("fortnight");
+  EXPECT_THAT(std::string(p->GetConcentration(req).status().message()), ::testing::HasSubstr("trailing:N"));
+  req.set_window("all");
+  req.add_top_k(5000000);
+  EXPECT_EQ(p->GetConcentration(req).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::TopEntitiesRequest top;
+  top.mutable_view()->set_level("model");
+  top.set_k(20000);
+  EXPECT_EQ(p->GetTopEntities(top).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace hubmetrics
