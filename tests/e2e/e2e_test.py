@@ -1,0 +1,590 @@
+#!/usr/bin/env python3
+"""End-to-end correctness of hubmetrics against the independent Python reference.
+
+loadgen writes realistic traffic (>= 200,000 events with bad records and catalog
+edge cases); hubmetricsd ingests it from files; every answer hubctl gives
+(concentration for 12 views x all windows, top, entity, series, stats) is
+compared with reference.py. Then the same after a SIGTERM restart (identical
+answers, nothing double-counted), after SIGKILLs during ingest (crash safety),
+after a restart with a changed catalog (re-credit), and the state directory is
+searched for raw user ids (privacy).
+
+  e2e_test.py --bin_dir BUILD/services [--events 200000] [--keep]
+
+Prints "N passed, N failed" last; exits non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import reference as ref  # noqa: E402
+
+TOP_K = (1, 10, 100)
+TRAILING = (1, 4, 52)
+REL_TOL = 1e-12
+ABS_TOL = 1e-15
+MAX_PRINTED_FAILURES = 200
+
+
+def log(msg: str) -> None:
+    print(f"[e2e {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Checker:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok: bool, what: str, details: list[str] | None = None) -> bool:
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            if self.failed <= MAX_PRINTED_FAILURES:
+                print(f"FAIL {what}" + ("".join(f"\n    {d}" for d in details or [])), flush=True)
+            elif self.failed == MAX_PRINTED_FAILURES + 1:
+                print("... (further failures are counted, not printed)", flush=True)
+        return ok
+
+
+def close(expected: Fraction | float, got) -> bool:
+    e = float(expected)
+    if not isinstance(got, (int, float)):
+        return False
+    if abs(e) < ABS_TOL:
+        return abs(got) <= ABS_TOL
+    return abs(got - e) <= REL_TOL * abs(e)
+
+
+def u64(obj: dict, name: str) -> int:
+    """A uint64 of the protobuf JSON mapping: a decimal string, absent when 0."""
+    v = obj.get(name, "0")
+    return int(v)
+
+
+def dbl(obj: dict, name: str) -> float:
+    return obj.get(name, 0.0)
+
+
+# ---------------------------------------------------------------- processes
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Hubctl:
+    def __init__(self, path: str, addr: str):
+        self.path = path
+        self.addr = addr
+
+    def run(self, command: str, *flags: str, timeout: float = 60) -> tuple[dict | None, str]:
+        """(parsed JSON, "") or (None, what went wrong)."""
+        argv = [self.path, f"--addr={self.addr}", "--json", command, *flags]
+        try:
+            p = subprocess.run(argv, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None, f"timed out: {' '.join(argv)}"
+        if p.returncode != 0:
+            return None, (f"exit {p.returncode}: {' '.join(argv)}: "
+                          f"{p.stderr.decode(errors='replace').strip()[:500]}")
+        try:
+            return json.loads(p.stdout), ""
+        except ValueError as e:
+            return None, f"not JSON ({e}): {p.stdout[:300]!r}"
+
+
+class Daemon:
+    def __init__(self, bin_dir: str, state_dir: str, events: str, models: str, log_path: str):
+        self.bin = os.path.join(bin_dir, "hubmetricsd", "hubmetricsd")
+        self.ctl_bin = os.path.join(bin_dir, "hubctl", "hubctl")
+        self.state_dir = state_dir
+        self.events = events
+        self.models = models
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+        self.ctl: Hubctl | None = None
+
+    def start(self) -> None:
+        port = free_port()
+        addr = f"127.0.0.1:{port}"
+        self.ctl = Hubctl(self.ctl_bin, addr)
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [self.bin, f"--state_dir={self.state_dir}", f"--grpc_listen={addr}",
+             f"--events_file={self.events}", f"--models_file={self.models}"],
+            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        logf.close()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stats(self) -> dict | None:
+        s, _ = self.ctl.run("stats", timeout=10)
+        return s
+
+    def wait_exhausted(self, timeout: float = 400) -> tuple[dict | None, str]:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return None, f"hubmetricsd exited with {self.proc.returncode} (log {self.log_path})"
+            s, err = self.ctl.run("stats", timeout=10)
+            if s is not None and s.get("source_exhausted"):
+                return s, ""
+            last = err or json.dumps(s)[:300]
+            time.sleep(0.2)
+        return None, f"source_exhausted not true after {timeout}s; last: {last}"
+
+    def signal(self, sig: int, timeout: float = 60) -> int | None:
+        """Sends `sig` and waits for the exit code (None if it did not exit)."""
+        if not self.alive():
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+
+# ---------------------------------------------------------------- comparisons
+
+def view_flags(view) -> list[str]:
+    level, filt, attribution = view
+    return [f"--level={level}", f"--filter={filt}", f"--attribution={attribution}"]
+
+
+def view_name(view) -> str:
+    return "/".join(view)
+
+
+def compare_concentration(exp: dict, got: dict) -> list[str]:
+    diffs = []
+    if u64(got, "total_downloads") != exp["total"]:
+        diffs.append(f"total_downloads: expected {exp['total']} got {u64(got, 'total_downloads')}")
+    if u64(got, "entities") != exp["entities"]:
+        diffs.append(f"entities: expected {exp['entities']} got {u64(got, 'entities')}")
+    for m in ("hhi", "gini"):
+        if not close(exp[m], dbl(got, m)):
+            diffs.append(f"{m}: expected {float(exp[m])!r} got {dbl(got, m)!r}")
+    shares = {int(t.get("k", 0)): t.get("share", 0.0) for t in got.get("top_shares", [])}
+    for k, v in exp["top_shares"].items():
+        if k not in shares:
+            diffs.append(f"top_shares k={k}: missing (got {sorted(shares)})")
+        elif not close(v, shares[k]):
+            diffs.append(f"top_shares k={k}: expected {float(v)!r} got {shares[k]!r}")
+    return diffs
+
+
+def window_bounds(r: ref.Reference, window: str) -> tuple[str, str] | None:
+    weeks = r.window_weeks(window)
+    if not weeks:
+        return None
+    return ref.week_label(weeks[0]), ref.week_label(weeks[-1])
+
+
+class Comparison:
+    """All queries of one round and their expected answers."""
+
+    def __init__(self, r: ref.Reference, ctl: Hubctl, checker: Checker, tag: str, jobs: int = 2):
+        self.r = r
+        self.ctl = ctl
+        self.c = checker
+        self.tag = tag
+        self.jobs = jobs
+        self.answers: dict[tuple, dict] = {}
+
+    def run(self) -> dict[tuple, dict]:
+        r = self.r
+        weeks = r.sample_weeks()
+        windows = ["all"] + [f"trailing:{n}" for n in TRAILING] + [
+            f"week:{ref.week_label(w)}" for w in weeks]
+        queries = []  # (key, command, flags, check function)
+        top_k_flag = "--top_k=" + ",".join(str(k) for k in TOP_K)
+        for view in ref.VIEWS:
+            vf = view_flags(view)
+            for w in windows:
+                queries.append((("concentration", view, w), "concentration",
+                                vf + [f"--window={w}", top_k_flag],
+                                lambda got, view=view, w=w: self.check_concentration(view, w, got)))
+            for w in ("all", "trailing:4", windows[-1]):
+                queries.append((("top", view, w), "top", vf + [f"--window={w}", "--k=20"],
+                                lambda got, view=view, w=w: self.check_top(view, w, got)))
+            for name in self.entities_to_ask(view):
+                queries.append((("entity", view, "all", name), "entity",
+                                vf + ["--window=all", f"--entity={name}"],
+                                lambda got, view=view, name=name: self.check_entity(view, name, got)))
+            if weeks:
+                frm, to = ref.week_label(weeks[0]), ref.week_label(weeks[-1])
+                queries.append((("series", view), "series",
+                                vf + [f"--from={frm}", f"--to={to}", top_k_flag],
+                                lambda got, view=view: self.check_series(view, weeks, got)))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            results = list(pool.map(lambda q: self.ctl.run(q[1], *q[2]), queries))
+        for (key, command, flags, fn), (got, err) in zip(queries, results):
+            what = f"[{self.tag}] {command} {view_name(key[1])} {' '.join(str(k) for k in key[2:])}"
+            if got is None:
+                self.c.check(False, what, [err])
+                continue
+            self.answers[key] = got
+            diffs = fn(got)
+            self.c.check(not diffs, what, diffs)
+        return self.answers
+
+    def entities_to_ask(self, view) -> list[str]:
+        ordered = self.r.top(view, "all", 10**9)
+        names = []
+        if ordered:
+            names += [ordered[0]["entity"], ordered[min(9, len(ordered) - 1)]["entity"],
+                      ordered[len(ordered) // 2]["entity"], ordered[-1]["entity"]]
+        names.append("no-such-entity/none")  # downloads 0, rank 0
+        seen = []
+        for n in names:
+            if n not in seen:
+                seen.append(n)
+        return seen
+
+    def check_concentration(self, view, window: str, got: dict) -> list[str]:
+        exp = self.r.concentration(view, window, TOP_K)
+        diffs = compare_concentration(exp, got)
+        bounds = window_bounds(self.r, window)
+        if bounds and window != "all":
+            if (got.get("first_week", ""), got.get("last_week", "")) != bounds:
+                diffs.append(f"weeks: expected {bounds} got "
+                             f"({got.get('first_week')!r}, {got.get('last_week')!r})")
+        return diffs
+
+    def check_top(self, view, window: str, got: dict) -> list[str]:
+        exp = self.r.top(view, window, 20)
+        conc = self.r.concentration(view, window, TOP_K)
+        diffs = []
+        if u64(got, "total_downloads") != conc["total"]:
+            diffs.append(f"total_downloads: expected {conc['total']} got {u64(got, 'total_downloads')}")
+        if u64(got, "entities") != conc["entities"]:
+            diffs.append(f"entities: expected {conc['entities']} got {u64(got, 'entities')}")
+        top = got.get("top", [])
+        if len(top) != len(exp):
+            diffs.append(f"length: expected {len(exp)} got {len(top)}")
+        for i, (e, g) in enumerate(zip(exp, top)):
+            if (g.get("entity", ""), u64(g, "downloads"), u64(g, "rank")) != (
+                    e["entity"], e["downloads"], e["rank"]) or not close(e["share"], dbl(g, "share")):
+                diffs.append(f"#{i + 1}: expected {e['entity']!r} {e['downloads']} rank {e['rank']} "
+                             f"share {float(e['share'])!r}; got {g.get('entity')!r} "
+                             f"{u64(g, 'downloads')} rank {u64(g, 'rank')} share {dbl(g, 'share')!r}")
+        return diffs
+
+    def check_entity(self, view, name: str, got: dict) -> list[str]:
+        exp = self.r.entity(view, "all", name)
+        e = got.get("entity", {})
+        diffs = []
+        if (u64(e, "downloads"), u64(e, "rank")) != (exp["downloads"], exp["rank"]):
+            diffs.append(f"downloads/rank: expected {exp['downloads']}/{exp['rank']} "
+                         f"got {u64(e, 'downloads')}/{u64(e, 'rank')}")
+        if not close(exp["share"], dbl(e, "share")):
+            diffs.append(f"share: expected {float(exp['share'])!r} got {dbl(e, 'share')!r}")
+        if u64(got, "total_downloads") != exp["total"]:
+            diffs.append(f"total_downloads: expected {exp['total']} got {u64(got, 'total_downloads')}")
+        return diffs
+
+    def check_series(self, view, weeks: list[int], got: dict) -> list[str]:
+        points = got.get("points", [])
+        diffs = []
+        if len(points) != len(weeks):
+            diffs.append(f"points: expected {len(weeks)} got {len(points)}")
+        for monday, p in zip(weeks, points):
+            label = ref.week_label(monday)
+            exp = self.r.concentration(view, f"week:{label}", TOP_K)
+            for d in compare_concentration(exp, p):
+                diffs.append(f"{label}: {d}")
+            if p.get("first_week", label) != label:
+                diffs.append(f"{label}: first_week {p.get('first_week')!r}")
+        return diffs
+
+
+def check_stats(c: Checker, r: ref.Reference, stats: dict, tag: str) -> None:
+    diffs = []
+    for name, exp in (("events_read", r.events_read), ("unique_downloads", r.unique_downloads),
+                      ("duplicates", r.duplicates), ("rejected", r.rejected)):
+        if u64(stats, name) != exp:
+            diffs.append(f"{name}: expected {exp} got {u64(stats, name)}")
+    by_reason = {x.get("reason", ""): u64(x, "count") for x in stats.get("rejected_by_reason", [])}
+    for reason in ref.REASONS:
+        if by_reason.get(reason, 0) != r.rejected_by_reason[reason]:
+            diffs.append(f"rejected_by_reason[{reason}]: expected {r.rejected_by_reason[reason]} "
+                         f"got {by_reason.get(reason, 0)}")
+    for reason in by_reason:
+        if reason not in ref.REASONS and by_reason[reason]:
+            diffs.append(f"rejected_by_reason: unknown reason {reason!r}")
+    wm = stats.get("watermark")
+    wm_ns = ref.parse_rfc3339(wm) if isinstance(wm, str) else None
+    if wm_ns is None or abs(wm_ns - r.watermark_ns) >= 1000:  # stored in microseconds
+        diffs.append(f"watermark: expected {r.watermark_ns} ns got {wm!r}")
+    if not stats.get("source_exhausted"):
+        diffs.append("source_exhausted is not true")
+    c.check(not diffs, f"[{tag}] stats", diffs)
+
+
+def compare_all(c: Checker, r: ref.Reference, d: Daemon, tag: str, stats: dict) -> dict:
+    t0 = time.monotonic()
+    check_stats(c, r, stats, tag)
+    answers = Comparison(r, d.ctl, c, tag).run()
+    log(f"[{tag}] {len(answers)} queries compared in {time.monotonic() - t0:.1f}s "
+        f"({c.passed} passed, {c.failed} failed so far)")
+    return answers
+
+
+# ---------------------------------------------------------------- scenario helpers
+
+def changed_catalog(models_path: str, out_path: str, r: ref.Reference, seed: int) -> int:
+    """Writes the models file plus re-published records that change developer,
+    country, created_at and base_model (new chain roots) of downloaded models.
+    Returns how many records were appended."""
+    last: dict[str, dict] = {}
+    order = []
+    with open(models_path, "rb") as f:
+        data = f.read()
+    for line in data.split(b"\n"):
+        if not line:
+            continue
+        rec = json.loads(line)
+        if rec["model_id"] not in last:
+            order.append(rec["model_id"])
+        last[rec["model_id"]] = rec
+    downloaded = sorted({m for (m, _) in r.daily if m in last})
+    by_downloads: dict[str, int] = {}
+    for (m, _), n in r.daily.items():
+        by_downloads[m] = by_downloads.get(m, 0) + n
+    popular = sorted(downloaded, key=lambda m: (-by_downloads[m], m))
+    rng = random.Random(seed)
+    picks = popular[:20] + rng.sample(downloaded, min(160, len(downloaded)))
+    appended = []
+
+    def publish(rec):
+        appended.append(json.dumps(rec, separators=(",", ":")))
+
+    for i, m in enumerate(picks):
+        rec = dict(last[m])
+        kind = i % 4
+        if kind == 0:
+            rec["developer"] = rng.choice(["recredit-dev-a", "recredit-dev-b", "", "google"])
+        elif kind == 1:
+            rec["country"] = rng.choice(["JP", "Online", "", "International"])
+            if not rec["country"]:
+                del rec["country"]
+        elif kind == 2:
+            if "created_at" in rec and rng.random() < 0.3:
+                del rec["created_at"]
+            else:
+                # Across the sample and the 365-day edge.
+                day = 20094 - rng.randint(-60, 420)
+                rec["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(day * 86400 + 3600))
+        else:
+            choice = rng.random()
+            if choice < 0.4:
+                rec["base_model"] = popular[rng.randrange(0, 5)]  # join a big tree
+            elif choice < 0.7:
+                rec["base_model"] = f"recredit-root/base-{i}"  # a new root outside the catalog
+            else:
+                rec.pop("base_model", None)
+            if rec.get("base_model") == m:
+                rec.pop("base_model")
+        last[m] = rec
+        publish(rec)
+    # The 40-link chain gains an origin: step-31 now has 32 links (still credited
+    # to the origin), step-32 has 33 (credits itself).
+    if "relay-lab/relay-step-0" in last:
+        rec = dict(last["relay-lab/relay-step-0"])
+        rec["base_model"] = "relay-lab/relay-origin"
+        publish(rec)
+    # The most downloaded model changes hands.
+    if popular:
+        rec = dict(last[popular[0]])
+        rec["developer"] = "recredit-new-owner"
+        rec["country"] = "CH"
+        publish(rec)
+    with open(out_path, "wb") as f:
+        f.write(data if data.endswith(b"\n") else data + b"\n")
+        f.write(("\n".join(appended) + "\n").encode())
+    return len(appended)
+
+
+def user_ids(events_path: str, n: int) -> list[str]:
+    ids = []
+    with open(events_path, "rb") as f:
+        lines = f.read().split(b"\n")
+    step = max(1, len(lines) // (n * 3))
+    for line in lines[::step]:
+        try:
+            u = json.loads(line).get("user_id")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(u, str) and len(u) >= 8 and u not in ids:
+            ids.append(u)
+        if len(ids) == n:
+            break
+    return ids
+
+
+def grep_files(root: str, needles: list[bytes], only: str | None = None) -> list[str]:
+    """"path: needle" for every file under `root` (or just `only`) holding a needle."""
+    hits = []
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if only is not None and path != only:
+                continue
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            for n in needles:
+                if n in data:
+                    hits.append(f"{path}: {n.decode()}")
+    return hits
+
+
+# ---------------------------------------------------------------- main
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--bin_dir", required=True, help="build folder's services/ directory")
+    p.add_argument("--events", type=int, default=200000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--crash_kills", type=int, default=3)
+    args = p.parse_args()
+
+    loadgen = os.path.join(args.bin_dir, "loadgen", "loadgen")
+    for b in (loadgen, os.path.join(args.bin_dir, "hubmetricsd", "hubmetricsd"),
+              os.path.join(args.bin_dir, "hubctl", "hubctl")):
+        if not os.access(b, os.X_OK):
+            print(f"missing binary {b}: build loadgen, hubmetricsd and hubctl first")
+            print("0 passed, 1 failed")
+            return 1
+
+    tmp = tempfile.mkdtemp(prefix="hm-e2e-")
+    log(f"working in {tmp}")
+    c = Checker()
+    daemons: list[Daemon] = []
+    started = time.monotonic()
+
+    def new_daemon(state: str, models: str, name: str) -> Daemon:
+        d = Daemon(args.bin_dir, state, events, models, os.path.join(tmp, f"{name}.log"))
+        daemons.append(d)
+        d.start()
+        return d
+
+    try:
+        events = os.path.join(tmp, "events.ndjson")
+        models = os.path.join(tmp, "models.ndjson")
+        g = subprocess.run([loadgen, f"--out={events}", f"--models_out={models}",
+                            f"--events={args.events}", f"--seed={args.seed}",
+                            "--start=2025-01-06T00:00:00Z", "--days=70", "--models=3000",
+                            "--users=60000", "--bad_fraction=0.01"], capture_output=True)
+        sys.stdout.write(g.stderr.decode(errors="replace"))
+        if not c.check(g.returncode == 0, "loadgen runs", [f"exit {g.returncode}"]):
+            return 1
+        t0 = time.monotonic()
+        r1 = ref.Reference.from_files(events, models)
+        log(f"reference: {r1.events_read} events, {r1.unique_downloads} unique, "
+            f"{r1.duplicates} duplicates, {r1.rejected} rejected "
+            f"({time.monotonic() - t0:.1f}s)")
+        c.check(r1.events_read >= 200000 or args.events < 200000, "at least 200,000 events")
+        c.check(all(r1.rejected_by_reason[x] > 0 for x in ref.REASONS), "every rejection reason",
+                [str(r1.rejected_by_reason)])
+
+        # 1. Fresh ingest.
+        state_a = os.path.join(tmp, "state-a")
+        d = new_daemon(state_a, models, "fresh")
+        t0 = time.monotonic()
+        stats, err = d.wait_exhausted()
+        if not c.check(stats is not None, "[fresh] ingest completes", [err]):
+            return 1
+        log(f"[fresh] ingested in {time.monotonic() - t0:.1f}s")
+        fresh = compare_all(c, r1, d, "fresh", stats)
+
+        # (a) SIGTERM and restart on the same state and files: identical answers.
+        code = d.signal(signal.SIGTERM)
+        c.check(code == 0, "[restart] SIGTERM exits cleanly", [f"exit code {code}"])
+        d = new_daemon(state_a, models, "restart")
+        stats, err = d.wait_exhausted()
+        if c.check(stats is not None, "[restart] comes back", [err]):
+            again = compare_all(c, r1, d, "restart", stats)
+            diff = [k for k in fresh if again.get(k) != fresh[k]]
+            c.check(not diff, "[restart] answers identical to before the restart",
+                    [f"{k[0]} {view_name(k[1])} {k[2:]}: before {json.dumps(fresh[k])[:300]} "
+                     f"after {json.dumps(again.get(k))[:300]}" for k in diff[:10]])
+
+        # (d) Privacy: no raw user id anywhere in the state or the logs.
+        ids = user_ids(events, 50)
+        c.check(len(ids) == 50, "privacy: 50 user ids sampled", [f"got {len(ids)}"])
+        needles = [u.encode() for u in ids]
+        hits = grep_files(state_a, needles)
+        c.check(not hits, "privacy: no user id in the state dir", hits[:20])
+        d.signal(signal.SIGTERM)
+        hits = []
+        for dd in daemons:
+            hits += grep_files(os.path.dirname(dd.log_path), needles, only=dd.log_path)
+        c.check(not hits, "privacy: no user id in the daemon logs", hits[:20])
+
+        # (c) Re-credit: restart with a catalog that changes developers, countries,
+        # created_at and base_model roots.
+        models2 = os.path.join(tmp, "models2.ndjson")
+        n = changed_catalog(models, models2, r1, args.seed)
+        r2 = ref.Reference.from_files(events, models2)
+        log(f"[recredit] {n} changed catalog records")
+        d = new_daemon(state_a, models2, "recredit")
+        stats, err = d.wait_exhausted()
+        if c.check(stats is not None, "[recredit] comes back", [err]):
+            compare_all(c, r2, d, "recredit", stats)
+        d.signal(signal.SIGTERM)
+
+        # (b) Crash safety: SIGKILL during ingest, several times, then finish.
+        state_b = os.path.join(tmp, "state-b")
+        rng = random.Random(args.seed)
+        for i in range(args.crash_kills):
+            d = new_daemon(state_b, models, f"crash-{i}")
+            time.sleep(rng.uniform(0.3, 1.0))
+            s = d.stats() if d.alive() else None
+            code = d.signal(signal.SIGKILL)
+            log(f"[crash] kill {i + 1}: events_read {u64(s, 'events_read') if s else '?'} "
+                f"exhausted {bool(s and s.get('source_exhausted'))} (exit {code})")
+        d = new_daemon(state_b, models, "crash-final")
+        stats, err = d.wait_exhausted()
+        if c.check(stats is not None, "[crash] comes back after SIGKILLs", [err]):
+            compare_all(c, r1, d, "crash", stats)
+        d.signal(signal.SIGTERM)
+    finally:
+        for d in daemons:
+            if d.alive():
+                d.signal(signal.SIGKILL)
+        if args.keep or c.failed:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+        log(f"total {time.monotonic() - started:.0f}s")
+        print(f"{c.passed} passed, {c.failed} failed", flush=True)
+    return 0 if c.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

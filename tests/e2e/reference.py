@@ -1,0 +1,463 @@
+#!/usr/bin/env python3
+"""An independent brute-force reference of hubmetrics (DESIGN.md section 2).
+
+Written from the spec, not from the C++: standard library only, exact integers
+and Fractions. Given the events NDJSON and the models NDJSON it computes what
+hubmetricsd must answer: ingest counters per rejection reason, unique
+downloads, and for every view (level x filter x attribution) and window the
+concentration measures, leaderboards, entity reports and weekly series.
+
+Rules (normative, shared with the C++):
+- Events are checked in order: not strictly valid JSON -> malformed; not an
+  object -> not_object; model_id/user_id/time present but not a string ->
+  malformed (null counts as absent); any of them absent or "" -> missing_field;
+  model_id not a Hub repo id -> invalid_model_id; time not RFC 3339 ->
+  invalid_time; time > now + 1 h -> future; watermark set and
+  day(time) < day(watermark) - lateness -> too_late; else accepted and the
+  watermark advances. An accepted event is a unique download when its
+  (model_id, user_id, UTC day) is new, else a duplicate.
+- Catalog: the last record per model_id wins (as a whole).
+- root(m) follows base_model; a cycle or a 33rd link credits m itself; a
+  base_model without a catalog record is itself the root.
+
+Usage as a program (for debugging):
+  reference.py --events E --models M [--level model --filter all --attribution direct --window all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import re
+import sys
+import time as _time
+from fractions import Fraction
+from typing import Iterable
+
+REASONS = (
+    "malformed",
+    "not_object",
+    "missing_field",
+    "invalid_model_id",
+    "invalid_time",
+    "future",
+    "too_late",
+)
+LEVELS = ("model", "developer", "country")
+FILTERS = ("all", "rolling_1y")
+ATTRIBUTIONS = ("direct", "recursive")
+VIEWS = tuple((l, f, a) for l in LEVELS for f in FILTERS for a in ATTRIBUTIONS)
+DEFAULT_TOP_K = (1, 10, 100)
+
+NS_PER_SECOND = 10**9
+NS_PER_DAY = 86400 * NS_PER_SECOND
+MAX_CHAIN_LINKS = 32
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+
+
+# ---------------------------------------------------------------- validation
+
+_PART_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?", re.ASCII)
+
+
+def valid_model_id(s: str) -> bool:
+    """A Hub repo id: "name" or "namespace/name", each part 1..96 of
+    [A-Za-z0-9_.-] starting and ending with [A-Za-z0-9_]; no "--" or "..";
+    not ending in ".git"."""
+    parts = s.split("/")
+    if len(parts) > 2:
+        return False
+    if not all(_PART_RE.fullmatch(p) for p in parts):
+        return False
+    if "--" in s or ".." in s or s.endswith(".git"):
+        return False
+    return True
+
+
+_TIME_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]{1,9}))?(Z|([+-])([0-9]{2}):([0-9]{2}))",
+    re.ASCII,
+)
+
+
+def parse_rfc3339(s: str) -> int | None:
+    """Nanoseconds since the Unix epoch, or None if `s` is not RFC 3339 with
+    a year in 0001..9999 and a real calendar date."""
+    m = _TIME_RE.fullmatch(s)
+    if not m:
+        return None
+    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
+    if year < 1:
+        return None
+    try:
+        date = _dt.date(year, month, day)
+    except ValueError:
+        return None
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    offset = 0
+    if m.group(8) != "Z":
+        oh, om = int(m.group(10)), int(m.group(11))
+        if oh > 23 or om > 59:
+            return None
+        offset = (oh * 3600 + om * 60) * (1 if m.group(9) == "+" else -1)
+    frac = m.group(7) or ""
+    nanos = int(frac.ljust(9, "0")) if frac else 0
+    seconds = (date.toordinal() - _EPOCH_ORDINAL) * 86400 + hour * 3600 + minute * 60 + second
+    return (seconds - offset) * NS_PER_SECOND + nanos
+
+
+def utc_day(ns: int) -> int:
+    return ns // NS_PER_DAY  # floors: days before 1970 are negative
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"not JSON: {name}")
+
+
+def strict_json(line: bytes | str):
+    """json.loads that refuses what strict JSON refuses (NaN, Infinity, bad UTF-8)."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    return json.loads(line, parse_constant=_reject_constant)
+
+
+# ---------------------------------------------------------------- weeks
+
+def iso_week_of_day(day: int) -> int:
+    """The Monday (a day number) of the ISO week containing `day`."""
+    # 1970-01-01 was a Thursday: weekday index 3 with Monday = 0.
+    return day - (day + 3) % 7
+
+
+def week_label(monday: int) -> str:
+    y, w, _ = _dt.date.fromordinal(monday + _EPOCH_ORDINAL).isocalendar()
+    return f"{y:04d}-W{w:02d}"
+
+
+def parse_week(label: str) -> int:
+    m = re.fullmatch(r"([0-9]{4})-W([0-9]{2})", label)
+    if not m:
+        raise ValueError(f"bad week {label!r}")
+    d = _dt.date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
+    return d.toordinal() - _EPOCH_ORDINAL
+
+
+# ---------------------------------------------------------------- catalog
+
+class CatalogEntry:
+    __slots__ = ("developer", "country", "created_day", "base_model")
+
+    def __init__(self, developer: str, country: str, created_day: int | None, base_model: str):
+        self.developer = developer
+        self.country = country
+        self.created_day = created_day
+        self.base_model = base_model
+
+
+def _str_field(rec: dict, name: str) -> str:
+    v = rec.get(name)
+    return v if isinstance(v, str) else ""
+
+
+def load_catalog(lines: Iterable[bytes | str]) -> dict[str, CatalogEntry]:
+    """The last record per model_id. Records that do not decode, or whose
+    model_id or base_model is not a valid repo id, change nothing."""
+    catalog: dict[str, CatalogEntry] = {}
+    for line in lines:
+        if isinstance(line, bytes):
+            line = line.rstrip(b"\r\n")
+        else:
+            line = line.rstrip("\r\n")
+        if not line:
+            continue
+        try:
+            rec = strict_json(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict):
+            continue
+        mid = _str_field(rec, "model_id")
+        base = _str_field(rec, "base_model")
+        if not valid_model_id(mid) or (base and not valid_model_id(base)):
+            continue
+        created = _str_field(rec, "created_at")
+        created_ns = parse_rfc3339(created) if created else None
+        if created and created_ns is None:
+            continue
+        catalog[mid] = CatalogEntry(
+            _str_field(rec, "developer"),
+            _str_field(rec, "country"),
+            utc_day(created_ns) if created_ns is not None else None,
+            base,
+        )
+    return catalog
+
+
+# ---------------------------------------------------------------- measures
+
+def measures(counts: Iterable[int], top_k: Iterable[int] = DEFAULT_TOP_K) -> dict:
+    """Exact X, n, HHI, Gini and top-k shares (Fractions) over the positive counts."""
+    xs = sorted(x for x in counts if x > 0)
+    n = len(xs)
+    total = sum(xs)
+    result = {"total": total, "entities": n}
+    if total == 0:
+        result.update(hhi=Fraction(0), gini=Fraction(0), top_shares={k: Fraction(0) for k in top_k})
+        return result
+    result["hhi"] = Fraction(sum(x * x for x in xs), total * total)
+    # sum_i sum_j |xi - xj| = 2 * sum_{i<j} (x_j - x_i) = 2 * sum_k x_k (2k - n + 1), xs ascending.
+    pair_sum = sum(x * (2 * k - n + 1) for k, x in enumerate(xs))
+    result["gini"] = Fraction(2 * pair_sum, 2 * n * total) if n > 1 else Fraction(0)
+    desc = xs[::-1]
+    result["top_shares"] = {k: Fraction(sum(desc[:k]), total) for k in top_k}
+    return result
+
+
+# ---------------------------------------------------------------- the reference
+
+class Reference:
+    def __init__(self, lateness_days: int = 3, max_future_ns: int = 3600 * NS_PER_SECOND,
+                 now_ns: int | None = None):
+        self.lateness_days = lateness_days
+        self.max_future_ns = max_future_ns
+        self.now_ns = now_ns if now_ns is not None else _time.time_ns()
+        self.events_read = 0
+        self.unique_downloads = 0
+        self.duplicates = 0
+        self.rejected_by_reason = {r: 0 for r in REASONS}
+        self.watermark_ns: int | None = None
+        self._seen: set[tuple[str, str, int]] = set()
+        self.daily: dict[tuple[str, int], int] = {}  # (model, day) -> unique downloads
+        self.catalog: dict[str, CatalogEntry] = {}
+        self._views: dict[tuple[str, str, str], dict[int, dict[str, int]]] = {}
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+    # -- events
+
+    def classify(self, line: bytes | str) -> tuple[str, tuple[str, str, int] | None]:
+        """("ok", (model, user, time_ns)) or (reason, None). Advances the watermark."""
+        try:
+            obj = strict_json(line)
+        except (ValueError, RecursionError):
+            return "malformed", None
+        if not isinstance(obj, dict):
+            return "not_object", None
+        values = {}
+        for name in ("model_id", "user_id", "time"):
+            v = obj.get(name)
+            if v is not None and not isinstance(v, str):
+                return "malformed", None
+            values[name] = v or ""
+        if not all(values.values()):
+            return "missing_field", None
+        if not valid_model_id(values["model_id"]):
+            return "invalid_model_id", None
+        t = parse_rfc3339(values["time"])
+        if t is None:
+            return "invalid_time", None
+        if t > self.now_ns + self.max_future_ns:
+            return "future", None
+        if self.watermark_ns is not None and (
+                utc_day(t) < utc_day(self.watermark_ns) - self.lateness_days):
+            return "too_late", None
+        self.watermark_ns = t if self.watermark_ns is None else max(self.watermark_ns, t)
+        return "ok", (values["model_id"], values["user_id"], t)
+
+    def ingest_event(self, line: bytes | str) -> str:
+        """Applies one events line; returns "unique", "duplicate" or the rejection reason."""
+        self.events_read += 1
+        self._views.clear()
+        outcome, event = self.classify(line)
+        if event is None:
+            self.rejected_by_reason[outcome] += 1
+            return outcome
+        model, user, t = event
+        key = (model, user, utc_day(t))
+        if key in self._seen:
+            self.duplicates += 1
+            return "duplicate"
+        self._seen.add(key)
+        self.unique_downloads += 1
+        dk = (model, key[2])
+        self.daily[dk] = self.daily.get(dk, 0) + 1
+        return "unique"
+
+    def ingest_events(self, lines: Iterable[bytes | str]) -> None:
+        for line in lines:
+            self.ingest_event(line)
+
+    def set_catalog(self, catalog: dict[str, CatalogEntry]) -> None:
+        self.catalog = catalog
+        self._views.clear()
+
+    @classmethod
+    def from_files(cls, events_path: str, models_path: str, **kwargs) -> "Reference":
+        ref = cls(**kwargs)
+        with open(models_path, "rb") as f:
+            ref.set_catalog(load_catalog(f.read().split(b"\n")))
+        with open(events_path, "rb") as f:
+            data = f.read()
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()  # the newline ending the last line
+        ref.ingest_events(lines)
+        return ref
+
+    # -- catalog lookups
+
+    def root(self, model: str) -> str:
+        r = model
+        visited = {model}
+        links = 0
+        while True:
+            entry = self.catalog.get(r)
+            if entry is None or not entry.base_model:
+                return r
+            b = entry.base_model
+            if b in visited or links == MAX_CHAIN_LINKS:
+                return model  # a cycle, or a 33rd link: credit the downloaded model
+            visited.add(b)
+            r = b
+            links += 1
+
+    def developer(self, model: str) -> str:
+        entry = self.catalog.get(model)
+        if entry is not None and entry.developer:
+            return entry.developer
+        return model.split("/", 1)[0] if "/" in model else model
+
+    def country(self, model: str) -> str:
+        entry = self.catalog.get(model)
+        return entry.country if entry is not None and entry.country else "Unknown"
+
+    def entity_of(self, level: str, credited: str) -> str:
+        if level == "model":
+            return credited
+        if level == "developer":
+            return self.developer(credited)
+        if level == "country":
+            return self.country(credited)
+        raise ValueError(level)
+
+    # -- views and windows
+
+    def view_weeks(self, view: tuple[str, str, str]) -> dict[int, dict[str, int]]:
+        """week monday -> entity -> unique downloads credited in the view."""
+        cached = self._views.get(view)
+        if cached is not None:
+            return cached
+        level, filt, attribution = view
+        weeks: dict[int, dict[str, int]] = {}
+        for (model, day), count in self.daily.items():
+            if filt == "rolling_1y":
+                entry = self.catalog.get(model)
+                if entry is None or entry.created_day is None:
+                    continue
+                if not 0 <= day - entry.created_day <= 365:
+                    continue
+            credited = model if attribution == "direct" else self.root(model)
+            entity = self.entity_of(level, credited)
+            per = weeks.setdefault(iso_week_of_day(day), {})
+            per[entity] = per.get(entity, 0) + count
+        self._views[view] = weeks
+        return weeks
+
+    def watermark_week(self) -> int | None:
+        return None if self.watermark_ns is None else iso_week_of_day(utc_day(self.watermark_ns))
+
+    def window_weeks(self, window: str) -> list[int] | None:
+        """The Mondays the window covers; None for "all"."""
+        if window == "all":
+            return None
+        if window.startswith("week:"):
+            return [parse_week(window[5:])]
+        if window.startswith("trailing:"):
+            n = int(window[9:])
+            last = self.watermark_week()
+            if last is None:
+                return []
+            return [last - 7 * i for i in range(n - 1, -1, -1)]
+        raise ValueError(f"bad window {window!r}")
+
+    def window_counts(self, view, window: str) -> dict[str, int]:
+        weeks = self.view_weeks(view)
+        selected = self.window_weeks(window)
+        counts: dict[str, int] = {}
+        for monday, per in weeks.items():
+            if selected is not None and monday not in selected:
+                continue
+            for entity, c in per.items():
+                counts[entity] = counts.get(entity, 0) + c
+        return counts
+
+    def concentration(self, view, window: str, top_k=DEFAULT_TOP_K) -> dict:
+        return measures(self.window_counts(view, window).values(), top_k)
+
+    def top(self, view, window: str, k: int) -> list[dict]:
+        counts = self.window_counts(view, window)
+        total = sum(counts.values())
+        ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].encode("utf-8")))
+        result = []
+        more = 0  # entities with strictly more downloads than the current one
+        prev = None
+        for i, (entity, c) in enumerate(ordered[:k]):
+            if c != prev:
+                more = i
+                prev = c
+            result.append({"entity": entity, "downloads": c, "rank": 1 + more,
+                           "share": Fraction(c, total)})
+        return result
+
+    def entity(self, view, window: str, name: str) -> dict:
+        counts = self.window_counts(view, window)
+        total = sum(counts.values())
+        c = counts.get(name, 0)
+        if c == 0:
+            return {"entity": name, "downloads": 0, "rank": 0, "share": Fraction(0),
+                    "total": total, "entities": len(counts)}
+        rank = 1 + sum(1 for v in counts.values() if v > c)
+        return {"entity": name, "downloads": c, "rank": rank, "share": Fraction(c, total),
+                "total": total, "entities": len(counts)}
+
+    def sample_weeks(self) -> list[int]:
+        """Every week from the first to the last one with an accepted event."""
+        days = [d for (_, d) in self.daily]
+        if not days:
+            return []
+        first, last = iso_week_of_day(min(days)), iso_week_of_day(max(days))
+        return list(range(first, last + 1, 7))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--events", required=True)
+    p.add_argument("--models", required=True)
+    p.add_argument("--level", default="model", choices=LEVELS)
+    p.add_argument("--filter", default="all", choices=FILTERS)
+    p.add_argument("--attribution", default="direct", choices=ATTRIBUTIONS)
+    p.add_argument("--window", default="all")
+    p.add_argument("--k", type=int, default=10)
+    args = p.parse_args()
+    ref = Reference.from_files(args.events, args.models)
+    view = (args.level, args.filter, args.attribution)
+    c = ref.concentration(view, args.window)
+    print(json.dumps({
+        "events_read": ref.events_read, "unique_downloads": ref.unique_downloads,
+        "duplicates": ref.duplicates, "rejected": ref.rejected,
+        "rejected_by_reason": ref.rejected_by_reason,
+        "weeks": [week_label(w) for w in ref.sample_weeks()],
+        "total_downloads": c["total"], "entities": c["entities"], "hhi": float(c["hhi"]),
+        "gini": float(c["gini"]), "top_shares": {k: float(v) for k, v in c["top_shares"].items()},
+        "top": [{**t, "share": float(t["share"])} for t in ref.top(view, args.window, args.k)],
+    }, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
