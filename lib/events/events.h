@@ -55,12 +55,24 @@ struct Rejection {
 // Decodes one NDJSON line (the protobuf JSON mapping of DownloadEvent; unknown
 // fields ignored; surrounding whitespace allowed). Checks field presence,
 // model id and time syntax. Returns the event or the Rejection.
+//
+// Exactly one of `event` and `rejection` is set. The first failing check, in
+// this order, gives the reason: not JSON (trailing garbage included) ->
+// malformed; not an object -> not_object; model_id, user_id or time present
+// with a non-string value -> malformed; one of them absent, null or "" ->
+// missing_field; model_id not IsValidModelId -> invalid_model_id; time not
+// ParseRfc3339-able (or with characters outside the RFC 3339 alphabet) ->
+// invalid_time. A repeated key counts with its last value. Details name the
+// field and quote (escaped, truncated) the model id or time, never the user id.
 struct DecodeResult {
   std::optional<DecodedEvent> event;
   std::optional<Rejection> rejection;
 };
 DecodeResult DecodeJsonEvent(std::string_view line);
-// The same for a binary protobuf DownloadEvent.
+// The same for a binary protobuf DownloadEvent: not parseable -> malformed;
+// then the same presence and model id checks (time unset -> missing_field), and
+// a Timestamp outside years 0001..9999 or with nanos outside [0, 1e9) ->
+// invalid_time.
 DecodeResult DecodeBinaryEvent(std::string_view bytes);
 
 // True when `id` is a valid Hub repo id: "name" (legacy, no namespace) or
@@ -84,8 +96,14 @@ class UserHasher {
   UserHash Hash(std::string_view user_id) const;
 
   // Loads the key from `path`: 32 hex digits (a trailing newline allowed).
+  // NotFound / PermissionDenied / ... when the file cannot be read;
+  // InvalidArgument naming the expected format (never the contents) otherwise.
   static absl::StatusOr<UserHasher> FromKeyFile(const std::string& path);
   // Loads `path` if it exists; else creates it with a random key, mode 0600.
+  // Creation is atomic (a reader sees no key file or a whole one), and when
+  // several processes race, all end with the key of the first one published.
+  // An existing but invalid file is an error, never replaced: hashes already
+  // stored under it would silently stop matching.
   static absl::StatusOr<UserHasher> LoadOrCreateKeyFile(const std::string& path);
 
  private:

@@ -1,0 +1,408 @@
+// Decoding of download events (JSON and binary) and catalog records.
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+#include "lib/events/events.h"
+#include "lib/events/internal.h"
+#include "simdjson.h"
+
+namespace hubmetrics {
+namespace {
+
+// Bounds what a hostile record can put into a log line or DLQ header.
+constexpr size_t kMaxQuotedBytes = 120;
+// Lines longer than this are parsed with a parser of their own, so that one
+// huge record does not leave the thread's reusable parser at its size forever.
+constexpr size_t kMaxReusedParserBytes = 1 << 20;
+
+// Timestamp range of years 0001..9999 (the protobuf Timestamp range).
+constexpr int64_t kMinTimestampSeconds = -62135596800;  // 0001-01-01T00:00:00Z
+constexpr int64_t kMaxTimestampSeconds = 253402300799;  // 9999-12-31T23:59:59Z
+
+// absl::StrCat does not take std::string_view in this abseil (see BUILD-NOTES).
+absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+// `s` in double quotes, C-escaped (so control bytes and non-ASCII cannot
+// corrupt a log line), cut after kMaxQuotedBytes input bytes.
+std::string Quote(std::string_view s) {
+  const bool cut = s.size() > kMaxQuotedBytes;
+  if (cut) s = s.substr(0, kMaxQuotedBytes);
+  return absl::StrCat("\"", absl::CHexEscape(absl::string_view(s.data(), s.size())), "\"",
+                      cut ? "..." : "");
+}
+
+DecodeResult Reject(RejectReason reason, std::string detail) {
+  return DecodeResult{std::nullopt, Rejection{reason, std::move(detail)}};
+}
+
+std::string_view JsonTypeName(simdjson::dom::element_type t) {
+  using T = simdjson::dom::element_type;
+  switch (t) {
+    case T::ARRAY:
+      return "an array";
+    case T::OBJECT:
+      return "an object";
+    case T::INT64:
+    case T::UINT64:
+    case T::DOUBLE:
+      return "a number";
+    case T::STRING:
+      return "a string";
+    case T::BOOL:
+      return "a boolean";
+    case T::NULL_VALUE:
+      return "null";
+  }
+  return "an unknown value";
+}
+
+// Checks 4 and 5, shared by both wire formats: presence, then the model id.
+// Empty strings count as absent, as in the protobuf mapping of proto3 strings.
+std::optional<Rejection> CheckPresenceAndModelId(std::string_view model_id,
+                                                 std::string_view user_id, bool has_time) {
+  if (model_id.empty() || user_id.empty() || !has_time) {
+    std::string missing;
+    if (model_id.empty()) absl::StrAppend(&missing, "model_id");
+    if (user_id.empty()) absl::StrAppend(&missing, missing.empty() ? "" : ", ", "user_id");
+    if (!has_time) absl::StrAppend(&missing, missing.empty() ? "" : ", ", "time");
+    return Rejection{RejectReason::kMissingField,
+                     absl::StrCat("missing or empty field(s): ", missing)};
+  }
+  if (!IsValidModelId(model_id)) {
+    return Rejection{RejectReason::kInvalidModelId,
+                     absl::StrCat("invalid model id ", Quote(model_id),
+                                  ": expected a Hub repo id like \"namespace/name\" or \"name\"")};
+  }
+  return std::nullopt;
+}
+
+bool IsPrintableAscii(std::string_view s) {
+  for (char c : s) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// The characters an RFC 3339 timestamp is made of. ParseRfc3339 (absl::ParseTime)
+// skips trailing whitespace and stops at a NUL byte, so without this check
+// "2025-03-04T12:34:56Z \n" or "...Z\u0000junk" would pass as times.
+bool IsRfc3339Alphabet(std::string_view s) {
+  for (char c : s) {
+    const bool ok = (c >= '0' && c <= '9') || c == '-' || c == ':' || c == '.' || c == '+' ||
+                    c == 'T' || c == 't' || c == 'Z' || c == 'z';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool IsLeapYear(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+// Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
+// (H. Hinnant's days_from_civil).
+int64_t DaysFromCivil(int y, int m, int d) {
+  y -= m <= 2;
+  const int era = (y >= 0 ? y : y - 399) / 400;
+  const int yoe = y - era * 400;
+  const int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return static_cast<int64_t>(era) * 146097 + doe - 719468;
+}
+
+// The common shape "YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z", parsed without the
+// allocation and generality of absl::ParseTime (a third of the decode time).
+// Returns nullopt for anything else, including shapes it could parse but
+// leaves to ParseRfc3339 so that there is one source of truth for them
+// (second 60, year 0000, other offsets, longer fractions). The unit test
+// checks that both agree.
+std::optional<absl::Time> ParseCommonUtcTime(std::string_view s) {
+  if (s.size() < 20 || s.size() > 30) return std::nullopt;
+  auto digits = [&](size_t pos, size_t n, int& out) {
+    out = 0;
+    for (size_t i = pos; i < pos + n; ++i) {
+      if (s[i] < '0' || s[i] > '9') return false;
+      out = out * 10 + (s[i] - '0');
+    }
+    return true;
+  };
+  int y, mo, d, h, mi, sec;
+  if (!digits(0, 4, y) || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' || !digits(8, 2, d) ||
+      (s[10] != 'T' && s[10] != 't') || !digits(11, 2, h) || s[13] != ':' || !digits(14, 2, mi) ||
+      s[16] != ':' || !digits(17, 2, sec)) {
+    return std::nullopt;
+  }
+  static constexpr int kDaysInMonth[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (y < 1 || mo < 1 || mo > 12 || d < 1 ||
+      d > kDaysInMonth[mo - 1] + (mo == 2 && IsLeapYear(y) ? 1 : 0) || h > 23 || mi > 59 ||
+      sec > 59) {
+    return std::nullopt;
+  }
+  int64_t nanos = 0;
+  size_t pos = 19;
+  if (s[pos] == '.') {
+    const size_t start = ++pos;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') nanos = nanos * 10 + (s[pos++] - '0');
+    const size_t n = pos - start;
+    if (n == 0 || n > 9) return std::nullopt;
+    for (size_t i = n; i < 9; ++i) nanos *= 10;
+  }
+  if (pos + 1 != s.size() || (s[pos] != 'Z' && s[pos] != 'z')) return std::nullopt;
+  const int64_t seconds = DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+  return absl::FromUnixSeconds(seconds) + absl::Nanoseconds(nanos);
+}
+
+}  // namespace
+
+namespace events_internal {
+
+absl::StatusOr<absl::Time> ParseEventTime(std::string_view text) {
+  if (std::optional<absl::Time> t = ParseCommonUtcTime(text); t.has_value()) return *t;
+  if (!IsRfc3339Alphabet(text)) {
+    return absl::InvalidArgumentError("characters outside the RFC 3339 alphabet");
+  }
+  return ParseRfc3339(text);
+}
+
+}  // namespace events_internal
+
+namespace {
+
+// RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+bool IsJsonNumber(std::string_view s) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i - start;
+  };
+  if (i < s.size() && s[i] == '-') ++i;
+  if (i < s.size() && s[i] == '0') {
+    ++i;
+  } else if (digits() == 0) {
+    return false;
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (digits() == 0) return false;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == s.size();
+}
+
+// simdjson refuses numbers beyond double or 64-bit integer range (1e400,
+// 2^64), which RFC 8259 allows and other decoders (Python's json, the test
+// oracle) accept. Their values never matter here: they sit in ignored fields,
+// or in a known field, where any number is the wrong type. So on a number
+// error the line is checked again with every well-formed number outside
+// strings replaced by 0 (and spaces); nullopt when there is nothing to replace.
+std::optional<std::string> WithNumbersZeroed(std::string_view line) {
+  std::string out(line);
+  bool changed = false;
+  size_t i = 0;
+  while (i < out.size()) {
+    const char c = out[i];
+    if (c == '"') {
+      for (++i; i < out.size() && out[i] != '"'; ++i) {
+        if (out[i] == '\\') ++i;
+      }
+      ++i;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t end = i;
+      while (end < out.size() &&
+             std::string_view("0123456789+-.eE").find(out[end]) != std::string_view::npos) {
+        ++end;
+      }
+      if (IsJsonNumber(std::string_view(out).substr(i, end - i)) && end - i > 1) {
+        out[i] = '0';
+        std::fill(out.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                  out.begin() + static_cast<std::ptrdiff_t>(end), ' ');
+        changed = true;
+      }
+      i = end;
+    } else {
+      ++i;
+    }
+  }
+  if (!changed) return std::nullopt;
+  return out;
+}
+
+enum class FieldState : uint8_t { kAbsent, kString, kWrongType };
+
+struct JsonField {
+  FieldState state = FieldState::kAbsent;
+  simdjson::dom::element_type type = simdjson::dom::element_type::NULL_VALUE;
+  std::string_view value;
+};
+
+}  // namespace
+
+DecodeResult DecodeJsonEvent(std::string_view line) {
+  thread_local simdjson::dom::parser reused_parser;
+  std::optional<simdjson::dom::parser> own_parser;
+  if (line.size() > kMaxReusedParserBytes) own_parser.emplace();
+  simdjson::dom::parser& parser = own_parser.has_value() ? *own_parser : reused_parser;
+
+  simdjson::dom::element root;
+  simdjson::error_code err = parser.parse(line.data(), line.size()).get(root);
+  std::string renumbered;  // only on the rare path below
+  if (err == simdjson::NUMBER_ERROR) {
+    if (std::optional<std::string> r = WithNumbersZeroed(line); r.has_value()) {
+      renumbered = std::move(*r);
+      err = parser.parse(renumbered.data(), renumbered.size()).get(root);
+    }
+  }
+  if (err) {
+    return Reject(RejectReason::kMalformed,
+                  absl::StrCat("not valid JSON: ", simdjson::error_message(err)));
+  }
+  simdjson::dom::object object;
+  if (root.get(object) != simdjson::SUCCESS) {
+    return Reject(RejectReason::kNotObject,
+                  absl::StrCat("JSON value is ", AV(JsonTypeName(root.type())), ", not an object"));
+  }
+
+  // Index 0 model_id, 1 user_id, 2 time. A repeated key: the last one wins,
+  // as in Python's json module and most JSON decoders.
+  JsonField fields[3];
+  for (const simdjson::dom::key_value_pair kv : object) {
+    int index;
+    if (kv.key == "model_id") {
+      index = 0;
+    } else if (kv.key == "user_id") {
+      index = 1;
+    } else if (kv.key == "time") {
+      index = 2;
+    } else {
+      continue;
+    }
+    JsonField& f = fields[index];
+    f.type = kv.value.type();
+    if (f.type == simdjson::dom::element_type::NULL_VALUE) {
+      f = JsonField{};  // null means absent (protobuf JSON mapping)
+    } else if (kv.value.get(f.value) == simdjson::SUCCESS) {
+      f.state = FieldState::kString;
+    } else {
+      f.state = FieldState::kWrongType;
+      f.value = {};
+    }
+  }
+  static constexpr std::string_view kNames[3] = {"model_id", "user_id", "time"};
+  for (int i = 0; i < 3; ++i) {
+    if (fields[i].state == FieldState::kWrongType) {
+      return Reject(RejectReason::kMalformed,
+                    absl::StrCat("field ", AV(kNames[i]), " is ", AV(JsonTypeName(fields[i].type)),
+                                 ", expected a string"));
+    }
+  }
+
+  const std::string_view model_id = fields[0].value;
+  const std::string_view user_id = fields[1].value;
+  const std::string_view time_text = fields[2].value;
+  if (std::optional<Rejection> r = CheckPresenceAndModelId(model_id, user_id, !time_text.empty());
+      r.has_value()) {
+    return DecodeResult{std::nullopt, std::move(r)};
+  }
+  absl::StatusOr<absl::Time> time = events_internal::ParseEventTime(time_text);
+  if (!time.ok()) {
+    // ParseRfc3339 quotes the text as is; that is only fit for a log when short and printable.
+    if (time_text.size() <= 40 && IsPrintableAscii(time_text) && IsRfc3339Alphabet(time_text)) {
+      return Reject(RejectReason::kInvalidTime, std::string(time.status().message()));
+    }
+    return Reject(RejectReason::kInvalidTime,
+                  absl::StrCat("invalid time ", Quote(time_text),
+                               ": expected RFC 3339 like 2025-03-04T12:34:56Z"));
+  }
+  return DecodeResult{DecodedEvent{std::string(model_id), std::string(user_id), *time},
+                      std::nullopt};
+}
+
+DecodeResult DecodeBinaryEvent(std::string_view bytes) {
+  // Reused so that the Timestamp submessage and string buffers are not
+  // reallocated for every event; ParseFromArray clears it first.
+  thread_local v1::DownloadEvent event;
+  if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
+      !event.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    event.Clear();
+    return Reject(RejectReason::kMalformed,
+                  absl::StrCat("not a valid binary DownloadEvent (", bytes.size(), " bytes)"));
+  }
+  if (std::optional<Rejection> r =
+          CheckPresenceAndModelId(event.model_id(), event.user_id(), event.has_time());
+      r.has_value()) {
+    return DecodeResult{std::nullopt, std::move(r)};
+  }
+  const int64_t seconds = event.time().seconds();
+  const int32_t nanos = event.time().nanos();
+  if (seconds < kMinTimestampSeconds || seconds > kMaxTimestampSeconds || nanos < 0 ||
+      nanos >= 1000000000) {
+    return Reject(RejectReason::kInvalidTime,
+                  absl::StrCat("invalid time {seconds: ", seconds, ", nanos: ", nanos,
+                               "}: expected years 0001..9999 and nanos in [0, 1e9)"));
+  }
+  return DecodeResult{DecodedEvent{event.model_id(), event.user_id(),
+                                   absl::FromUnixSeconds(seconds) + absl::Nanoseconds(nanos)},
+                      std::nullopt};
+}
+
+absl::Status ValidateModel(const v1::ModelInfo& m) {
+  if (m.model_id().empty()) return absl::InvalidArgumentError("model record has no model_id");
+  if (!IsValidModelId(m.model_id())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid model id ", Quote(m.model_id()),
+                     ": expected a Hub repo id like \"namespace/name\" or \"name\""));
+  }
+  if (!m.base_model().empty() && !IsValidModelId(m.base_model())) {
+    return absl::InvalidArgumentError(absl::StrCat("model ", Quote(m.model_id()),
+                                                   ": invalid base_model ", Quote(m.base_model()),
+                                                   ": expected a Hub repo id or empty"));
+  }
+  if (m.has_created_at()) {
+    const int64_t seconds = m.created_at().seconds();
+    const int32_t nanos = m.created_at().nanos();
+    if (seconds < kMinTimestampSeconds || seconds > kMaxTimestampSeconds || nanos < 0 ||
+        nanos >= 1000000000) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model ", Quote(m.model_id()), ": created_at {seconds: ", seconds,
+                       ", nanos: ", nanos, "} is outside years 0001..9999"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::ModelInfo> DecodeJsonModel(std::string_view line) {
+  v1::ModelInfo m;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  const auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(line.data(), line.size()), &m, options);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model record is not a valid ModelInfo JSON object: ", status.ToString()));
+  }
+  if (absl::Status s = ValidateModel(m); !s.ok()) return s;
+  return m;
+}
+
+absl::StatusOr<v1::ModelInfo> DecodeBinaryModel(std::string_view bytes) {
+  v1::ModelInfo m;
+  if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
+      !m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model record is not a valid binary ModelInfo (", bytes.size(), " bytes)"));
+  }
+  if (absl::Status s = ValidateModel(m); !s.ok()) return s;
+  return m;
+}
+
+}  // namespace hubmetrics
