@@ -1,0 +1,126 @@
+#include "lib/exporter/poller.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "lib/exporter/translate.h"
+
+namespace hubmetrics::exporter {
+namespace {
+
+void SetDeadline(grpc::ClientContext& ctx, absl::Duration timeout) {
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::microseconds(absl::ToInt64Microseconds(timeout)));
+}
+
+absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      absl::StrCat(what, ": ", s.error_message()));
+}
+
+std::string ViewName(const ViewLabels& v, const std::string& window) {
+  return absl::StrCat(v.level, "/", v.filter, "/", v.attribution, " window ", window);
+}
+
+}  // namespace
+
+Poller::Poller(std::shared_ptr<grpc::ChannelInterface> channel, PollerOptions options,
+               prometheus::Counter* errors)
+    : stub_(v1::MetricsService::NewStub(std::move(channel))),
+      options_(std::move(options)),
+      errors_(errors),
+      families_(ToFamilies(Snapshot{}, 0)) {}
+
+absl::Status Poller::PollOnce() {
+  Snapshot snapshot;
+  absl::Status first_error = absl::OkStatus();
+  auto fail = [&](absl::Status s) {
+    if (errors_ != nullptr) errors_->Increment();
+    if (first_error.ok()) first_error = std::move(s);
+  };
+
+  v1::IngestStats stats;
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, options_.rpc_timeout);
+    grpc::Status s = stub_->GetIngestStats(&ctx, v1::IngestStatsRequest(), &stats);
+    if (!s.ok()) {
+      // The daemon is down or unreachable: one error, not one per view.
+      fail(FromGrpc(s, "GetIngestStats"));
+      absl::MutexLock lock(&mu_);
+      families_ = ToFamilies(snapshot, options_.top_entities);
+      return first_error;
+    }
+  }
+  const std::optional<absl::Time> watermark = WatermarkOf(stats);
+  snapshot.stats = stats;
+
+  for (const std::string& window : options_.windows) {
+    // "week:current" before the first event: nothing to ask for yet.
+    const std::optional<std::string> request_window = RequestWindow(window, watermark);
+    if (!request_window.has_value()) continue;
+    for (const ViewLabels& view : AllViews()) {
+      v1::View v;
+      v.set_level(view.level);
+      v.set_filter(view.filter);
+      v.set_attribution(view.attribution);
+
+      ViewResult result{.view = view, .window = window, .concentration = {}, .top = {}};
+      {
+        v1::ConcentrationRequest req;
+        *req.mutable_view() = v;
+        req.set_window(*request_window);
+        grpc::ClientContext ctx;
+        SetDeadline(ctx, options_.rpc_timeout);
+        grpc::Status s = stub_->GetConcentration(&ctx, req, &result.concentration);
+        if (!s.ok()) {
+          fail(FromGrpc(s, absl::StrCat("GetConcentration ", ViewName(view, *request_window))));
+          continue;
+        }
+      }
+      if (options_.top_entities > 0) {
+        v1::TopEntitiesRequest req;
+        *req.mutable_view() = v;
+        req.set_window(*request_window);
+        req.set_k(static_cast<uint32_t>(std::min(options_.top_entities, kMaxTopEntities)));
+        grpc::ClientContext ctx;
+        SetDeadline(ctx, options_.rpc_timeout);
+        v1::TopEntities top;
+        grpc::Status s = stub_->GetTopEntities(&ctx, req, &top);
+        if (s.ok()) {
+          result.top = std::move(top);
+        } else {
+          fail(FromGrpc(s, absl::StrCat("GetTopEntities ", ViewName(view, *request_window))));
+        }
+      }
+      snapshot.views.push_back(std::move(result));
+    }
+  }
+  snapshot.up = first_error.ok();
+  std::vector<prometheus::MetricFamily> families = ToFamilies(snapshot, options_.top_entities);
+  absl::MutexLock lock(&mu_);
+  families_ = std::move(families);
+  return first_error;
+}
+
+std::vector<prometheus::MetricFamily> Poller::Collect() const {
+  absl::MutexLock lock(&mu_);
+  return families_;
+}
+
+std::shared_ptr<grpc::Channel> NewDaemonChannel(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace hubmetrics::exporter

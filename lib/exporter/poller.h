@@ -1,0 +1,77 @@
+// Poller: asks hubmetricsd's MetricsService for every configured view and window
+// and keeps the resulting Prometheus families, ready for a scrape.
+//
+// Why polling (not WatchConcentration): it is simple, its load on the daemon is
+// bounded and known — one GetIngestStats plus, per view x window, one
+// GetConcentration and one GetTopEntities per interval, whatever the event rate —
+// and a Prometheus scrape never waits on the daemon: it reads the last snapshot.
+//
+// Each poll builds a complete new set of families and swaps it in whole, so a
+// series whose labels disappeared (an entity that fell out of the top N) is gone
+// from the next scrape and a scrape never sees half of one poll and half of another.
+//
+// On a failed poll (the daemon cannot be reached or an RPC fails) the snapshot
+// keeps only hubmetrics_up = 0 and the views that did answer: stale values that
+// look current would mislead a dashboard, while a gap plus hubmetrics_up = 0 is
+// what the alert rules and panels expect. Each failed RPC adds one to the
+// `errors` counter given at construction.
+//
+// Thread safety: PollOnce() is called from one thread at a time (the poll loop);
+// Collect() may be called concurrently from any thread (the HTTP server's).
+#ifndef HUBMETRICS_LIB_EXPORTER_POLLER_H_
+#define HUBMETRICS_LIB_EXPORTER_POLLER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/channel.h"
+#include "prometheus/collectable.h"
+#include "prometheus/counter.h"
+#include "prometheus/metric_family.h"
+#include "proto/hubmetrics/v1/metrics.grpc.pb.h"
+
+namespace hubmetrics::exporter {
+
+struct PollerOptions {
+  // Validated windows (see ParseWindows), as exported in the `window` label.
+  std::vector<std::string> windows;
+  // Leaderboard entries per view and window; clamped to 0..kMaxTopEntities.
+  int top_entities = 10;
+  // Deadline of each RPC.
+  absl::Duration rpc_timeout = absl::Seconds(5);
+};
+
+class Poller final : public prometheus::Collectable {
+ public:
+  // `channel` is shared; `errors` must outlive the Poller (may be null: not counted).
+  Poller(std::shared_ptr<grpc::ChannelInterface> channel, PollerOptions options,
+         prometheus::Counter* errors);
+
+  // Queries the daemon once and replaces the snapshot. Returns OK when every RPC
+  // succeeded, else the first failure (with the RPC and view in its message).
+  absl::Status PollOnce();
+
+  // The families of the last poll (before the first: hubmetrics_up 0 only).
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  std::unique_ptr<v1::MetricsService::Stub> stub_;
+  const PollerOptions options_;
+  prometheus::Counter* const errors_;
+
+  mutable absl::Mutex mu_;
+  std::vector<prometheus::MetricFamily> families_ ABSL_GUARDED_BY(mu_);
+};
+
+// Channel arguments for the daemon: reconnect within seconds after a daemon
+// restart instead of gRPC's default back-off of up to two minutes.
+std::shared_ptr<grpc::Channel> NewDaemonChannel(const std::string& target);
+
+}  // namespace hubmetrics::exporter
+
+#endif  // HUBMETRICS_LIB_EXPORTER_POLLER_H_

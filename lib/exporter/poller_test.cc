@@ -1,0 +1,248 @@
+// The poller against a fake MetricsService served over real gRPC on 127.0.0.1.
+#include "lib/exporter/poller.h"
+
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+#include "lib/exporter/translate.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+
+namespace hubmetrics::exporter {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Answers every view with hhi = (index of the view in AllViews order + 1) / 16 so
+// the test can tell views apart; records the requested windows.
+class FakeMetricsService final : public v1::MetricsService::Service {
+ public:
+  grpc::Status GetIngestStats(grpc::ServerContext*, const v1::IngestStatsRequest*,
+                              v1::IngestStats* out) override {
+    absl::MutexLock lock(&mu_);
+    out->set_unique_downloads(11);
+    out->mutable_watermark()->set_seconds(1741091696);  // 2025-03-04T12:34:56Z: 2025-W10
+    return grpc::Status::OK;
+  }
+  grpc::Status GetConcentration(grpc::ServerContext*, const v1::ConcentrationRequest* req,
+                                v1::Concentration* out) override {
+    absl::MutexLock lock(&mu_);
+    windows_.insert(req->window());
+    if (fail_level_ == req->view().level()) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "broken view");
+    }
+    *out->mutable_view() = req->view();
+    out->set_window(req->window());
+    out->set_hhi(HhiOf(req->view()));
+    out->set_total_downloads(11);
+    return grpc::Status::OK;
+  }
+  grpc::Status GetTopEntities(grpc::ServerContext*, const v1::TopEntitiesRequest* req,
+                              v1::TopEntities* out) override {
+    absl::MutexLock lock(&mu_);
+    top_k_.insert(req->k());
+    // Deliberately more than asked: the exporter must still bound its output.
+    for (uint64_t i = 0; i < 150; ++i) {
+      auto* e = out->add_top();
+      e->set_entity(absl::StrCat(req->view().level(), "-", generation_, "-", i));
+      e->set_rank(i + 1);
+      e->set_share(0.001);
+    }
+    return grpc::Status::OK;
+  }
+
+  static double HhiOf(const v1::View& v) {
+    const auto& views = AllViews();
+    for (size_t i = 0; i < views.size(); ++i) {
+      if (views[i].level == v.level() && views[i].filter == v.filter() &&
+          views[i].attribution == v.attribution()) {
+        return static_cast<double>(i + 1) / 16;
+      }
+    }
+    return -1;
+  }
+
+  void set_fail_level(std::string level) {
+    absl::MutexLock lock(&mu_);
+    fail_level_ = std::move(level);
+  }
+  void set_generation(int g) {
+    absl::MutexLock lock(&mu_);
+    generation_ = g;
+  }
+  std::set<std::string> windows() {
+    absl::MutexLock lock(&mu_);
+    return windows_;
+  }
+  std::set<uint32_t> top_k() {
+    absl::MutexLock lock(&mu_);
+    return top_k_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::string fail_level_ ABSL_GUARDED_BY(mu_);
+  int generation_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<std::string> windows_ ABSL_GUARDED_BY(mu_);
+  std::set<uint32_t> top_k_ ABSL_GUARDED_BY(mu_);
+};
+
+class PollerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_GT(port_, 0);
+    errors_ = &prometheus::BuildCounter().Name("errors_total").Register(registry_).Add({});
+    poller_ = std::make_unique<Poller>(NewDaemonChannel(absl::StrCat("127.0.0.1:", port_)),
+                                       PollerOptions{.windows = {"week:current", "trailing:4"},
+                                                     .top_entities = 10,
+                                                     .rpc_timeout = absl::Seconds(5)},
+                                       errors_);
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+  }
+
+  std::string Text() const {
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, poller_->Collect());
+    return out.str();
+  }
+  size_t SeriesOf(std::string_view name) const {
+    for (const auto& f : poller_->Collect()) {
+      if (f.name == name) return f.metric.size();
+    }
+    return 0;
+  }
+
+  FakeMetricsService service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  prometheus::Registry registry_;
+  prometheus::Counter* errors_ = nullptr;
+  std::unique_ptr<Poller> poller_;
+};
+
+TEST_F(PollerTest, BeforeTheFirstPollOnlyUpZero) {
+  EXPECT_EQ(Text(),
+            "# HELP hubmetrics_up 1 when the exporter's last poll of hubmetricsd fully "
+            "succeeded, 0 while the daemon cannot be reached or answers with errors.\n"
+            "# TYPE hubmetrics_up gauge\nhubmetrics_up 0\n");
+}
+
+TEST_F(PollerTest, ExportsEveryViewAndWindowWithTheCurrentWeekResolved) {
+  ASSERT_TRUE(poller_->PollOnce().ok());
+  EXPECT_EQ(service_.windows(), (std::set<std::string>{"week:2025-W10", "trailing:4"}));
+  EXPECT_EQ(service_.top_k(), (std::set<uint32_t>{10}));
+  const std::string text = Text();
+  EXPECT_THAT(text, HasSubstr("hubmetrics_up 1\n"));
+  EXPECT_EQ(SeriesOf("hubmetrics_hhi"), 24u);
+  EXPECT_EQ(SeriesOf("hubmetrics_gini"), 24u);
+  EXPECT_EQ(SeriesOf("hubmetrics_top_entity_share"), 24u * 10u);
+  // The view's own value ends up under the view's labels (AllViews index 5 ->
+  // developer/all/recursive, hhi 6/16), with the configured window label.
+  EXPECT_THAT(text, HasSubstr("hubmetrics_hhi{level=\"developer\",filter=\"all\",attribution="
+                              "\"recursive\",window=\"week:current\"} 0.375\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_hhi{level=\"country\",filter=\"rolling_1y\","
+                              "attribution=\"recursive\",window=\"trailing:4\"} 0.75\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_events_total{outcome=\"unique\"} 11\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_watermark_timestamp_seconds 1741091696\n"));
+  EXPECT_EQ(errors_->Value(), 0);
+}
+
+TEST_F(PollerTest, EntitiesThatLeaveTheTopDisappear) {
+  ASSERT_TRUE(poller_->PollOnce().ok());
+  EXPECT_THAT(Text(), HasSubstr("entity=\"model-0-3\""));
+  service_.set_generation(1);
+  ASSERT_TRUE(poller_->PollOnce().ok());
+  const std::string text = Text();
+  EXPECT_THAT(text, HasSubstr("entity=\"model-1-3\""));
+  EXPECT_THAT(text, Not(HasSubstr("entity=\"model-0-")));
+  EXPECT_EQ(SeriesOf("hubmetrics_top_entity_share"), 24u * 10u);
+}
+
+TEST_F(PollerTest, AFailingViewMakesUpZeroAndKeepsTheOthers) {
+  service_.set_fail_level("country");
+  const absl::Status s = poller_->PollOnce();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("GetConcentration country/"));
+  EXPECT_THAT(Text(), HasSubstr("hubmetrics_up 0\n"));
+  EXPECT_EQ(SeriesOf("hubmetrics_hhi"), 16u);  // 2 levels x 4 x 2 windows
+  EXPECT_EQ(errors_->Value(), 8);              // 4 country views x 2 windows
+}
+
+TEST_F(PollerTest, DaemonDownDropsTheViewsAndKeepsAnswering) {
+  ASSERT_TRUE(poller_->PollOnce().ok());
+  ASSERT_GT(SeriesOf("hubmetrics_hhi"), 0u);
+  server_->Shutdown();
+  server_.reset();
+  const absl::Status s = poller_->PollOnce();
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr("GetIngestStats"));
+  const std::string text = Text();
+  EXPECT_THAT(text, HasSubstr("hubmetrics_up 0\n"));
+  EXPECT_EQ(SeriesOf("hubmetrics_hhi"), 0u);
+  EXPECT_EQ(SeriesOf("hubmetrics_top_entity_share"), 0u);
+  EXPECT_EQ(SeriesOf("hubmetrics_events_total"), 0u);
+  EXPECT_EQ(errors_->Value(), 1);  // one failed RPC, not one per view
+  EXPECT_FALSE(poller_->PollOnce().ok());
+  EXPECT_EQ(errors_->Value(), 2);
+}
+
+TEST_F(PollerTest, NoCurrentWeekBeforeTheFirstEvent) {
+  // A daemon with no watermark yet: only the trailing window is asked for.
+  class Empty final : public v1::MetricsService::Service {
+    grpc::Status GetIngestStats(grpc::ServerContext*, const v1::IngestStatsRequest*,
+                                v1::IngestStats*) override {
+      return grpc::Status::OK;
+    }
+    grpc::Status GetConcentration(grpc::ServerContext*, const v1::ConcentrationRequest* req,
+                                  v1::Concentration* out) override {
+      if (req->window() != "trailing:4") return grpc::Status(grpc::StatusCode::INTERNAL, "no");
+      out->set_window(req->window());
+      return grpc::Status::OK;
+    }
+    grpc::Status GetTopEntities(grpc::ServerContext*, const v1::TopEntitiesRequest*,
+                                v1::TopEntities*) override {
+      return grpc::Status::OK;
+    }
+  } empty;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&empty);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  Poller poller(NewDaemonChannel(absl::StrCat("127.0.0.1:", port)),
+                PollerOptions{.windows = {"week:current", "trailing:4"},
+                              .top_entities = 10,
+                              .rpc_timeout = absl::Seconds(5)},
+                nullptr);
+  EXPECT_TRUE(poller.PollOnce().ok());
+  size_t hhi = 0;
+  for (const auto& f : poller.Collect()) {
+    if (f.name == "hubmetrics_hhi") hhi = f.metric.size();
+    EXPECT_NE(f.name, "hubmetrics_watermark_timestamp_seconds");
+  }
+  EXPECT_EQ(hhi, 12u);
+  server->Shutdown();
+}
+
+}  // namespace
+}  // namespace hubmetrics::exporter

@@ -1,0 +1,313 @@
+#include "lib/exporter/translate.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "lib/time/time.h"
+
+namespace hubmetrics::exporter {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+// The daemon's closed list of reject reasons (metrics.proto, RejectCount). They
+// are exported even at 0 so that rate() and the alert rules have a series from
+// the first scrape on.
+constexpr std::string_view kRejectReasons[] = {"malformed",        "not_object",   "missing_field",
+                                               "invalid_model_id", "invalid_time", "future",
+                                               "too_late"};
+
+ClientMetric::Label L(std::string name, std::string value) {
+  return ClientMetric::Label{std::move(name), std::move(value)};
+}
+
+std::vector<ClientMetric::Label> ViewLabelSet(const ViewResult& v) {
+  return {L("level", v.view.level), L("filter", v.view.filter),
+          L("attribution", v.view.attribution), L("window", v.window)};
+}
+
+MetricFamily Family(std::string name, std::string help, MetricType type) {
+  MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+void AddGauge(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.gauge.value = value;
+  f.metric.push_back(std::move(m));
+}
+
+void AddCounter(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.counter.value = value;
+  f.metric.push_back(std::move(m));
+}
+
+// Length of the valid UTF-8 sequence at s[i], or 0 if the bytes there are not one
+// (overlong forms, surrogates and code points above U+10FFFF are invalid).
+std::size_t Utf8SequenceLength(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  std::size_t len = 0;
+  uint32_t cp = 0;
+  uint32_t min = 0;
+  if ((c & 0xE0) == 0xC0) {
+    len = 2, cp = c & 0x1F, min = 0x80;
+  } else if ((c & 0xF0) == 0xE0) {
+    len = 3, cp = c & 0x0F, min = 0x800;
+  } else if ((c & 0xF8) == 0xF0) {
+    len = 4, cp = c & 0x07, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) return 0;
+  for (std::size_t k = 1; k < len; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b(i + k) & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return len;
+}
+
+uint32_t Fnv1a32(std::string_view s) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h;
+}
+
+bool ValidTrailing(std::string_view n) {
+  int weeks = 0;
+  return absl::SimpleAtoi(absl::string_view(n.data(), n.size()), &weeks) && weeks >= 1 &&
+         weeks <= 1040 && n.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+}  // namespace
+
+const std::vector<ViewLabels>& AllViews() {
+  static const std::vector<ViewLabels>* const views = [] {
+    auto* v = new std::vector<ViewLabels>;
+    for (const char* level : {"model", "developer", "country"}) {
+      for (const char* filter : {"all", "rolling_1y"}) {
+        for (const char* attribution : {"direct", "recursive"}) {
+          v->push_back(ViewLabels{level, filter, attribution});
+        }
+      }
+    }
+    return v;
+  }();
+  return *views;
+}
+
+absl::StatusOr<std::vector<std::string>> ParseWindows(std::string_view flag) {
+  static constexpr std::string_view kAllowed =
+      "allowed: week:current, week:YYYY-Www, trailing:N (1..1040), all";
+  std::vector<std::string> out;
+  for (absl::string_view part :
+       absl::StrSplit(absl::string_view(flag.data(), flag.size()), ',', absl::SkipWhitespace())) {
+    const std::string w(absl::StripAsciiWhitespace(part));
+    bool ok = false;
+    if (w == kCurrentWeek || w == "all") {
+      ok = true;
+    } else if (absl::StartsWith(w, "week:")) {
+      ok = IsoWeek::Parse(std::string_view(w).substr(5)).ok();
+    } else if (absl::StartsWith(w, "trailing:")) {
+      ok = ValidTrailing(std::string_view(w).substr(9));
+    }
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--windows: '", w, "' is not a window; ", std::string(kAllowed)));
+    }
+    if (std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
+  }
+  if (out.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--windows: no window given; ", std::string(kAllowed)));
+  }
+  if (static_cast<int>(out.size()) > kMaxWindows) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--windows: %d windows given, at most %d (each costs 12 views of series)",
+                        out.size(), kMaxWindows));
+  }
+  return out;
+}
+
+std::optional<std::string> RequestWindow(std::string_view configured,
+                                         std::optional<absl::Time> watermark) {
+  if (configured != kCurrentWeek) return std::string(configured);
+  if (!watermark.has_value()) return std::nullopt;
+  return absl::StrCat("week:", IsoWeek::Containing(DayOf(*watermark)).Label());
+}
+
+std::optional<absl::Time> WatermarkOf(const v1::IngestStats& stats) {
+  if (!stats.has_watermark()) return std::nullopt;
+  const auto& ts = stats.watermark();
+  if (ts.seconds() == 0 && ts.nanos() == 0) return std::nullopt;
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+std::string SanitizeLabelValue(std::string_view raw) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string valid;
+  valid.reserve(std::min(raw.size(), kMaxLabelValueBytes * 2));
+  // Boundaries after each complete character, to cut without splitting one.
+  std::vector<std::size_t> ends;
+  for (std::size_t i = 0; i < raw.size();) {
+    const std::size_t len = Utf8SequenceLength(raw, i);
+    if (len == 0) {
+      valid.append(kReplacement);
+      i += 1;
+    } else {
+      valid.append(raw.substr(i, len));
+      i += len;
+    }
+    ends.push_back(valid.size());
+    // Past this, the name is cut anyway; stop copying a huge input.
+    if (valid.size() > kMaxLabelValueBytes) break;
+  }
+  if (valid.size() <= kMaxLabelValueBytes) return valid;
+  const std::string suffix = absl::StrFormat("~%08x", Fnv1a32(raw));
+  const std::size_t budget = kMaxLabelValueBytes - suffix.size();
+  std::size_t cut = 0;
+  for (std::size_t e : ends) {
+    if (e > budget) break;
+    cut = e;
+  }
+  valid.resize(cut);
+  return valid + suffix;
+}
+
+std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int top_entities) {
+  top_entities = std::clamp(top_entities, 0, kMaxTopEntities);
+  std::vector<MetricFamily> out;
+
+  MetricFamily up = Family("hubmetrics_up",
+                           "1 when the exporter's last poll of hubmetricsd fully succeeded, "
+                           "0 while the daemon cannot be reached or answers with errors.",
+                           MetricType::Gauge);
+  AddGauge(up, {}, snapshot.up ? 1 : 0);
+  out.push_back(std::move(up));
+
+  if (!snapshot.views.empty()) {
+    MetricFamily hhi = Family("hubmetrics_hhi",
+                              "Herfindahl-Hirschman index (sum of squared shares, 0..1) of the "
+                              "unique downloads of a view and window.",
+                              MetricType::Gauge);
+    MetricFamily gini = Family(
+        "hubmetrics_gini", "Gini coefficient (0..1) of the unique downloads of a view and window.",
+        MetricType::Gauge);
+    MetricFamily top_share = Family("hubmetrics_top_share",
+                                    "Share of the unique downloads of a view and window that the "
+                                    "k largest entities take.",
+                                    MetricType::Gauge);
+    MetricFamily entities = Family(
+        "hubmetrics_entities", "Entities with at least one unique download in a view and window.",
+        MetricType::Gauge);
+    MetricFamily downloads =
+        Family("hubmetrics_window_downloads", "Unique downloads credited in a view and window.",
+               MetricType::Gauge);
+    MetricFamily leaderboard =
+        Family("hubmetrics_top_entity_share",
+               "Share of the unique downloads of a view and window of each of its top entities "
+               "(rank 1 = most downloads; ties share a rank).",
+               MetricType::Gauge);
+    for (const ViewResult& v : snapshot.views) {
+      const auto labels = ViewLabelSet(v);
+      const v1::Concentration& c = v.concentration;
+      AddGauge(hhi, labels, c.hhi());
+      AddGauge(gini, labels, c.gini());
+      AddGauge(entities, labels, static_cast<double>(c.entities()));
+      AddGauge(downloads, labels, static_cast<double>(c.total_downloads()));
+      for (const v1::TopShare& t : c.top_shares()) {
+        auto with_k = labels;
+        with_k.push_back(L("k", absl::StrCat(t.k())));
+        AddGauge(top_share, std::move(with_k), t.share());
+      }
+      if (!v.top.has_value()) continue;
+      int exported = 0;
+      for (const v1::EntityShare& e : v.top->top()) {
+        if (exported++ >= top_entities) break;
+        auto with_entity = labels;
+        with_entity.push_back(L("entity", SanitizeLabelValue(e.entity())));
+        with_entity.push_back(L("rank", absl::StrCat(e.rank())));
+        AddGauge(leaderboard, std::move(with_entity), e.share());
+      }
+    }
+    for (MetricFamily* f : {&hhi, &gini, &top_share, &entities, &downloads, &leaderboard}) {
+      if (!f->metric.empty()) out.push_back(std::move(*f));
+    }
+  }
+
+  if (snapshot.stats.has_value()) {
+    const v1::IngestStats& s = *snapshot.stats;
+    MetricFamily events = Family("hubmetrics_events_total",
+                                 "Download events by outcome, as counted (and persisted) by "
+                                 "hubmetricsd: unique, duplicate or rejected.",
+                                 MetricType::Counter);
+    AddCounter(events, {L("outcome", "unique")}, static_cast<double>(s.unique_downloads()));
+    AddCounter(events, {L("outcome", "duplicate")}, static_cast<double>(s.duplicates()));
+    AddCounter(events, {L("outcome", "rejected")}, static_cast<double>(s.rejected()));
+    out.push_back(std::move(events));
+
+    std::map<std::string, uint64_t> by_reason;
+    for (std::string_view r : kRejectReasons) by_reason[std::string(r)] = 0;
+    for (const v1::RejectCount& r : s.rejected_by_reason()) {
+      by_reason[SanitizeLabelValue(r.reason())] += r.count();
+    }
+    MetricFamily rejected = Family("hubmetrics_rejected_total",
+                                   "Rejected download events by reason (they also go to the DLQ).",
+                                   MetricType::Counter);
+    for (const auto& [reason, count] : by_reason) {
+      AddCounter(rejected, {L("reason", reason)}, static_cast<double>(count));
+    }
+    out.push_back(std::move(rejected));
+
+    MetricFamily lag = Family("hubmetrics_consumer_lag",
+                              "Events in the sources not consumed yet (sum over partitions; 0 for "
+                              "a file source read to its end).",
+                              MetricType::Gauge);
+    AddGauge(lag, {}, static_cast<double>(s.consumer_lag()));
+    out.push_back(std::move(lag));
+    if (s.partitions_size() > 0) {
+      MetricFamily partition_lag =
+          Family("hubmetrics_consumer_partition_lag",
+                 "Events not consumed yet, per Kafka topic and partition.", MetricType::Gauge);
+      for (const v1::PartitionLag& p : s.partitions()) {
+        AddGauge(partition_lag,
+                 {L("topic", SanitizeLabelValue(p.topic())),
+                  L("partition", absl::StrCat(p.partition()))},
+                 static_cast<double>(p.lag()));
+      }
+      out.push_back(std::move(partition_lag));
+    }
+    if (std::optional<absl::Time> wm = WatermarkOf(s)) {
+      MetricFamily watermark = Family(
+          "hubmetrics_watermark_timestamp_seconds",
+          "Largest accepted event time, in seconds since the Unix epoch.", MetricType::Gauge);
+      AddGauge(watermark, {}, absl::ToDoubleSeconds(*wm - absl::UnixEpoch()));
+      out.push_back(std::move(watermark));
+    }
+  }
+  return out;
+}
+
+}  // namespace hubmetrics::exporter

@@ -1,0 +1,106 @@
+// Translation of MetricsService answers into Prometheus metric families.
+//
+// Everything here is a pure function of its arguments: no I/O, no clock, no
+// global state, so it is safe to call from any thread. The families it returns
+// are what hubmetrics-exporter serves on /metrics (see services/exporter):
+//
+//   hubmetrics_hhi, hubmetrics_gini, hubmetrics_entities, hubmetrics_window_downloads
+//       gauges {level, filter, attribution, window}
+//   hubmetrics_top_share                gauge {level, filter, attribution, window, k}
+//   hubmetrics_top_entity_share         gauge {level, filter, attribution, window, entity, rank}
+//   hubmetrics_events_total             counter {outcome="unique|duplicate|rejected"}
+//   hubmetrics_rejected_total           counter {reason}
+//   hubmetrics_consumer_lag             gauge (sum over partitions)
+//   hubmetrics_consumer_partition_lag   gauge {topic, partition}
+//   hubmetrics_watermark_timestamp_seconds  gauge (absent before the first event)
+//   hubmetrics_up                       gauge, 1 when the last poll fully succeeded
+//
+// The label `window` carries the window as configured ("week:current",
+// "trailing:4"), not as the server normalized it, so that a dashboard query
+// keeps selecting the same series when the week rolls over.
+//
+// Cardinality is bounded by construction: 12 views x at most kMaxWindows windows
+// for the view gauges, and at most kMaxTopEntities entities per view and window
+// for the leaderboard; entity names are cut to kMaxLabelValueBytes. The per-
+// partition lag has one series per consumed partition. Reject reasons are a closed
+// list in the daemon; unknown ones are still exported (sanitized).
+#ifndef HUBMETRICS_LIB_EXPORTER_TRANSLATE_H_
+#define HUBMETRICS_LIB_EXPORTER_TRANSLATE_H_
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "prometheus/metric_family.h"
+#include "proto/hubmetrics/v1/metrics.pb.h"
+
+namespace hubmetrics::exporter {
+
+// Most leaderboard entries exported per view and window.
+inline constexpr int kMaxTopEntities = 100;
+// Longest label value exported for an entity name, in bytes (UTF-8).
+inline constexpr std::size_t kMaxLabelValueBytes = 128;
+// Most windows one exporter may be configured with.
+inline constexpr int kMaxWindows = 16;
+// The window label meaning "the ISO week of the daemon's watermark".
+inline constexpr std::string_view kCurrentWeek = "week:current";
+
+// One of the 12 views of DESIGN.md section 2.
+struct ViewLabels {
+  std::string level;
+  std::string filter;
+  std::string attribution;
+};
+
+// level x filter x attribution, in a fixed order.
+const std::vector<ViewLabels>& AllViews();
+
+// Parses a comma-separated window list ("week:current,trailing:4,trailing:52").
+// Accepts "week:current", "week:YYYY-Www", "trailing:N" (1 <= N <= 1040) and
+// "all"; drops repeats, keeps the order. InvalidArgument names the bad entry and
+// lists what is allowed; also for an empty list or more than kMaxWindows.
+absl::StatusOr<std::vector<std::string>> ParseWindows(std::string_view flag);
+
+// The window to request from the daemon for a configured window: itself, or for
+// "week:current" the label of the watermark's ISO week; nullopt when that is
+// asked for and there is no watermark yet.
+std::optional<std::string> RequestWindow(std::string_view configured,
+                                         std::optional<absl::Time> watermark);
+
+// The daemon's watermark, or nullopt when it has accepted no event yet.
+std::optional<absl::Time> WatermarkOf(const v1::IngestStats& stats);
+
+// A label value that is valid UTF-8 (invalid bytes become U+FFFD) and at most
+// kMaxLabelValueBytes long. A longer name is cut at a character boundary and
+// ends in "~" and 8 hex digits of a hash of the full name, so that two long
+// names that share a prefix stay distinct series. Escaping of \, " and newline
+// is the text format's job (prometheus-cpp's serializer does it).
+std::string SanitizeLabelValue(std::string_view raw);
+
+// One view and window as answered by the daemon.
+struct ViewResult {
+  ViewLabels view;
+  std::string window;  // as configured, e.g. "week:current"
+  v1::Concentration concentration;
+  std::optional<v1::TopEntities> top;  // absent when the leaderboard RPC failed
+};
+
+// Everything one poll learned. `up` is false when any RPC of the poll failed.
+struct Snapshot {
+  bool up = false;
+  std::optional<v1::IngestStats> stats;
+  std::vector<ViewResult> views;
+};
+
+// The families for `snapshot`. `top_entities` (clamped to 0..kMaxTopEntities)
+// caps the leaderboard per view and window, whatever the daemon returned.
+// hubmetrics_up is always present; the others only for what the snapshot holds.
+std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int top_entities);
+
+}  // namespace hubmetrics::exporter
+
+#endif  // HUBMETRICS_LIB_EXPORTER_TRANSLATE_H_

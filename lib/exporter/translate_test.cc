@@ -1,0 +1,293 @@
+#include "lib/exporter/translate.h"
+
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "prometheus/text_serializer.h"
+
+namespace hubmetrics::exporter {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string Serialize(const std::vector<prometheus::MetricFamily>& families) {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, families);
+  return out.str();
+}
+
+const prometheus::MetricFamily* Find(const std::vector<prometheus::MetricFamily>& families,
+                                     std::string_view name) {
+  for (const auto& f : families) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> Names(const std::vector<prometheus::MetricFamily>& families) {
+  std::vector<std::string> names;
+  for (const auto& f : families) names.push_back(f.name);
+  return names;
+}
+
+ViewResult ModelView(std::string window) {
+  ViewResult v;
+  v.view = ViewLabels{"model", "rolling_1y", "recursive"};
+  v.window = std::move(window);
+  v.concentration.set_hhi(0.375);
+  v.concentration.set_gini(0.25);
+  v.concentration.set_entities(3);
+  v.concentration.set_total_downloads(8);
+  for (auto [k, share] : {std::pair<uint32_t, double>{1, 0.5}, {10, 1.0}}) {
+    auto* t = v.concentration.add_top_shares();
+    t->set_k(k);
+    t->set_share(share);
+  }
+  return v;
+}
+
+void AddEntity(v1::TopEntities& top, std::string name, uint64_t rank, double share) {
+  auto* e = top.add_top();
+  e->set_entity(std::move(name));
+  e->set_rank(rank);
+  e->set_share(share);
+}
+
+TEST(AllViewsTest, TwelveDistinctViews) {
+  std::set<std::string> seen;
+  for (const ViewLabels& v : AllViews()) {
+    EXPECT_THAT((std::vector<std::string>{"model", "developer", "country"}),
+                testing::Contains(v.level));
+    EXPECT_THAT((std::vector<std::string>{"all", "rolling_1y"}), testing::Contains(v.filter));
+    EXPECT_THAT((std::vector<std::string>{"direct", "recursive"}),
+                testing::Contains(v.attribution));
+    seen.insert(absl::StrCat(v.level, "/", v.filter, "/", v.attribution));
+  }
+  EXPECT_EQ(seen.size(), 12u);
+  EXPECT_EQ(AllViews().size(), 12u);
+}
+
+TEST(ParseWindowsTest, AcceptsTheDocumentedFormsInOrderWithoutRepeats) {
+  auto w = ParseWindows("week:current, trailing:4,trailing:52,all,week:2025-W10,trailing:4");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_THAT(*w, ElementsAre("week:current", "trailing:4", "trailing:52", "all", "week:2025-W10"));
+}
+
+TEST(ParseWindowsTest, RejectsWhatTheDaemonWouldRejectAndNamesIt) {
+  for (const char* bad : {"trailing:0", "trailing:1041", "trailing:-3", "trailing:4x",
+                          "week:2025-W99", "week:2025-10", "weekly", "trailing:", ""}) {
+    auto w = ParseWindows(bad);
+    ASSERT_FALSE(w.ok()) << bad;
+    EXPECT_EQ(w.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(w.status().message()), HasSubstr("allowed")) << bad;
+  }
+}
+
+TEST(ParseWindowsTest, BoundsTheNumberOfWindows) {
+  std::string many;
+  for (int i = 1; i <= kMaxWindows; ++i) absl::StrAppend(&many, i > 1 ? "," : "", "trailing:", i);
+  EXPECT_TRUE(ParseWindows(many).ok());
+  EXPECT_FALSE(ParseWindows(absl::StrCat(many, ",trailing:999")).ok());
+}
+
+TEST(RequestWindowTest, CurrentWeekIsTheWatermarksIsoWeek) {
+  // 2025-03-04 is a Tuesday of ISO week 2025-W10; 2025-03-09 its Sunday; 2024-12-30 is in 2025-W01.
+  absl::Time tue = absl::FromUnixSeconds(1741091696);       // 2025-03-04T12:34:56Z
+  absl::Time sun_late = absl::FromUnixSeconds(1741564799);  // 2025-03-09T23:59:59Z
+  absl::Time dec30 = absl::FromUnixSeconds(1735516800);     // 2024-12-30T00:00:00Z
+  EXPECT_EQ(RequestWindow("week:current", tue), "week:2025-W10");
+  EXPECT_EQ(RequestWindow("week:current", sun_late), "week:2025-W10");
+  EXPECT_EQ(RequestWindow("week:current", dec30), "week:2025-W01");
+  EXPECT_EQ(RequestWindow("week:current", std::nullopt), std::nullopt);
+  EXPECT_EQ(RequestWindow("trailing:4", std::nullopt), "trailing:4");
+  EXPECT_EQ(RequestWindow("week:2024-W01", tue), "week:2024-W01");
+}
+
+TEST(WatermarkTest, AbsentOrZeroMeansNoEventYet) {
+  v1::IngestStats s;
+  EXPECT_EQ(WatermarkOf(s), std::nullopt);
+  s.mutable_watermark();
+  EXPECT_EQ(WatermarkOf(s), std::nullopt);
+  s.mutable_watermark()->set_seconds(1741091696);
+  s.mutable_watermark()->set_nanos(500000000);
+  EXPECT_EQ(WatermarkOf(s), absl::FromUnixMillis(1741091696500));
+}
+
+TEST(SanitizeTest, KeepsValidUtf8AsIs) {
+  EXPECT_EQ(SanitizeLabelValue("google-bert/bert-base-uncased"), "google-bert/bert-base-uncased");
+  EXPECT_EQ(SanitizeLabelValue("清华大学/模型-ü-😀"), "清华大学/模型-ü-😀");
+  // Quotes, backslashes and newlines are valid label characters: escaping is the serializer's.
+  EXPECT_EQ(SanitizeLabelValue("a\"b\\c\nd"), "a\"b\\c\nd");
+  EXPECT_EQ(SanitizeLabelValue(""), "");
+}
+
+TEST(SanitizeTest, ReplacesInvalidUtf8) {
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(SanitizeLabelValue("a\xFF"
+                               "b"),
+            "a" + fffd + "b");
+  EXPECT_EQ(SanitizeLabelValue("\xC0\xAF"), fffd + fffd);             // overlong '/'
+  EXPECT_EQ(SanitizeLabelValue("\xED\xA0\x80"), fffd + fffd + fffd);  // surrogate U+D800
+  EXPECT_EQ(SanitizeLabelValue("x\xE4\xB8"), "x" + fffd + fffd);      // truncated sequence
+  EXPECT_EQ(SanitizeLabelValue("\xF4\x90\x80\x80"), fffd + fffd + fffd + fffd);  // > U+10FFFF
+}
+
+TEST(SanitizeTest, CutsLongNamesWithAHashSuffix) {
+  // Expected suffixes: FNV-1a 32 of the raw input, computed independently in Python.
+  const std::string long_ascii(200, 'a');
+  const std::string got = SanitizeLabelValue(long_ascii);
+  EXPECT_EQ(got, std::string(119, 'a') + "~4e48052d");
+  EXPECT_EQ(got.size(), kMaxLabelValueBytes);
+
+  std::string long_accents;
+  for (int i = 0; i < 100; ++i) long_accents += "é";  // 2 bytes each
+  // 119 bytes of budget: 59 whole characters (118 bytes), never half of one.
+  std::string expected;
+  for (int i = 0; i < 59; ++i) expected += "é";
+  EXPECT_EQ(SanitizeLabelValue(long_accents), expected + "~f3ad6f55");
+
+  // Two names sharing a long prefix stay distinct.
+  EXPECT_NE(SanitizeLabelValue(long_ascii + "x"), SanitizeLabelValue(long_ascii + "y"));
+  // Exactly the limit is kept whole.
+  EXPECT_EQ(SanitizeLabelValue(std::string(kMaxLabelValueBytes, 'b')),
+            std::string(kMaxLabelValueBytes, 'b'));
+  // A huge name is still bounded.
+  EXPECT_LE(SanitizeLabelValue(std::string(1 << 20, 'z')).size(), kMaxLabelValueBytes);
+}
+
+TEST(ToFamiliesTest, DownIsOnlyUpZero) {
+  const auto families = ToFamilies(Snapshot{}, 10);
+  EXPECT_EQ(Serialize(families),
+            "# HELP hubmetrics_up 1 when the exporter's last poll of hubmetricsd fully succeeded, "
+            "0 while the daemon cannot be reached or answers with errors.\n"
+            "# TYPE hubmetrics_up gauge\n"
+            "hubmetrics_up 0\n");
+}
+
+TEST(ToFamiliesTest, ViewGaugesCarryTheViewAndConfiguredWindow) {
+  Snapshot s;
+  s.up = true;
+  s.views.push_back(ModelView("week:current"));
+  const std::string text = Serialize(ToFamilies(s, 10));
+  const std::string labels =
+      R"(level="model",filter="rolling_1y",attribution="recursive",window="week:current")";
+  EXPECT_THAT(text, HasSubstr("hubmetrics_up 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("# TYPE hubmetrics_hhi gauge\nhubmetrics_hhi{" + labels + "} 0.375\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_gini{" + labels + "} 0.25\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_entities{" + labels + "} 3\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_window_downloads{" + labels + "} 8\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_top_share{" + labels + R"(,k="1"} 0.5)" + "\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_top_share{" + labels + R"(,k="10"} 1)" + "\n"));
+  // No leaderboard asked for: no series, and no ingest families without stats.
+  EXPECT_THAT(text, Not(HasSubstr("hubmetrics_top_entity_share{")));
+  EXPECT_THAT(text, Not(HasSubstr("hubmetrics_events_total")));
+}
+
+TEST(ToFamiliesTest, EntityNamesAreEscapedInTheTextFormat) {
+  Snapshot s;
+  s.up = true;
+  ViewResult v = ModelView("trailing:4");
+  v.top.emplace();
+  AddEntity(*v.top, "we\"ird\\dev\nname", 1, 0.5);
+  AddEntity(*v.top, "東京-ü", 2, 0.25);
+  AddEntity(*v.top, "bad\xFFutf8", 2, 0.25);
+  s.views.push_back(v);
+  const std::string text = Serialize(ToFamilies(s, 10));
+  const std::string labels =
+      R"(level="model",filter="rolling_1y",attribution="recursive",window="trailing:4")";
+  EXPECT_THAT(text, HasSubstr("hubmetrics_top_entity_share{" + labels +
+                              R"(,entity="we\"ird\\dev\nname",rank="1"} 0.5)" + "\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_top_entity_share{" + labels +
+                              R"(,entity="東京-ü",rank="2"} 0.25)" + "\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_top_entity_share{" + labels +
+                              ",entity=\"bad\xEF\xBF\xBDutf8\",rank=\"2\"} 0.25\n"));
+}
+
+TEST(ToFamiliesTest, LeaderboardIsBoundedPerViewAndWindow) {
+  Snapshot s;
+  s.up = true;
+  for (const char* window : {"trailing:4", "all"}) {
+    ViewResult v = ModelView(window);
+    v.top.emplace();
+    for (int i = 0; i < 500; ++i) AddEntity(*v.top, absl::StrCat("org/m", i), i + 1, 0.001);
+    s.views.push_back(v);
+  }
+  auto count = [&](int n) {
+    const auto families = ToFamilies(s, n);
+    const auto* f = Find(families, "hubmetrics_top_entity_share");
+    return f == nullptr ? 0 : static_cast<int>(f->metric.size());
+  };
+  EXPECT_EQ(count(10), 2 * 10);
+  EXPECT_EQ(count(1), 2 * 1);
+  EXPECT_EQ(count(0), 0);
+  EXPECT_EQ(count(100000), 2 * kMaxTopEntities);
+  EXPECT_EQ(count(-5), 0);
+}
+
+TEST(ToFamiliesTest, IngestStatsAreCountersAndGauges) {
+  Snapshot s;
+  s.up = true;
+  v1::IngestStats& st = s.stats.emplace();
+  st.set_unique_downloads(70);
+  st.set_duplicates(20);
+  st.set_rejected(10);
+  auto* r = st.add_rejected_by_reason();
+  r->set_reason("too_late");
+  r->set_count(7);
+  r = st.add_rejected_by_reason();
+  r->set_reason("brand_new_reason");
+  r->set_count(3);
+  st.set_consumer_lag(42);
+  auto* p = st.add_partitions();
+  p->set_topic("hub.downloads");
+  p->set_partition(3);
+  p->set_lag(42);
+  st.mutable_watermark()->set_seconds(1741091696);
+  const auto families = ToFamilies(s, 10);
+  EXPECT_THAT(Names(families),
+              ElementsAre("hubmetrics_up", "hubmetrics_events_total", "hubmetrics_rejected_total",
+                          "hubmetrics_consumer_lag", "hubmetrics_consumer_partition_lag",
+                          "hubmetrics_watermark_timestamp_seconds"));
+  const std::string text = Serialize(families);
+  EXPECT_THAT(text, HasSubstr("# TYPE hubmetrics_events_total counter\n"
+                              "hubmetrics_events_total{outcome=\"unique\"} 70\n"
+                              "hubmetrics_events_total{outcome=\"duplicate\"} 20\n"
+                              "hubmetrics_events_total{outcome=\"rejected\"} 10\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE hubmetrics_rejected_total counter\n"));
+  // Every known reason is present from the start (0), plus what the daemon reports.
+  for (const char* reason :
+       {"malformed", "not_object", "missing_field", "invalid_model_id", "invalid_time", "future"}) {
+    EXPECT_THAT(text,
+                HasSubstr(absl::StrCat("hubmetrics_rejected_total{reason=\"", reason, "\"} 0\n")));
+  }
+  EXPECT_THAT(text, HasSubstr("hubmetrics_rejected_total{reason=\"too_late\"} 7\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_rejected_total{reason=\"brand_new_reason\"} 3\n"));
+  EXPECT_THAT(text,
+              HasSubstr("# TYPE hubmetrics_consumer_lag gauge\nhubmetrics_consumer_lag 42\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("hubmetrics_consumer_partition_lag{topic=\"hub.downloads\",partition=\"3\"} 42\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_watermark_timestamp_seconds 1741091696\n"));
+}
+
+TEST(ToFamiliesTest, NoWatermarkBeforeTheFirstEvent) {
+  Snapshot s;
+  s.up = true;
+  s.stats.emplace();
+  const auto families = ToFamilies(s, 10);
+  EXPECT_EQ(Find(families, "hubmetrics_watermark_timestamp_seconds"), nullptr);
+  EXPECT_EQ(Find(families, "hubmetrics_consumer_partition_lag"), nullptr);
+  ASSERT_NE(Find(families, "hubmetrics_consumer_lag"), nullptr);
+}
+
+}  // namespace
+}  // namespace hubmetrics::exporter
