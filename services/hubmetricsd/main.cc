@@ -23,6 +23,7 @@
 #include "lib/events/events.h"
 #include "lib/ingest/file_source.h"
 #include "lib/ingest/pipeline.h"
+#include "lib/kafka/kafka_ingest.h"
 #include "lib/state/state_store.h"
 
 ABSL_FLAG(std::string, state_dir, "", "Directory of the RocksDB state and the user-hash key (required).");
@@ -42,6 +43,24 @@ ABSL_FLAG(absl::Duration, max_future_skew, absl::Hours(1),
           "Events further than this ahead of the wall clock are rejected as future.");
 ABSL_FLAG(std::vector<std::string>, live_trailing_weeks, std::vector<std::string>({"1", "4", "13", "52"}),
           "Trailing windows (in weeks) kept live and exact per event; others are computed per query.");
+ABSL_FLAG(std::string, kafka_brokers, "",
+          "Kafka bootstrap servers (host:port,...). When set, events and the catalog come from "
+          "Kafka instead of --events_file/--models_file.");
+ABSL_FLAG(std::string, events_topic, "hub.downloads", "Kafka topic of DownloadEvent values.");
+ABSL_FLAG(std::string, models_topic, "hub.models",
+          "Compacted Kafka topic of ModelInfo values keyed by model id (null value: tombstone).");
+ABSL_FLAG(std::string, dlq_topic, "hub.downloads.dlq",
+          "Kafka topic receiving every rejected event with headers reason, source_topic, "
+          "source_partition, source_offset.");
+ABSL_FLAG(std::string, group_id, "hubmetrics", "Kafka consumer group of the events topic.");
+ABSL_FLAG(std::string, events_format, "binary",
+          "Value format of both Kafka topics: binary (protobuf) or json.");
+ABSL_FLAG(std::string, kafka_config, "",
+          "File of librdkafka properties, one key=value a line (security.protocol, sasl.*, "
+          "ssl.*).");
+ABSL_FLAG(std::string, kafka_property, "",
+          "A librdkafka property key=value; repeat the flag for several (applied after "
+          "--kafka_config).");
 ABSL_FLAG(bool, sync_commits, false,
           "fsync every commit. Off, a process crash loses nothing; a machine crash may lose the last "
           "commits together with their offsets, which are then consumed again.");
@@ -97,6 +116,51 @@ void RunFileSources(Pipeline* pipeline, const std::atomic<bool>* stop) {
   }
 }
 
+// Every --kafka_property occurrence (absl keeps only the last one).
+std::vector<std::string> g_kafka_properties;
+
+void CollectKafkaProperties(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    for (std::string_view prefix : {"--kafka_property=", "-kafka_property="}) {
+      if (a.substr(0, prefix.size()) == prefix) {
+        g_kafka_properties.emplace_back(a.substr(prefix.size()));
+      }
+    }
+    if ((a == "--kafka_property" || a == "-kafka_property") && i + 1 < argc) {
+      g_kafka_properties.emplace_back(argv[i + 1]);
+    }
+  }
+}
+
+absl::StatusOr<KafkaIngestOptions> KafkaOptionsFromFlags() {
+  if (!absl::GetFlag(FLAGS_events_file).empty() || !absl::GetFlag(FLAGS_models_file).empty()) {
+    return absl::InvalidArgumentError(
+        "--kafka_brokers and --events_file/--models_file are exclusive: choose one source");
+  }
+  KafkaIngestOptions k;
+  k.settings.brokers = absl::GetFlag(FLAGS_kafka_brokers);
+  ASSIGN_OR_RETURN(k.settings.properties,
+                   LoadKafkaProperties(absl::GetFlag(FLAGS_kafka_config), g_kafka_properties));
+  const std::string format = absl::GetFlag(FLAGS_events_format);
+  if (format != "binary" && format != "json") {
+    return absl::InvalidArgumentError("--events_format must be binary or json");
+  }
+  k.events.format = format == "json" ? EventFormat::kJson : EventFormat::kBinary;
+  k.catalog.format = k.events.format;
+  k.events.topic = absl::GetFlag(FLAGS_events_topic);
+  k.events.group_id = absl::GetFlag(FLAGS_group_id);
+  k.catalog.topic = absl::GetFlag(FLAGS_models_topic);
+  k.dlq_topic = absl::GetFlag(FLAGS_dlq_topic);
+  return k;
+}
+
+void StopOnFatal(absl::Status s) {
+  LogError("ingest failed: %s", s.ToString());
+  g_exit_code = 1;
+  kill(getpid(), SIGTERM);
+}
+
 int Run() {
   const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   if (state_dir.empty()) {
@@ -106,6 +170,13 @@ int Run() {
   absl::StatusOr<PipelineOptions> options = OptionsFromFlags();
   if (!options.ok()) {
     LogError("%s", options.status().message());
+    return 2;
+  }
+  const bool kafka = !absl::GetFlag(FLAGS_kafka_brokers).empty();
+  absl::StatusOr<KafkaIngestOptions> kafka_options =
+      kafka ? KafkaOptionsFromFlags() : KafkaIngestOptions{};
+  if (!kafka_options.ok()) {
+    LogError("%s", kafka_options.status().message());
     return 2;
   }
   // Block the stop signals in every thread; main waits for them below.
@@ -137,13 +208,27 @@ int Run() {
   LogInfo("hubmetricsd serving on %s (state in %s)", absl::GetFlag(FLAGS_grpc_listen), state_dir);
 
   std::atomic<bool> stop{false};
-  std::thread sources(RunFileSources, pipeline->get(), &stop);
+  std::thread sources;
+  std::unique_ptr<KafkaIngest> kafka_ingest;
+  if (kafka) {
+    absl::StatusOr<std::unique_ptr<KafkaIngest>> k =
+        KafkaIngest::Start(*std::move(kafka_options), pipeline->get(), StopOnFatal);
+    if (!k.ok()) {
+      LogError("cannot start the Kafka sources: %s", k.status().ToString());
+      (*server)->Shutdown();
+      return 2;
+    }
+    kafka_ingest = *std::move(k);
+  } else {
+    sources = std::thread(RunFileSources, pipeline->get(), &stop);
+  }
 
   int sig = 0;
   sigwait(&signals, &sig);
   LogInfo("stopping on signal %d", sig);
   stop = true;
-  sources.join();
+  if (sources.joinable()) sources.join();
+  kafka_ingest.reset();
   (*server)->Shutdown();
   server->reset();
   pipeline->reset();
@@ -157,7 +242,8 @@ int Run() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "hubmetricsd --state_dir=DIR [--grpc_listen=127.0.0.1:50051] [--events_file=F "
-      "--models_file=M]\nLive, exact concentration of model downloads; see README.md.");
+      "--models_file=M | --kafka_brokers=HOST:PORT [--events_format=binary|json]]\nLive, exact concentration of model downloads; see README.md.");
+  hubmetrics::CollectKafkaProperties(argc, argv);
   absl::ParseCommandLine(argc, argv);
   return hubmetrics::Run();
 }

@@ -1,0 +1,682 @@
+#include "lib/kafka/kafka_sources.h"
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lib/base/log.h"
+#include "lib/base/status_macros.h"
+#include "lib/events/events.h"
+
+namespace hubmetrics {
+namespace {
+
+int ToMillis(absl::Duration d) {
+  return static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 0, 1 << 30));
+}
+
+bool BrokersDown(RdKafka::ErrorCode err) {
+  return err == RdKafka::ERR__ALL_BROKERS_DOWN || err == RdKafka::ERR__TRANSPORT ||
+         err == RdKafka::ERR__RESOLVE;
+}
+
+// Owns the TopicPartition objects of a librdkafka partition list.
+struct PartitionList {
+  std::vector<RdKafka::TopicPartition*> list;
+  PartitionList() = default;
+  PartitionList(const PartitionList&) = delete;
+  PartitionList& operator=(const PartitionList&) = delete;
+  ~PartitionList() { RdKafka::TopicPartition::destroy(list); }
+};
+
+// The partitions of `topic`: nullopt when the brokers did not answer within
+// `timeout_ms`; empty when the topic does not exist.
+std::optional<std::vector<int32_t>> TopicPartitions(RdKafka::Handle* handle,
+                                                    const std::string& topic, int timeout_ms) {
+  std::string err;
+  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(handle, topic, nullptr, err));
+  if (!t) return std::nullopt;
+  RdKafka::Metadata* raw = nullptr;
+  if (handle->metadata(false, t.get(), &raw, timeout_ms) != RdKafka::ERR_NO_ERROR) {
+    return std::nullopt;
+  }
+  std::unique_ptr<RdKafka::Metadata> md(raw);
+  std::vector<int32_t> partitions;
+  for (const RdKafka::TopicMetadata* tm : *md->topics()) {
+    if (tm->topic() != topic || tm->err() != RdKafka::ERR_NO_ERROR) continue;
+    for (const RdKafka::PartitionMetadata* pm : *tm->partitions()) partitions.push_back(pm->id());
+  }
+  std::sort(partitions.begin(), partitions.end());
+  return partitions;
+}
+
+// Error reporting from librdkafka's own threads goes through the consumer
+// queue; this callback sees what is not tied to a message (broker state).
+class ErrorEvents : public RdKafka::EventCb {
+ public:
+  explicit ErrorEvents(std::string what) : what_(std::move(what)) {}
+  void event_cb(RdKafka::Event& event) override {
+    if (event.type() == RdKafka::Event::EVENT_ERROR) {
+      last_error = event.err();
+      last_text = event.str();
+      if (BrokersDown(event.err())) brokers_down = true;
+      if (event.fatal()) fatal = true;
+      if (++logged_ <= 20 || logged_ % 100 == 0) {
+        LogWarning("%s: kafka: %s (%s)", what_, event.str(), RdKafka::err2str(event.err()));
+      }
+    } else if (event.type() == RdKafka::Event::EVENT_LOG && event.severity() <= 4) {
+      LogWarning("%s: librdkafka %s: %s", what_, event.fac(), event.str());
+    }
+  }
+  bool brokers_down = false;
+  bool fatal = false;
+  RdKafka::ErrorCode last_error = RdKafka::ERR_NO_ERROR;
+  std::string last_text;
+
+ private:
+  std::string what_;
+  uint64_t logged_ = 0;
+};
+
+}  // namespace
+
+std::string KafkaSourceKey(std::string_view topic, int32_t partition) {
+  return absl::StrCat("kafka:", absl::string_view(topic.data(), topic.size()), ":", partition);
+}
+
+// ---------------------------------------------------------------- dead letters
+
+struct KafkaDeadLetterSink::DeliveryState : public RdKafka::DeliveryReportCb {
+  void dr_cb(RdKafka::Message& message) override {
+    if (message.err() == RdKafka::ERR_NO_ERROR) {
+      ++delivered;
+    } else {
+      ++failed;
+      if (first_error.empty()) first_error = message.errstr();
+    }
+  }
+  uint64_t delivered = 0;
+  uint64_t failed = 0;
+  std::string first_error;
+};
+
+KafkaDeadLetterSink::KafkaDeadLetterSink(std::string dlq_topic, const std::atomic<bool>* stop)
+    : topic_(std::move(dlq_topic)), stop_(stop), delivery_(std::make_unique<DeliveryState>()) {}
+
+KafkaDeadLetterSink::~KafkaDeadLetterSink() {
+  if (producer_) producer_->flush(2000);
+}
+
+absl::StatusOr<std::unique_ptr<KafkaDeadLetterSink>> KafkaDeadLetterSink::Create(
+    const KafkaSettings& settings, std::string dlq_topic, const std::atomic<bool>* stop) {
+  if (dlq_topic.empty()) return absl::InvalidArgumentError("--dlq_topic is empty");
+  std::unique_ptr<KafkaDeadLetterSink> sink(new KafkaDeadLetterSink(std::move(dlq_topic), stop));
+  ASSIGN_OR_RETURN(std::unique_ptr<RdKafka::Conf> conf,
+                   NewKafkaConf(settings,
+                                {{"client.id", "hubmetricsd-dlq"},
+                                 // Wait for the broker however long an outage lasts: a
+                                 // failed delivery would stop ingest until a restart.
+                                 {"message.timeout.ms", "0"},
+                                 {"linger.ms", "5"}},
+                                {{"enable.idempotence", "true"}}));
+  std::string err;
+  if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(sink->delivery_.get()), err) !=
+      RdKafka::Conf::CONF_OK) {
+    return absl::InternalError(absl::StrCat("dr_cb: ", err));
+  }
+  sink->producer_.reset(RdKafka::Producer::create(conf.get(), err));
+  if (!sink->producer_) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot create the DLQ producer: ", err));
+  }
+  return sink;
+}
+
+void KafkaDeadLetterSink::Reject(const SourceRecord& record, const Rejection& rejection) {
+  std::string_view key;
+  if (key_lookup_) key = key_lookup_(record.partition, record.offset);
+  while (true) {
+    RdKafka::Headers* headers = RdKafka::Headers::create();
+    headers->add("reason", std::string(RejectReasonName(rejection.reason)));
+    headers->add("detail", rejection.detail);
+    headers->add("source_topic", std::string(record.source));
+    headers->add("source_partition", absl::StrCat(record.partition));
+    headers->add("source_offset", absl::StrCat(record.offset));
+    const RdKafka::ErrorCode err =
+        producer_->produce(topic_, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                           const_cast<char*>(record.value.data()), record.value.size(),
+                           key.empty() ? nullptr : key.data(), key.size(), 0, headers, nullptr);
+    if (err == RdKafka::ERR_NO_ERROR) break;  // librdkafka owns the headers now
+    delete headers;
+    if (err == RdKafka::ERR__QUEUE_FULL && !(stop_ && stop_->load())) {
+      producer_->poll(100);
+      continue;
+    }
+    if (produce_error_.empty()) {
+      produce_error_ = absl::StrCat("cannot produce to ", topic_, ": ", RdKafka::err2str(err));
+    }
+    break;
+  }
+  producer_->poll(0);
+}
+
+absl::Status KafkaDeadLetterSink::Flush() {
+  while (producer_->outq_len() > 0) {
+    if (stop_ && stop_->load()) {
+      return absl::UnavailableError(absl::StrCat(
+          "stopping while ", producer_->outq_len(), " dead letters to ", topic_,
+          " were not acknowledged; their batch is not committed and will be read again"));
+    }
+    producer_->flush(500);
+  }
+  delivered_ = delivery_->delivered;
+  std::string error = std::move(produce_error_);
+  produce_error_.clear();
+  if (delivery_->failed > 0 && error.empty()) {
+    error = absl::StrCat(delivery_->failed, " dead letters could not be delivered to ", topic_,
+                         ": ", delivery_->first_error);
+  }
+  delivery_->failed = 0;
+  delivery_->first_error.clear();
+  if (!error.empty()) return absl::UnavailableError(error);
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- events
+
+class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
+ public:
+  Impl(KafkaEventSourceOptions options, Pipeline* pipeline, IngestGate* gate,
+       KafkaDeadLetterSink* dead_letters)
+      : options_(std::move(options)),
+        pipeline_(pipeline),
+        gate_(gate),
+        dead_letters_(dead_letters),
+        events_("events source") {}
+
+  absl::Status Init(const KafkaSettings& settings) {
+    ASSIGN_OR_RETURN(std::unique_ptr<RdKafka::Conf> conf,
+                     NewKafkaConf(settings,
+                                  {{"client.id", "hubmetricsd"},
+                                   {"auto.offset.reset", "earliest"},
+                                   {"isolation.level", "read_committed"},
+                                   {"enable.partition.eof", "false"}},
+                                  {{"group.id", options_.group_id},
+                                   {"enable.auto.commit", "false"},
+                                   {"enable.auto.offset.store", "false"}}));
+    std::string err;
+    if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) !=
+            RdKafka::Conf::CONF_OK ||
+        conf->set("event_cb", static_cast<RdKafka::EventCb*>(&events_), err) !=
+            RdKafka::Conf::CONF_OK) {
+      return absl::InternalError(absl::StrCat("callbacks: ", err));
+    }
+    consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+    if (!consumer_) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot create the Kafka consumer: ", err));
+    }
+    dead_letters_->SetKeyLookup([this](int32_t partition, int64_t offset) -> std::string_view {
+      auto it = keys_.find({partition, offset});
+      return it == keys_.end() ? std::string_view() : it->second;
+    });
+    return absl::OkStatus();
+  }
+
+  ~Impl() override {
+    if (consumer_) consumer_->close();
+  }
+
+  absl::Status Run(const std::atomic<bool>& stop) {
+    if (RdKafka::ErrorCode err = consumer_->subscribe({options_.topic});
+        err != RdKafka::ERR_NO_ERROR) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot subscribe to ", options_.topic, ": ", RdKafka::err2str(err)));
+    }
+    LogInfo("consuming %s as group %s (%s values)", options_.topic, options_.group_id,
+            options_.format == EventFormat::kBinary ? "binary" : "json");
+    absl::Time batch_start = absl::Now();
+    absl::Time last_lag = absl::InfinitePast();
+    while (!stop.load() && failure_.ok()) {
+      const absl::Time now = absl::Now();
+      absl::Duration wait = absl::Milliseconds(100);
+      if (!batch_.empty()) wait = std::min(wait, batch_start + options_.max_batch_time - now);
+      std::unique_ptr<RdKafka::Message> msg(consumer_->consume(std::max(0, ToMillis(wait))));
+      switch (msg->err()) {
+        case RdKafka::ERR_NO_ERROR:
+          if (batch_.empty()) batch_start = absl::Now();
+          Take(std::move(msg));
+          break;
+        case RdKafka::ERR__TIMED_OUT:
+        case RdKafka::ERR__PARTITION_EOF:
+          break;
+        default:
+          if (BrokersDown(msg->err())) events_.brokers_down = true;
+          if (++errors_logged_ <= 20 || errors_logged_ % 100 == 0) {
+            LogWarning("consuming %s: %s", options_.topic, msg->errstr());
+          }
+          break;
+      }
+      if (!batch_.empty() && (batch_.size() >= options_.max_batch_messages ||
+                              absl::Now() - batch_start >= options_.max_batch_time)) {
+        CommitBatch();
+      }
+      UpdateCondition();
+      if (absl::Now() - last_lag >= options_.lag_interval) {
+        PublishLags();
+        last_lag = absl::Now();
+      }
+    }
+    if (failure_.ok()) CommitBatch();
+    // Leaves the group (the revoke callback commits nothing more).
+    consumer_->close();
+    consumer_.reset();
+    return failure_;
+  }
+
+  // Called by librdkafka inside consume() on the Run() thread.
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    const bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      std::vector<std::string> described;
+      for (RdKafka::TopicPartition* tp : partitions) {
+        std::optional<int64_t> stored =
+            pipeline_->StoredOffset(KafkaSourceKey(tp->topic(), tp->partition()));
+        tp->set_offset(stored ? *stored : RdKafka::Topic::OFFSET_BEGINNING);
+        next_offset_[tp->partition()] = stored.value_or(0);
+        stored_offset_[tp->partition()] = stored.value_or(-1);
+        described.push_back(
+            absl::StrCat(tp->partition(), "@", stored ? absl::StrCat(*stored) : "beginning"));
+      }
+      LogInfo("assigned %s partitions %s (offsets from the state)", options_.topic,
+              absl::StrJoin(described, ", "));
+      if (cooperative) {
+        std::unique_ptr<RdKafka::Error> e(consumer->incremental_assign(partitions));
+        if (e) Fail(absl::UnavailableError(absl::StrCat("incremental_assign: ", e->str())));
+      } else if (RdKafka::ErrorCode e = consumer->assign(partitions); e != RdKafka::ERR_NO_ERROR) {
+        Fail(absl::UnavailableError(absl::StrCat("assign: ", RdKafka::err2str(e))));
+      }
+      return;
+    }
+    // Revoked (or lost, or an error): commit what was read from them first.
+    if (failure_.ok()) CommitBatch();
+    for (RdKafka::TopicPartition* tp : partitions) {
+      next_offset_.erase(tp->partition());
+      stored_offset_.erase(tp->partition());
+    }
+    LogInfo("revoked %d %s partitions (in-flight batch committed first)", partitions.size(),
+            options_.topic);
+    if (cooperative) {
+      std::unique_ptr<RdKafka::Error> e(consumer->incremental_unassign(partitions));
+      if (e) LogWarning("incremental_unassign: %s", e->str());
+    } else {
+      consumer->unassign();
+    }
+    PublishLags();
+  }
+
+ private:
+  void Fail(absl::Status s) {
+    LogError("events source: %s", s.ToString());
+    if (failure_.ok()) failure_ = std::move(s);
+  }
+
+  void Take(std::unique_ptr<RdKafka::Message> msg) {
+    auto it = next_offset_.find(msg->partition());
+    // Not assigned any more, or already committed with the state (a replay
+    // would count events_read twice).
+    if (it == next_offset_.end() || msg->offset() < it->second) return;
+    it->second = msg->offset() + 1;
+    flowing_ = true;
+    if (msg->key_len() > 0) {
+      keys_[{msg->partition(), msg->offset()}] =
+          std::string_view(static_cast<const char*>(msg->key_pointer()), msg->key_len());
+    }
+    batch_.push_back(std::move(msg));
+  }
+
+  void CommitBatch() {
+    if (batch_.empty()) return;
+    std::vector<SourceRecord> records;
+    records.reserve(batch_.size());
+    std::map<int32_t, int64_t> ends;
+    for (const auto& m : batch_) {
+      const char* data = static_cast<const char*>(m->payload());
+      records.push_back(SourceRecord{std::string_view(data ? data : "", data ? m->len() : 0),
+                                     options_.topic, m->partition(), m->offset()});
+      int64_t& end = ends[m->partition()];
+      end = std::max(end, m->offset() + 1);
+    }
+    std::vector<SourceOffset> offsets;
+    for (const auto& [p, end] : ends) offsets.push_back({KafkaSourceKey(options_.topic, p), end});
+    absl::Status s;
+    {
+      absl::MutexLock lock(&gate_->mu);
+      s = pipeline_->IngestEvents(records, options_.format, offsets, dead_letters_);
+    }
+    batch_.clear();
+    keys_.clear();
+    if (!s.ok()) {
+      Fail(s);
+      return;
+    }
+    // Kafka's group offsets, for lag tools only (never read back).
+    PartitionList list;
+    for (const auto& [p, end] : ends) {
+      stored_offset_[p] = end;
+      list.list.push_back(RdKafka::TopicPartition::create(options_.topic, p, end));
+    }
+    consumer_->commitAsync(list.list);
+  }
+
+  // Sets or clears the pipeline's source condition as the brokers come and go.
+  void UpdateCondition() {
+    if (events_.brokers_down && !condition_set_) {
+      pipeline_->SetSourceCondition(absl::StrCat(
+          "kafka brokers unreachable: ",
+          events_.last_text.empty() ? std::string("no broker answers") : events_.last_text,
+          " (retrying; queries are served from the stored state)"));
+      condition_set_ = true;
+      flowing_ = false;
+      last_probe_ = absl::Now();
+      return;
+    }
+    if (!condition_set_) return;
+    bool back = flowing_;
+    if (!back && absl::Now() - last_probe_ >= absl::Seconds(1)) {
+      last_probe_ = absl::Now();
+      back = TopicPartitions(consumer_.get(), options_.topic, 1000).has_value();
+    }
+    if (back) {
+      LogInfo("kafka brokers reachable again");
+      pipeline_->SetSourceCondition("");
+      condition_set_ = false;
+      events_.brokers_down = false;
+    }
+  }
+
+  void PublishLags() {
+    if (!consumer_) return;
+    std::vector<v1::PartitionLag> lags;
+    std::vector<int32_t> partitions;
+    for (const auto& [p, next] : stored_offset_) partitions.push_back(p);
+    std::sort(partitions.begin(), partitions.end());
+    for (int32_t p : partitions) {
+      int64_t next = stored_offset_[p];
+      int64_t low = -1;
+      int64_t high = -1;
+      if (consumer_->get_watermark_offsets(options_.topic, p, &low, &high) !=
+              RdKafka::ERR_NO_ERROR ||
+          high < 0) {
+        if (condition_set_ || consumer_->query_watermark_offsets(options_.topic, p, &low, &high,
+                                                                 500) != RdKafka::ERR_NO_ERROR) {
+          high = -1;
+        }
+      }
+      v1::PartitionLag lag;
+      lag.set_topic(options_.topic);
+      lag.set_partition(p);
+      lag.set_next_offset(next < 0 ? std::max<int64_t>(low, 0) : next);
+      lag.set_high_watermark(high);
+      lag.set_lag(high < 0 ? -1 : std::max<int64_t>(0, high - std::max(lag.next_offset(), low)));
+      lags.push_back(std::move(lag));
+    }
+    pipeline_->SetPartitionLags(std::move(lags));
+  }
+
+  const KafkaEventSourceOptions options_;
+  Pipeline* const pipeline_;
+  IngestGate* const gate_;
+  KafkaDeadLetterSink* const dead_letters_;
+  ErrorEvents events_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+
+  std::vector<std::unique_ptr<RdKafka::Message>> batch_;
+  // Keys of the batch's messages, for the dead letters.
+  absl::flat_hash_map<std::pair<int32_t, int64_t>, std::string_view> keys_;
+  // Assigned partitions: next offset to take (read or committed).
+  absl::flat_hash_map<int32_t, int64_t> next_offset_;
+  // Assigned partitions: next offset committed with the state (-1: none yet).
+  absl::flat_hash_map<int32_t, int64_t> stored_offset_;
+  absl::Status failure_;
+  bool condition_set_ = false;
+  bool flowing_ = false;
+  absl::Time last_probe_;
+  uint64_t errors_logged_ = 0;
+};
+
+KafkaEventSource::KafkaEventSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KafkaEventSource::~KafkaEventSource() = default;
+
+absl::StatusOr<std::unique_ptr<KafkaEventSource>> KafkaEventSource::Create(
+    const KafkaSettings& settings, const KafkaEventSourceOptions& options, Pipeline* pipeline,
+    IngestGate* gate, KafkaDeadLetterSink* dead_letters) {
+  if (options.topic.empty()) return absl::InvalidArgumentError("--events_topic is empty");
+  if (options.group_id.empty()) return absl::InvalidArgumentError("--group_id is empty");
+  auto impl = std::make_unique<Impl>(options, pipeline, gate, dead_letters);
+  RETURN_IF_ERROR(impl->Init(settings));
+  return std::unique_ptr<KafkaEventSource>(new KafkaEventSource(std::move(impl)));
+}
+
+absl::Status KafkaEventSource::Run(const std::atomic<bool>& stop) { return impl_->Run(stop); }
+
+// ---------------------------------------------------------------- catalog
+
+class KafkaCatalogSource::Impl {
+ public:
+  Impl(KafkaCatalogSourceOptions options, Pipeline* pipeline, IngestGate* gate)
+      : options_(std::move(options)), pipeline_(pipeline), gate_(gate), events_("catalog source") {}
+
+  absl::Status Init(const KafkaSettings& settings) {
+    // No group: every instance reads the whole topic. librdkafka still wants
+    // a group.id; it is never joined or committed to.
+    ASSIGN_OR_RETURN(
+        std::unique_ptr<RdKafka::Conf> conf,
+        NewKafkaConf(settings,
+                     {{"client.id", "hubmetricsd-catalog"}, {"isolation.level", "read_committed"}},
+                     {{"group.id", "hubmetricsd-catalog-reader-unused"},
+                      {"enable.auto.commit", "false"},
+                      {"enable.auto.offset.store", "false"},
+                      {"enable.partition.eof", "true"},
+                      {"auto.offset.reset", "earliest"}}));
+    std::string err;
+    if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(&events_), err) !=
+        RdKafka::Conf::CONF_OK) {
+      return absl::InternalError(absl::StrCat("event_cb: ", err));
+    }
+    consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+    if (!consumer_) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot create the catalog consumer: ", err));
+    }
+    return absl::OkStatus();
+  }
+
+  ~Impl() {
+    if (consumer_) consumer_->close();
+  }
+
+  absl::Status Bootstrap(const std::atomic<bool>& stop) {
+    const absl::Time deadline = absl::Now() + options_.bootstrap_timeout;
+    std::optional<std::vector<int32_t>> partitions;
+    while (!(partitions = TopicPartitions(consumer_.get(), options_.topic, 2000))) {
+      if (stop.load()) return absl::CancelledError("stopping");
+      if (absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "no Kafka broker answered within ", absl::FormatDuration(options_.bootstrap_timeout),
+            " while reading the catalog topic ", options_.topic, " (check --kafka_brokers)"));
+      }
+    }
+    if (partitions->empty()) {
+      LogWarning("catalog topic %s does not exist yet: starting with the stored catalog",
+                 options_.topic);
+    }
+    // The end offsets as of now: the catalog is read up to there before events.
+    absl::flat_hash_map<int32_t, int64_t> end;
+    for (int32_t p : *partitions) {
+      int64_t low = 0;
+      int64_t high = 0;
+      RdKafka::ErrorCode e;
+      while ((e = consumer_->query_watermark_offsets(options_.topic, p, &low, &high, 2000)) !=
+             RdKafka::ERR_NO_ERROR) {
+        if (stop.load()) return absl::CancelledError("stopping");
+        if (absl::Now() >= deadline) {
+          return absl::DeadlineExceededError(
+              absl::StrCat("end offset of ", options_.topic, "[", p, "]: ", RdKafka::err2str(e)));
+        }
+      }
+      if (high > low) end[p] = high;
+    }
+    RETURN_IF_ERROR(Assign(*partitions));
+    // Last record per model; a model published several times re-credits once.
+    std::vector<CatalogRecord> records;
+    absl::flat_hash_map<std::string, size_t> index;
+    int64_t read = 0;
+    while (!end.empty() && !stop.load()) {
+      std::unique_ptr<RdKafka::Message> msg(consumer_->consume(200));
+      if (msg->err() == RdKafka::ERR__PARTITION_EOF) {
+        end.erase(msg->partition());
+        continue;
+      }
+      if (msg->err() != RdKafka::ERR_NO_ERROR) {
+        if (msg->err() != RdKafka::ERR__TIMED_OUT) LogWarning("catalog: %s", msg->errstr());
+        continue;
+      }
+      ++read;
+      next_[msg->partition()] = msg->offset() + 1;
+      if (std::optional<CatalogRecord> r = Decode(*msg)) {
+        auto [it, inserted] = index.emplace(r->model_id, records.size());
+        if (inserted) {
+          records.push_back(*std::move(r));
+        } else {
+          records[it->second] = *std::move(r);
+        }
+      }
+      if (auto it = end.find(msg->partition());
+          it != end.end() && msg->offset() + 1 >= it->second) {
+        end.erase(it);
+      }
+    }
+    if (stop.load()) return absl::CancelledError("stopping");
+    RETURN_IF_ERROR(Apply(records));
+    LogInfo("catalog topic %s read to its end: %d records, %d models applied", options_.topic, read,
+            records.size());
+    return absl::OkStatus();
+  }
+
+  absl::Status Follow(const std::atomic<bool>& stop) {
+    std::vector<CatalogRecord> records;
+    absl::Time last_flush = absl::Now();
+    absl::Time last_metadata = absl::Now();
+    while (!stop.load()) {
+      std::unique_ptr<RdKafka::Message> msg(consumer_->consume(200));
+      if (msg->err() == RdKafka::ERR_NO_ERROR) {
+        next_[msg->partition()] = msg->offset() + 1;
+        if (std::optional<CatalogRecord> r = Decode(*msg)) records.push_back(*std::move(r));
+      } else if (msg->err() != RdKafka::ERR__TIMED_OUT &&
+                 msg->err() != RdKafka::ERR__PARTITION_EOF) {
+        LogWarning("catalog: %s", msg->errstr());
+      }
+      if (!records.empty() &&
+          (records.size() >= 1000 || absl::Now() - last_flush >= absl::Milliseconds(200))) {
+        RETURN_IF_ERROR(Apply(records));
+        records.clear();
+        last_flush = absl::Now();
+      }
+      // New partitions (or the topic appearing).
+      if (absl::Now() - last_metadata >= absl::Seconds(5)) {
+        last_metadata = absl::Now();
+        if (auto ps = TopicPartitions(consumer_.get(), options_.topic, 1000);
+            ps && ps->size() != assigned_.size()) {
+          RETURN_IF_ERROR(Assign(*ps));
+        }
+      }
+    }
+    if (!records.empty()) RETURN_IF_ERROR(Apply(records));
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status Assign(const std::vector<int32_t>& partitions) {
+    PartitionList list;
+    for (int32_t p : partitions) {
+      auto it = next_.find(p);
+      list.list.push_back(RdKafka::TopicPartition::create(
+          options_.topic, p, it == next_.end() ? RdKafka::Topic::OFFSET_BEGINNING : it->second));
+    }
+    if (RdKafka::ErrorCode e = consumer_->assign(list.list); e != RdKafka::ERR_NO_ERROR) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot assign ", options_.topic, ": ", RdKafka::err2str(e)));
+    }
+    assigned_ = partitions;
+    return absl::OkStatus();
+  }
+
+  absl::Status Apply(const std::vector<CatalogRecord>& records) {
+    absl::MutexLock lock(&gate_->mu);
+    for (int i = 0; i < rejected_; ++i) pipeline_->CountCatalogRejected();
+    rejected_ = 0;
+    if (records.empty()) return absl::OkStatus();
+    return pipeline_->ApplyCatalog(records, {});
+  }
+
+  std::optional<CatalogRecord> Decode(const RdKafka::Message& msg) {
+    const std::string key(msg.key_pointer() ? static_cast<const char*>(msg.key_pointer()) : "",
+                          msg.key_pointer() ? msg.key_len() : 0);
+    auto reject = [&](const std::string& why) -> std::optional<CatalogRecord> {
+      ++rejected_;
+      LogWarning("catalog record %s[%d]@%d rejected: %s", options_.topic, msg.partition(),
+                 msg.offset(), why);
+      return std::nullopt;
+    };
+    if (msg.payload() == nullptr) {
+      if (key.empty()) return reject("tombstone without a key (the key is the model id)");
+      return CatalogRecord{key, std::nullopt};
+    }
+    const std::string_view value(static_cast<const char*>(msg.payload()), msg.len());
+    absl::StatusOr<v1::ModelInfo> m =
+        options_.format == EventFormat::kBinary ? DecodeBinaryModel(value) : DecodeJsonModel(value);
+    if (!m.ok()) return reject(std::string(m.status().message()));
+    if (!key.empty() && key != m->model_id()) {
+      return reject(absl::StrCat("key '", key.substr(0, 200), "' differs from model_id '",
+                                 m->model_id(), "'"));
+    }
+    std::string id = m->model_id();
+    return CatalogRecord{std::move(id), *std::move(m)};
+  }
+
+  const KafkaCatalogSourceOptions options_;
+  Pipeline* const pipeline_;
+  IngestGate* const gate_;
+  ErrorEvents events_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  absl::flat_hash_map<int32_t, int64_t> next_;
+  std::vector<int32_t> assigned_;
+  int rejected_ = 0;
+};
+
+KafkaCatalogSource::KafkaCatalogSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KafkaCatalogSource::~KafkaCatalogSource() = default;
+
+absl::StatusOr<std::unique_ptr<KafkaCatalogSource>> KafkaCatalogSource::Create(
+    const KafkaSettings& settings, const KafkaCatalogSourceOptions& options, Pipeline* pipeline,
+    IngestGate* gate) {
+  if (options.topic.empty()) return absl::InvalidArgumentError("--models_topic is empty");
+  auto impl = std::make_unique<Impl>(options, pipeline, gate);
+  RETURN_IF_ERROR(impl->Init(settings));
+  return std::unique_ptr<KafkaCatalogSource>(new KafkaCatalogSource(std::move(impl)));
+}
+
+absl::Status KafkaCatalogSource::Bootstrap(const std::atomic<bool>& stop) {
+  return impl_->Bootstrap(stop);
+}
+absl::Status KafkaCatalogSource::Follow(const std::atomic<bool>& stop) {
+  return impl_->Follow(stop);
+}
+
+}  // namespace hubmetrics
