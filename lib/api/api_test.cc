@@ -1,0 +1,601 @@
+// Tests of the gRPC edge over a real in-process server on 127.0.0.1:0.
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/dynamic_message.h"
+#include "google/protobuf/unknown_field_set.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/client_unary_call.h"
+#include "grpcpp/support/sync_stream.h"
+#include "gtest/gtest.h"
+#include "lib/api/grpc_server.h"
+#include "lib/api/metrics_backend.h"
+#include "lib/base/status_macros.h"
+#include "proto/hubmetrics/v1/metrics.grpc.pb.h"
+
+namespace hubmetrics {
+namespace {
+
+using ::google::protobuf::util::MessageDifferencer;
+using ::testing::HasSubstr;
+
+// A backend whose answers, failures and version the test sets.
+class FakeMetricsBackend final : public MetricsBackend {
+ public:
+  // Every query but GetIngestStats returns `status` while it is not OK.
+  void FailWith(absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    failure_ = std::move(status);
+  }
+  // What GetConcentration answers (with the request's view and window copied in).
+  void SetValue(const v1::Concentration& value) {
+    absl::MutexLock lock(&mu_);
+    value_ = value;
+  }
+  void BumpVersion() {
+    absl::MutexLock lock(&mu_);
+    ++version_;
+  }
+  void SetStats(const v1::IngestStats& stats) {
+    absl::MutexLock lock(&mu_);
+    stats_ = stats;
+  }
+  // Calls of WaitForStateVersionAbove so far, and how many are blocked in it now.
+  int wait_calls() const {
+    absl::MutexLock lock(&mu_);
+    return wait_calls_;
+  }
+  int waiters() const {
+    absl::MutexLock lock(&mu_);
+    return waiters_;
+  }
+
+  absl::StatusOr<v1::Concentration> GetConcentration(
+      const v1::ConcentrationRequest& request) const override {
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Check(request.view()));
+    v1::Concentration out = value_;
+    *out.mutable_view() = request.view();
+    out.set_window(request.window());
+    return out;
+  }
+  absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
+      const v1::ConcentrationSeriesRequest& request) const override {
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Check(request.view()));
+    v1::ConcentrationSeries out;
+    for (const std::string& week : {request.from_week(), request.to_week()}) {
+      v1::Concentration* p = out.add_points();
+      *p = value_;
+      *p->mutable_view() = request.view();
+      p->set_window("week:" + week);
+    }
+    return out;
+  }
+  absl::StatusOr<v1::TopEntities> GetTopEntities(
+      const v1::TopEntitiesRequest& request) const override {
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Check(request.view()));
+    v1::TopEntities out;
+    *out.mutable_view() = request.view();
+    out.set_window(request.window());
+    out.set_total_downloads(value_.total_downloads());
+    for (uint32_t i = 0; i < request.k(); ++i) {
+      v1::EntityShare* e = out.add_top();
+      e->set_entity(absl::StrCat("entity-", i));
+      e->set_rank(i + 1);
+    }
+    return out;
+  }
+  absl::StatusOr<v1::EntityReport> GetEntity(const v1::EntityRequest& request) const override {
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Check(request.view()));
+    v1::EntityReport out;
+    *out.mutable_view() = request.view();
+    out.set_window(request.window());
+    out.mutable_entity()->set_entity(request.entity());
+    out.mutable_entity()->set_downloads(7);
+    return out;
+  }
+  v1::IngestStats GetIngestStats() const override {
+    absl::MutexLock lock(&mu_);
+    return stats_;
+  }
+  uint64_t StateVersion() const override {
+    absl::MutexLock lock(&mu_);
+    return version_;
+  }
+  uint64_t WaitForStateVersionAbove(uint64_t seen, absl::Time deadline) const override {
+    absl::MutexLock lock(&mu_);
+    ++wait_calls_;
+    ++waiters_;
+    auto moved = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return version_ > seen; };
+    mu_.AwaitWithDeadline(absl::Condition(&moved), deadline);
+    --waiters_;
+    return version_;
+  }
+
+ private:
+  // A stand-in for the engine's validation: only the level is checked.
+  absl::Status Check(const v1::View& view) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!failure_.ok()) return failure_;
+    if (view.level() != "model" && view.level() != "developer" && view.level() != "country") {
+      return absl::InvalidArgumentError("level must be one of model, developer, country");
+    }
+    return absl::OkStatus();
+  }
+  mutable absl::Mutex mu_;
+  absl::Status failure_ ABSL_GUARDED_BY(mu_);
+  v1::Concentration value_ ABSL_GUARDED_BY(mu_);
+  v1::IngestStats stats_ ABSL_GUARDED_BY(mu_);
+  uint64_t version_ ABSL_GUARDED_BY(mu_) = 1;
+  mutable int wait_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  mutable int waiters_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+v1::Concentration Value(uint64_t total) {
+  v1::Concentration c;
+  c.set_total_downloads(total);
+  c.set_entities(3);
+  c.set_hhi(0.5);
+  c.set_gini(0.25);
+  v1::TopShare* t = c.add_top_shares();
+  t->set_k(1);
+  t->set_share(0.75);
+  c.mutable_watermark()->set_seconds(1741000000);
+  return c;
+}
+
+v1::ConcentrationRequest Request(const std::string& level = "model") {
+  v1::ConcentrationRequest r;
+  r.mutable_view()->set_level(level);
+  r.mutable_view()->set_filter("all");
+  r.mutable_view()->set_attribution("direct");
+  r.set_window("trailing:4");
+  r.add_top_k(1);
+  return r;
+}
+
+// What the edge must deliver for Request() when the backend holds `value`.
+v1::Concentration Expected(uint64_t total) {
+  v1::Concentration c = Value(total);
+  *c.mutable_view() = Request().view();
+  c.set_window(Request().window());
+  return c;
+}
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backend_.SetValue(Value(100));
+    absl::StatusOr<std::unique_ptr<GrpcServer>> server =
+        GrpcServer::Start("127.0.0.1:0", &backend_);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    ASSERT_GT(server_->port(), 0);
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::MetricsService::NewStub(channel_);
+  }
+
+  // A context that turns a hang into a failed test.
+  static void Limit(grpc::ClientContext* ctx, absl::Duration d = absl::Seconds(20)) {
+    ctx->set_deadline(absl::ToChronoTime(absl::Now() + d));
+  }
+
+  FakeMetricsBackend backend_;
+  std::unique_ptr<GrpcServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::MetricsService::Stub> stub_;
+};
+
+TEST_F(ApiTest, UnaryCallsPassRequestsAndAnswersThrough) {
+  {
+    grpc::ClientContext ctx;
+    Limit(&ctx);
+    v1::Concentration got;
+    ASSERT_TRUE(stub_->GetConcentration(&ctx, Request(), &got).ok());
+    EXPECT_TRUE(MessageDifferencer::Equals(got, Expected(100))) << got.DebugString();
+  }
+  {
+    grpc::ClientContext ctx;
+    Limit(&ctx);
+    v1::ConcentrationSeriesRequest req;
+    *req.mutable_view() = Request().view();
+    req.set_from_week("2025-W01");
+    req.set_to_week("2025-W02");
+    v1::ConcentrationSeries got;
+    ASSERT_TRUE(stub_->GetConcentrationSeries(&ctx, req, &got).ok());
+    ASSERT_EQ(got.points_size(), 2);
+    EXPECT_EQ(got.points(0).window(), "week:2025-W01");
+    EXPECT_EQ(got.points(1).window(), "week:2025-W02");
+    EXPECT_EQ(got.points(1).total_downloads(), 100u);
+  }
+  {
+    grpc::ClientContext ctx;
+    Limit(&ctx);
+    v1::TopEntitiesRequest req;
+    *req.mutable_view() = Request().view();
+    req.set_k(3);
+    v1::TopEntities got;
+    ASSERT_TRUE(stub_->GetTopEntities(&ctx, req, &got).ok());
+    ASSERT_EQ(got.top_size(), 3);
+    EXPECT_EQ(got.top(2).entity(), "entity-2");
+    EXPECT_EQ(got.top(2).rank(), 3u);
+  }
+  {
+    grpc::ClientContext ctx;
+    Limit(&ctx);
+    v1::EntityRequest req;
+    *req.mutable_view() = Request().view();
+    req.set_entity("org/some-model");
+    v1::EntityReport got;
+    ASSERT_TRUE(stub_->GetEntity(&ctx, req, &got).ok());
+    EXPECT_EQ(got.entity().entity(), "org/some-model");
+    EXPECT_EQ(got.entity().downloads(), 7u);
+  }
+  {
+    v1::IngestStats stats;
+    stats.set_events_read(12);
+    stats.set_rejected(2);
+    v1::RejectCount* r = stats.add_rejected_by_reason();
+    r->set_reason("too_late");
+    r->set_count(2);
+    stats.set_source_exhausted(true);
+    backend_.SetStats(stats);
+    // Stats have no failure mode: even a failing backend answers them.
+    backend_.FailWith(absl::UnavailableError("down"));
+    grpc::ClientContext ctx;
+    Limit(&ctx);
+    v1::IngestStats got;
+    ASSERT_TRUE(stub_->GetIngestStats(&ctx, v1::IngestStatsRequest(), &got).ok());
+    EXPECT_TRUE(MessageDifferencer::Equals(got, stats)) << got.DebugString();
+  }
+}
+
+TEST_F(ApiTest, EveryBackendStatusCodeMapsToTheSameGrpcCodeWithItsMessage) {
+  // The oracle: the gRPC status code documentation, code by code.
+  const std::vector<std::pair<absl::StatusCode, grpc::StatusCode>> table = {
+      {absl::StatusCode::kCancelled, grpc::StatusCode::CANCELLED},
+      {absl::StatusCode::kUnknown, grpc::StatusCode::UNKNOWN},
+      {absl::StatusCode::kInvalidArgument, grpc::StatusCode::INVALID_ARGUMENT},
+      {absl::StatusCode::kDeadlineExceeded, grpc::StatusCode::DEADLINE_EXCEEDED},
+      {absl::StatusCode::kNotFound, grpc::StatusCode::NOT_FOUND},
+      {absl::StatusCode::kAlreadyExists, grpc::StatusCode::ALREADY_EXISTS},
+      {absl::StatusCode::kPermissionDenied, grpc::StatusCode::PERMISSION_DENIED},
+      {absl::StatusCode::kResourceExhausted, grpc::StatusCode::RESOURCE_EXHAUSTED},
+      {absl::StatusCode::kFailedPrecondition, grpc::StatusCode::FAILED_PRECONDITION},
+      {absl::StatusCode::kAborted, grpc::StatusCode::ABORTED},
+      {absl::StatusCode::kOutOfRange, grpc::StatusCode::OUT_OF_RANGE},
+      {absl::StatusCode::kUnimplemented, grpc::StatusCode::UNIMPLEMENTED},
+      {absl::StatusCode::kInternal, grpc::StatusCode::INTERNAL},
+      {absl::StatusCode::kUnavailable, grpc::StatusCode::UNAVAILABLE},
+      {absl::StatusCode::kDataLoss, grpc::StatusCode::DATA_LOSS},
+      {absl::StatusCode::kUnauthenticated, grpc::StatusCode::UNAUTHENTICATED},
+  };
+  for (const auto& [absl_code, grpc_code] : table) {
+    const std::string message = absl::StrCat("backend says ", absl::StatusCodeToString(absl_code));
+    backend_.FailWith(absl::Status(absl_code, message));
+    std::vector<std::pair<std::string, grpc::Status>> got;
+    {
+      grpc::ClientContext ctx;
+      Limit(&ctx);
+      v1::Concentration out;
+      got.emplace_back("GetConcentration", stub_->GetConcentration(&ctx, Request(), &out));
+    }
+    {
+      grpc::ClientContext ctx;
+      Limit(&ctx);
+      v1::ConcentrationSeriesRequest req;
+      v1::ConcentrationSeries out;
+      got.emplace_back("GetConcentrationSeries", stub_->GetConcentrationSeries(&ctx, req, &out));
+    }
+    {
+      grpc::ClientContext ctx;
+      Limit(&ctx);
+      v1::TopEntitiesRequest req;
+      v1::TopEntities out;
+      got.emplace_back("GetTopEntities", stub_->GetTopEntities(&ctx, req, &out));
+    }
+    {
+      grpc::ClientContext ctx;
+      Limit(&ctx);
+      v1::EntityRequest req;
+      v1::EntityReport out;
+      got.emplace_back("GetEntity", stub_->GetEntity(&ctx, req, &out));
+    }
+    {
+      grpc::ClientContext ctx;
+      Limit(&ctx);
+      std::unique_ptr<grpc::ClientReader<v1::Concentration>> reader =
+          stub_->WatchConcentration(&ctx, Request());
+      v1::Concentration out;
+      EXPECT_FALSE(reader->Read(&out));
+      got.emplace_back("WatchConcentration", reader->Finish());
+    }
+    for (const auto& [rpc, status] : got) {
+      EXPECT_EQ(status.error_code(), grpc_code) << rpc << " " << message;
+      EXPECT_EQ(status.error_message(), message) << rpc;
+    }
+  }
+}
+
+TEST_F(ApiTest, WatchWithInvalidRequestFailsAtOnce) {
+  grpc::ClientContext ctx;
+  Limit(&ctx);
+  const absl::Time start = absl::Now();
+  std::unique_ptr<grpc::ClientReader<v1::Concentration>> reader =
+      stub_->WatchConcentration(&ctx, Request("galaxy"));
+  v1::Concentration out;
+  EXPECT_FALSE(reader->Read(&out));
+  grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("model, developer, country"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+}
+
+TEST_F(ApiTest, WatchSendsTheCurrentValueAtOnceThenEachChange) {
+  grpc::ClientContext ctx;
+  Limit(&ctx);
+  std::unique_ptr<grpc::ClientReader<v1::Concentration>> reader =
+      stub_->WatchConcentration(&ctx, Request());
+  v1::Concentration got;
+  ASSERT_TRUE(reader->Read(&got));
+  EXPECT_TRUE(MessageDifferencer::Equals(got, Expected(100))) << got.DebugString();
+
+  backend_.SetValue(Value(101));
+  backend_.BumpVersion();
+  ASSERT_TRUE(reader->Read(&got));
+  EXPECT_TRUE(MessageDifferencer::Equals(got, Expected(101))) << got.DebugString();
+
+  backend_.SetValue(Value(250));
+  backend_.BumpVersion();
+  ASSERT_TRUE(reader->Read(&got));
+  EXPECT_TRUE(MessageDifferencer::Equals(got, Expected(250))) << got.DebugString();
+  ctx.TryCancel();
+}
+
+TEST_F(ApiTest, WatchSendsNothingWhenTheVersionMovesButTheValueDoesNot) {
+  grpc::ClientContext ctx;
+  Limit(&ctx);
+  std::unique_ptr<grpc::ClientReader<v1::Concentration>> reader =
+      stub_->WatchConcentration(&ctx, Request());
+  v1::Concentration got;
+  ASSERT_TRUE(reader->Read(&got));
+  ASSERT_EQ(got.total_downloads(), 100u);
+  // Version moves several times, spread over more than the rate limit, value unchanged.
+  for (int i = 0; i < 4; ++i) {
+    backend_.BumpVersion();
+    absl::SleepFor(absl::Milliseconds(80));
+  }
+  backend_.SetValue(Value(102));
+  backend_.BumpVersion();
+  // A duplicate of the first value would arrive first.
+  ASSERT_TRUE(reader->Read(&got));
+  EXPECT_EQ(got.total_downloads(), 102u);
+  ctx.TryCancel();
+}
+
+TEST_F(ApiTest, WatchSendsAtMostOneMessagePer100Ms) {
+  grpc::ClientContext ctx;
+  Limit(&ctx);
+  std::unique_ptr<grpc::ClientReader<v1::Concentration>> reader =
+      stub_->WatchConcentration(&ctx, Request());
+  v1::Concentration got;
+  ASSERT_TRUE(reader->Read(&got));
+  std::vector<absl::Time> received = {absl::Now()};
+  std::vector<uint64_t> totals = {got.total_downloads()};
+
+  // A new value every ~2 ms for 1.2 s: far more changes than may be sent.
+  const absl::Duration busy = absl::Milliseconds(1200);
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    const absl::Time end = absl::Now() + busy;
+    for (uint64_t total = 1000; absl::Now() < end; ++total) {
+      backend_.SetValue(Value(total));
+      backend_.BumpVersion();
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    done = true;
+  });
+  while (!done.load() && reader->Read(&got)) {
+    received.push_back(absl::Now());
+    totals.push_back(got.total_downloads());
+  }
+  writer.join();
+  ctx.TryCancel();
+  while (reader->Read(&got)) {
+  }
+
+  // Without a limit this would be hundreds; with it, about 12.
+  EXPECT_GE(received.size(), 5u);
+  EXPECT_LE(received.size(), 16u);
+  for (size_t i = 1; i < received.size(); ++i) {
+    // Sent >= 100 ms apart; receive times may shift by loopback scheduling
+    // jitter, hence the slack.
+    EXPECT_GE(received[i] - received[i - 1], absl::Milliseconds(85)) << "message " << i;
+    EXPECT_GT(totals[i], totals[i - 1]) << "message " << i;
+  }
+}
+
+TEST_F(ApiTest, WatchEndsWhenTheClientCancels) {
+  grpc::ClientContext ctx;
+  Limit(&ctx);
+  std::unique_ptr<grpc::ClientReader<v1::Concentration>> reader =
+      stub_->WatchConcentration(&ctx, Request());
+  v1::Concentration got;
+  ASSERT_TRUE(reader->Read(&got));
+  // The open watch polls the backend...
+  const int calls_before = backend_.wait_calls();
+  absl::SleepFor(absl::Milliseconds(350));
+  EXPECT_GT(backend_.wait_calls(), calls_before);
+
+  ctx.TryCancel();
+  EXPECT_FALSE(reader->Read(&got));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+
+  // ...and stops once the client is gone: no call for 400 ms (it polls every 100 ms).
+  const absl::Time give_up = absl::Now() + absl::Seconds(5);
+  int last = backend_.wait_calls();
+  absl::Time stable_since = absl::Now();
+  bool stopped = false;
+  while (absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+    if (const int calls = backend_.wait_calls(); calls != last) {
+      last = calls;
+      stable_since = absl::Now();
+    } else if (absl::Now() - stable_since >= absl::Milliseconds(400) && backend_.waiters() == 0) {
+      stopped = true;
+      break;
+    }
+  }
+  EXPECT_TRUE(stopped) << "the server kept watching after the client cancelled";
+}
+
+TEST_F(ApiTest, ShutdownEndsOpenWatchesPromptly) {
+  grpc::ClientContext ctx;
+  Limit(&ctx);
+  std::unique_ptr<grpc::ClientReader<v1::Concentration>> reader =
+      stub_->WatchConcentration(&ctx, Request());
+  v1::Concentration got;
+  ASSERT_TRUE(reader->Read(&got));
+  const absl::Time start = absl::Now();
+  server_->Shutdown(absl::Seconds(10));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3)) << "shutdown waited for the watch deadline";
+  EXPECT_FALSE(reader->Read(&got));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  server_->Shutdown();  // a second call does nothing
+}
+
+// grpc.health.v1.Health/Check by hand: HealthCheckRequest{string service = 1},
+// HealthCheckResponse{ServingStatus status = 1} with UNKNOWN 0, SERVING 1,
+// NOT_SERVING 2 (grpc/src/proto/grpc/health/v1/health.proto).
+grpc::Status HealthCheck(grpc::Channel* channel, const std::string& service, int* status) {
+  google::protobuf::UnknownFieldSet request;
+  request.AddLengthDelimited(1, service);
+  std::string bytes;
+  request.SerializeToString(&bytes);
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer in(&slice, 1);
+  grpc::ByteBuffer out;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  grpc::Status s = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
+      channel,
+      grpc::internal::RpcMethod("/grpc.health.v1.Health/Check",
+                                grpc::internal::RpcMethod::NORMAL_RPC),
+      &ctx, in, &out);
+  if (!s.ok()) return s;
+  std::vector<grpc::Slice> slices;
+  (void)out.Dump(&slices);
+  std::string response;
+  for (const grpc::Slice& sl : slices) response.append(sl.begin(), sl.end());
+  google::protobuf::UnknownFieldSet fields;
+  if (!fields.ParseFromString(response)) return grpc::Status(grpc::StatusCode::DATA_LOSS, "bad");
+  *status = 0;
+  for (int i = 0; i < fields.field_count(); ++i) {
+    if (fields.field(i).number() == 1) *status = static_cast<int>(fields.field(i).varint());
+  }
+  return s;
+}
+
+TEST_F(ApiTest, HealthAnswersServingUntilToldOtherwise) {
+  constexpr int kServing = 1;
+  constexpr int kNotServing = 2;
+  for (const std::string service : {"", "hubmetrics.v1.MetricsService"}) {
+    int status = -1;
+    ASSERT_TRUE(HealthCheck(channel_.get(), service, &status).ok()) << "'" << service << "'";
+    EXPECT_EQ(status, kServing) << "'" << service << "'";
+  }
+  int status = -1;
+  EXPECT_EQ(HealthCheck(channel_.get(), "no.such.Service", &status).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  server_->SetServing(false);
+  for (const std::string service : {"", "hubmetrics.v1.MetricsService"}) {
+    ASSERT_TRUE(HealthCheck(channel_.get(), service, &status).ok());
+    EXPECT_EQ(status, kNotServing) << "'" << service << "'";
+  }
+  server_->SetServing(true);
+  ASSERT_TRUE(HealthCheck(channel_.get(), "", &status).ok());
+  EXPECT_EQ(status, kServing);
+}
+
+TEST_F(ApiTest, ReflectionListsTheMetricsService) {
+  // The reflection messages are the ones the gRPC reflection library
+  // registered in the generated pool; reached through protobuf reflection.
+  namespace pb = google::protobuf;
+  const pb::Descriptor* req_type = pb::DescriptorPool::generated_pool()->FindMessageTypeByName(
+      "grpc.reflection.v1alpha.ServerReflectionRequest");
+  const pb::Descriptor* resp_type = pb::DescriptorPool::generated_pool()->FindMessageTypeByName(
+      "grpc.reflection.v1alpha.ServerReflectionResponse");
+  ASSERT_NE(req_type, nullptr);
+  ASSERT_NE(resp_type, nullptr);
+  std::unique_ptr<pb::Message> request(
+      pb::MessageFactory::generated_factory()->GetPrototype(req_type)->New());
+  std::unique_ptr<pb::Message> response(
+      pb::MessageFactory::generated_factory()->GetPrototype(resp_type)->New());
+  request->GetReflection()->SetString(request.get(), req_type->FindFieldByName("list_services"),
+                                      "*");
+
+  grpc::ClientContext ctx;
+  Limit(&ctx);
+  std::unique_ptr<grpc::ClientReaderWriter<pb::Message, pb::Message>> stream(
+      grpc::internal::ClientReaderWriterFactory<pb::Message, pb::Message>::Create(
+          channel_.get(),
+          grpc::internal::RpcMethod(
+              "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+              grpc::internal::RpcMethod::BIDI_STREAMING),
+          &ctx));
+  ASSERT_TRUE(stream->Write(*request));
+  ASSERT_TRUE(stream->WritesDone());
+  ASSERT_TRUE(stream->Read(response.get()));
+  EXPECT_TRUE(stream->Finish().ok());
+
+  const pb::FieldDescriptor* list_field = resp_type->FindFieldByName("list_services_response");
+  ASSERT_TRUE(response->GetReflection()->HasField(*response, list_field))
+      << response->DebugString();
+  const pb::Message& list = response->GetReflection()->GetMessage(*response, list_field);
+  const pb::FieldDescriptor* service_field = list.GetDescriptor()->FindFieldByName("service");
+  std::vector<std::string> names;
+  for (int i = 0; i < list.GetReflection()->FieldSize(list, service_field); ++i) {
+    const pb::Message& s = list.GetReflection()->GetRepeatedMessage(list, service_field, i);
+    names.push_back(s.GetReflection()->GetString(s, s.GetDescriptor()->FindFieldByName("name")));
+  }
+  EXPECT_THAT(names, ::testing::Contains("hubmetrics.v1.MetricsService"));
+}
+
+TEST(GrpcServerTest, APortInUseIsUnavailableAndNamesTheAddress) {
+  FakeMetricsBackend backend;
+  absl::StatusOr<std::unique_ptr<GrpcServer>> first = GrpcServer::Start("127.0.0.1:0", &backend);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string address = absl::StrCat("127.0.0.1:", (*first)->port());
+  absl::StatusOr<std::unique_ptr<GrpcServer>> second = GrpcServer::Start(address, &backend);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(second.status().message(), HasSubstr(address));
+}
+
+TEST(GrpcServerTest, AnEmptyAddressIsInvalid) {
+  FakeMetricsBackend backend;
+  EXPECT_EQ(GrpcServer::Start("", &backend).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace hubmetrics

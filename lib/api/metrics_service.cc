@@ -1,0 +1,143 @@
+#include "lib/api/metrics_service.h"
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+
+namespace hubmetrics {
+namespace {
+
+// Spelled out rather than cast: the two enums agree today, and a silent cast
+// would hide it if either ever grew a code the other lacks.
+grpc::StatusCode ToGrpcCode(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return grpc::StatusCode::OK;
+    case absl::StatusCode::kCancelled:
+      return grpc::StatusCode::CANCELLED;
+    case absl::StatusCode::kUnknown:
+      return grpc::StatusCode::UNKNOWN;
+    case absl::StatusCode::kInvalidArgument:
+      return grpc::StatusCode::INVALID_ARGUMENT;
+    case absl::StatusCode::kDeadlineExceeded:
+      return grpc::StatusCode::DEADLINE_EXCEEDED;
+    case absl::StatusCode::kNotFound:
+      return grpc::StatusCode::NOT_FOUND;
+    case absl::StatusCode::kAlreadyExists:
+      return grpc::StatusCode::ALREADY_EXISTS;
+    case absl::StatusCode::kPermissionDenied:
+      return grpc::StatusCode::PERMISSION_DENIED;
+    case absl::StatusCode::kResourceExhausted:
+      return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case absl::StatusCode::kFailedPrecondition:
+      return grpc::StatusCode::FAILED_PRECONDITION;
+    case absl::StatusCode::kAborted:
+      return grpc::StatusCode::ABORTED;
+    case absl::StatusCode::kOutOfRange:
+      return grpc::StatusCode::OUT_OF_RANGE;
+    case absl::StatusCode::kUnimplemented:
+      return grpc::StatusCode::UNIMPLEMENTED;
+    case absl::StatusCode::kInternal:
+      return grpc::StatusCode::INTERNAL;
+    case absl::StatusCode::kUnavailable:
+      return grpc::StatusCode::UNAVAILABLE;
+    case absl::StatusCode::kDataLoss:
+      return grpc::StatusCode::DATA_LOSS;
+    case absl::StatusCode::kUnauthenticated:
+      return grpc::StatusCode::UNAUTHENTICATED;
+    default:
+      return grpc::StatusCode::UNKNOWN;
+  }
+}
+
+template <typename T>
+grpc::Status Reply(absl::StatusOr<T> result, T* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = *std::move(result);
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(ToGrpcCode(status.code()), std::string(status.message()));
+}
+
+grpc::Status MetricsServiceImpl::GetConcentration(grpc::ServerContext* /*context*/,
+                                                  const v1::ConcentrationRequest* request,
+                                                  v1::Concentration* response) {
+  return Reply(backend_->GetConcentration(*request), response);
+}
+
+grpc::Status MetricsServiceImpl::GetConcentrationSeries(
+    grpc::ServerContext* /*context*/, const v1::ConcentrationSeriesRequest* request,
+    v1::ConcentrationSeries* response) {
+  return Reply(backend_->GetConcentrationSeries(*request), response);
+}
+
+grpc::Status MetricsServiceImpl::GetTopEntities(grpc::ServerContext* /*context*/,
+                                                const v1::TopEntitiesRequest* request,
+                                                v1::TopEntities* response) {
+  return Reply(backend_->GetTopEntities(*request), response);
+}
+
+grpc::Status MetricsServiceImpl::GetEntity(grpc::ServerContext* /*context*/,
+                                           const v1::EntityRequest* request,
+                                           v1::EntityReport* response) {
+  return Reply(backend_->GetEntity(*request), response);
+}
+
+grpc::Status MetricsServiceImpl::GetIngestStats(grpc::ServerContext* /*context*/,
+                                                const v1::IngestStatsRequest* /*request*/,
+                                                v1::IngestStats* response) {
+  *response = backend_->GetIngestStats();
+  return grpc::Status::OK;
+}
+
+grpc::Status MetricsServiceImpl::WatchConcentration(grpc::ServerContext* context,
+                                                    const v1::ConcentrationRequest* request,
+                                                    grpc::ServerWriter<v1::Concentration>* writer) {
+  // How long one wait may block before cancellation and shutdown are checked again.
+  constexpr absl::Duration kPoll = absl::Milliseconds(100);
+  const grpc::Status client_gone(grpc::StatusCode::CANCELLED, "watch cancelled by the client");
+
+  // The version is read before the value, so any change made after the value
+  // was computed moves the version past `seen` and is picked up below.
+  uint64_t seen = backend_->StateVersion();
+  absl::StatusOr<v1::Concentration> value = backend_->GetConcentration(*request);
+  if (!value.ok()) return ToGrpcStatus(value.status());
+  std::string last_sent = value->SerializeAsString();
+  absl::Time last_sent_at = absl::Now();
+  if (!writer->Write(*value)) return client_gone;
+
+  while (true) {
+    if (context->IsCancelled()) return client_gone;
+    if (shutting_down_.load()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "the server is shutting down; start the watch again (on another "
+                          "replica, or once this one is back)");
+    }
+    const absl::Time now = absl::Now();
+    if (const absl::Time earliest = last_sent_at + kWatchMinInterval; now < earliest) {
+      absl::SleepFor(earliest - now);  // at most kWatchMinInterval <= kPoll
+      continue;
+    }
+    const uint64_t version = backend_->WaitForStateVersionAbove(seen, now + kPoll);
+    if (version <= seen) continue;
+    seen = version;
+    value = backend_->GetConcentration(*request);
+    if (!value.ok()) return ToGrpcStatus(value.status());
+    // Messages here hold no maps, so equal values serialize to equal bytes.
+    std::string bytes = value->SerializeAsString();
+    if (bytes == last_sent) continue;  // the version moved, but not this view and window
+    last_sent_at = absl::Now();
+    if (!writer->Write(*value)) return client_gone;
+    last_sent = std::move(bytes);
+  }
+}
+
+}  // namespace hubmetrics
