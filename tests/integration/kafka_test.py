@@ -335,30 +335,40 @@ class Scenario:
         rng = random.Random(13)
         kills = 0
         progress = []
-        for i in range(8):
-            d = self.daemon(f"crash-{i}", state)
-            # Up, then a random moment while it consumes.
+        # Static membership and a short session: a restarted member gets its
+        # partitions back at once (also exercises repeated --kafka_property).
+        fast = ["--kafka_property=group.instance.id=it-crash-member",
+                "--kafka_property=session.timeout.ms=6000"]
+        for i in range(12):
+            if kills >= 7:
+                break
+            d = self.daemon(f"crash-{i}", state, extra=fast)
+            # Wait until it consumes (events_read moves), then a random moment.
             deadline = time.monotonic() + 60
-            s = None
+            start_n = progress[-1] if progress else 0
+            n = -1
             while time.monotonic() < deadline and d.alive():
                 s, _ = d.ctl.run("stats", timeout=5)
-                if s is not None:
+                n = e2e.u64(s, "events_read") if s else -1
+                if n > start_n or n >= r.events_read:
                     break
-                time.sleep(0.1)
-            time.sleep(rng.uniform(0.2, 2.0))
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 1.0))
             s = d.stats() if d.alive() else None
             n = e2e.u64(s, "events_read") if s else -1
+            code = d.signal(signal.SIGKILL)
             if n >= r.events_read:
-                d.signal(signal.SIGKILL)
                 log(f"[crash] run {i + 1} had already read everything; not counted as a kill")
                 break
-            code = d.signal(signal.SIGKILL)
+            if n <= start_n:
+                log(f"[crash] run {i + 1} killed before it consumed; not counted")
+                continue
             kills += 1
             progress.append(n)
-            log(f"[crash] SIGKILL {kills} at events_read {n} (exit {code})")
+            log(f"[crash] SIGKILL {kills} while consuming, at events_read {n} (exit {code})")
         self.c.check(kills >= 5, "[crash] at least 5 SIGKILLs while consuming",
                      [f"{kills} kills at events_read {progress}"])
-        d = self.daemon("crash-final", state)
+        d = self.daemon("crash-final", state, extra=fast)
         stats, err = d.wait_read(r.events_read)
         if self.c.check(stats is not None, "[crash] comes back after the SIGKILLs", [err]):
             self.compare(r, d, stats, "crash")

@@ -8,7 +8,8 @@
 // null value with that key. events: no key (librdkafka spreads them over the
 // partitions) unless --partition. In binary mode a line that has no protobuf
 // equivalent (not JSON, wrong types, bad timestamp) cannot be produced: it is
-// skipped. --emitted gets exactly the lines produced, for the reference.
+// skipped. --emitted gets exactly what was produced, for the reference: the
+// lines, or in binary mode the canonical JSON of each binary value.
 // Exits non-zero unless every produced message was acknowledged.
 #include <librdkafka/rdkafkacpp.h>
 
@@ -116,6 +117,17 @@ int main(int argc, char** argv) {
           continue;
         }
         value = msg->SerializeAsString();
+        // The reference must see what the binary value says, which can
+        // differ from the line (protobuf's JSON parser accepts times the
+        // JSON contract rejects): emit the canonical JSON of the message.
+        google::protobuf::util::JsonPrintOptions print;
+        print.preserve_proto_field_names = true;
+        std::string canonical;
+        if (!google::protobuf::util::MessageToJsonString(*msg, &canonical, print).ok()) {
+          ++skipped;
+          continue;
+        }
+        line = canonical;
       }
     }
     while (true) {
