@@ -561,13 +561,20 @@ def main() -> int:
         # (b) Crash safety: SIGKILL during ingest, several times, then finish.
         state_b = os.path.join(tmp, "state-b")
         rng = random.Random(args.seed)
+        mid_ingest = 0
         for i in range(args.crash_kills):
             d = new_daemon(state_b, models, f"crash-{i}")
-            time.sleep(rng.uniform(0.3, 1.0))
+            # The first kill ~0.3-1 s after start; later ones sooner, since each
+            # restart resumes where the last one stopped.
+            time.sleep(rng.uniform(0.3, 1.0) if i == 0 else rng.uniform(0.2, 0.5))
             s = d.stats() if d.alive() else None
             code = d.signal(signal.SIGKILL)
+            exhausted = bool(s and s.get("source_exhausted"))
+            mid_ingest += 0 if exhausted else 1
             log(f"[crash] kill {i + 1}: events_read {u64(s, 'events_read') if s else '?'} "
-                f"exhausted {bool(s and s.get('source_exhausted'))} (exit {code})")
+                f"exhausted {exhausted} (exit {code})")
+        c.check(mid_ingest > 0, "[crash] at least one SIGKILL landed during ingest",
+                [f"ingest finished before every kill ({args.crash_kills} kills)"])
         d = new_daemon(state_b, models, "crash-final")
         stats, err = d.wait_exhausted()
         if c.check(stats is not None, "[crash] comes back after SIGKILLs", [err]):
