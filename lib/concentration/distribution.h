@@ -5,9 +5,10 @@
 // uint32 ids chosen by the caller) and keeps, exactly and in integers,
 //   n  = |{e : x_e > 0}|,  X = sum x_e,  Q = sum x_e^2,  D = sum_{i<j} |x_i - x_j|
 // plus an order-statistics index over the counts, so that every update
-// (increment, decrement, an entity appearing or leaving) costs O(log d), where
-// d <= n is the number of distinct non-zero counts, and every measure is read
-// from the exact state without a rescan:
+// (increment, decrement, an entity appearing or leaving) costs O(log d)
+// expected (a randomized balanced tree; one hash lookup on top), where d <= n
+// is the number of distinct non-zero counts, and every measure is read from
+// the exact state without a rescan:
 //   HHI = Q / X^2,  Gini = D / (n X),  top-k share = (sum of k largest) / X.
 // X, Q and D are 128-bit; they cannot overflow while X < 2^63.
 //
@@ -43,6 +44,7 @@ class ExactDistribution {
  public:
   ExactDistribution();
   ~ExactDistribution();
+  // A moved-from distribution is empty and usable.
   ExactDistribution(ExactDistribution&&) noexcept;
   ExactDistribution& operator=(ExactDistribution&&) noexcept;
   ExactDistribution(const ExactDistribution&) = delete;
@@ -50,7 +52,8 @@ class ExactDistribution {
 
   // x_e += delta. A count may not go below zero: the caller's bookkeeping is
   // wrong if it would, and the call aborts (this is a programming error, not
-  // an input error). delta == 0 is a no-op.
+  // an input error). So does an update that would bring X to 2^63 or more.
+  // delta == 0 is a no-op.
   void Add(EntityId e, int64_t delta);
 
   // x_e, 0 for an entity never seen or back at zero.
@@ -67,6 +70,8 @@ class ExactDistribution {
   // Number of entities whose count is strictly greater than `x`.
   uint64_t CountAbove(uint64_t x) const;
 
+  // Each ratio is within a few ulps of the exact rational (the conversions
+  // from 128 bits round once each).
   ConcentrationValues Values(std::span<const uint32_t> ks) const;
 
   // Entities with x > 0, unordered. For leaderboards: O(n).
@@ -90,7 +95,8 @@ class ExactDistribution {
 // The same measures by a batch recompute from a plain list of counts (zeros
 // ignored): sorts, then sums. O(n log n). The reference that the incremental
 // structure is tested against, and what windows that are not kept live use.
-ConcentrationValues RecomputeConcentration(std::vector<uint64_t> counts, std::span<const uint32_t> ks);
+ConcentrationValues RecomputeConcentration(std::vector<uint64_t> counts,
+                                           std::span<const uint32_t> ks);
 
 }  // namespace hubmetrics
 
