@@ -16,7 +16,7 @@ std::optional<IsoWeek> WeekOf(std::optional<absl::Time> t) {
 }
 
 void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t micros = ToUnixMicros(t);
+  const int64_t micros = ::hubmetrics::ToUnixMicros(t);
   int64_t secs = micros / 1000000;
   int64_t rem = micros % 1000000;
   if (rem < 0) {
@@ -170,7 +170,7 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
       rc->set_count(rejected_by_reason_[r]);
     }
     commit.counters = counters_;
-    if (watermark_) commit.watermark_micros = ToUnixMicros(*watermark_);
+    if (watermark_) commit.watermark_micros = ::hubmetrics::ToUnixMicros(*watermark_);
     BumpVersion();
   }
   const Day oldest = validator_.OldestAcceptedDay();
@@ -309,8 +309,9 @@ absl::StatusOr<v1::Concentration> Pipeline::GetConcentration(
 
 absl::StatusOr<v1::ConcentrationSeries> Pipeline::GetConcentrationSeries(
     const v1::ConcentrationSeriesRequest& request) const {
-  ASSIGN_OR_RETURN(View view, ParseView(request.view()));
-  ASSIGN_OR_RETURN(std::vector<uint32_t> ks, ParseTopK(request.top_k()));
+  // Validate the view and ks once, before any week is computed.
+  RETURN_IF_ERROR(ParseView(request.view()).status());
+  RETURN_IF_ERROR(ParseTopK(request.top_k()).status());
   ASSIGN_OR_RETURN(IsoWeek from, IsoWeek::Parse(request.from_week()));
   ASSIGN_OR_RETURN(IsoWeek to, IsoWeek::Parse(request.to_week()));
   if (to < from) {
