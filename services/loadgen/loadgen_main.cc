@@ -1,29 +1,54 @@
-// loadgen: realistic Hugging Face Hub-like traffic for hubmetrics (file mode).
+// loadgen: realistic Hugging Face Hub-like traffic for hubmetrics.
+//
+// File mode writes the catalog (ModelInfo NDJSON) and the raw download events
+// (DownloadEvent NDJSON, bad records included); the same flags always give
+// the same bytes:
 //
 //   loadgen --out=events.ndjson --models_out=models.ndjson --events=200000 --seed=1
 //       --start=2025-01-06T00:00:00Z --days=70 --models=3000 --users=60000 --bad_fraction=0.01
 //
-// Writes the catalog (ModelInfo NDJSON) and the raw download events
-// (DownloadEvent NDJSON, bad records included) and prints the shape it
-// produced to stderr. The same flags always give the same bytes.
+// Kafka mode (--kafka_brokers) produces the same records: the whole catalog to
+// --models_topic first (key = model id, flushed before any event), then the
+// events to --events_topic at a steady --rate (token bucket) until --total
+// events were sent, the generator's --events are exhausted, or SIGINT/SIGTERM;
+// then it flushes and exits 0 when every message was acknowledged. Values are
+// binary protobuf by default (hubmetricsd's default), JSON with
+// --events_format=json; a bad record that has no protobuf equivalent is sent
+// as its raw bytes either way, so the dead-letter path gets exercised.
+//
+// Both modes print the shape of the traffic to stderr at the end; Kafka mode
+// also prints progress every few seconds.
+#include <librdkafka/rdkafkacpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "google/protobuf/util/json_util.h"
 #include "lib/time/time.h"
+#include "proto/hubmetrics/v1/events.pb.h"
 #include "services/loadgen/traffic.h"
 
-ABSL_FLAG(std::string, out, "", "Events NDJSON file to write (required).");
-ABSL_FLAG(std::string, models_out, "", "Models (catalog) NDJSON file to write (required).");
-ABSL_FLAG(int64_t, events, 200000, "Event records to write, bad ones included.");
-ABSL_FLAG(uint64_t, seed, 1, "Random seed; the same flags give the same bytes.");
+ABSL_FLAG(std::string, out, "", "File mode: events NDJSON file to write.");
+ABSL_FLAG(std::string, models_out, "", "File mode: models (catalog) NDJSON file to write.");
+ABSL_FLAG(int64_t, events, 200000,
+          "Event records the generator makes (bad ones included); they span --days.");
+ABSL_FLAG(uint64_t, seed, 1, "Random seed; the same flags give the same records.");
 ABSL_FLAG(std::string, start, "2025-01-06T00:00:00Z",
           "RFC 3339 time whose UTC day is the first simulated day.");
 ABSL_FLAG(int, days, 70, "Simulated days the events span.");
@@ -31,15 +56,30 @@ ABSL_FLAG(int, models, 3000, "Models in the catalog.");
 ABSL_FLAG(int, users, 60000, "Distinct users.");
 ABSL_FLAG(double, bad_fraction, 0.01,
           "Fraction of event records that are bad, spread over every rejection reason.");
+ABSL_FLAG(std::string, kafka_brokers, "",
+          "Kafka mode: bootstrap servers host:port[,host:port...] to produce to.");
+ABSL_FLAG(std::string, events_topic, "hub.downloads", "Kafka mode: topic of the events.");
+ABSL_FLAG(std::string, models_topic, "hub.models", "Kafka mode: topic of the catalog.");
+ABSL_FLAG(std::string, events_format, "binary",
+          "Kafka mode: value format of both topics, binary (protobuf) or json.");
+ABSL_FLAG(double, rate, 0, "Kafka mode: events per second; 0 = as fast as it can.");
+ABSL_FLAG(int64_t, total, 0,
+          "Kafka mode: events to send; 0 = until interrupted or --events are exhausted.");
+ABSL_FLAG(absl::Duration, progress_every, absl::Seconds(5),
+          "Kafka mode: interval of the progress lines on stderr.");
+ABSL_FLAG(std::string, kafka_property, "",
+          "Kafka mode: extra librdkafka properties key=value[;key=value...] (security.protocol, "
+          "sasl.*, ssl.*), applied last.");
 
 namespace {
 
-absl::Status Run() {
-  const std::string out = absl::GetFlag(FLAGS_out);
-  const std::string models_out = absl::GetFlag(FLAGS_models_out);
-  if (out.empty() || models_out.empty()) {
-    return absl::InvalidArgumentError("--out and --models_out are required");
-  }
+using hubmetrics::loadgen::TrafficGenerator;
+
+// Set by SIGINT/SIGTERM; the produce loop checks it between messages.
+volatile std::sig_atomic_t g_stop = 0;
+void OnSignal(int) { g_stop = 1; }
+
+absl::StatusOr<std::unique_ptr<TrafficGenerator>> MakeGenerator() {
   hubmetrics::loadgen::TrafficOptions options;
   options.seed = absl::GetFlag(FLAGS_seed);
   options.events = absl::GetFlag(FLAGS_events);
@@ -52,7 +92,11 @@ absl::Status Run() {
   options.models = absl::GetFlag(FLAGS_models);
   options.users = absl::GetFlag(FLAGS_users);
   options.bad_fraction = absl::GetFlag(FLAGS_bad_fraction);
-  auto generator = hubmetrics::loadgen::TrafficGenerator::Create(options);
+  return TrafficGenerator::Create(options);
+}
+
+absl::Status RunFiles(const std::string& out, const std::string& models_out) {
+  auto generator = MakeGenerator();
   if (!generator.ok()) return generator.status();
 
   std::ofstream models_file(models_out, std::ios::binary | std::ios::trunc);
@@ -71,13 +115,274 @@ absl::Status Run() {
   return absl::OkStatus();
 }
 
+// Counts broker acknowledgements; called from poll()/flush() on the producing
+// thread only.
+class DeliveryCounter : public RdKafka::DeliveryReportCb {
+ public:
+  void dr_cb(RdKafka::Message& message) override {
+    if (message.err()) {
+      if (failed_++ < 5) std::cerr << "loadgen: delivery failed: " << message.errstr() << "\n";
+    } else {
+      ++delivered_;
+    }
+  }
+  int64_t delivered() const { return delivered_; }
+  int64_t failed() const { return failed_; }
+
+ private:
+  int64_t delivered_ = 0;
+  int64_t failed_ = 0;
+};
+
+class KafkaSink {
+ public:
+  static absl::StatusOr<std::unique_ptr<KafkaSink>> Create(const std::string& brokers) {
+    auto sink = std::unique_ptr<KafkaSink>(new KafkaSink());
+    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+    std::string err;
+    auto set = [&](const std::string& key, const std::string& value) -> absl::Status {
+      if (conf->set(key, value, err) != RdKafka::Conf::CONF_OK) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("Kafka property ", key, "=", value, ": ", err));
+      }
+      return absl::OkStatus();
+    };
+    for (const auto& [key, value] : std::initializer_list<std::pair<std::string, std::string>>{
+             {"bootstrap.servers", brokers},
+             {"client.id", "hubmetrics-loadgen"},
+             {"enable.idempotence", "true"},
+             {"linger.ms", "5"},
+             {"batch.num.messages", "100000"},
+             {"queue.buffering.max.messages", "1000000"},
+             {"compression.type", "lz4"}}) {
+      if (absl::Status s = set(key, value); !s.ok()) return s;
+    }
+    const std::string extra = absl::GetFlag(FLAGS_kafka_property);
+    size_t begin = 0;
+    while (begin < extra.size()) {
+      size_t end = extra.find(';', begin);
+      if (end == std::string::npos) end = extra.size();
+      const std::string item = extra.substr(begin, end - begin);
+      begin = end + 1;
+      if (item.empty()) continue;
+      const size_t eq = item.find('=');
+      if (eq == std::string::npos) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--kafka_property: '", item, "' is not key=value"));
+      }
+      if (absl::Status s = set(item.substr(0, eq), item.substr(eq + 1)); !s.ok()) return s;
+    }
+    if (conf->set("dr_cb", &sink->counter_, err) != RdKafka::Conf::CONF_OK) {
+      return absl::InternalError(err);
+    }
+    sink->producer_.reset(RdKafka::Producer::create(conf.get(), err));
+    if (!sink->producer_) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot create a Kafka producer: ", err));
+    }
+    return sink;
+  }
+
+  // Queues one message; waits (serving delivery reports) while the local
+  // queue is full. Fails on errors other than a full queue, or when a signal
+  // arrives while waiting.
+  absl::Status Produce(const std::string& topic, const std::string& key, const std::string& value) {
+    while (true) {
+      const RdKafka::ErrorCode e =
+          producer_->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                             const_cast<char*>(value.data()), value.size(),
+                             key.empty() ? nullptr : key.data(), key.size(), 0, nullptr);
+      if (e == RdKafka::ERR_NO_ERROR) {
+        ++produced_;
+        return absl::OkStatus();
+      }
+      if (e != RdKafka::ERR__QUEUE_FULL) {
+        return absl::UnavailableError(
+            absl::StrCat("produce to ", topic, ": ", RdKafka::err2str(e)));
+      }
+      if (g_stop) return absl::CancelledError("interrupted");
+      producer_->poll(20);
+    }
+  }
+
+  void Poll() { producer_->poll(0); }
+
+  // Waits up to `timeout` for every queued message to be acknowledged.
+  // Unavailable if some are still queued or any delivery failed.
+  absl::Status Flush(absl::Duration timeout) {
+    producer_->flush(static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+    if (producer_->outq_len() > 0) {
+      return absl::UnavailableError(
+          absl::StrCat(producer_->outq_len(), " messages not acknowledged by ",
+                       absl::GetFlag(FLAGS_kafka_brokers), " after ", absl::FormatDuration(timeout),
+                       "; is the broker reachable?"));
+    }
+    if (counter_.failed() > 0) {
+      return absl::UnavailableError(
+          absl::StrCat(counter_.failed(), " messages failed delivery (see above)"));
+    }
+    return absl::OkStatus();
+  }
+
+  int64_t produced() const { return produced_; }
+  int64_t delivered() const { return counter_.delivered(); }
+  int64_t failed() const { return counter_.failed(); }
+
+ private:
+  KafkaSink() = default;
+  DeliveryCounter counter_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  int64_t produced_ = 0;
+};
+
+// The value to send for a JSON record: the record converted to binary protobuf
+// (or as is in json mode); a record that has no protobuf equivalent is sent as
+// its raw bytes so hubmetricsd rejects it to the DLQ.
+std::string ToValue(const std::string& json, bool binary, google::protobuf::Message* scratch) {
+  if (!binary) return json;
+  scratch->Clear();
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  if (!google::protobuf::util::JsonStringToMessage(json, scratch, options).ok()) return json;
+  return scratch->SerializeAsString();
+}
+
+absl::Status RunKafka(const std::string& brokers) {
+  const std::string format = absl::GetFlag(FLAGS_events_format);
+  if (format != "binary" && format != "json") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--events_format must be binary or json, not '", format, "'"));
+  }
+  const bool binary = format == "binary";
+  const double rate = absl::GetFlag(FLAGS_rate);
+  const int64_t total = absl::GetFlag(FLAGS_total);
+  if (rate < 0) return absl::InvalidArgumentError("--rate must be >= 0");
+  if (total < 0) return absl::InvalidArgumentError("--total must be >= 0");
+  const std::string events_topic = absl::GetFlag(FLAGS_events_topic);
+  const std::string models_topic = absl::GetFlag(FLAGS_models_topic);
+  auto generator = MakeGenerator();
+  if (!generator.ok()) return generator.status();
+  auto sink_or = KafkaSink::Create(brokers);
+  if (!sink_or.ok()) return sink_or.status();
+  KafkaSink& sink = **sink_or;
+
+  // The catalog first, flushed, so that hubmetricsd attributes the first
+  // events with the full catalog.
+  hubmetrics::v1::ModelInfo model;
+  int64_t models_sent = 0;
+  while (auto m = (*generator)->NextModel()) {
+    if (g_stop) break;
+    if (absl::Status s = sink.Produce(models_topic, m->model_id, ToValue(m->json, binary, &model));
+        !s.ok()) {
+      if (g_stop) break;
+      return s;
+    }
+    ++models_sent;
+    sink.Poll();
+  }
+  if (absl::Status s = sink.Flush(absl::Seconds(60)); !s.ok()) return s;
+  std::cerr << absl::StrFormat("loadgen: %d catalog records sent to %s (%s)\n", models_sent,
+                               models_topic, format);
+
+  hubmetrics::v1::DownloadEvent event;
+  const absl::Duration progress_every = absl::GetFlag(FLAGS_progress_every);
+  const absl::Time begin = absl::Now();
+  absl::Time last_report = begin;
+  absl::Time last_refill = begin;
+  absl::Time last_event_time = absl::InfinitePast();
+  int64_t sent = 0, sent_at_last_report = 0;
+  // Token bucket: at most a tenth of a second of burst.
+  const double capacity = std::max(1.0, rate / 10);
+  double tokens = 1;
+  bool exhausted = false;
+  while (!g_stop && (total == 0 || sent < total)) {
+    if (rate > 0) {
+      const absl::Time now = absl::Now();
+      tokens = std::min(capacity, tokens + absl::ToDoubleSeconds(now - last_refill) * rate);
+      last_refill = now;
+      if (tokens < 1) {
+        sink.Poll();
+        const double wait_s = std::min(0.005, (1 - tokens) / rate);
+        std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(wait_s * 1e6)));
+        continue;
+      }
+      tokens -= 1;
+    }
+    auto e = (*generator)->NextEvent();
+    if (!e) {
+      exhausted = true;
+      break;
+    }
+    if (e->kind == hubmetrics::loadgen::BadKind::kNone) last_event_time = e->time;
+    if (absl::Status s = sink.Produce(events_topic, "", ToValue(e->json, binary, &event));
+        !s.ok()) {
+      if (g_stop) break;
+      return s;
+    }
+    ++sent;
+    if ((sent & 255) == 0) sink.Poll();
+    const absl::Time now = absl::Now();
+    if (now - last_report >= progress_every) {
+      std::cerr << absl::StrFormat(
+          "loadgen: %d events sent (%.0f/s now, %.0f/s overall), %d acknowledged, %d failed, "
+          "simulated time %s\n",
+          sent, (sent - sent_at_last_report) / absl::ToDoubleSeconds(now - last_report),
+          sent / std::max(1e-9, absl::ToDoubleSeconds(now - begin)), sink.delivered() - models_sent,
+          sink.failed(),
+          last_event_time == absl::InfinitePast() ? "-"
+                                                  : hubmetrics::FormatRfc3339(last_event_time));
+      last_report = now;
+      sent_at_last_report = sent;
+    }
+  }
+  std::cerr << absl::StrFormat("loadgen: stopping (%s), flushing %d events...\n",
+                               g_stop      ? "signal"
+                               : exhausted ? "the generator's --events are exhausted"
+                                           : "--total reached",
+                               sent);
+  const absl::Status flushed = sink.Flush(absl::Seconds(60));
+  const double seconds = std::max(1e-9, absl::ToDoubleSeconds(absl::Now() - begin));
+  std::cerr << absl::StrFormat(
+      "loadgen: %d events sent to %s (%s) in %.1f s (%.0f/s), %d acknowledged, %d failed\n", sent,
+      events_topic, format, seconds, sent / seconds, sink.delivered() - models_sent, sink.failed());
+  std::cerr << hubmetrics::loadgen::FormatShape((*generator)->Shape());
+  return flushed;
+}
+
+absl::Status Run() {
+  const std::string out = absl::GetFlag(FLAGS_out);
+  const std::string models_out = absl::GetFlag(FLAGS_models_out);
+  const std::string brokers = absl::GetFlag(FLAGS_kafka_brokers);
+  if (!brokers.empty()) {
+    if (!out.empty() || !models_out.empty()) {
+      return absl::InvalidArgumentError(
+          "choose one output: --kafka_brokers, or --out and --models_out");
+    }
+    return RunKafka(brokers);
+  }
+  if (out.empty() || models_out.empty()) {
+    return absl::InvalidArgumentError(
+        "--out and --models_out are required (or --kafka_brokers for Kafka mode)");
+  }
+  return RunFiles(out, models_out);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "Writes realistic Hub-like download events and a model catalog as NDJSON.\n"
-      "  loadgen --out=events.ndjson --models_out=models.ndjson [--events=N --seed=S ...]");
+      "Generates realistic Hub-like download events and a model catalog.\n"
+      "  file mode:  loadgen --out=events.ndjson --models_out=models.ndjson [--events=N --seed=S "
+      "...]\n"
+      "  Kafka mode: loadgen --kafka_brokers=127.0.0.1:9092 [--events_topic=hub.downloads\n"
+      "              --models_topic=hub.models --events_format=binary|json --rate=EVENTS_PER_S\n"
+      "              --total=N --events=N --start=... --days=... --models=... --users=... "
+      "--seed=S]");
   absl::ParseCommandLine(argc, argv);
+  struct sigaction action = {};
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
   const absl::Status status = Run();
   if (!status.ok()) {
     std::cerr << "loadgen: " << status << "\n";
