@@ -115,12 +115,11 @@ int64_t DaysFromCivil(int y, int m, int d) {
   return static_cast<int64_t>(era) * 146097 + doe - 719468;
 }
 
-// The common shape "YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z", parsed without the
-// allocation and generality of absl::ParseTime (a third of the decode time).
-// Returns nullopt for anything else, including shapes it could parse but
-// leaves to ParseRfc3339 so that there is one source of truth for them
-// (second 60, year 0000, other offsets, longer fractions). The unit test
-// checks that both agree.
+// The common shape "YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z" (uppercase T and Z, as ParseRfc3339), parsed
+// without the allocation and generality of absl::ParseTime (a third of the decode time). Returns
+// nullopt for anything else, including shapes it could parse but leaves to ParseRfc3339 so that
+// there is one source of truth for them (second 60, year 0000, other offsets, longer fractions).
+// The unit test checks that both agree.
 std::optional<absl::Time> ParseCommonUtcTime(std::string_view s) {
   if (s.size() < 20 || s.size() > 30) return std::nullopt;
   auto digits = [&](size_t pos, size_t n, int& out) {
@@ -133,8 +132,8 @@ std::optional<absl::Time> ParseCommonUtcTime(std::string_view s) {
   };
   int y, mo, d, h, mi, sec;
   if (!digits(0, 4, y) || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' || !digits(8, 2, d) ||
-      (s[10] != 'T' && s[10] != 't') || !digits(11, 2, h) || s[13] != ':' || !digits(14, 2, mi) ||
-      s[16] != ':' || !digits(17, 2, sec)) {
+      s[10] != 'T' || !digits(11, 2, h) || s[13] != ':' || !digits(14, 2, mi) || s[16] != ':' ||
+      !digits(17, 2, sec)) {
     return std::nullopt;
   }
   static constexpr int kDaysInMonth[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -152,7 +151,7 @@ std::optional<absl::Time> ParseCommonUtcTime(std::string_view s) {
     if (n == 0 || n > 9) return std::nullopt;
     for (size_t i = n; i < 9; ++i) nanos *= 10;
   }
-  if (pos + 1 != s.size() || (s[pos] != 'Z' && s[pos] != 'z')) return std::nullopt;
+  if (pos + 1 != s.size() || s[pos] != 'Z') return std::nullopt;
   const int64_t seconds = DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
   return absl::FromUnixSeconds(seconds) + absl::Nanoseconds(nanos);
 }

@@ -63,22 +63,62 @@ absl::StatusOr<IsoWeek> IsoWeek::Parse(std::string_view label) {
   return w;
 }
 
+namespace {
+
+bool Digits(std::string_view s, size_t pos, size_t n) {
+  if (pos + n > s.size()) return false;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return true;
+}
+
+int Num(std::string_view s, size_t pos, size_t n) {
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) v = v * 10 + (s[i] - '0');
+  return v;
+}
+
+// The exact shape the protobuf JSON mapping writes and the Python reference
+// accepts: YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+HH:MM|-HH:MM), uppercase T and Z,
+// no leap second. absl::ParseTime alone is more lenient (lowercase, "+0100",
+// ":60", trailing space), which would make the two disagree on invalid_time.
+bool StrictShape(std::string_view t) {
+  if (!Digits(t, 0, 4) || t.size() < 20 || t[4] != '-' || !Digits(t, 5, 2) || t[7] != '-' ||
+      !Digits(t, 8, 2) || t[10] != 'T' || !Digits(t, 11, 2) || t[13] != ':' || !Digits(t, 14, 2) ||
+      t[16] != ':' || !Digits(t, 17, 2)) {
+    return false;
+  }
+  if (Num(t, 11, 2) > 23 || Num(t, 14, 2) > 59 || Num(t, 17, 2) > 59) return false;
+  size_t pos = 19;
+  if (pos < t.size() && t[pos] == '.') {
+    size_t digits = 0;
+    while (pos + 1 + digits < t.size() && t[pos + 1 + digits] >= '0' && t[pos + 1 + digits] <= '9')
+      ++digits;
+    if (digits < 1 || digits > 9) return false;
+    pos += 1 + digits;
+  }
+  if (pos < t.size() && t[pos] == 'Z') return pos + 1 == t.size();
+  if (pos + 6 != t.size() || (t[pos] != '+' && t[pos] != '-') || !Digits(t, pos + 1, 2) ||
+      t[pos + 3] != ':' || !Digits(t, pos + 4, 2)) {
+    return false;
+  }
+  return Num(t, pos + 1, 2) <= 23 && Num(t, pos + 4, 2) <= 59;
+}
+
+}  // namespace
+
 absl::StatusOr<absl::Time> ParseRfc3339(std::string_view text) {
-  // absl accepts "Z" and "+hh:mm" for %Ez; we additionally insist on the fixed
-  // shape the protobuf JSON mapping uses, so "2025-3-4T..." is rejected.
   auto bad = [&](std::string_view why) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "invalid time '%s': %s; expected RFC 3339 like 2025-03-04T12:34:56Z", text, why));
   };
-  if (text.size() < 20 || text.size() > 35) return bad("wrong length");
-  if (text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != 't') || text[13] != ':' ||
-      text[16] != ':') {
-    return bad("wrong shape");
-  }
+  if (!StrictShape(text)) return bad("wrong shape");
   absl::Time t;
   std::string err;
   if (!absl::ParseTime(absl::RFC3339_full, std::string(text), &t, &err)) return bad(err);
-  static const absl::Time kMin = absl::FromCivil(absl::CivilSecond(1, 1, 1, 0, 0, 0), absl::UTCTimeZone());
+  static const absl::Time kMin =
+      absl::FromCivil(absl::CivilSecond(1, 1, 1, 0, 0, 0), absl::UTCTimeZone());
   static const absl::Time kMax =
       absl::FromCivil(absl::CivilSecond(10000, 1, 1, 0, 0, 0), absl::UTCTimeZone());
   if (t < kMin || t >= kMax) return bad("year outside 0001..9999");

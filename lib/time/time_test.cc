@@ -10,7 +10,9 @@
 namespace hubmetrics {
 namespace {
 
-Day D(int y, int m, int d) { return DayOf(absl::FromCivil(absl::CivilDay(y, m, d), absl::UTCTimeZone())); }
+Day D(int y, int m, int d) {
+  return DayOf(absl::FromCivil(absl::CivilDay(y, m, d), absl::UTCTimeZone()));
+}
 
 TEST(DayOf, EpochAndNegative) {
   EXPECT_EQ(D(1970, 1, 1), 0);
@@ -70,9 +72,12 @@ TEST(Rfc3339, ParsesProtobufJsonShapes) {
             absl::FromCivil(absl::CivilSecond(2025, 3, 4, 12, 34, 56), absl::UTCTimeZone()) +
                 absl::Milliseconds(500));
   EXPECT_EQ(*ParseRfc3339("2025-03-04T14:34:56+02:00"), *ParseRfc3339("2025-03-04T12:34:56Z"));
-  for (const char* bad : {"", "2025-03-04", "2025-03-04 12:34:56Z", "2025-13-04T12:34:56Z",
-                          "2025-03-04T12:34:56", "yesterday", "2025-02-30T00:00:00Z",
-                          "0000-01-01T00:00:00Z"}) {
+  for (const char* bad :
+       {"", "2025-03-04", "2025-03-04 12:34:56Z", "2025-13-04T12:34:56Z", "2025-03-04T12:34:56",
+        "yesterday", "2025-02-30T00:00:00Z", "0000-01-01T00:00:00Z", "2025-03-04t12:34:56Z",
+        "2025-03-04T12:34:56z", "2025-03-04T12:34:56+0100", "2025-03-04T12:34:56+01",
+        "2025-03-04T12:34:60Z", "2025-03-04T12:34:56.1234567890Z", "2025-03-04T12:34:56Z ",
+        "2025-03-04T24:00:00Z", "2025-03-04T12:34:56.Z", "2025-03-04T12:34:56+24:00"}) {
     EXPECT_FALSE(ParseRfc3339(bad).ok()) << bad;
   }
 }
