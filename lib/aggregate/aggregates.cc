@@ -14,7 +14,8 @@ int CreditSlot(Level level, Attribution attribution) {
 
 }  // namespace
 
-Aggregates::Aggregates(AggregateOptions options, const ModelRegistry* registry, const Catalog* catalog)
+Aggregates::Aggregates(AggregateOptions options, const ModelRegistry* registry,
+                       const Catalog* catalog)
     : options_(std::move(options)), registry_(registry), catalog_(catalog) {
   std::sort(options_.live_trailing_weeks.begin(), options_.live_trailing_weeks.end());
   options_.live_trailing_weeks.erase(
@@ -109,7 +110,8 @@ void Aggregates::SetWatermarkWeek(IsoWeek week) {
 std::vector<std::pair<Day, Aggregates::WeekCounts>> Aggregates::WeeksOf(
     ModelIdx m, std::optional<Day> created_day) const {
   std::vector<std::pair<Day, WeekCounts>> out;
-  for (auto it = daily_.lower_bound({m, INT32_MIN}); it != daily_.end() && it->first.first == m; ++it) {
+  for (auto it = daily_.lower_bound({m, INT32_MIN}); it != daily_.end() && it->first.first == m;
+       ++it) {
     const Day day = it->first.second;
     const Day monday = IsoWeek::Containing(day).monday();
     if (out.empty() || out.back().first != monday) out.push_back({monday, WeekCounts{}});
@@ -228,7 +230,8 @@ Leaderboard Aggregates::Top(View view, const Window& window, uint32_t k) const {
     out.total += n;
   }
   out.entities = all.size();
-  auto before = [&](const std::pair<uint64_t, EntityId>& a, const std::pair<uint64_t, EntityId>& b) {
+  auto before = [&](const std::pair<uint64_t, EntityId>& a,
+                    const std::pair<uint64_t, EntityId>& b) {
     if (a.first != b.first) return a.first > b.first;
     return EntityName(view.level, a.second) < EntityName(view.level, b.second);
   };
@@ -265,7 +268,8 @@ EntityStanding Aggregates::Entity(View view, const Window& window, std::string_v
     out.entities = counts.live->entities();
     if (id) {
       out.entity.downloads = counts.live->Count(*id);
-      if (out.entity.downloads > 0) out.entity.rank = 1 + counts.live->CountAbove(out.entity.downloads);
+      if (out.entity.downloads > 0)
+        out.entity.rank = 1 + counts.live->CountAbove(out.entity.downloads);
     }
     return out;
   }

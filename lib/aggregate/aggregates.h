@@ -106,11 +106,12 @@ class Aggregates {
     std::optional<Day> created_day;
   };
   struct LiveWindow {
-    int weeks = 0;  // 0: all time
+    int weeks = 0;                                     // 0: all time
     std::optional<std::pair<IsoWeek, IsoWeek>> range;  // trailing only; empty before a watermark
     std::array<ExactDistribution, kNumViews> dists;
     bool Covers(Day monday) const {
-      return weeks == 0 || (range && monday >= range->first.monday() && monday <= range->second.monday());
+      return weeks == 0 ||
+             (range && monday >= range->first.monday() && monday <= range->second.monday());
     }
   };
   // Either a live distribution or counts collected for the query.
@@ -137,7 +138,7 @@ class Aggregates {
   std::vector<Credit> credit_;  // by ModelIdx
   absl::btree_map<std::pair<ModelIdx, Day>, uint64_t> daily_;
   absl::btree_map<Day, absl::flat_hash_map<ModelIdx, WeekCounts>> by_week_;  // key: Monday
-  std::vector<LiveWindow> live_;  // live_[0] is "all"
+  std::vector<LiveWindow> live_;                                             // live_[0] is "all"
   std::optional<IsoWeek> watermark_week_;
   uint64_t total_unique_ = 0;
 };

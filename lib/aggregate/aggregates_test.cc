@@ -125,7 +125,7 @@ TEST(Aggregates, MatchesBruteForceUnderRandomUpdatesAndRecredits) {
     }
     if (step % 10 != 9) continue;
     const IsoWeek wm = IsoWeek::Containing(day);
-    std::vector<Window> windows = {*ParseWindow("all"), *ParseWindow("trailing:1"),
+    std::vector<Window> windows = {*ParseWindow("all"),        *ParseWindow("trailing:1"),
                                    *ParseWindow("trailing:2"), *ParseWindow("trailing:3"),
                                    *ParseWindow("trailing:4"), *ParseWindow("trailing:100")};
     for (int back = 0; back < 5; ++back) {
@@ -135,7 +135,8 @@ TEST(Aggregates, MatchesBruteForceUnderRandomUpdatesAndRecredits) {
       const View v = View::FromIndex(vi);
       for (const Window& w : windows) {
         const std::string where = absl::StrCat("step ", step, " view ", vi, " ", w.Label());
-        auto counts = oracle.Counts(registry, catalog, v, w.Range(wm), w.kind == Window::Kind::kAll);
+        auto counts =
+            oracle.Counts(registry, catalog, v, w.Range(wm), w.kind == Window::Kind::kAll);
         ExpectMatches(agg.Concentration(v, w, ks), counts, ks, where);
         // Leaderboard: order by downloads desc, name asc; competition ranks.
         std::vector<std::pair<uint64_t, std::string>> sorted;
@@ -174,10 +175,12 @@ TEST(Views, ParseRejectsUnknownWordsWithTheAllowedOnes) {
   EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("model, developer, country"));
   v.set_level("country");
   v.set_filter("weekly");
-  EXPECT_THAT(std::string(ParseView(v).status().message()), ::testing::HasSubstr("all, rolling_1y"));
+  EXPECT_THAT(std::string(ParseView(v).status().message()),
+              ::testing::HasSubstr("all, rolling_1y"));
   v.set_filter("");
   v.set_attribution("both");
-  EXPECT_THAT(std::string(ParseView(v).status().message()), ::testing::HasSubstr("direct, recursive"));
+  EXPECT_THAT(std::string(ParseView(v).status().message()),
+              ::testing::HasSubstr("direct, recursive"));
   v.set_attribution("");
   auto ok = ParseView(v);
   ASSERT_TRUE(ok.ok());
@@ -190,8 +193,8 @@ TEST(Views, Windows) {
   EXPECT_EQ(ParseWindow("")->kind, Window::Kind::kAll);
   EXPECT_EQ(ParseWindow("trailing:52")->weeks, 52);
   EXPECT_EQ(ParseWindow("week:2025-W10")->Label(), "week:2025-W10");
-  for (const char* bad : {"trailing:0", "trailing:1041", "trailing:-1", "trailing:x", "week:2025-10",
-                          "weekly", "trailing:", "week:", "ALL"}) {
+  for (const char* bad : {"trailing:0", "trailing:1041", "trailing:-1", "trailing:x",
+                          "week:2025-10", "weekly", "trailing:", "week:", "ALL"}) {
     EXPECT_EQ(ParseWindow(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
   auto r = ParseWindow("trailing:4")->Range(*IsoWeek::Parse("2025-W02"));

@@ -84,7 +84,8 @@ std::string Window::Label() const {
   return "?";
 }
 
-std::optional<std::pair<IsoWeek, IsoWeek>> Window::Range(std::optional<IsoWeek> watermark_week) const {
+std::optional<std::pair<IsoWeek, IsoWeek>> Window::Range(
+    std::optional<IsoWeek> watermark_week) const {
   switch (kind) {
     case Kind::kAll:
       return std::nullopt;
@@ -106,8 +107,8 @@ absl::StatusOr<Window> ParseWindow(std::string_view text) {
     auto week = IsoWeek::Parse(text.substr(5));
     if (!week.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("invalid window '", absl::string_view(text.data(), text.size()), "': ",
-                       week.status().message(), "; ", kAllowed));
+          absl::StrCat("invalid window '", absl::string_view(text.data(), text.size()),
+                       "': ", week.status().message(), "; ", kAllowed));
     }
     w.kind = Window::Kind::kWeek;
     w.week = *week;
@@ -125,11 +126,12 @@ absl::StatusOr<Window> ParseWindow(std::string_view text) {
       return w;
     }
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("invalid window '", absl::string_view(text.data(), text.size()), "': ", kAllowed));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "invalid window '", absl::string_view(text.data(), text.size()), "': ", kAllowed));
 }
 
-absl::StatusOr<std::vector<uint32_t>> ParseTopK(const google::protobuf::RepeatedField<uint32_t>& ks) {
+absl::StatusOr<std::vector<uint32_t>> ParseTopK(
+    const google::protobuf::RepeatedField<uint32_t>& ks) {
   if (ks.empty()) return std::vector<uint32_t>{1, 10, 100};
   if (ks.size() > 16) {
     return absl::InvalidArgumentError(

@@ -27,7 +27,8 @@ struct View {
 
   // 0..kNumViews-1, for arrays indexed by view.
   int Index() const {
-    return (static_cast<int>(level) * 2 + static_cast<int>(filter)) * 2 + static_cast<int>(attribution);
+    return (static_cast<int>(level) * 2 + static_cast<int>(filter)) * 2 +
+           static_cast<int>(attribution);
   }
   static View FromIndex(int index);
   v1::View ToProto() const;
@@ -63,7 +64,8 @@ struct Window {
 absl::StatusOr<Window> ParseWindow(std::string_view text);
 
 // Parses the k list of a request; empty means {1, 10, 100}. At most 16 values, each 1..1000000.
-absl::StatusOr<std::vector<uint32_t>> ParseTopK(const google::protobuf::RepeatedField<uint32_t>& ks);
+absl::StatusOr<std::vector<uint32_t>> ParseTopK(
+    const google::protobuf::RepeatedField<uint32_t>& ks);
 
 }  // namespace hubmetrics
 

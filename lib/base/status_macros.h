@@ -10,11 +10,11 @@
 #define HM_STATUS_CONCAT_(a, b) HM_STATUS_CONCAT_INNER_(a, b)
 
 // Evaluates `expr` (an absl::Status); returns it from the enclosing function if not OK.
-#define RETURN_IF_ERROR(expr)                                  \
-  do {                                                         \
-    if (absl::Status hm_status_ = (expr); !hm_status_.ok()) {  \
-      return hm_status_;                                       \
-    }                                                          \
+#define RETURN_IF_ERROR(expr)                                 \
+  do {                                                        \
+    if (absl::Status hm_status_ = (expr); !hm_status_.ok()) { \
+      return hm_status_;                                      \
+    }                                                         \
   } while (false)
 
 // `ASSIGN_OR_RETURN(auto x, F())`: evaluates F() (an absl::StatusOr<T>); returns

@@ -42,8 +42,8 @@ void Catalog::Put(const v1::ModelInfo& info) {
     children_[*r.base].insert(m);
   }
   if (info.has_created_at()) {
-    r.created_day =
-        DayOf(absl::FromUnixSeconds(info.created_at().seconds()) + absl::Nanoseconds(info.created_at().nanos()));
+    r.created_day = DayOf(absl::FromUnixSeconds(info.created_at().seconds()) +
+                          absl::Nanoseconds(info.created_at().nanos()));
   }
   if (records_.size() <= m) records_.resize(m + 1);
   records_[m] = std::move(r);

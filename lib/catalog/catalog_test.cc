@@ -44,7 +44,7 @@ TEST_F(CatalogTest, DeveloperAndCountryFallbacks) {
   EXPECT_EQ(catalog_.Developer(I("google-bert/bert-base-uncased")), "Google");
   EXPECT_EQ(catalog_.Country(I("google-bert/bert-base-uncased")), "US");
   EXPECT_EQ(catalog_.Developer(I("someone/model")), "someone");  // no record: namespace
-  EXPECT_EQ(catalog_.Developer(I("gpt2")), "gpt2");             // legacy id: itself
+  EXPECT_EQ(catalog_.Developer(I("gpt2")), "gpt2");              // legacy id: itself
   EXPECT_EQ(catalog_.Country(I("someone/model")), "Unknown");
   catalog_.Put(Rec("x/y"));  // record with empty developer: namespace
   EXPECT_EQ(catalog_.Developer(I("x/y")), "x");

@@ -51,9 +51,10 @@ void LoggingDeadLetterSink::Reject(const SourceRecord& record, const Rejection& 
     LogWarning("rejected %s%s at offset %d: %s (%s)%s", record.source,
                record.partition >= 0 ? absl::StrCat(" partition ", record.partition) : "",
                record.offset, RejectReasonName(rejection.reason), rejection.detail,
-               rejected_ == static_cast<uint64_t>(max_logged_) ? "; further rejections are counted, "
-                                                                 "not logged one by one"
-                                                               : "");
+               rejected_ == static_cast<uint64_t>(max_logged_)
+                   ? "; further rejections are counted, "
+                     "not logged one by one"
+                   : "");
   } else if (rejected_ % 10000 == 0) {
     LogWarning("%d records rejected so far (see GetIngestStats for the reasons)", rejected_);
   }
@@ -66,8 +67,8 @@ absl::Status IngestEventsFile(Pipeline* pipeline, const std::string& path,
   const std::string key = absl::StrCat("file:", absolute);
   int64_t offset = pipeline->StoredOffset(key).value_or(0);
   if (offset > 0 && std::fseek(f.get(), offset, SEEK_SET) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot seek ", path, " to stored offset ", offset, ": ", std::strerror(errno)));
+    return absl::FailedPreconditionError(absl::StrCat("cannot seek ", path, " to stored offset ",
+                                                      offset, ": ", std::strerror(errno)));
   }
   if (offset > 0) LogInfo("resuming %s at byte %d", path, offset);
   LoggingDeadLetterSink dead_letters;
@@ -90,7 +91,8 @@ absl::Status IngestEventsFile(Pipeline* pipeline, const std::string& path,
     batch.clear();
     auto flush = [&]() -> absl::Status {
       SourceOffset position{key, batch_end_offset};
-      RETURN_IF_ERROR(pipeline->IngestEvents(batch, EventFormat::kJson, {&position, 1}, &dead_letters));
+      RETURN_IF_ERROR(
+          pipeline->IngestEvents(batch, EventFormat::kJson, {&position, 1}, &dead_letters));
       batch.clear();
       return absl::OkStatus();
     };

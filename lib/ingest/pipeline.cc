@@ -83,8 +83,9 @@ absl::Status Pipeline::Load() {
     dedup_.Insert(k.day, registry_.Intern(k.model_id), k.user_hash);
     ++keys;
   }));
-  LogInfo("state loaded: %d catalog records, %d daily counts, %d unique downloads, %d live dedup keys",
-          state.catalog.size(), state.daily_counts.size(), aggregates_.TotalUniqueDownloads(), keys);
+  LogInfo(
+      "state loaded: %d catalog records, %d daily counts, %d unique downloads, %d live dedup keys",
+      state.catalog.size(), state.daily_counts.size(), aggregates_.TotalUniqueDownloads(), keys);
   return absl::OkStatus();
 }
 
@@ -133,7 +134,8 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
       rejected.emplace_back(i, std::move(*rej));
       continue;
     }
-    accepted.push_back({std::move(r.event->model_id), DayOf(r.event->time), hasher_.Hash(r.event->user_id)});
+    accepted.push_back(
+        {std::move(r.event->model_id), DayOf(r.event->time), hasher_.Hash(r.event->user_id)});
   }
   for (const auto& [i, rej] : rejected) dead_letters->Reject(records[i], rej);
 
@@ -157,7 +159,8 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
     watermark_ = validator_.watermark();
     if (watermark_) aggregates_.SetWatermarkWeek(*WeekOf(watermark_));
     for (const ModelDayDelta& d : applied) {
-      commit.daily_counts.push_back({registry_.Name(d.model), d.day, aggregates_.DailyCount(d.model, d.day)});
+      commit.daily_counts.push_back(
+          {registry_.Name(d.model), d.day, aggregates_.DailyCount(d.model, d.day)});
     }
     counters_.set_events_read(counters_.events_read() + records.size());
     counters_.set_unique_downloads(counters_.unique_downloads() + unique);
@@ -186,9 +189,10 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
   if (!rejected.empty()) {
     if (absl::Status s = dead_letters->Flush(); !s.ok()) {
       broken_ = true;
-      return absl::Status(s.code(), absl::StrCat("dead letters not acknowledged, batch not committed; "
-                                                 "restart hubmetricsd to retry: ",
-                                                 s.message()));
+      return absl::Status(s.code(),
+                          absl::StrCat("dead letters not acknowledged, batch not committed; "
+                                       "restart hubmetricsd to retry: ",
+                                       s.message()));
     }
   }
   return CommitOrBreak(commit);
@@ -315,8 +319,8 @@ absl::StatusOr<v1::ConcentrationSeries> Pipeline::GetConcentrationSeries(
   ASSIGN_OR_RETURN(IsoWeek from, IsoWeek::Parse(request.from_week()));
   ASSIGN_OR_RETURN(IsoWeek to, IsoWeek::Parse(request.to_week()));
   if (to < from) {
-    return absl::InvalidArgumentError(absl::StrCat("to_week ", request.to_week(),
-                                                   " is before from_week ", request.from_week()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("to_week ", request.to_week(), " is before from_week ", request.from_week()));
   }
   if (to.WeeksSince(from) >= kMaxWindowWeeks) {
     return absl::InvalidArgumentError(
@@ -333,7 +337,8 @@ absl::StatusOr<v1::ConcentrationSeries> Pipeline::GetConcentrationSeries(
   return out;
 }
 
-absl::StatusOr<v1::TopEntities> Pipeline::GetTopEntities(const v1::TopEntitiesRequest& request) const {
+absl::StatusOr<v1::TopEntities> Pipeline::GetTopEntities(
+    const v1::TopEntitiesRequest& request) const {
   ASSIGN_OR_RETURN(View view, ParseView(request.view()));
   ASSIGN_OR_RETURN(Window window, ParseWindow(request.window()));
   const uint32_t k = request.k() == 0 ? 10 : request.k();
@@ -351,7 +356,8 @@ absl::StatusOr<v1::TopEntities> Pipeline::GetTopEntities(const v1::TopEntitiesRe
     auto* e = out.add_top();
     e->set_entity(r.entity);
     e->set_downloads(r.downloads);
-    e->set_share(board.total ? static_cast<double>(r.downloads) / static_cast<double>(board.total) : 0);
+    e->set_share(board.total ? static_cast<double>(r.downloads) / static_cast<double>(board.total)
+                             : 0);
     e->set_rank(r.rank);
   }
   FillWatermark(out.mutable_watermark());
@@ -375,7 +381,8 @@ absl::StatusOr<v1::EntityReport> Pipeline::GetEntity(const v1::EntityRequest& re
   auto* e = out.mutable_entity();
   e->set_entity(st.entity.entity);
   e->set_downloads(st.entity.downloads);
-  e->set_share(st.total ? static_cast<double>(st.entity.downloads) / static_cast<double>(st.total) : 0);
+  e->set_share(st.total ? static_cast<double>(st.entity.downloads) / static_cast<double>(st.total)
+                        : 0);
   e->set_rank(st.entity.rank);
   FillWatermark(out.mutable_watermark());
   return out;

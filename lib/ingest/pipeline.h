@@ -118,7 +118,8 @@ class Pipeline final : public MetricsBackend {
       const v1::ConcentrationRequest& request) const override;
   absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
       const v1::ConcentrationSeriesRequest& request) const override;
-  absl::StatusOr<v1::TopEntities> GetTopEntities(const v1::TopEntitiesRequest& request) const override;
+  absl::StatusOr<v1::TopEntities> GetTopEntities(
+      const v1::TopEntitiesRequest& request) const override;
   absl::StatusOr<v1::EntityReport> GetEntity(const v1::EntityRequest& request) const override;
   v1::IngestStats GetIngestStats() const override;
   uint64_t StateVersion() const override;

@@ -17,7 +17,8 @@ class SharedStore final : public StateStore {
  public:
   explicit SharedStore(FakeStateStore* inner) : inner_(inner) {}
   absl::StatusOr<StoredState> Load() override { return inner_->Load(); }
-  absl::Status ForEachDedupKey(Day from, const std::function<void(const StoredDedupKey&)>& fn) override {
+  absl::Status ForEachDedupKey(Day from,
+                               const std::function<void(const StoredDedupKey&)>& fn) override {
     return inner_->ForEachDedupKey(from, fn);
   }
   absl::Status Commit(const StateCommit& c) override { return inner_->Commit(c); }
@@ -38,7 +39,8 @@ class CollectingSink final : public DeadLetterSink {
 };
 
 std::string Event(const std::string& model, const std::string& user, const std::string& time) {
-  return absl::StrCat(R"({"model_id":")", model, R"(","user_id":")", user, R"(","time":")", time, R"("})");
+  return absl::StrCat(R"({"model_id":")", model, R"(","user_id":")", user, R"(","time":")", time,
+                      R"("})");
 }
 
 class PipelineTest : public ::testing::Test {
@@ -61,7 +63,8 @@ class PipelineTest : public ::testing::Test {
     return p->IngestEvents(records, EventFormat::kJson, {&off, 1}, &sink_);
   }
 
-  static v1::Concentration Query(const Pipeline& p, const std::string& level, const std::string& attribution,
+  static v1::Concentration Query(const Pipeline& p, const std::string& level,
+                                 const std::string& attribution,
                                  const std::string& window = "all") {
     v1::ConcentrationRequest req;
     req.mutable_view()->set_level(level);
@@ -79,13 +82,15 @@ class PipelineTest : public ::testing::Test {
 
 TEST_F(PipelineTest, CountsUniqueDuplicateAndRejectedAndMeasuresExactly) {
   auto p = Open();
-  ASSERT_TRUE(Ingest(p.get(),
-                     {Event("a/x", "u1", "2025-03-10T01:00:00Z"), Event("a/x", "u1", "2025-03-10T05:00:00Z"),
-                      Event("a/x", "u2", "2025-03-10T05:00:00Z"), Event("a/x", "u1", "2025-03-11T05:00:00Z"),
-                      Event("b/y", "u1", "2025-03-11T05:00:00Z"), "{not json", "[1]",
-                      Event("a--b", "u1", "2025-03-11T05:00:00Z")},
-                     100)
-                  .ok());
+  ASSERT_TRUE(
+      Ingest(
+          p.get(),
+          {Event("a/x", "u1", "2025-03-10T01:00:00Z"), Event("a/x", "u1", "2025-03-10T05:00:00Z"),
+           Event("a/x", "u2", "2025-03-10T05:00:00Z"), Event("a/x", "u1", "2025-03-11T05:00:00Z"),
+           Event("b/y", "u1", "2025-03-11T05:00:00Z"), "{not json", "[1]",
+           Event("a--b", "u1", "2025-03-11T05:00:00Z")},
+          100)
+          .ok());
   v1::IngestStats s = p->GetIngestStats();
   EXPECT_EQ(s.events_read(), 8u);
   EXPECT_EQ(s.unique_downloads(), 4u);
@@ -148,7 +153,8 @@ TEST_F(PipelineTest, UnacknowledgedDeadLettersBlockTheCommit) {
 TEST_F(PipelineTest, CatalogChangeRecreditsPastCounts) {
   auto p = Open();
   ASSERT_TRUE(Ingest(p.get(),
-                     {Event("base/m", "u1", "2025-03-10T01:00:00Z"), Event("ft/m", "u1", "2025-03-10T01:00:00Z"),
+                     {Event("base/m", "u1", "2025-03-10T01:00:00Z"),
+                      Event("ft/m", "u1", "2025-03-10T01:00:00Z"),
                       Event("ft/m", "u2", "2025-03-10T01:00:00Z")},
                      10)
                   .ok());
@@ -180,8 +186,9 @@ TEST_F(PipelineTest, OldDedupDaysAreDroppedAndLateEventsRejected) {
   ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u1", "2025-03-01T01:00:00Z")}, 10).ok());
   ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u1", "2025-03-10T01:00:00Z")}, 20).ok());
   EXPECT_EQ(store_.dedup_keys(), 1u);  // 03-01 is past the 3-day horizon of 03-10
-  ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u9", "2025-03-06T23:59:59Z"),
-                               Event("a/x", "u9", "2025-03-07T00:00:00Z")},
+  ASSERT_TRUE(Ingest(p.get(),
+                     {Event("a/x", "u9", "2025-03-06T23:59:59Z"),
+                      Event("a/x", "u9", "2025-03-07T00:00:00Z")},
                      30)
                   .ok());
   v1::IngestStats s = p->GetIngestStats();
@@ -197,7 +204,8 @@ TEST_F(PipelineTest, InvalidRequestsSayWhatIsAllowed) {
   EXPECT_EQ(p->GetConcentration(req).status().code(), absl::StatusCode::kInvalidArgument);
   req.mutable_view()->set_level("model");
   req.set_window("fortnight");
-  EXPECT_THAT(std::string(p->GetConcentration(req).status().message()), ::testing::HasSubstr("trailing:N"));
+  EXPECT_THAT(std::string(p->GetConcentration(req).status().message()),
+              ::testing::HasSubstr("trailing:N"));
   req.set_window("all");
   req.add_top_k(5000000);
   EXPECT_EQ(p->GetConcentration(req).status().code(), absl::StatusCode::kInvalidArgument);

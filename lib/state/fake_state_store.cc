@@ -7,7 +7,8 @@ absl::StatusOr<StoredState> FakeStateStore::Load() {
   out.watermark_micros = watermark_;
   out.counters = counters_;
   for (const auto& [id, m] : catalog_) out.catalog.push_back(m);
-  for (const auto& [key, count] : daily_) out.daily_counts.push_back({key.first, key.second, count});
+  for (const auto& [key, count] : daily_)
+    out.daily_counts.push_back({key.first, key.second, count});
   out.offsets = offsets_;
   return out;
 }

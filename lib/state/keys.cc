@@ -17,7 +17,8 @@ std::optional<uint64_t> DecodeFixed64(std::string_view s) {
 
 void AppendDay(std::string* out, Day day) {
   const uint32_t u = static_cast<uint32_t>(day) ^ 0x80000000u;
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>((u >> shift) & 0xff));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((u >> shift) & 0xff));
 }
 
 Day ReadDay(std::string_view b) {
@@ -27,7 +28,8 @@ Day ReadDay(std::string_view b) {
 }
 
 static void AppendBigEndian64(std::string* out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
 static uint64_t ReadBigEndian64(std::string_view b) {
@@ -47,7 +49,8 @@ std::string DailyKey(std::string_view model_id, Day day) {
 
 std::optional<std::pair<std::string, Day>> ParseDailyKey(std::string_view key) {
   if (key.size() < 6 || key[key.size() - 5] != '\0') return std::nullopt;
-  return std::make_pair(std::string(key.substr(0, key.size() - 5)), ReadDay(key.substr(key.size() - 4)));
+  return std::make_pair(std::string(key.substr(0, key.size() - 5)),
+                        ReadDay(key.substr(key.size() - 4)));
 }
 
 std::string DedupKey(Day day, uint64_t user_hash, std::string_view model_id) {

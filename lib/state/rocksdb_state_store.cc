@@ -18,8 +18,8 @@ namespace hubmetrics {
 namespace {
 
 constexpr const char* kFormatVersion = "1";
-const std::string kCfNames[] = {rocksdb::kDefaultColumnFamilyName, "meta", "catalog", "daily",
-                                    "dedup", "offsets"};
+const std::string kCfNames[] = {
+    rocksdb::kDefaultColumnFamilyName, "meta", "catalog", "daily", "dedup", "offsets"};
 enum Cf { kDefault = 0, kMeta, kCatalog, kDaily, kDedup, kOffsets, kNumCfs };
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
@@ -46,7 +46,10 @@ class RocksDbStateStore final : public StateStore {
  public:
   RocksDbStateStore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> cfs,
                     RocksDbStateOptions options, std::string directory)
-      : db_(std::move(db)), cfs_(std::move(cfs)), options_(options), directory_(std::move(directory)) {}
+      : db_(std::move(db)),
+        cfs_(std::move(cfs)),
+        options_(options),
+        directory_(std::move(directory)) {}
 
   ~RocksDbStateStore() override {
     for (auto* cf : cfs_) db_->DestroyColumnFamilyHandle(cf);
@@ -63,8 +66,8 @@ class RocksDbStateStore final : public StateStore {
     RETURN_IF_ROCKS(s, "reading format_version");
     if (v != kFormatVersion) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "state in ", directory_, " has format_version ", v, "; this hubmetricsd reads ", kFormatVersion,
-          ". Use a matching hubmetricsd or a new --state_dir."));
+          "state in ", directory_, " has format_version ", v, "; this hubmetricsd reads ",
+          kFormatVersion, ". Use a matching hubmetricsd or a new --state_dir."));
     }
     return absl::OkStatus();
   }
@@ -83,7 +86,8 @@ class RocksDbStateStore final : public StateStore {
     }
     s = db_->Get(ro, cfs_[kMeta], "counters", &v);
     if (s.ok()) {
-      if (!out.counters.ParseFromString(v)) return absl::DataLossError("stored counters do not parse");
+      if (!out.counters.ParseFromString(v))
+        return absl::DataLossError("stored counters do not parse");
     } else if (!s.IsNotFound()) {
       return FromRocks(s, "reading counters");
     }
@@ -92,7 +96,8 @@ class RocksDbStateStore final : public StateStore {
       for (it->SeekToFirst(); it->Valid(); it->Next()) {
         v1::ModelInfo m;
         if (!m.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-          return absl::DataLossError(absl::StrCat("catalog record ", it->key().ToString(), " does not parse"));
+          return absl::DataLossError(
+              absl::StrCat("catalog record ", it->key().ToString(), " does not parse"));
         }
         out.catalog.push_back(std::move(m));
       }
@@ -102,7 +107,8 @@ class RocksDbStateStore final : public StateStore {
       std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kDaily]));
       for (it->SeekToFirst(); it->Valid(); it->Next()) {
         auto key = state_keys::ParseDailyKey(std::string_view(it->key().data(), it->key().size()));
-        auto count = state_keys::DecodeFixed64(std::string_view(it->value().data(), it->value().size()));
+        auto count =
+            state_keys::DecodeFixed64(std::string_view(it->value().data(), it->value().size()));
         if (!key || !count) return absl::DataLossError("malformed daily count record");
         out.daily_counts.push_back({std::move(key->first), key->second, *count});
       }
@@ -111,7 +117,8 @@ class RocksDbStateStore final : public StateStore {
     {
       std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kOffsets]));
       for (it->SeekToFirst(); it->Valid(); it->Next()) {
-        auto off = state_keys::DecodeFixed64(std::string_view(it->value().data(), it->value().size()));
+        auto off =
+            state_keys::DecodeFixed64(std::string_view(it->value().data(), it->value().size()));
         if (!off) return absl::DataLossError("malformed offset record");
         out.offsets[it->key().ToString()] = static_cast<int64_t>(*off);
       }
@@ -141,8 +148,9 @@ class RocksDbStateStore final : public StateStore {
                       "dropping old dedup days");
     }
     for (const auto& k : c.dedup_inserts) {
-      RETURN_IF_ROCKS(batch.Put(cfs_[kDedup], state_keys::DedupKey(k.day, k.user_hash, k.model_id), ""),
-                      "batching dedup key");
+      RETURN_IF_ROCKS(
+          batch.Put(cfs_[kDedup], state_keys::DedupKey(k.day, k.user_hash, k.model_id), ""),
+          "batching dedup key");
     }
     for (const auto& d : c.daily_counts) {
       RETURN_IF_ROCKS(batch.Put(cfs_[kDaily], state_keys::DailyKey(d.model_id, d.day),
@@ -150,20 +158,22 @@ class RocksDbStateStore final : public StateStore {
                       "batching daily count");
     }
     for (const auto& m : c.catalog_puts) {
-      RETURN_IF_ROCKS(batch.Put(cfs_[kCatalog], m.model_id(), m.SerializeAsString()), "batching catalog");
+      RETURN_IF_ROCKS(batch.Put(cfs_[kCatalog], m.model_id(), m.SerializeAsString()),
+                      "batching catalog");
     }
     for (const auto& id : c.catalog_deletes) {
       RETURN_IF_ROCKS(batch.Delete(cfs_[kCatalog], id), "batching catalog delete");
     }
     for (const auto& [source, offset] : c.offsets) {
-      RETURN_IF_ROCKS(
-          batch.Put(cfs_[kOffsets], source, state_keys::EncodeFixed64(static_cast<uint64_t>(offset))),
-          "batching offset");
+      RETURN_IF_ROCKS(batch.Put(cfs_[kOffsets], source,
+                                state_keys::EncodeFixed64(static_cast<uint64_t>(offset))),
+                      "batching offset");
     }
     if (c.watermark_micros) {
-      RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "watermark",
-                                state_keys::EncodeFixed64(static_cast<uint64_t>(*c.watermark_micros))),
-                      "batching watermark");
+      RETURN_IF_ROCKS(
+          batch.Put(cfs_[kMeta], "watermark",
+                    state_keys::EncodeFixed64(static_cast<uint64_t>(*c.watermark_micros))),
+          "batching watermark");
     }
     if (c.counters) {
       RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "counters", c.counters->SerializeAsString()),
@@ -196,8 +206,8 @@ class RocksDbStateStore final : public StateStore {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<StateStore>> OpenRocksDbStateStore(const std::string& directory,
-                                                                 const RocksDbStateOptions& options) {
+absl::StatusOr<std::unique_ptr<StateStore>> OpenRocksDbStateStore(
+    const std::string& directory, const RocksDbStateOptions& options) {
   std::error_code ec;
   std::filesystem::create_directories(directory, ec);
   if (ec) {
@@ -225,10 +235,11 @@ absl::StatusOr<std::unique_ptr<StateStore>> OpenRocksDbStateStore(const std::str
   for (const std::string& name : kCfNames) descriptors.emplace_back(name, cf_options);
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, directory + "/rocksdb", descriptors, &handles, &raw);
+  rocksdb::Status s =
+      rocksdb::DB::Open(db_options, directory + "/rocksdb", descriptors, &handles, &raw);
   if (!s.ok()) return FromRocks(s, absl::StrCat("opening RocksDB state in ", directory));
-  auto store = std::make_unique<RocksDbStateStore>(std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
-                                                   options, directory);
+  auto store = std::make_unique<RocksDbStateStore>(std::unique_ptr<rocksdb::DB>(raw),
+                                                   std::move(handles), options, directory);
   if (absl::Status st = store->CheckFormat(); !st.ok()) return st;
   return std::unique_ptr<StateStore>(std::move(store));
 }

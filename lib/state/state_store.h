@@ -27,11 +27,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <tuple>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -112,8 +112,8 @@ struct RocksDbStateOptions {
 
 // Opens (creating if needed) the database in `directory`. FailedPrecondition
 // if it holds a newer format; Unavailable if another process holds its lock.
-absl::StatusOr<std::unique_ptr<StateStore>> OpenRocksDbStateStore(const std::string& directory,
-                                                                 const RocksDbStateOptions& options);
+absl::StatusOr<std::unique_ptr<StateStore>> OpenRocksDbStateStore(
+    const std::string& directory, const RocksDbStateOptions& options);
 
 // An in-memory StateStore for unit tests, with a failure switch.
 class FakeStateStore final : public StateStore {

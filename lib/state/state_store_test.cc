@@ -108,7 +108,8 @@ TEST_P(StateStoreContract, CommitThenReloadReturnsEverything) {
   EXPECT_EQ(loaded->offsets.at("file:/e.ndjson"), 2000);
   std::map<std::pair<std::string, Day>, uint64_t> daily;
   for (const auto& d : loaded->daily_counts) daily[{d.model_id, d.day}] = d.count;
-  EXPECT_EQ(daily, (std::map<std::pair<std::string, Day>, uint64_t>{{{"a/x", 100}, 5}, {{"b", 101}, 1}}));
+  EXPECT_EQ(daily,
+            (std::map<std::pair<std::string, Day>, uint64_t>{{{"a/x", 100}, 5}, {{"b", 101}, 1}}));
 
   std::vector<std::tuple<Day, uint64_t, std::string>> keys;
   ASSERT_TRUE(store_
@@ -118,7 +119,8 @@ TEST_P(StateStoreContract, CommitThenReloadReturnsEverything) {
                                     })
                   .ok());
   // Day 99 was dropped; 100 and 101 remain, in key order.
-  EXPECT_THAT(keys, ::testing::ElementsAre(std::make_tuple(100, 7u, "a/x"), std::make_tuple(101, 8u, "b")));
+  EXPECT_THAT(
+      keys, ::testing::ElementsAre(std::make_tuple(100, 7u, "a/x"), std::make_tuple(101, 8u, "b")));
   keys.clear();
   ASSERT_TRUE(store_
                   ->ForEachDedupKey(101,
@@ -138,7 +140,9 @@ TEST_P(StateStoreContract, EmptyStoreLoadsEmpty) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RealAndFake, StateStoreContract, ::testing::Values(true, false),
-                         [](const auto& param_info) { return param_info.param ? "RocksDb" : "Fake"; });
+                         [](const auto& param_info) {
+                           return param_info.param ? "RocksDb" : "Fake";
+                         });
 
 TEST(RocksDbStateStore, SecondOpenOfSameDirectoryIsUnavailable) {
   std::string dir = TempDir();

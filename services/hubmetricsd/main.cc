@@ -26,23 +26,27 @@
 #include "lib/kafka/kafka_ingest.h"
 #include "lib/state/state_store.h"
 
-ABSL_FLAG(std::string, state_dir, "", "Directory of the RocksDB state and the user-hash key (required).");
+ABSL_FLAG(std::string, state_dir, "",
+          "Directory of the RocksDB state and the user-hash key (required).");
 ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051", "Address the gRPC API listens on.");
 ABSL_FLAG(std::string, events_file, "",
           "Embedded source: an NDJSON file of DownloadEvent, ingested to its end (resuming where "
           "the state says), then the daemon keeps serving.");
 ABSL_FLAG(std::string, models_file, "",
           "Embedded source: an NDJSON file of ModelInfo, applied at every start.");
-ABSL_FLAG(std::string, user_hash_key_file, "",
-          "File with the 128-bit user-hash key as 32 hex digits. Default: <state_dir>/user_hash.key, "
-          "created with a random key on first start.");
-ABSL_FLAG(int, lateness_days, 3,
-          "Events whose UTC day is more than this many days before the watermark's day are rejected "
-          "as too_late.");
+ABSL_FLAG(
+    std::string, user_hash_key_file, "",
+    "File with the 128-bit user-hash key as 32 hex digits. Default: <state_dir>/user_hash.key, "
+    "created with a random key on first start.");
+ABSL_FLAG(
+    int, lateness_days, 3,
+    "Events whose UTC day is more than this many days before the watermark's day are rejected "
+    "as too_late.");
 ABSL_FLAG(absl::Duration, max_future_skew, absl::Hours(1),
           "Events further than this ahead of the wall clock are rejected as future.");
-ABSL_FLAG(std::vector<std::string>, live_trailing_weeks, std::vector<std::string>({"1", "4", "13", "52"}),
-          "Trailing windows (in weeks) kept live and exact per event; others are computed per query.");
+ABSL_FLAG(
+    std::vector<std::string>, live_trailing_weeks, std::vector<std::string>({"1", "4", "13", "52"}),
+    "Trailing windows (in weeks) kept live and exact per event; others are computed per query.");
 ABSL_FLAG(std::string, kafka_brokers, "",
           "Kafka bootstrap servers (host:port,...). When set, events and the catalog come from "
           "Kafka instead of --events_file/--models_file.");
@@ -61,9 +65,10 @@ ABSL_FLAG(std::string, kafka_config, "",
 ABSL_FLAG(std::string, kafka_property, "",
           "A librdkafka property key=value; repeat the flag for several (applied after "
           "--kafka_config).");
-ABSL_FLAG(bool, sync_commits, false,
-          "fsync every commit. Off, a process crash loses nothing; a machine crash may lose the last "
-          "commits together with their offsets, which are then consumed again.");
+ABSL_FLAG(
+    bool, sync_commits, false,
+    "fsync every commit. Off, a process crash loses nothing; a machine crash may lose the last "
+    "commits together with their offsets, which are then consumed again.");
 
 namespace hubmetrics {
 namespace {
@@ -186,8 +191,8 @@ int Run() {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  absl::StatusOr<std::unique_ptr<StateStore>> store =
-      OpenRocksDbStateStore(state_dir, RocksDbStateOptions{.sync_commits = absl::GetFlag(FLAGS_sync_commits)});
+  absl::StatusOr<std::unique_ptr<StateStore>> store = OpenRocksDbStateStore(
+      state_dir, RocksDbStateOptions{.sync_commits = absl::GetFlag(FLAGS_sync_commits)});
   absl::StatusOr<UserHasher> hasher = store.ok() ? HasherFromFlags(state_dir) : store.status();
   if (!hasher.ok()) {
     LogError("cannot start: %s", hasher.status().ToString());
@@ -242,7 +247,8 @@ int Run() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "hubmetricsd --state_dir=DIR [--grpc_listen=127.0.0.1:50051] [--events_file=F "
-      "--models_file=M | --kafka_brokers=HOST:PORT [--events_format=binary|json]]\nLive, exact concentration of model downloads; see README.md.");
+      "--models_file=M | --kafka_brokers=HOST:PORT [--events_format=binary|json]]\nLive, exact "
+      "concentration of model downloads; see README.md.");
   hubmetrics::CollectKafkaProperties(argc, argv);
   absl::ParseCommandLine(argc, argv);
   return hubmetrics::Run();

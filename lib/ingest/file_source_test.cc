@@ -1,0 +1,118 @@
+#include "lib/ingest/file_source.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace hubmetrics {
+namespace {
+
+class SharedStore final : public StateStore {
+ public:
+  explicit SharedStore(FakeStateStore* inner) : inner_(inner) {}
+  absl::StatusOr<StoredState> Load() override { return inner_->Load(); }
+  absl::Status ForEachDedupKey(Day from,
+                               const std::function<void(const StoredDedupKey&)>& fn) override {
+    return inner_->ForEachDedupKey(from, fn);
+  }
+  absl::Status Commit(const StateCommit& c) override { return inner_->Commit(c); }
+  uint64_t DiskBytes() const override { return 0; }
+
+ private:
+  FakeStateStore* inner_;
+};
+
+class FileSourceTest : public ::testing::Test {
+ protected:
+  FileSourceTest() : clock_(*ParseRfc3339("2025-03-20T00:00:00Z")) {
+    dir_ = (std::filesystem::temp_directory_path() / absl::StrCat("hm_fs_", getpid())).string();
+    std::filesystem::create_directories(dir_);
+  }
+  ~FileSourceTest() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<Pipeline> Open() {
+    auto p = Pipeline::Open(PipelineOptions{}, std::make_unique<SharedStore>(&store_), &clock_,
+                            UserHasher(std::array<uint8_t, 16>{}));
+    EXPECT_TRUE(p.ok()) << p.status();
+    return std::move(*p);
+  }
+  std::string Write(const std::string& name, const std::string& text, bool append = false) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path, append ? std::ios::app : std::ios::trunc) << text;
+    return path;
+  }
+  static std::string Event(int user, int day = 10) {
+    return absl::StrCat(R"({"model_id":"a/x","user_id":"u)", user, R"(","time":"2025-03-)", day,
+                        R"(T01:00:00Z"})");
+  }
+
+  std::string dir_;
+  FakeStateStore store_;
+  ManualClock clock_;
+};
+
+TEST_F(FileSourceTest, ReadsAllLinesIncludingALastOneWithoutNewlineAndSkipsBlanks) {
+  std::string path =
+      Write("e.ndjson", Event(1) + "\n\n  \r\n" + Event(2) + "\r\n{bad\n" + Event(3));
+  auto p = Open();
+  std::atomic<bool> stop{false};
+  ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, FileSourceOptions{.batch_lines = 2}).ok());
+  v1::IngestStats s = p->GetIngestStats();
+  EXPECT_EQ(s.events_read(), 4u);
+  EXPECT_EQ(s.unique_downloads(), 3u);
+  EXPECT_EQ(s.rejected(), 1u);
+}
+
+TEST_F(FileSourceTest, ResumesAfterTheStoredOffsetWithoutRereading) {
+  std::string path = Write("e.ndjson", Event(1) + "\n" + Event(2) + "\n");
+  std::atomic<bool> stop{false};
+  {
+    auto p = Open();
+    ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, {}).ok());
+  }
+  Write("e.ndjson", Event(3) + "\n" + Event(1, 11) + "\n", /*append=*/true);
+  auto p = Open();
+  ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, {}).ok());
+  v1::IngestStats s = p->GetIngestStats();
+  EXPECT_EQ(s.events_read(), 4u);  // the first two lines were not read again
+  EXPECT_EQ(s.duplicates(), 0u);
+  EXPECT_EQ(s.unique_downloads(), 4u);
+}
+
+TEST_F(FileSourceTest, MissingFileIsNotFound) {
+  auto p = Open();
+  std::atomic<bool> stop{false};
+  EXPECT_EQ(IngestEventsFile(p.get(), dir_ + "/nope", stop, {}).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(LoadModelsFile(p.get(), dir_ + "/nope").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(FileSourceTest, ModelsFileLastRecordWinsAndBadLinesAreCounted) {
+  std::string path = Write("m.ndjson", R"({"model_id":"a/x","developer":"first"})"
+                                       "\n"
+                                       R"({"model_id":"a/x","developer":"second"})"
+                                       "\n{broken\n"
+                                       R"({"model_id":"bad--id"})"
+                                       "\n");
+  auto p = Open();
+  ASSERT_TRUE(LoadModelsFile(p.get(), path).ok());
+  std::string events = Write("e.ndjson", Event(1) + "\n");
+  std::atomic<bool> stop{false};
+  ASSERT_TRUE(IngestEventsFile(p.get(), events, stop, {}).ok());
+  v1::EntityRequest req;
+  req.mutable_view()->set_level("developer");
+  req.set_entity("second");
+  EXPECT_EQ(p->GetEntity(req)->entity().downloads(), 1u);
+  EXPECT_EQ(p->GetIngestStats().catalog_rejected(), 2u);
+  EXPECT_EQ(p->GetIngestStats().catalog_models(), 1u);
+}
+
+}  // namespace
+}  // namespace hubmetrics
