@@ -146,7 +146,7 @@ absl::Status LoadModelsFile(Pipeline* pipeline, const std::string& path) {
   }
   std::free(raw);
   RETURN_IF_ERROR(pipeline->ApplyCatalog(records, {}));
-  LogInfo("models file %s: %d records read, %d rejected", path, records.size(), bad);
+  LogInfo("models file %s: %d valid records, %d rejected", path, records.size(), bad);
   return absl::OkStatus();
 }
 

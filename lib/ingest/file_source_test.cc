@@ -14,21 +14,6 @@
 namespace hubmetrics {
 namespace {
 
-class SharedStore final : public StateStore {
- public:
-  explicit SharedStore(FakeStateStore* inner) : inner_(inner) {}
-  absl::StatusOr<StoredState> Load() override { return inner_->Load(); }
-  absl::Status ForEachDedupKey(Day from,
-                               const std::function<void(const StoredDedupKey&)>& fn) override {
-    return inner_->ForEachDedupKey(from, fn);
-  }
-  absl::Status Commit(const StateCommit& c) override { return inner_->Commit(c); }
-  uint64_t DiskBytes() const override { return 0; }
-
- private:
-  FakeStateStore* inner_;
-};
-
 class FileSourceTest : public ::testing::Test {
  protected:
   FileSourceTest() : clock_(*ParseRfc3339("2025-03-20T00:00:00Z")) {
@@ -38,8 +23,8 @@ class FileSourceTest : public ::testing::Test {
   ~FileSourceTest() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<Pipeline> Open() {
-    auto p = Pipeline::Open(PipelineOptions{}, std::make_unique<SharedStore>(&store_), &clock_,
-                            UserHasher(std::array<uint8_t, 16>{}));
+    auto p = Pipeline::Open(PipelineOptions{}, std::make_unique<UnownedStateStore>(&store_),
+                            &clock_, UserHasher(std::array<uint8_t, 16>{}));
     EXPECT_TRUE(p.ok()) << p.status();
     return std::move(*p);
   }

@@ -12,22 +12,6 @@
 namespace hubmetrics {
 namespace {
 
-// Lets several Pipeline instances (a "restart") share one FakeStateStore.
-class SharedStore final : public StateStore {
- public:
-  explicit SharedStore(FakeStateStore* inner) : inner_(inner) {}
-  absl::StatusOr<StoredState> Load() override { return inner_->Load(); }
-  absl::Status ForEachDedupKey(Day from,
-                               const std::function<void(const StoredDedupKey&)>& fn) override {
-    return inner_->ForEachDedupKey(from, fn);
-  }
-  absl::Status Commit(const StateCommit& c) override { return inner_->Commit(c); }
-  uint64_t DiskBytes() const override { return 0; }
-
- private:
-  FakeStateStore* inner_;
-};
-
 class CollectingSink final : public DeadLetterSink {
  public:
   void Reject(const SourceRecord& r, const Rejection& rej) override {
@@ -50,8 +34,8 @@ class PipelineTest : public ::testing::Test {
   std::unique_ptr<Pipeline> Open() {
     std::array<uint8_t, 16> key{};
     key[0] = 1;
-    auto p = Pipeline::Open(PipelineOptions{}, std::make_unique<SharedStore>(&store_), &clock_,
-                            UserHasher(key));
+    auto p = Pipeline::Open(PipelineOptions{}, std::make_unique<UnownedStateStore>(&store_),
+                            &clock_, UserHasher(key));
     EXPECT_TRUE(p.ok()) << p.status();
     return std::move(*p);
   }

@@ -144,6 +144,23 @@ class FakeStateStore final : public StateStore {
   absl::flat_hash_map<std::string, int64_t> offsets_;
 };
 
+// Forwards to a StateStore it does not own (which must outlive it): lets a
+// test "restart" an engine on the same FakeStateStore.
+class UnownedStateStore final : public StateStore {
+ public:
+  explicit UnownedStateStore(StateStore* inner) : inner_(inner) {}
+  absl::StatusOr<StoredState> Load() override { return inner_->Load(); }
+  absl::Status ForEachDedupKey(Day from_day,
+                               const std::function<void(const StoredDedupKey&)>& fn) override {
+    return inner_->ForEachDedupKey(from_day, fn);
+  }
+  absl::Status Commit(const StateCommit& commit) override { return inner_->Commit(commit); }
+  uint64_t DiskBytes() const override { return inner_->DiskBytes(); }
+
+ private:
+  StateStore* inner_;
+};
+
 }  // namespace hubmetrics
 
 #endif  // HUBMETRICS_LIB_STATE_STATE_STORE_H_
