@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""hubmetrics against its batch peer (DuckDB) on the same events file: same answers, and how long.
+
+1. loadgen (file mode, --bad_fraction=0 so every record is valid, --days=364 so there are ~53 ISO
+   weeks) writes the events and the catalog into --workdir; kept and reused while the loadgen
+   arguments are the same (events-args.json).
+2. hubmetricsd ingests the SAME file (--events_file, fresh --state_dir, a free 127.0.0.1 port, a
+   user-hash key file, the catalog); timed from process start until `hubctl stats --json` shows
+   source_exhausted true (polled every 50 ms).
+3. hubctl reads its answers: `concentration --level=model --filter=all --attribution=direct` for
+   every ISO week from the first to the last event day (and every week the peer reports), and for
+   --window=all; `stats` for the event and unique counts.
+4. duckdb_peer.py runs with the venv's python (timed from process start to its answer).
+5. Every figure is compared: integers equal, doubles to 1e-9 relative.
+
+  compare.py --bin_dir build/services --events 1000000 --workdir /tmp/hm-duckdb \\
+      [--venv_python ~/.cache/hubmetrics/venv/bin/python] [--days 364] [--seed 1]
+
+The last stdout line is one JSON object: {"events", "duckdb_seconds", "hubmetrics_seconds_same_file",
+"weeks_compared", "answers_equal", ...}. Exits 1 when any answer differs (the first differences are
+printed before it), 2 when something could not run. hubmetricsd is stopped on every exit path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+
+from e2e_test import Hubctl, dbl, free_port, u64  # noqa: E402
+
+TOP_K = (1, 10, 100)
+REL_TOL = 1e-9
+ABS_TOL = 1e-15
+MAX_PRINTED = 20
+START = "2025-01-06T00:00:00Z"
+
+
+def log(msg: str) -> None:
+    print(f"[duckdb-compare {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Failed(Exception):
+    """Something could not run (exit 2)."""
+
+
+def _raise_exit(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
+def close(expected: float, got: float) -> bool:
+    if abs(expected) < ABS_TOL:
+        return abs(got) <= ABS_TOL
+    return abs(got - expected) <= REL_TOL * abs(expected)
+
+
+def iso_weeks(start_day: datetime.date, days: int) -> list[str]:
+    """Every ISO week label touched by days [start_day - 1, start_day + days] (loadgen jitters
+    event times by up to 10 minutes, so the day before the first and after the last can have
+    events)."""
+    labels = []
+    d = start_day - datetime.timedelta(days=1)
+    end = start_day + datetime.timedelta(days=days)
+    while d <= end:
+        y, w, _ = d.isocalendar()
+        label = f"{y}-W{w:02d}"
+        if label not in labels:
+            labels.append(label)
+        d += datetime.timedelta(days=1)
+    return labels
+
+
+# ---------------------------------------------------------------- steps
+
+def generate(args, loadgen: str, events: str, models: str) -> float:
+    argv = [loadgen, f"--out={events}", f"--models_out={models}", f"--events={args.events}",
+            f"--seed={args.seed}", f"--start={START}", f"--days={args.days}",
+            f"--models={args.models}", f"--users={args.users}", "--bad_fraction=0"]
+    marker = os.path.join(args.workdir, "events-args.json")
+    want = json.dumps(argv[3:])
+    if os.path.exists(events) and os.path.exists(models) and os.path.exists(marker):
+        with open(marker, encoding="utf-8") as f:
+            if f.read() == want:
+                log(f"reusing {events} (same loadgen arguments)")
+                return 0.0
+    if os.path.exists(marker):
+        os.remove(marker)
+    t0 = time.monotonic()
+    p = subprocess.run(argv, capture_output=True, timeout=args.timeout)
+    if p.returncode != 0:
+        raise Failed(f"loadgen exit {p.returncode}: {p.stderr.decode(errors='replace')[-1000:]}")
+    sys.stderr.write(p.stderr.decode(errors="replace"))
+    with open(marker, "w", encoding="utf-8") as f:
+        f.write(want)
+    return time.monotonic() - t0
+
+
+class Daemon:
+    """hubmetricsd on the events file; stop() is safe to call more than once."""
+
+    def __init__(self, args, events: str, models: str):
+        self.bin = os.path.join(args.bin_dir, "hubmetricsd", "hubmetricsd")
+        self.state_dir = os.path.join(args.workdir, "state")
+        self.key_file = os.path.join(args.workdir, "user_hash.key")
+        self.log_path = os.path.join(args.workdir, "hubmetricsd.log")
+        self.events, self.models = events, models
+        self.proc: subprocess.Popen | None = None
+        self.addr = f"127.0.0.1:{free_port()}"
+        self.ctl = Hubctl(os.path.join(args.bin_dir, "hubctl", "hubctl"), self.addr)
+
+    def start(self) -> float:
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        if not os.path.exists(self.key_file):
+            fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(os.urandom(16).hex() + "\n")
+        with open(self.log_path, "wb") as logf:
+            t0 = time.monotonic()
+            self.proc = subprocess.Popen(
+                [self.bin, f"--state_dir={self.state_dir}", f"--grpc_listen={self.addr}",
+                 f"--events_file={self.events}", f"--models_file={self.models}",
+                 f"--user_hash_key_file={self.key_file}"],
+                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return t0
+
+    def wait_exhausted(self, t0: float, timeout: float) -> tuple[float, dict]:
+        """Seconds from process start until stats show source_exhausted, and those stats."""
+        last = ""
+        while time.monotonic() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise Failed(f"hubmetricsd exited with {self.proc.returncode}; log {self.log_path}")
+            s, err = self.ctl.run("stats", timeout=5)
+            if s is not None and s.get("source_exhausted"):
+                return time.monotonic() - t0, s
+            last = err or json.dumps(s)[:300]
+            time.sleep(0.05)
+        raise Failed(f"source_exhausted not true after {timeout}s; last: {last}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def hubmetrics_answer(ctl: Hubctl, window: str) -> dict:
+    got, err = ctl.run("concentration", "--level=model", "--filter=all", "--attribution=direct",
+                       f"--window={window}", "--top_k=" + ",".join(str(k) for k in TOP_K))
+    if got is None:
+        raise Failed(err)
+    shares = {int(t.get("k", 0)): t.get("share", 0.0) for t in got.get("top_shares", [])}
+    return {"total": u64(got, "total_downloads"), "entities": u64(got, "entities"),
+            "hhi": dbl(got, "hhi"), "gini": dbl(got, "gini"),
+            "top_shares": {str(k): shares.get(k) for k in TOP_K}}
+
+
+EMPTY = {"total": 0, "entities": 0, "hhi": 0.0, "gini": 0.0,
+         "top_shares": {str(k): 0.0 for k in TOP_K}}
+
+
+def differences(window: str, hm: dict, peer: dict) -> list[str]:
+    diffs = []
+    for name in ("total", "entities"):
+        if hm[name] != peer[name]:
+            diffs.append(f"{window} {name}: hubmetrics {hm[name]} duckdb {peer[name]}")
+    for name in ("hhi", "gini"):
+        if not close(peer[name], hm[name]):
+            diffs.append(f"{window} {name}: hubmetrics {hm[name]!r} duckdb {peer[name]!r}")
+    for k in TOP_K:
+        h, d = hm["top_shares"].get(str(k)), peer["top_shares"][str(k)]
+        if h is None or not close(d, h):
+            diffs.append(f"{window} top-{k} share: hubmetrics {h!r} duckdb {d!r}")
+    return diffs
+
+
+def run_peer(args, events: str) -> tuple[float, dict]:
+    out = os.path.join(args.workdir, "duckdb-answer.json")
+    argv = [args.venv_python, os.path.join(HERE, "duckdb_peer.py"), f"--events={events}",
+            f"--out={out}"]
+    t0 = time.monotonic()
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.timeout)
+    seconds = time.monotonic() - t0
+    sys.stderr.write(p.stderr.decode(errors="replace"))
+    if p.returncode != 0:
+        raise Failed(f"duckdb_peer.py exit {p.returncode}")
+    with open(out, encoding="utf-8") as f:
+        return seconds, json.load(f)
+
+
+# ---------------------------------------------------------------- main
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--bin_dir", required=True, help="the build folder's services/ directory")
+    p.add_argument("--events", type=int, required=True, help="event records loadgen writes")
+    p.add_argument("--workdir", required=True, help="files, state and logs go here (kept)")
+    p.add_argument("--venv_python", default=os.path.join(
+        os.environ.get("HUBMETRICS_VENV", os.path.expanduser("~/.cache/hubmetrics/venv")),
+        "bin", "python"), help="python with duckdb (default: the venv scripts/bootstrap makes)")
+    p.add_argument("--days", type=int, default=364, help="simulated days (364: 52 full weeks)")
+    p.add_argument("--models", type=int, default=3000)
+    p.add_argument("--users", type=int, default=60000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=1800, help="seconds allowed for each step")
+    args = p.parse_args()
+
+    loadgen = os.path.join(args.bin_dir, "loadgen", "loadgen")
+    for b in (loadgen, os.path.join(args.bin_dir, "hubmetricsd", "hubmetricsd"),
+              os.path.join(args.bin_dir, "hubctl", "hubctl"), args.venv_python):
+        if not os.access(b, os.X_OK):
+            print(f"missing {b}: build loadgen, hubmetricsd and hubctl, and run scripts/bootstrap")
+            return 2
+    os.makedirs(args.workdir, exist_ok=True)
+    signal.signal(signal.SIGTERM, _raise_exit)
+    signal.signal(signal.SIGHUP, _raise_exit)
+    events = os.path.join(args.workdir, "events.ndjson")
+    models = os.path.join(args.workdir, "models.ndjson")
+    daemon = None
+    try:
+        gen_seconds = generate(args, loadgen, events, models)
+        size = os.path.getsize(events)
+        log(f"events file {events}: {size / 1e6:.1f} MB")
+
+        # DuckDB first, so that hubmetricsd's state is not competing for the page cache with it;
+        # both then read a file that is already cached (run order does not matter much at these
+        # sizes: the file fits in memory).
+        duck_seconds, peer = run_peer(args, events)
+        log(f"duckdb: {duck_seconds:.2f}s wall ({peer['seconds']:.2f}s in the query)")
+
+        daemon = Daemon(args, events, models)
+        t0 = daemon.start()
+        hm_seconds, stats = daemon.wait_exhausted(t0, args.timeout)
+        log(f"hubmetricsd: source exhausted after {hm_seconds:.2f}s")
+
+        start_day = datetime.date.fromisoformat(START[:10])
+        weeks = iso_weeks(start_day, args.days)
+        weeks += [w for w in sorted(peer["weeks"]) if w not in weeks]
+        diffs = []
+        for name, want in (("events_read", args.events), ("rejected", 0),
+                           ("unique_downloads", peer["unique_downloads"])):
+            if u64(stats, name) != want:
+                diffs.append(f"stats {name}: hubmetrics {u64(stats, name)} expected {want}")
+        if peer.get("events") != args.events:
+            diffs.append(f"duckdb read {peer.get('events')} rows, expected {args.events}")
+        diffs += differences("all", hubmetrics_answer(daemon.ctl, "all"), peer["all"])
+        for w in weeks:
+            diffs += differences(f"week:{w}", hubmetrics_answer(daemon.ctl, f"week:{w}"),
+                                 peer["weeks"].get(w, EMPTY))
+        daemon.stop()
+        nonempty = sum(1 for w in weeks if w in peer["weeks"])
+        result = {
+            "events": args.events,
+            "events_file_bytes": size,
+            "unique_downloads": peer["unique_downloads"],
+            "duckdb_seconds": round(duck_seconds, 3),
+            "duckdb_query_seconds": round(peer["seconds"], 3),
+            "hubmetrics_seconds_same_file": round(hm_seconds, 3),
+            "ratio_duckdb_over_hubmetrics": round(duck_seconds / hm_seconds, 3),
+            "weeks_compared": len(weeks),
+            "weeks_with_downloads": nonempty,
+            "figures_compared": 4 + (len(weeks) + 1) * (4 + len(TOP_K)),
+            "answers_equal": not diffs,
+            "duckdb_version": peer.get("duckdb_version"),
+            "duckdb_threads": peer.get("threads"),
+            "loadgen_seconds": round(gen_seconds, 3),
+        }
+        for d in diffs[:MAX_PRINTED]:
+            print(f"DIFF {d}")
+        if len(diffs) > MAX_PRINTED:
+            print(f"... {len(diffs) - MAX_PRINTED} more differences")
+        print(json.dumps(result), flush=True)
+        return 0 if not diffs else 1
+    except (Failed, subprocess.TimeoutExpired) as e:
+        print(f"duckdb compare failed: {e}", flush=True)
+        return 2
+    finally:
+        if daemon is not None:
+            daemon.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
