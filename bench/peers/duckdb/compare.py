@@ -146,6 +146,21 @@ class Daemon:
             time.sleep(0.05)
         raise Failed(f"source_exhausted not true after {timeout}s; last: {last}")
 
+    def usage(self) -> tuple[float | None, float | None]:
+        """(CPU seconds, peak RSS in MB) of the running daemon, from /proc; None if unknown."""
+        cpu = rss = None
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            with open(f"/proc/{self.proc.pid}/status", encoding="ascii") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        rss = int(line.split()[1]) / 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return cpu, rss
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -244,6 +259,7 @@ def main() -> int:
         daemon = Daemon(args, events, models)
         t0 = daemon.start()
         hm_seconds, stats = daemon.wait_exhausted(t0, args.timeout)
+        hm_cpu, hm_rss = daemon.usage()
         log(f"hubmetricsd: source exhausted after {hm_seconds:.2f}s")
 
         start_day = datetime.date.fromisoformat(START[:10])
@@ -274,6 +290,10 @@ def main() -> int:
             "weeks_with_downloads": nonempty,
             "figures_compared": 4 + (len(weeks) + 1) * (4 + len(TOP_K)),
             "answers_equal": not diffs,
+            "duckdb_cpu_seconds": round(peer.get("cpu_seconds", 0), 3),
+            "hubmetrics_cpu_seconds": None if hm_cpu is None else round(hm_cpu, 3),
+            "duckdb_peak_rss_mb": round(peer.get("peak_rss_mb", 0), 1),
+            "hubmetrics_peak_rss_mb": None if hm_rss is None else round(hm_rss, 1),
             "duckdb_version": peer.get("duckdb_version"),
             "duckdb_threads": peer.get("threads"),
             "loadgen_seconds": round(gen_seconds, 3),

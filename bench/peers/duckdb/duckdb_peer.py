@@ -15,7 +15,7 @@ ${HUBMETRICS_VENV:-~/.cache/hubmetrics/venv}), so run it with that venv's python
 to --out) one JSON object: {"events": rows read, "unique_downloads": ..., "seconds": connect to answer,
 "all": {...}, "weeks": {"2025-W02": {...}, ...}} where each measure object is {"total", "entities",
 "hhi", "gini", "top_shares": {"1": s, "10": s, "100": s}} plus the exact integers behind them
-("sum_squares", "gini_numerator", "top_sums").
+("sum_squares", "gini_numerator", "top_sums"); and "cpu_seconds", "peak_rss_mb" of the process.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import resource
 import sys
 import time
 
@@ -134,6 +135,9 @@ def run(events_path: str, threads: int | None) -> dict:
     answer.setdefault("all", measures(0, 0, 0, 0, {k: 0 for k in TOP_K}))
     answer["unique_downloads"] = answer["all"]["total"]
     answer.setdefault("events", 0)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    answer["cpu_seconds"] = usage.ru_utime + usage.ru_stime  # the whole process, import included
+    answer["peak_rss_mb"] = usage.ru_maxrss / 1024
     con.close()
     return answer
 
@@ -152,7 +156,9 @@ def main() -> int:
             f.write(text + "\n")
         print(f"duckdb peer: {answer['events']} events, {answer['unique_downloads']} unique "
               f"downloads, {len(answer['weeks'])} weeks in {answer['seconds']:.3f}s "
-              f"(duckdb {answer['duckdb_version']}, {answer['threads']} threads)", file=sys.stderr)
+              f"(duckdb {answer['duckdb_version']}, {answer['threads']} threads, "
+              f"{answer['cpu_seconds']:.2f} CPU s, peak RSS {answer['peak_rss_mb']:.0f} MB)",
+              file=sys.stderr)
     else:
         print(text)
     return 0
