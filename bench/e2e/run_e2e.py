@@ -1,0 +1,461 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of hubmetricsd against a real Kafka broker (issue 5).
+
+Phases (each bounded by a timeout; every process started here is stopped on every exit path):
+ (a) produce: loadgen (Kafka mode, binary values, --rate=0) writes the catalog to --models_topic and
+     exactly N events to --topic BEFORE anything is timed. The topic is auto-created by the broker
+     with its default partition count (3 with scripts/kafka-local) by a metadata request
+     (`kcat -L -t`) before loadgen starts, so that loadgen's messages spread over the partitions
+     from the first one (producing to a topic that does not exist yet queues them all and then
+     puts them on one partition). Traffic scales with N: --days=clamp(N/400000, 14, 70),
+     --models=clamp(N/2000, 3000, 100000), --users=clamp(N/25, 60000, 5000000); loadgen's other
+     defaults (realistic popularity, duplicates, 1% bad records of every reject reason) are kept,
+     except --start=2025-03-10T00:00:00Z: one of loadgen's invalid_time strings,
+     "2025-03-04T12:00:00" (no offset), is accepted by the protobuf JSON parser when loadgen
+     converts records to binary values, so it arrives as a VALID event of 2025-03-04T12:00Z; with
+     loadgen's default start (2025-01-06) that event moves the watermark two months ahead and
+     turns almost every later event into a too_late reject. Starting after it keeps it a
+     too_late reject, as intended.
+     Days scale so that a day holds >= ~200k events at every size: the Hub's real feed is far
+     denser than that, and hubmetricsd's watermark is global across partitions, so a sparse
+     stream whose partitions are consumed unevenly would turn good events into too_late rejects.
+ (b) ingest: hubmetricsd with a fresh --state_dir and its crash-safe defaults (one RocksDB
+     WriteBatch with the offsets per batch, WAL on), timed from process start until
+     `hubctl stats --json` shows events_read == N and consumer_lag == 0 (polled every 100 ms).
+     CPU = utime+stime of hubmetricsd from /proc/<pid>/stat at that moment. Then hubmetricsd is
+     stopped with SIGTERM (clean shutdown) and the state directory is measured:
+     state_bytes_per_unique = every file of the state dir (SST, WAL, MANIFEST, OPTIONS, key file)
+     / unique_downloads; state_bytes_per_unique_excluding_wal leaves the WAL (*.log) out. Measured
+     here, before phases (c)/(d), so that it holds exactly the N-event workload; hubmetricsd is
+     then restarted on the same state (restart_seconds: start until serving with lag 0).
+ (c) freshness: freshness_probe at --rate=100000 background events/s with a marker every 50 ms,
+     for --freshness_seconds (quick 20 s, full 60 s).
+ (d) query: freshness_probe's background traffic (markers on, so freshness under query load is
+     reported too) while query_load sends GetConcentration at --rps (5000) for --query_seconds
+     (quick 15 s, full 60 s).
+ peak_rss_mb is VmHWM of hubmetricsd read just before the final stop (the larger of the two runs);
+ peak_rss_mb_ingest is the one read at the end of phase (b).
+
+  run_e2e.py --bin_dir build-e2e/services --bench_bin_dir build-e2e/bench \\
+      --brokers 127.0.0.1:19292 --events 3000000 [--quick] [--workdir DIR] [--topic T]
+      [--mode all|produce|run]
+
+--mode produce runs (a) only; --mode run assumes --topic/--models_topic already hold the workload
+(e.g. so that another consumer can be timed on the same topic before the probe adds events to it).
+The last stdout line is one JSON object (events_per_sec, cpu_seconds_per_million_events,
+peak_rss_mb, state_bytes_per_unique, unique_downloads, duplicates, rejected, freshness_p50_ms,
+freshness_p99_ms, query_p50_ms, query_p99_ms, ..., errors). Exit 0 when every phase ran, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg: str) -> None:
+    print(f"[run_e2e {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Failed(Exception):
+    """A phase could not complete."""
+
+
+def _raise_exit(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def last_json_line(text: str) -> dict:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise Failed(f"no JSON line in output: {text[-500:]!r}")
+
+
+class Procs:
+    """Every child process started here, stopped on exit (TERM, then KILL)."""
+
+    def __init__(self):
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, args: list[str], **kw) -> subprocess.Popen:
+        p = subprocess.Popen(args, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p: subprocess.Popen, timeout: float = 60) -> int | None:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log(f"pid {p.pid} did not stop in {timeout}s; killing it")
+                p.kill()
+                p.wait(timeout=10)
+        return p.returncode
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            try:
+                self.stop(p, timeout=20)
+            except Exception as e:  # noqa: BLE001 - best effort on the way out
+                log(f"could not stop pid {p.pid}: {e}")
+
+
+def run(args: list[str], timeout: float, what: str) -> str:
+    """Runs a tool to completion (stderr passes through); returns its stdout."""
+    log(f"{what}: {' '.join(args)}")
+    try:
+        r = subprocess.run(args, stdout=subprocess.PIPE, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise Failed(f"{what} did not finish within {timeout:.0f}s") from e
+    if r.returncode != 0:
+        raise Failed(f"{what} exited with {r.returncode}: {r.stdout[-500:]}")
+    return r.stdout
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is the state (field 3); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def vm_hwm_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def dir_bytes(path: str) -> tuple[int, int]:
+    """(all regular files, WAL *.log files) under path, in bytes."""
+    total = wal = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            p = os.path.join(root, name)
+            if os.path.isfile(p) and not os.path.islink(p):
+                size = os.path.getsize(p)
+                total += size
+                if name.endswith(".log") and name[:-4].isdigit():
+                    wal += size
+    return total, wal
+
+
+def u64(obj: dict, name: str) -> int:
+    return int(obj.get(name, 0) or 0)
+
+
+class Daemon:
+    """One hubmetricsd run on Kafka, with `hubctl stats --json` polling."""
+
+    def __init__(self, procs: Procs, opts, state_dir: str, port: int, log_path: str):
+        self.procs = procs
+        self.opts = opts
+        self.state_dir = state_dir
+        self.addr = f"127.0.0.1:{port}"
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+        self.hubctl = os.path.join(opts.bin_dir, "hubctl", "hubctl")
+
+    def start(self) -> float:
+        args = [
+            os.path.join(self.opts.bin_dir, "hubmetricsd", "hubmetricsd"),
+            f"--state_dir={self.state_dir}",
+            f"--grpc_listen={self.addr}",
+            f"--kafka_brokers={self.opts.brokers}",
+            f"--events_topic={self.opts.topic}",
+            f"--models_topic={self.opts.models_topic}",
+            f"--dlq_topic={self.opts.topic}.dlq",
+            f"--group_id={self.opts.group_id}",
+            "--events_format=binary",
+        ]
+        log(f"hubmetricsd: {' '.join(args)}")
+        logf = open(self.log_path, "a")
+        t0 = time.monotonic()
+        self.proc = self.procs.start(args, stdout=logf, stderr=subprocess.STDOUT)
+        logf.close()
+        return t0
+
+    def stats(self) -> dict | None:
+        try:
+            r = subprocess.run([self.hubctl, f"--addr={self.addr}", "--json", "--timeout=2s",
+                                "stats"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            return None
+        if r.returncode != 0 or not r.stdout.strip():
+            return None
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    def wait_caught_up(self, n: int, t0: float, timeout: float) -> tuple[float, dict, float]:
+        """Polls every 100 ms until events_read >= n and lag 0; (seconds, stats, cpu)."""
+        deadline = t0 + timeout
+        last_log = time.monotonic()
+        while True:
+            if self.proc.poll() is not None:
+                raise Failed(f"hubmetricsd exited with {self.proc.returncode} (log {self.log_path})")
+            st = self.stats()
+            now = time.monotonic()
+            if st is not None and u64(st, "events_read") >= n and u64(st, "consumer_lag") == 0 \
+                    and st.get("partitions") and all(
+                        int(p.get("high_watermark", -1)) >= 0 for p in st["partitions"]):
+                cpu = cpu_seconds(self.proc.pid)
+                return now - t0, st, cpu
+            if now > deadline:
+                raise Failed(f"hubmetricsd not caught up after {timeout:.0f}s: {st}")
+            if now - last_log > 10 and st is not None:
+                log(f"  events_read {u64(st, 'events_read')} lag {u64(st, 'consumer_lag')} "
+                    f"({u64(st, 'events_read') / max(1e-9, now - t0):.0f}/s so far)")
+                last_log = now
+            time.sleep(0.1)
+
+    def stop(self) -> int | None:
+        rc = self.procs.stop(self.proc, timeout=120)
+        log(f"hubmetricsd stopped with {rc}")
+        return rc
+
+
+def produce(opts) -> dict:
+    n = opts.events
+    models = min(100000, max(3000, n // 2000))
+    users = min(5000000, max(60000, n // 25))
+    days = min(70, max(14, n // 400000))
+    create_topic(opts)
+    args = [os.path.join(opts.bin_dir, "loadgen", "loadgen"),
+            f"--kafka_brokers={opts.brokers}", f"--events_topic={opts.topic}",
+            f"--models_topic={opts.models_topic}", "--events_format=binary", "--rate=0",
+            f"--total={n}", f"--events={n}", f"--models={models}", f"--users={users}",
+            "--start=2025-03-10T00:00:00Z", f"--days={days}", f"--seed={opts.seed}", "--progress_every=10s"]
+    t0 = time.monotonic()
+    run(args, timeout=opts.produce_timeout, what="produce")
+    seconds = time.monotonic() - t0
+    partitions = topic_partitions(opts)
+    log(f"produced {n} events in {seconds:.1f}s ({n / seconds:.0f}/s); topic {opts.topic} has "
+        f"{partitions} partitions")
+    return {"events": n, "produce_seconds": round(seconds, 2),
+            "produce_events_per_sec": round(n / seconds), "partitions": partitions,
+            "loadgen_args": " ".join(args[1:])}
+
+
+def create_topic(opts) -> None:
+    """Auto-creates --topic with the broker's default partitions (a metadata request)."""
+    if not shutil.which("kcat"):
+        log("kcat not found: loadgen will auto-create the topic")
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if (topic_partitions(opts) or 0) > 0:
+            return
+        time.sleep(0.5)
+    raise Failed(f"topic {opts.topic} was not created within 30 s")
+
+
+def topic_partitions(opts) -> int | None:
+    if not shutil.which("kcat"):
+        return None
+    r = subprocess.run(["kcat", "-L", "-b", opts.brokers, "-t", opts.topic, "-m", "10"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=30)
+    return sum(1 for line in r.stdout.splitlines() if line.strip().startswith("partition ")
+               and "leader" in line)
+
+
+def percentile_fields(prefix: str, probe: dict) -> dict:
+    return {f"{prefix}_p50_ms": probe.get("p50_ms"), f"{prefix}_p99_ms": probe.get("p99_ms"),
+            f"{prefix}_max_ms": probe.get("max_ms")}
+
+
+def run_phases(opts, procs: Procs, result: dict) -> None:
+    errors = result["errors"]
+    n = opts.events
+    state_dir = os.path.join(opts.workdir, "state")
+    shutil.rmtree(state_dir, ignore_errors=True)
+    os.makedirs(state_dir)
+    daemon = Daemon(procs, opts, state_dir, opts.grpc_port or free_port(),
+                    os.path.join(opts.workdir, "hubmetricsd.log"))
+
+    # (b) ingest from process start to lag 0.
+    t0 = daemon.start()
+    seconds, st, cpu = daemon.wait_caught_up(n, t0, opts.ingest_timeout)
+    rss_ingest = vm_hwm_mb(daemon.proc.pid)
+    events_read = u64(st, "events_read")
+    result.update({
+        "ingest_seconds": round(seconds, 3),
+        "events_per_sec": round(n / seconds),
+        "events_read": events_read,
+        "cpu_seconds": round(cpu, 2),
+        "cpu_seconds_per_million_events": round(cpu / n * 1e6, 3),
+        "peak_rss_mb_ingest": round(rss_ingest, 1),
+        "unique_downloads": u64(st, "unique_downloads"),
+        "duplicates": u64(st, "duplicates"),
+        "rejected": u64(st, "rejected"),
+        "state_disk_bytes_live": u64(st, "state_disk_bytes"),
+    })
+    if events_read != n:
+        errors.append(f"events_read {events_read} != {n}: the topic holds other events")
+    log(f"ingest: {n} events in {seconds:.2f}s = {n / seconds:.0f}/s, cpu {cpu:.1f}s, "
+        f"VmHWM {rss_ingest:.0f} MB, unique {result['unique_downloads']}")
+
+    # State on disk after a clean shutdown, for exactly this workload.
+    rc = daemon.stop()
+    if rc != 0:
+        errors.append(f"hubmetricsd exited with {rc} on SIGTERM")
+    total, wal = dir_bytes(state_dir)
+    uniq = max(1, result["unique_downloads"])
+    result.update({
+        "state_disk_bytes": total, "state_wal_bytes": wal,
+        "state_bytes_per_unique": round(total / uniq, 2),
+        "state_bytes_per_unique_excluding_wal": round((total - wal) / uniq, 2),
+    })
+    log(f"state after clean shutdown: {total} bytes ({wal} WAL) = "
+        f"{total / uniq:.1f} bytes per unique download")
+
+    # Restart on the same state for the live phases.
+    t0 = daemon.start()
+    restart_s, _, _ = daemon.wait_caught_up(0, t0, 300)
+    result["restart_seconds"] = round(restart_s, 2)
+    log(f"restarted on the state in {restart_s:.2f}s")
+
+    bench = opts.bench_bin_dir
+    probe_bin = os.path.join(bench, "freshness_probe")
+    probe_common = [probe_bin, f"--brokers={opts.brokers}", f"--topic={opts.topic}",
+                    f"--addr={daemon.addr}", f"--rate={opts.rate}", "--marker_every_ms=50"]
+
+    # (c) freshness.
+    try:
+        out = run(probe_common + [f"--seconds={opts.freshness_seconds}",
+                                  f"--run=f{int(time.time())}"],
+                  timeout=opts.freshness_seconds + 120, what="freshness")
+        fr = last_json_line(out)
+        result["freshness"] = fr
+        result.update(percentile_fields("freshness", fr))
+        if fr.get("lost_markers"):
+            errors.append(f"freshness: {fr['lost_markers']} markers never showed")
+    except Failed as e:
+        errors.append(f"freshness: {e}")
+        result.update({"freshness": None, "freshness_p50_ms": None, "freshness_p99_ms": None})
+
+    # (d) queries while ingesting the probe's background traffic.
+    probe_out = os.path.join(opts.workdir, "probe-during-queries.json")
+    warmup = 3
+    try:
+        with open(probe_out, "w") as pf:
+            probe = procs.start(probe_common + [f"--seconds={opts.query_seconds + 2}",
+                                                f"--warmup_seconds={warmup}",
+                                                f"--run=q{int(time.time())}"], stdout=pf)
+        time.sleep(warmup + 1)
+        out = run([os.path.join(bench, "query_load"), f"--addr={daemon.addr}",
+                   f"--rps={opts.rps}", f"--seconds={opts.query_seconds}"],
+                  timeout=opts.query_seconds + 60, what="query load")
+        q = last_json_line(out)
+        result["query"] = q
+        result.update({"query_p50_ms": round(q["p50_us"] / 1000, 3),
+                       "query_p99_ms": round(q["p99_us"] / 1000, 3),
+                       "query_p999_ms": round(q["p999_us"] / 1000, 3),
+                       "query_rps_achieved": q["rps_achieved"]})
+        if q.get("errors"):
+            errors.append(f"query: {q['errors']} requests failed")
+        try:
+            probe.wait(timeout=opts.query_seconds + 60)
+        except subprocess.TimeoutExpired:
+            procs.stop(probe)
+        if probe.returncode == 0:
+            with open(probe_out) as pf:
+                pq = last_json_line(pf.read())
+            result["freshness_during_queries"] = pq
+            result["ingest_rate_during_queries"] = pq.get("rate_achieved")
+        else:
+            errors.append(f"background probe during queries exited with {probe.returncode}")
+    except Failed as e:
+        errors.append(f"query: {e}")
+        result.update({"query": None, "query_p50_ms": None, "query_p99_ms": None})
+
+    final = daemon.stats() or {}
+    result["peak_rss_mb"] = round(max(rss_ingest, vm_hwm_mb(daemon.proc.pid)), 1)
+    result["unique_downloads_final"] = u64(final, "unique_downloads")
+    result["events_read_final"] = u64(final, "events_read")
+    rc = daemon.stop()
+    if rc != 0:
+        errors.append(f"hubmetricsd exited with {rc} on the final SIGTERM")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bin_dir", required=True, help="build dir's services/ (hubmetricsd, hubctl, loadgen)")
+    ap.add_argument("--bench_bin_dir", required=True, help="build dir's bench/ (freshness_probe, query_load)")
+    ap.add_argument("--brokers", required=True)
+    ap.add_argument("--events", type=int, required=True, help="N: events produced and timed")
+    ap.add_argument("--quick", action="store_true", help="short freshness/query phases (20 s / 15 s)")
+    ap.add_argument("--mode", choices=["all", "produce", "run"], default="all")
+    ap.add_argument("--topic", help="events topic (default: a fresh bench.downloads.<time>)")
+    ap.add_argument("--models_topic", help="catalog topic (default: <topic>.models)")
+    ap.add_argument("--group_id", help="consumer group (default: hubmetrics-bench-<time>)")
+    ap.add_argument("--workdir", help="state and logs (default: a fresh temporary directory)")
+    ap.add_argument("--grpc_port", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rate", type=int, default=100000, help="background events/s of phases c, d")
+    ap.add_argument("--rps", type=int, default=5000)
+    ap.add_argument("--freshness_seconds", type=float)
+    ap.add_argument("--query_seconds", type=float)
+    ap.add_argument("--produce_timeout", type=float)
+    ap.add_argument("--ingest_timeout", type=float)
+    opts = ap.parse_args()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    opts.topic = opts.topic or f"bench.downloads.{stamp}"
+    opts.models_topic = opts.models_topic or f"{opts.topic}.models"
+    opts.group_id = opts.group_id or f"hubmetrics-bench-{stamp}"
+    opts.freshness_seconds = opts.freshness_seconds or (20 if opts.quick else 60)
+    opts.query_seconds = opts.query_seconds or (15 if opts.quick else 60)
+    opts.produce_timeout = opts.produce_timeout or max(600, opts.events / 50000)
+    opts.ingest_timeout = opts.ingest_timeout or max(600, opts.events / 20000)
+    own_workdir = not opts.workdir
+    opts.workdir = opts.workdir or tempfile.mkdtemp(prefix="hm-e2e-")
+    os.makedirs(opts.workdir, exist_ok=True)
+    opts.bin_dir = os.path.abspath(opts.bin_dir)
+    opts.bench_bin_dir = os.path.abspath(opts.bench_bin_dir)
+
+    signal.signal(signal.SIGTERM, _raise_exit)
+    signal.signal(signal.SIGINT, _raise_exit)
+    signal.signal(signal.SIGHUP, _raise_exit)
+    procs = Procs()
+    result: dict = {"events": opts.events, "topic": opts.topic, "mode": opts.mode, "errors": []}
+    ok = True
+    try:
+        if opts.mode in ("all", "produce"):
+            result.update(produce(opts))
+            if result.get("partitions") not in (None, 3):
+                result["errors"].append(f"topic has {result['partitions']} partitions, not 3")
+        if opts.mode in ("all", "run"):
+            run_phases(opts, procs, result)
+    except Failed as e:
+        result["errors"].append(str(e))
+        ok = False
+    finally:
+        procs.stop_all()
+        if own_workdir and opts.mode != "produce":
+            shutil.rmtree(opts.workdir, ignore_errors=True)
+    ok = ok and not result["errors"]
+    print(json.dumps(result, sort_keys=True), flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
