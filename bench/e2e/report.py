@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""Collects the figures of one scripts/bench run into one JSON object (and, for a full run, docs/BENCHMARKS.md).
+
+scripts/bench calls it at the end; it reads what the steps left in --workdir:
+  micro/<name>.json       Google Benchmark JSON of each bench/micro binary
+  e2e.json                last line of bench/e2e/run_e2e.py (--mode run), e2e-produce.json (--mode produce)
+  kstreams.json           last stdout line of bench/peers/kstreams/run
+  kstreams-produce.json   run_e2e.py --mode produce of the kstreams topic, when it has its own N
+  duckdb.json             last stdout line of bench/peers/duckdb/compare.py
+  steps.json              {"errors": [...], "commands": [...], ...} written by scripts/bench
+A missing or unreadable file gives null figures and an entry in "errors".
+
+  report.py --workdir DIR --mode quick|full [--json_out FILE] [--md_out docs/BENCHMARKS.md]
+
+Prints the JSON object as one line on stdout (scripts/bench's last line). Exit 0 always; the
+caller decides from "errors".
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+
+UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def load_json_line(path: str, errors: list[str], what: str) -> dict | None:
+    try:
+        with open(path) as f:
+            lines = [ln for ln in f.read().splitlines() if ln.strip().startswith("{")]
+        if not lines:
+            raise ValueError("no JSON line")
+        return json.loads(lines[-1])
+    except (OSError, ValueError) as e:
+        errors.append(f"{what}: no result ({os.path.basename(path)}: {e})")
+        return None
+
+
+def micro_figures(workdir: str, errors: list[str]) -> dict:
+    """{benchmark name: ns per iteration (real time)} over every micro/*.json."""
+    out: dict[str, float] = {}
+    d = os.path.join(workdir, "micro")
+    if not os.path.isdir(d):
+        errors.append("micro: no results")
+        return out
+    for name in sorted(os.listdir(d)):
+        if not name.endswith(".json"):
+            continue
+        try:
+            with open(os.path.join(d, name)) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            errors.append(f"micro {name}: {e}")
+            continue
+        for b in data.get("benchmarks", []):
+            if b.get("run_type", "iteration") != "iteration" or "error_occurred" in b:
+                continue
+            ns = float(b["real_time"]) * UNIT_NS.get(b.get("time_unit", "ns"), 1.0)
+            out[b["name"]] = round(ns, 2)
+    return out
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu_model": model, "ram_gib": mem_gib,
+            "kernel": platform.release(), "os": platform.platform()}
+
+
+def git_commit(repo: str) -> str:
+    try:
+        r = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True, timeout=10)
+        commit = r.stdout.strip()
+        r = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=10)
+        return commit + ("+dirty" if r.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def ratio(a, b):
+    if a is None or b is None or not b:
+        return None
+    return round(a / b, 2)
+
+
+def build(workdir: str, mode: str, repo: str) -> dict:
+    errors: list[str] = []
+    steps = load_json_line(os.path.join(workdir, "steps.json"), errors, "steps") or {}
+    errors = list(steps.get("errors", [])) + errors
+    micro = micro_figures(workdir, errors)
+    e2e = load_json_line(os.path.join(workdir, "e2e.json"), errors, "e2e") or {}
+    produce = load_json_line(os.path.join(workdir, "e2e-produce.json"), errors, "e2e produce") or {}
+    ks = load_json_line(os.path.join(workdir, "kstreams.json"), errors, "kstreams")
+    ks_produce = None
+    if os.path.exists(os.path.join(workdir, "kstreams-produce.json")):
+        ks_produce = load_json_line(os.path.join(workdir, "kstreams-produce.json"), errors,
+                                    "kstreams produce")
+    duck = load_json_line(os.path.join(workdir, "duckdb.json"), errors, "duckdb")
+    for name, part in (("e2e", e2e), ("e2e produce", produce)):
+        errors += [f"{name}: {e}" for e in part.get("errors", [])]
+    if duck is not None and duck.get("answers_equal") is not True:
+        errors.append(f"duckdb: answers_equal is {duck.get('answers_equal')}")
+
+    def g(d, k):
+        return None if d is None else d.get(k)
+
+    events_per_sec = e2e.get("events_per_sec")
+    ks_eps = g(ks, "events_per_sec")
+    result = {
+        "mode": mode,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "git_commit": git_commit(repo),
+        "machine": machine(),
+        "events": e2e.get("events"),
+        "events_per_sec": events_per_sec,
+        "cpu_seconds_per_million_events": e2e.get("cpu_seconds_per_million_events"),
+        "peak_rss_mb": e2e.get("peak_rss_mb"),
+        "peak_rss_mb_ingest": e2e.get("peak_rss_mb_ingest"),
+        "state_bytes_per_unique": e2e.get("state_bytes_per_unique"),
+        "state_bytes_per_unique_excluding_wal": e2e.get("state_bytes_per_unique_excluding_wal"),
+        "unique_downloads": e2e.get("unique_downloads"),
+        "duplicates": e2e.get("duplicates"),
+        "rejected": e2e.get("rejected"),
+        "freshness_p50_ms": e2e.get("freshness_p50_ms"),
+        "freshness_p99_ms": e2e.get("freshness_p99_ms"),
+        "query_p50_ms": e2e.get("query_p50_ms"),
+        "query_p99_ms": e2e.get("query_p99_ms"),
+        "kstreams_events": g(ks, "events"),
+        "kstreams_same_topic": steps.get("kstreams_same_topic"),
+        "kstreams_events_per_sec": ks_eps,
+        "kstreams_cpu_seconds_per_million_events": (
+            round(ks["cpu_seconds"] / ks["events"] * 1e6, 3)
+            if ks and ks.get("cpu_seconds") and ks.get("events") else None),
+        "kstreams_peak_rss_mb": g(ks, "peak_rss_mb"),
+        "ratio_vs_kstreams": ratio(events_per_sec, ks_eps),
+        "duckdb_events": g(duck, "events"),
+        "duckdb_seconds": g(duck, "duckdb_seconds"),
+        "hubmetrics_seconds_same_file": g(duck, "hubmetrics_seconds_same_file"),
+        "ratio_vs_duckdb": ratio(g(duck, "duckdb_seconds"), g(duck, "hubmetrics_seconds_same_file")),
+        "duckdb_answers_equal": g(duck, "answers_equal"),
+        "update_ns_at_1e7": micro.get("BM_Add/10000000"),
+        "recompute_ns_at_1e7": micro.get("BM_RecomputeConcentration/10000000"),
+        "micro_ns": micro,
+        "e2e": e2e or None,
+        "e2e_produce": produce or None,
+        "kstreams": ks,
+        "kstreams_produce": ks_produce,
+        "duckdb": duck,
+        "commands": steps.get("commands", []),
+        "errors": errors,
+    }
+    return result
+
+
+def targets(r: dict) -> list[tuple[str, str, str]]:
+    """(target, measured, met/missed/not measured) of issue 5."""
+
+    def check(value, ok, fmt):
+        if value is None:
+            return fmt.format("—") if "{}" in fmt else "—", "not measured"
+        return fmt.format(value), "met" if ok(value) else "missed"
+
+    rows = []
+    rows.append(("≥ 1,000,000 raw events/s end to end into exact, crash-safe state",
+                 *check(r["events_per_sec"], lambda v: v >= 1e6, "{:,} events/s")))
+    rows.append(("≥ 5× the Kafka Streams peer on the same topic",
+                 *check(r["ratio_vs_kstreams"], lambda v: v >= 5, "{}×")))
+    rows.append(("freshness p99 < 1 s at 100,000 events/s",
+                 *check(r["freshness_p99_ms"], lambda v: v < 1000, "{} ms")))
+    rows.append(("GetConcentration p99 < 1 ms at 5,000 requests/s during ingest",
+                 *check(r["query_p99_ms"], lambda v: v < 1, "{} ms")))
+    rows.append(("distribution update < 1 µs at 10^7 entities",
+                 *check(r["update_ns_at_1e7"], lambda v: v < 1000, "{} ns")))
+    big = (r.get("events") or 0) >= 50_000_000
+    rss_ok = (lambda v: v < 2048) if big else (lambda v: False)
+    measured, verdict = check(r["peak_rss_mb"], rss_ok, "{} MB")
+    if r["peak_rss_mb"] is not None and not big:
+        verdict = "not measured at 50M events"
+    rows.append(("peak RSS < 2 GiB for 50 million events", measured, verdict))
+    return rows
+
+
+def fmt(v, suffix=""):
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return f"{v:,.3f}".rstrip("0").rstrip(".") + suffix
+    if isinstance(v, int):
+        return f"{v:,}{suffix}"
+    return f"{v}{suffix}"
+
+
+LIMITS_HEADING = "## What limits it now"
+
+
+def kept_limits(md_path: str | None) -> str | None:
+    """The "What limits it now" section of an existing BENCHMARKS.md (written by people), if any."""
+    if not md_path or not os.path.exists(md_path):
+        return None
+    with open(md_path) as f:
+        text = f.read()
+    i = text.find(LIMITS_HEADING)
+    if i < 0:
+        return None
+    section = text[i:].rstrip() + "\n"
+    return None if "(The lead fills this in" in section else section
+
+
+def markdown(r: dict, limits: str | None = None) -> str:
+    m = r["machine"]
+    e2e = r.get("e2e") or {}
+    fr = e2e.get("freshness") or {}
+    frq = e2e.get("freshness_during_queries") or {}
+    q = e2e.get("query") or {}
+    ks = r.get("kstreams") or {}
+    duck = r.get("duckdb") or {}
+    out = []
+    w = out.append
+    w("# Benchmarks")
+    w("")
+    w("Written by `scripts/bench` (full run) from the figures of that run; the raw JSON is next to")
+    w(f"the command list below. Issue 5 defines the work and the targets. Date {r['date']}, git commit")
+    w(f"`{r['git_commit']}`.")
+    w("")
+    w("## Machine")
+    w("")
+    w(f"- {m['nproc']} cores: {m['cpu_model']}")
+    w(f"- RAM {m['ram_gib']} GiB; kernel {m['kernel']} ({m['os']})")
+    w("- One machine for everything: the Kafka broker (Apache Kafka 4.1.1, KRaft, single node, 3")
+    w("  partitions, `scripts/kafka-local`), the producers, hubmetricsd, the peers and the clients.")
+    w("")
+    w("## Targets (issue 5)")
+    w("")
+    w("| target | measured | |")
+    w("|---|---|---|")
+    for t, measured, verdict in targets(r):
+        w(f"| {t} | {measured} | {verdict} |")
+    w("")
+    w("## End to end (hubmetricsd on the real broker)")
+    w("")
+    w(f"Workload: {fmt(r['events'])} loadgen events (binary `DownloadEvent`, 3 partitions, produced")
+    w("before timing): `" + str((r.get('e2e_produce') or {}).get('loadgen_args', '')) + "`.")
+    w("")
+    w("| figure | value |")
+    w("|---|---|")
+    for label, key, suffix in (
+        ("events/s, process start to lag 0", "events_per_sec", ""),
+        ("CPU seconds per million events (utime+stime)", "cpu_seconds_per_million_events", " s"),
+        ("peak RSS (VmHWM) over all phases", "peak_rss_mb", " MB"),
+        ("peak RSS at the end of ingest", "peak_rss_mb_ingest", " MB"),
+        ("state bytes per unique download (all files after a clean stop, WAL included)",
+         "state_bytes_per_unique", " B"),
+        ("state bytes per unique download, WAL excluded", "state_bytes_per_unique_excluding_wal",
+         " B"),
+        ("unique downloads", "unique_downloads", ""),
+        ("duplicates", "duplicates", ""),
+        ("rejected", "rejected", ""),
+    ):
+        w(f"| {label} | {fmt(r.get(key), suffix)} |")
+    w(f"| ingest seconds | {fmt(e2e.get('ingest_seconds'), ' s')} |")
+    w(f"| CPU seconds | {fmt(e2e.get('cpu_seconds'), ' s')} |")
+    w(f"| restart on the state to lag 0 | {fmt(e2e.get('restart_seconds'), ' s')} |")
+    w(f"| loadgen produce rate (not part of the timing) | "
+      f"{fmt((r.get('e2e_produce') or {}).get('produce_events_per_sec'))} events/s |")
+    w("")
+    w("Freshness (marker download produced → new value in `WatchConcentration`, model/all/direct,")
+    w("window all; the server sends at most one update per 100 ms):")
+    w("")
+    w("| phase | background rate achieved | markers | p50 | p99 | max | lost |")
+    w("|---|---|---|---|---|---|---|")
+    for label, f in (("freshness phase", fr), ("during the query phase", frq)):
+        w(f"| {label} | {fmt(f.get('rate_achieved'))}/s | {fmt(f.get('markers'))} | "
+          f"{fmt(f.get('p50_ms'), ' ms')} | {fmt(f.get('p99_ms'), ' ms')} | "
+          f"{fmt(f.get('max_ms'), ' ms')} | {fmt(f.get('lost_markers'))} |")
+    w("")
+    w("GetConcentration at a fixed rate (open loop, latency from the scheduled send time; views")
+    w("model/developer/country × windows all/trailing:4/trailing:52) while the probe ingests:")
+    w("")
+    w("| target rps | achieved | requests | errors | p50 | p90 | p99 | p99.9 | max |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    if q:
+        w(f"| {fmt(q.get('rps_target'))} | {fmt(q.get('rps_achieved'))} | {fmt(q.get('requests'))} | "
+          f"{fmt(q.get('errors'))} | {q.get('p50_us')} µs | {q.get('p90_us')} µs | "
+          f"{q.get('p99_us')} µs | {q.get('p999_us')} µs | {q.get('max_us')} µs |")
+    else:
+        w("| null | | | | | | | | |")
+    w("")
+    w("## Kafka Streams peer (`bench/peers/kstreams`)")
+    w("")
+    same = "the same topic as hubmetricsd" if r.get("kstreams_same_topic") else \
+        "a topic of its own produced the same way with a smaller N (the full N would not finish " \
+        "within ~25 minutes)"
+    w(f"{fmt(r.get('kstreams_events'))} events on {same}.")
+    w("")
+    w("| figure | Kafka Streams | hubmetricsd | ratio |")
+    w("|---|---|---|---|")
+    w(f"| events/s | {fmt(r.get('kstreams_events_per_sec'))} | {fmt(r.get('events_per_sec'))} | "
+      f"{fmt(r.get('ratio_vs_kstreams'), '×')} |")
+    w(f"| CPU s per million events | {fmt(r.get('kstreams_cpu_seconds_per_million_events'))} | "
+      f"{fmt(r.get('cpu_seconds_per_million_events'))} | |")
+    w(f"| peak RSS | {fmt(ks.get('peak_rss_mb'), ' MB')} | {fmt(r.get('peak_rss_mb'), ' MB')} | |")
+    w(f"| unique downloads | {fmt(ks.get('unique_downloads'))} | {fmt(r.get('unique_downloads'))} | |")
+    w("")
+    w("## DuckDB batch peer (`bench/peers/duckdb`)")
+    w("")
+    w(f"{fmt(r.get('duckdb_events'))} events as an NDJSON file; DuckDB from file to answer against")
+    w("hubmetricsd ingesting the same file (`--events_file`) until source_exhausted.")
+    w("")
+    w("| DuckDB | hubmetricsd, same file | DuckDB / hubmetricsd | answers equal |")
+    w("|---|---|---|---|")
+    w(f"| {fmt(r.get('duckdb_seconds'), ' s')} | {fmt(r.get('hubmetrics_seconds_same_file'), ' s')} | "
+      f"{fmt(r.get('ratio_vs_duckdb'), '×')} | {r.get('duckdb_answers_equal')} |")
+    w("")
+    w("## Micro benchmarks (Google Benchmark, real time per iteration)")
+    w("")
+    w("| benchmark | ns |")
+    w("|---|---|")
+    for name, ns in r.get("micro_ns", {}).items():
+        w(f"| `{name}` | {fmt(ns)} |")
+    w("")
+    w("## Commands")
+    w("")
+    w("```sh")
+    w("scripts/bench            # this run; scripts/bench --quick for the < 10 minute version")
+    for c in r.get("commands", []):
+        w(c)
+    w("```")
+    w("")
+    if r.get("errors"):
+        w("## Errors in this run")
+        w("")
+        for e in r["errors"]:
+            w(f"- {e}")
+        w("")
+    if limits:
+        w(limits)
+    else:
+        w(LIMITS_HEADING)
+        w("")
+        w("(The lead fills this in from the profile of this run; scripts/bench keeps this section")
+        w("when it rewrites the file.)")
+        w("")
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--mode", choices=["quick", "full"], required=True)
+    ap.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
+    ap.add_argument("--json_out", help="write the whole JSON object here too (indented)")
+    ap.add_argument("--md_out", help="write docs/BENCHMARKS.md here")
+    args = ap.parse_args()
+    r = build(args.workdir, args.mode, args.repo)
+    if args.json_out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
+        with open(args.json_out, "w") as f:
+            json.dump(r, f, indent=2, sort_keys=False)
+            f.write("\n")
+    if args.md_out:
+        limits = kept_limits(args.md_out)
+        with open(args.md_out, "w") as f:
+            f.write(markdown(r, limits))
+    print(json.dumps(r, separators=(",", ":")), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
