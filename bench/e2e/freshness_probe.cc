@@ -116,10 +116,10 @@ class Producer {
   // Queues one message (copies it); serves delivery reports while the queue is full.
   bool Produce(const std::string& topic, const std::string& key, const std::string& value) {
     while (true) {
-      const RdKafka::ErrorCode e = producer_->produce(
-          topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-          const_cast<char*>(value.data()), value.size(), key.empty() ? nullptr : key.data(),
-          key.size(), 0, nullptr);
+      const RdKafka::ErrorCode e =
+          producer_->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                             const_cast<char*>(value.data()), value.size(),
+                             key.empty() ? nullptr : key.data(), key.size(), 0, nullptr);
       if (e == RdKafka::ERR_NO_ERROR) return true;
       if (e != RdKafka::ERR__QUEUE_FULL || g_stop) {
         std::fprintf(stderr, "freshness_probe: produce: %s\n", RdKafka::err2str(e).c_str());
@@ -218,8 +218,7 @@ int Run() {
   std::string run = absl::GetFlag(FLAGS_run);
   if (run.empty()) run = absl::StrCat(absl::ToUnixSeconds(absl::Now()));
 
-  auto channel =
-      grpc::CreateChannel(absl::GetFlag(FLAGS_addr), grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_addr), grpc::InsecureChannelCredentials());
   auto stub = v1::MetricsService::NewStub(channel);
 
   // 1. The pool of existing models.
@@ -283,7 +282,8 @@ int Run() {
         for (int64_t k = seen + 1; k <= entities - base && k <= static_cast<int64_t>(max_markers);
              ++k) {
           const int64_t sent = sent_ns[static_cast<size_t>(k)].load();
-          if (sent > 0) freshness_ms[static_cast<size_t>(k)] = static_cast<double>(now - sent) / 1e6;
+          if (sent > 0)
+            freshness_ms[static_cast<size_t>(k)] = static_cast<double>(now - sent) / 1e6;
           seen = k;
         }
       }
@@ -301,9 +301,8 @@ int Run() {
   bool failed = false;
   auto produce_phase = [&](double phase_seconds, bool markers) {
     const Clock::time_point begin = Clock::now();
-    const Clock::time_point end =
-        begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                    phase_seconds));
+    const Clock::time_point end = begin + std::chrono::duration_cast<Clock::duration>(
+                                              std::chrono::duration<double>(phase_seconds));
     Clock::time_point next_marker = begin;
     int64_t phase_sent = 0;
     while (!g_stop && !failed) {
@@ -362,9 +361,9 @@ int Run() {
   int64_t lost = 0;
   std::vector<double> observed;
   if (marker_every_ms > 0) {
-    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                             std::chrono::duration<double>(
-                                                 absl::GetFlag(FLAGS_drain_seconds)));
+    const auto deadline =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double>(absl::GetFlag(FLAGS_drain_seconds)));
     while (seen.load() < markers_sent && Clock::now() < deadline && !g_stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }

@@ -92,8 +92,7 @@ int Run() {
     auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_addr),
                                              grpc::InsecureChannelCredentials(), args);
     if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
-      std::fprintf(stderr, "query_load: cannot connect to %s\n",
-                   absl::GetFlag(FLAGS_addr).c_str());
+      std::fprintf(stderr, "query_load: cannot connect to %s\n", absl::GetFlag(FLAGS_addr).c_str());
       return 1;
     }
     stubs.push_back(v1::MetricsService::NewStub(channel));
@@ -146,8 +145,7 @@ int Run() {
 
   std::sort(latencies_us.begin(), latencies_us.end());
   const auto n = static_cast<int64_t>(latencies_us.size());
-  const double elapsed =
-      std::max(1e-9, std::chrono::duration<double>(last_done - start).count());
+  const double elapsed = std::max(1e-9, std::chrono::duration<double>(last_done - start).count());
   std::printf(
       "{\"rps_target\":%.0f,\"rps_achieved\":%.1f,\"requests\":%lld,\"errors\":%lld,"
       "\"p50_us\":%.0f,\"p90_us\":%.0f,\"p99_us\":%.0f,\"p999_us\":%.0f,\"max_us\":%.0f}\n",
