@@ -11,11 +11,11 @@ Phases (each bounded by a timeout; every process started here is stopped on ever
      --models=clamp(N/2000, 3000, 100000), --users=clamp(N/25, 60000, 5000000); loadgen's other
      defaults (realistic popularity, duplicates, 1% bad records of every reject reason) are kept,
      except --start=2025-03-10T00:00:00Z: one of loadgen's invalid_time strings,
-     "2025-3-4T12:00:00Z" (one-digit month and day), is accepted by the protobuf JSON parser when loadgen
-     converts records to binary values, so it arrives as a VALID event of 2025-03-04T12:00Z; with
-     loadgen's default start (2025-01-06) that event moves the watermark two months ahead and
-     turns almost every later event into a too_late reject. Starting after it keeps it a
-     too_late reject, as intended.
+     "2025-3-4T12:00:00Z" (one-digit month and day), is accepted by the protobuf JSON parser
+     when loadgen converts records to binary values, so it arrives as a VALID event of
+     2025-03-04T12:00Z; with loadgen's default start (2025-01-06) that event moves the watermark
+     two months ahead and turns almost every later event into a too_late reject. Starting after
+     it keeps it a too_late reject, as intended.
      Days scale so that a day holds >= ~200k events at every size: the Hub's real feed is far
      denser than that, and hubmetricsd's watermark is global across partitions, so a sparse
      stream whose partitions are consumed unevenly would turn good events into too_late rejects.
