@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Collects the figures of one scripts/bench run into one JSON object (and, for a full run, docs/BENCHMARKS.md).
+"""Collects the figures of one scripts/bench run into one JSON object (full run: docs/BENCHMARKS.md).
 
 scripts/bench calls it at the end; it reads what the steps left in --workdir:
   micro/<name>.json       Google Benchmark JSON of each bench/micro binary
-  e2e.json                last line of bench/e2e/run_e2e.py (--mode run), e2e-produce.json (--mode produce)
+  e2e.json                last line of bench/e2e/run_e2e.py --mode run
+  e2e-produce.json        last line of bench/e2e/run_e2e.py --mode produce
   kstreams.json           last stdout line of bench/peers/kstreams/run
   kstreams-produce.json   run_e2e.py --mode produce of the kstreams topic, when it has its own N
   duckdb.json             last stdout line of bench/peers/duckdb/compare.py
@@ -157,7 +158,8 @@ def build(workdir: str, mode: str, repo: str) -> dict:
         "duckdb_events": g(duck, "events"),
         "duckdb_seconds": g(duck, "duckdb_seconds"),
         "hubmetrics_seconds_same_file": g(duck, "hubmetrics_seconds_same_file"),
-        "ratio_vs_duckdb": ratio(g(duck, "duckdb_seconds"), g(duck, "hubmetrics_seconds_same_file")),
+        "ratio_vs_duckdb": ratio(g(duck, "duckdb_seconds"),
+                                 g(duck, "hubmetrics_seconds_same_file")),
         "duckdb_answers_equal": g(duck, "answers_equal"),
         "update_ns_at_1e7": micro.get("BM_Add/10000000"),
         "recompute_ns_at_1e7": micro.get("BM_RecomputeConcentration/10000000"),
@@ -227,7 +229,7 @@ def kept_limits(md_path: str | None) -> str | None:
     return None if "(The lead fills this in" in section else section
 
 
-def markdown(r: dict, limits: str | None = None) -> str:
+def markdown(r: dict, limits: str | None = None, json_name: str | None = None) -> str:
     m = r["machine"]
     e2e = r.get("e2e") or {}
     fr = e2e.get("freshness") or {}
@@ -239,16 +241,17 @@ def markdown(r: dict, limits: str | None = None) -> str:
     w = out.append
     w("# Benchmarks")
     w("")
-    w("Written by `scripts/bench` (full run) from the figures of that run; the raw JSON is next to")
-    w(f"the command list below. Issue 5 defines the work and the targets. Date {r['date']}, git commit")
-    w(f"`{r['git_commit']}`.")
+    w("Written by `scripts/bench` (full run) from the figures of that run; its raw JSON is")
+    w(f"`{json_name or 'bench/results/<date>-full.json'}`. Issue 5 defines the work and the")
+    w(f"targets. Date {r['date']}, git commit `{r['git_commit']}`.")
     w("")
     w("## Machine")
     w("")
     w(f"- {m['nproc']} cores: {m['cpu_model']}")
     w(f"- RAM {m['ram_gib']} GiB; kernel {m['kernel']} ({m['os']})")
-    w("- One machine for everything: the Kafka broker (Apache Kafka 4.1.1, KRaft, single node, 3")
-    w("  partitions, `scripts/kafka-local`), the producers, hubmetricsd, the peers and the clients.")
+    w("- One machine for everything: the Kafka broker (Apache Kafka 4.1.1, KRaft, single node,")
+    w("  3 partitions, `scripts/kafka-local`), the producers, hubmetricsd, the peers and the")
+    w("  clients (query_load alone takes about half a core at 5,000 requests/s).")
     w("")
     w("## Targets (issue 5)")
     w("")
@@ -259,8 +262,9 @@ def markdown(r: dict, limits: str | None = None) -> str:
     w("")
     w("## End to end (hubmetricsd on the real broker)")
     w("")
-    w(f"Workload: {fmt(r['events'])} loadgen events (binary `DownloadEvent`, 3 partitions, produced")
-    w("before timing): `" + str((r.get('e2e_produce') or {}).get('loadgen_args', '')) + "`.")
+    w(f"Workload: {fmt(r['events'])} loadgen events (binary `DownloadEvent`, 3 partitions,")
+    w("produced before timing): `"
+      + str((r.get('e2e_produce') or {}).get('loadgen_args', '')) + "`.")
     w("")
     w("| figure | value |")
     w("|---|---|")
@@ -284,8 +288,8 @@ def markdown(r: dict, limits: str | None = None) -> str:
     w(f"| loadgen produce rate (not part of the timing) | "
       f"{fmt((r.get('e2e_produce') or {}).get('produce_events_per_sec'))} events/s |")
     w("")
-    w("Freshness (marker download produced → new value in `WatchConcentration`, model/all/direct,")
-    w("window all; the server sends at most one update per 100 ms):")
+    w("Freshness (marker download produced → new value in `WatchConcentration`,")
+    w("model/all/direct, window all; the server sends at most one update per 100 ms):")
     w("")
     w("| phase | background rate achieved | markers | p50 | p99 | max | lost |")
     w("|---|---|---|---|---|---|---|")
@@ -300,8 +304,8 @@ def markdown(r: dict, limits: str | None = None) -> str:
     w("| target rps | achieved | requests | errors | p50 | p90 | p99 | p99.9 | max |")
     w("|---|---|---|---|---|---|---|---|---|")
     if q:
-        w(f"| {fmt(q.get('rps_target'))} | {fmt(q.get('rps_achieved'))} | {fmt(q.get('requests'))} | "
-          f"{fmt(q.get('errors'))} | {q.get('p50_us')} µs | {q.get('p90_us')} µs | "
+        w(f"| {fmt(q.get('rps_target'))} | {fmt(q.get('rps_achieved'))} | "
+          f"{fmt(q.get('requests'))} | {fmt(q.get('errors'))} | {q.get('p50_us')} µs | {q.get('p90_us')} µs | "
           f"{q.get('p99_us')} µs | {q.get('p999_us')} µs | {q.get('max_us')} µs |")
     else:
         w("| null | | | | | | | | |")
@@ -320,7 +324,8 @@ def markdown(r: dict, limits: str | None = None) -> str:
     w(f"| CPU s per million events | {fmt(r.get('kstreams_cpu_seconds_per_million_events'))} | "
       f"{fmt(r.get('cpu_seconds_per_million_events'))} | |")
     w(f"| peak RSS | {fmt(ks.get('peak_rss_mb'), ' MB')} | {fmt(r.get('peak_rss_mb'), ' MB')} | |")
-    w(f"| unique downloads | {fmt(ks.get('unique_downloads'))} | {fmt(r.get('unique_downloads'))} | |")
+    w(f"| unique downloads | {fmt(ks.get('unique_downloads'))} | "
+      f"{fmt(r.get('unique_downloads'))} | |")
     w("")
     w("## DuckDB batch peer (`bench/peers/duckdb`)")
     w("")
@@ -329,7 +334,8 @@ def markdown(r: dict, limits: str | None = None) -> str:
     w("")
     w("| DuckDB | hubmetricsd, same file | DuckDB / hubmetricsd | answers equal |")
     w("|---|---|---|---|")
-    w(f"| {fmt(r.get('duckdb_seconds'), ' s')} | {fmt(r.get('hubmetrics_seconds_same_file'), ' s')} | "
+    w(f"| {fmt(r.get('duckdb_seconds'), ' s')} | "
+      f"{fmt(r.get('hubmetrics_seconds_same_file'), ' s')} | "
       f"{fmt(r.get('ratio_vs_duckdb'), '×')} | {r.get('duckdb_answers_equal')} |")
     w("")
     w("## Micro benchmarks (Google Benchmark, real time per iteration)")
@@ -381,8 +387,13 @@ def main() -> int:
             f.write("\n")
     if args.md_out:
         limits = kept_limits(args.md_out)
+        json_name = None
+        if args.json_out:
+            json_name = os.path.relpath(os.path.abspath(args.json_out), args.repo)
+            if json_name.startswith(".."):
+                json_name = args.json_out
         with open(args.md_out, "w") as f:
-            f.write(markdown(r, limits))
+            f.write(markdown(r, limits, json_name))
     print(json.dumps(r, separators=(",", ":")), flush=True)
     return 0
 

@@ -44,7 +44,7 @@ Phases (each bounded by a timeout; every process started here is stopped on ever
 (e.g. so that another consumer can be timed on the same topic before the probe adds events to it).
 The last stdout line is one JSON object (events_per_sec, cpu_seconds_per_million_events,
 peak_rss_mb, state_bytes_per_unique, unique_downloads, duplicates, rejected, freshness_p50_ms,
-freshness_p99_ms, query_p50_ms, query_p99_ms, ..., errors). Exit 0 when every phase ran, 1 otherwise.
+freshness_p99_ms, query_p50_ms, query_p99_ms, ..., errors). Exit 0 when every phase ran, else 1.
 """
 
 from __future__ import annotations
@@ -212,7 +212,8 @@ class Daemon:
         last_log = time.monotonic()
         while True:
             if self.proc.poll() is not None:
-                raise Failed(f"hubmetricsd exited with {self.proc.returncode} (log {self.log_path})")
+                raise Failed(f"hubmetricsd exited with {self.proc.returncode} "
+                             f"(log {self.log_path})")
             st = self.stats()
             now = time.monotonic()
             if st is not None and u64(st, "events_read") >= n and u64(st, "consumer_lag") == 0 \
@@ -244,7 +245,8 @@ def produce(opts) -> dict:
             f"--kafka_brokers={opts.brokers}", f"--events_topic={opts.topic}",
             f"--models_topic={opts.models_topic}", "--events_format=binary", "--rate=0",
             f"--total={n}", f"--events={n}", f"--models={models}", f"--users={users}",
-            "--start=2025-03-10T00:00:00Z", f"--days={days}", f"--seed={opts.seed}", "--progress_every=10s"]
+            "--start=2025-03-10T00:00:00Z", f"--days={days}", f"--seed={opts.seed}",
+            "--progress_every=10s"]
     t0 = time.monotonic()
     run(args, timeout=opts.produce_timeout, what="produce")
     seconds = time.monotonic() - t0
@@ -399,11 +401,14 @@ def run_phases(opts, procs: Procs, result: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bin_dir", required=True, help="build dir's services/ (hubmetricsd, hubctl, loadgen)")
-    ap.add_argument("--bench_bin_dir", required=True, help="build dir's bench/ (freshness_probe, query_load)")
+    ap.add_argument("--bin_dir", required=True,
+                    help="build dir's services/ (hubmetricsd, hubctl, loadgen)")
+    ap.add_argument("--bench_bin_dir", required=True,
+                    help="build dir's bench/ (freshness_probe, query_load)")
     ap.add_argument("--brokers", required=True)
     ap.add_argument("--events", type=int, required=True, help="N: events produced and timed")
-    ap.add_argument("--quick", action="store_true", help="short freshness/query phases (20 s / 15 s)")
+    ap.add_argument("--quick", action="store_true",
+                    help="short freshness/query phases (20 s / 15 s)")
     ap.add_argument("--mode", choices=["all", "produce", "run"], default="all")
     ap.add_argument("--topic", help="events topic (default: a fresh bench.downloads.<time>)")
     ap.add_argument("--models_topic", help="catalog topic (default: <topic>.models)")
