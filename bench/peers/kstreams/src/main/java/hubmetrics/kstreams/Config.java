@@ -18,6 +18,7 @@ final class Config {
   Optional<String> outputTopic = Optional.empty();
   String userHashKeyFile; // default: <state_dir>/user_hash.key
   long latenessDays = 3;
+  long skewDays = 4; // how far apart in event time the input partitions may be read
   long maxFutureSkewMs = 3_600_000L;
   int threads = 2;
   long cacheMb = 64;
@@ -53,6 +54,7 @@ final class Config {
         case "output_topic" -> c.outputTopic = value.isEmpty() ? Optional.empty() : Optional.of(value);
         case "user_hash_key_file" -> key = value;
         case "lateness_days" -> c.latenessDays = Long.parseLong(value);
+        case "skew_days" -> c.skewDays = Long.parseLong(value);
         case "max_future_skew_s" -> c.maxFutureSkewMs = Long.parseLong(value) * 1000L;
         case "threads" -> c.threads = Integer.parseInt(value);
         case "cache_mb" -> c.cacheMb = Long.parseLong(value);
@@ -111,7 +113,7 @@ final class Config {
 
         java -jar hubmetrics-kstreams.jar --brokers=HOST:PORT --topic=T [--application_id=ID]
             [--state_dir=DIR] [--dlq_topic=T] [--output_topic=T] [--user_hash_key_file=F]
-            [--lateness_days=3] [--max_future_skew_s=3600] [--threads=2] [--cache_mb=64]
+            [--lateness_days=3] [--skew_days=4] [--max_future_skew_s=3600] [--threads=2] [--cache_mb=64]
             [--dedup_cache=true] [--commit_interval_ms=100] [--streams_property=k=v ...]
             [--print_topology]
         benchmark mode (used by ./run): --exit_when_caught_up [--start_epoch_ms=MS]

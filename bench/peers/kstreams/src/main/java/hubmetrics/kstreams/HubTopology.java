@@ -4,10 +4,11 @@ import com.google.common.hash.HashFunction;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.Optional;
+import java.util.Arrays;
 import java.util.Set;
-import java.util.concurrent.atomic.AtomicLong;
+import org.apache.kafka.common.header.Headers;
 import org.apache.kafka.common.header.internals.RecordHeaders;
+import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.streams.KeyValue;
@@ -26,7 +27,6 @@ import org.apache.kafka.streams.processor.api.FixedKeyProcessor;
 import org.apache.kafka.streams.processor.api.FixedKeyProcessorContext;
 import org.apache.kafka.streams.processor.api.FixedKeyProcessorSupplier;
 import org.apache.kafka.streams.processor.api.FixedKeyRecord;
-import org.apache.kafka.streams.processor.api.RecordMetadata;
 import org.apache.kafka.streams.state.KeyValueStore;
 import org.apache.kafka.streams.state.StoreBuilder;
 import org.apache.kafka.streams.state.Stores;
@@ -39,103 +39,142 @@ import org.apache.kafka.streams.state.WindowStore;
  *
  * <pre>
  *   input (unkeyed, binary DownloadEvent)
- *     -> decode (value serde) + event-time extractor
- *     -> check: future (wall clock), too_late (task stream time - lateness days)
- *     -> split: rejects -> DLQ topic (original bytes, reason header)
- *               accepted -> key "model|YYYY-Www", value = SipHash(user) + day
- *     -> repartition "by-model-week" (the only repartition: the key fixes model and week, and so
- *        the (model, user, day) triple lands on one task)
- *     -> dedup: persistent RocksDB window store, 1-day windows, retention = lateness + 2 days (TTL)
- *     -> groupByKey().count() into the persistent KTable store "weekly-counts" (ISO week)
- *     -> optional output topic of the weekly counts
+ *     -> decode (value deserializer) + event-time timestamp extractor
+ *     -> check: future (wall clock), too_late (day before the stream-time day of the input
+ *        partition's task minus lateness_days)  -> rejects: DLQ (original bytes, reason header)
+ *     -> key "model|YYYY-Www", value = SipHash(user), day, source partition/offset, original bytes
+ *     -> repartition "by-model-week" (the only one: model and week fix the task of a
+ *        (model, user, day) triple, so dedup and the weekly count share it)
+ *     -> dedup: a persistent RocksDB window store of 1-day windows with retention lateness_days +
+ *        skew_days + 1 days (the TTL); forwards the first event of a triple only
+ *     -> groupByKey().count(): persistent KTable store "weekly-counts" (optional output topic)
  * </pre>
+ *
+ * <p>Stream time is per task in Kafka Streams, and the input partitions are read at different
+ * paces, so the dedup tasks (fed by every input partition) see event times up to that skew apart.
+ * too_late is therefore decided per input partition, where event time is in order and the verdict
+ * does not depend on how fast each partition is read; the dedup store keeps skew_days more so
+ * that whatever was accepted upstream still finds its day. An event older than the store still
+ * guarantees (input partitions more than skew_days apart) is rejected there as too_late too,
+ * rather than risk counting it twice.
  */
 final class HubTopology {
   static final String DEDUP_STORE = "dedup-store";
   static final String WEEKLY_STORE = "weekly-counts";
   static final String REPARTITION = "by-model-week";
   private static final byte[] SEEN = {1};
-
-  /** Counters the benchmark reports; Kafka Streams' metrics would do in production. */
-  static final class Counters {
-    /** Accepted upstream but older than the dedup store still guarantees; expected 0. */
-    final AtomicLong lateAtDedup = new AtomicLong();
-  }
+  // Repartition value: user hash (8), day (4), source partition (4), source offset (8), bytes.
+  private static final int HEADER_BYTES = 24;
 
   private HubTopology() {}
 
-  static Topology build(Config config, HashFunction userHash, Counters counters) {
+  static Topology build(Config config, HashFunction userHash) {
     final StreamsBuilder builder = new StreamsBuilder();
+    final Serde<ParsedEvent> parsed =
+        Serdes.serdeFrom((topic, e) -> e.raw, new ParsedEvent.Decoder());
     final KStream<byte[], ParsedEvent> checked =
         builder
             .stream(
                 config.topic,
-                Consumed.with(Serdes.ByteArray(), Serdes.serdeFrom((topic, e) -> e.raw, new ParsedEvent.Decoder()))
+                Consumed.with(Serdes.ByteArray(), parsed)
                     .withTimestampExtractor(new EventTimeExtractor(config.maxFutureSkewMs))
                     .withName("events"))
             .processValues(() -> new CheckProcessor(config), Named.as("check"));
     checked
-        .split(Named.as("split-"))
+        .split(Named.as("decoded-"))
         .branch(
             (k, e) -> !e.ok(),
             Branched.withConsumer(
                 rejects ->
                     rejects
-                        .processValues(DlqProcessor::new, Named.as("dead-letter"))
-                        .to(
-                            config.dlqTopic,
-                            Produced.with(Serdes.ByteArray(), Serdes.ByteArray())
-                                .withName("dlq-sink")),
+                        .processValues(SourceDeadLetter::new, Named.as("source-dead-letter"))
+                        .to(config.dlqTopic, dlqProduced("source-dlq-sink")),
                 "rejected"))
         .defaultBranch(
-            Branched.withConsumer(
-                accepted -> countWeekly(accepted, config, userHash, counters), "accepted"));
+            Branched.withConsumer(accepted -> dedupAndCount(accepted, config, userHash), "ok"));
     return builder.build(config.streamsProperties());
   }
 
-  private static void countWeekly(
-      KStream<byte[], ParsedEvent> accepted,
-      Config config,
-      HashFunction userHash,
-      Counters counters) {
-    final KTable<String, Long> weekly =
+  private static Produced<byte[], byte[]> dlqProduced(String name) {
+    return Produced.with(Serdes.ByteArray(), Serdes.ByteArray()).withName(name);
+  }
+
+  private static void dedupAndCount(
+      KStream<byte[], ParsedEvent> accepted, Config config, HashFunction userHash) {
+    final Serde<DedupOut> dedupOut =
+        Serdes.serdeFrom((topic, o) -> o.value, (topic, b) -> new DedupOut(b, false));
+    final KStream<String, DedupOut> deduped =
         accepted
             .map(
                 (k, e) -> {
                   final long day = e.day();
                   final long hash =
                       userHash.hashBytes(e.userId.getBytes(StandardCharsets.UTF_8)).asLong();
-                  final byte[] v = ByteBuffer.allocate(12).putLong(hash).putInt((int) day).array();
+                  final byte[] v =
+                      ByteBuffer.allocate(HEADER_BYTES + e.raw.length)
+                          .putLong(hash)
+                          .putInt((int) day)
+                          .putInt(e.sourcePartition)
+                          .putLong(e.sourceOffset)
+                          .put(e.raw)
+                          .array();
                   return KeyValue.pair(e.modelId + "|" + ParsedEvent.isoWeek(day), v);
                 },
                 Named.as("hash-and-key"))
             .repartition(
                 Repartitioned.with(Serdes.String(), Serdes.ByteArray()).withName(REPARTITION))
-            .processValues(new DedupSupplier(config, counters), Named.as("dedup"))
-            .groupByKey(Grouped.with(Serdes.String(), Serdes.ByteArray()))
-            .count(
-                Named.as("weekly-count"),
-                Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as(WEEKLY_STORE)
-                    .withKeySerde(Serdes.String())
-                    .withValueSerde(Serdes.Long()));
-    // Without an output topic the counts stay in their store (read at the end through
-    // interactive queries, as hubmetricsd's are read through its gRPC API).
-    config.outputTopic.ifPresent(
-        topic ->
-            weekly
-                .toStream(Named.as("weekly-changes"))
-                .to(topic, Produced.with(Serdes.String(), Serdes.Long()).withName("weekly-sink")));
+            .processValues(new DedupSupplier(config), Named.as("dedup"));
+    deduped
+        .split(Named.as("dedup-"))
+        .branch(
+            (k, o) -> o.tooLate,
+            Branched.withConsumer(
+                late ->
+                    late.processValues(
+                            () -> new LateDeadLetter(config.topic), Named.as("late-dead-letter"))
+                        // Unkeyed, like the input and the other dead letters.
+                        .to(
+                            config.dlqTopic,
+                            Produced.with(
+                                    Serdes.serdeFrom((String t, String k) -> null, (t, b) -> ""),
+                                    Serdes.ByteArray())
+                                .withName("late-dlq-sink")),
+                "too-late"))
+        .defaultBranch(
+            Branched.withConsumer(
+                unique -> {
+                  final KTable<String, Long> weekly =
+                      unique
+                          .groupByKey(Grouped.with(Serdes.String(), dedupOut))
+                          .count(
+                              Named.as("weekly-count"),
+                              Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as(
+                                      WEEKLY_STORE)
+                                  .withKeySerde(Serdes.String())
+                                  .withValueSerde(Serdes.Long()));
+                  // Without an output topic the counts stay in their store (read at the end
+                  // through interactive queries, as hubmetricsd's are read through gRPC).
+                  config.outputTopic.ifPresent(
+                      topic ->
+                          weekly
+                              .toStream(Named.as("weekly-changes"))
+                              .to(
+                                  topic,
+                                  Produced.with(Serdes.String(), Serdes.Long())
+                                      .withName("weekly-sink")));
+                },
+                "unique"));
   }
 
-  /** Rejects future events (wall clock) and too_late ones (task stream time). */
+  /** Rejects future (wall clock) and too_late (partition stream time) events; notes sources. */
   static final class CheckProcessor implements FixedKeyProcessor<byte[], ParsedEvent, ParsedEvent> {
-    private final long latenessDays;
     private final long maxFutureSkewMs;
+    private final long latenessDays;
     private FixedKeyProcessorContext<byte[], ParsedEvent> context;
 
     CheckProcessor(Config config) {
-      this.latenessDays = config.latenessDays;
       this.maxFutureSkewMs = config.maxFutureSkewMs;
+      this.latenessDays = config.latenessDays;
     }
 
     @Override
@@ -146,13 +185,22 @@ final class HubTopology {
     @Override
     public void process(FixedKeyRecord<byte[], ParsedEvent> record) {
       final ParsedEvent e = record.value();
+      context
+          .recordMetadata()
+          .ifPresent(
+              m -> {
+                e.sourcePartition = m.partition();
+                e.sourceOffset = m.offset();
+              });
       if (e.ok()) {
-        // Exact comparison with hubmetricsd's "time > now + skew", sub-millisecond included.
+        // hubmetricsd's "time > now + skew", exact to the nanosecond.
         final long limit = System.currentTimeMillis() + maxFutureSkewMs;
         final long t = e.timeMs();
         if (t > limit || (t == limit && e.nanos % 1_000_000 != 0)) {
           e.reject("future", "event time more than the future skew ahead of the wall clock");
         } else {
+          // Stream time includes this record's own time (the extractor gave it), so an event
+          // that moves it forward is never too late.
           final long streamDay = Math.floorDiv(context.currentStreamTimeMs(), ParsedEvent.DAY_MS);
           if (e.day() < streamDay - latenessDays) {
             e.reject("too_late", "event day more than lateness_days before stream time's day");
@@ -163,8 +211,19 @@ final class HubTopology {
     }
   }
 
-  /** The DLQ copy: the original bytes and timestamp, with hubmetricsd's headers. */
-  static final class DlqProcessor implements FixedKeyProcessor<byte[], ParsedEvent, byte[]> {
+  private static Headers deadLetterHeaders(
+      Headers original, String reason, String detail, String topic, int partition, long offset) {
+    final RecordHeaders h = new RecordHeaders(original.toArray());
+    h.add("reason", reason.getBytes(StandardCharsets.UTF_8));
+    h.add("detail", detail.getBytes(StandardCharsets.UTF_8));
+    h.add("source_topic", topic.getBytes(StandardCharsets.UTF_8));
+    h.add("source_partition", Integer.toString(partition).getBytes(StandardCharsets.UTF_8));
+    h.add("source_offset", Long.toString(offset).getBytes(StandardCharsets.UTF_8));
+    return h;
+  }
+
+  /** The DLQ copy of a record rejected on decoding: original bytes and timestamp, headers. */
+  static final class SourceDeadLetter implements FixedKeyProcessor<byte[], ParsedEvent, byte[]> {
     private FixedKeyProcessorContext<byte[], byte[]> context;
 
     @Override
@@ -175,45 +234,72 @@ final class HubTopology {
     @Override
     public void process(FixedKeyRecord<byte[], ParsedEvent> record) {
       final ParsedEvent e = record.value();
-      final RecordHeaders headers = new RecordHeaders(record.headers().toArray());
-      headers.add("reason", e.reason.getBytes(StandardCharsets.UTF_8));
-      headers.add("detail", e.detail.getBytes(StandardCharsets.UTF_8));
-      final Optional<RecordMetadata> m = context.recordMetadata();
-      if (m.isPresent()) {
-        headers.add("source_topic", m.get().topic().getBytes(StandardCharsets.UTF_8));
-        headers.add(
-            "source_partition",
-            Integer.toString(m.get().partition()).getBytes(StandardCharsets.UTF_8));
-        headers.add(
-            "source_offset", Long.toString(m.get().offset()).getBytes(StandardCharsets.UTF_8));
-      }
+      final String topic = context.recordMetadata().map(m -> m.topic()).orElse("");
+      final Headers h =
+          deadLetterHeaders(
+              record.headers(), e.reason, e.detail, topic, e.sourcePartition, e.sourceOffset);
       final long ts = e.originalTimestamp >= 0 ? e.originalTimestamp : record.timestamp();
-      context.forward(record.withValue(e.raw).withHeaders(headers).withTimestamp(ts));
+      context.forward(record.withValue(e.raw).withHeaders(h).withTimestamp(ts));
     }
   }
 
-  /**
-   * Dedup per (model, user hash, UTC day) in a persistent window store: one-day windows keyed by
-   * (model|week, user hash), retention lateness_days + 2 days, so old days expire segment by
-   * segment as stream time moves on (the TTL). Forwards only the first event of a triple.
-   */
-  static final class DedupSupplier implements FixedKeyProcessorSupplier<String, byte[], byte[]> {
-    private final Config config;
-    private final Counters counters;
+  /** The DLQ copy of a too_late event: its original bytes from the repartition value. */
+  static final class LateDeadLetter implements FixedKeyProcessor<String, DedupOut, byte[]> {
+    private final String sourceTopic;
+    private FixedKeyProcessorContext<String, byte[]> context;
 
-    DedupSupplier(Config config, Counters counters) {
-      this.config = config;
-      this.counters = counters;
+    LateDeadLetter(String sourceTopic) {
+      this.sourceTopic = sourceTopic;
     }
 
     @Override
-    public FixedKeyProcessor<String, byte[], byte[]> get() {
-      return new Dedup(config.latenessDays, counters);
+    public void init(FixedKeyProcessorContext<String, byte[]> context) {
+      this.context = context;
+    }
+
+    @Override
+    public void process(FixedKeyRecord<String, DedupOut> record) {
+      final byte[] v = record.value().value;
+      final ByteBuffer b = ByteBuffer.wrap(v);
+      final Headers h =
+          deadLetterHeaders(
+              record.headers(),
+              "too_late",
+              "event day older than the dedup store keeps (input partitions too far apart)",
+              sourceTopic,
+              b.getInt(12),
+              b.getLong(16));
+      context.forward(
+          record.withValue(Arrays.copyOfRange(v, HEADER_BYTES, v.length)).withHeaders(h));
+    }
+  }
+
+  /** What the dedup step forwards: a first (model, user, day), or a too_late event. */
+  static final class DedupOut {
+    final byte[] value;
+    final boolean tooLate;
+
+    DedupOut(byte[] value, boolean tooLate) {
+      this.value = value;
+      this.tooLate = tooLate;
+    }
+  }
+
+  static final class DedupSupplier implements FixedKeyProcessorSupplier<String, byte[], DedupOut> {
+    private final Config config;
+
+    DedupSupplier(Config config) {
+      this.config = config;
+    }
+
+    @Override
+    public FixedKeyProcessor<String, byte[], DedupOut> get() {
+      return new Dedup(config.latenessDays + config.skewDays);
     }
 
     @Override
     public Set<StoreBuilder<?>> stores() {
-      final Duration retention = Duration.ofDays(config.latenessDays + 2);
+      final Duration retention = Duration.ofDays(config.latenessDays + config.skewDays + 2);
       final StoreBuilder<WindowStore<Bytes, byte[]>> store =
           Stores.windowStoreBuilder(
               Stores.persistentWindowStore(DEDUP_STORE, retention, Duration.ofDays(1), false),
@@ -223,19 +309,23 @@ final class HubTopology {
     }
   }
 
-  static final class Dedup implements FixedKeyProcessor<String, byte[], byte[]> {
-    private final long latenessDays;
-    private final Counters counters;
-    private FixedKeyProcessorContext<String, byte[]> context;
+  /**
+   * Dedup per (model, user hash, UTC day) in the window store: key (user hash, "model|week"),
+   * window = the day. The retention keeps every day not older than keptDays before the task's
+   * stream-time day; older segments are dropped as stream time moves on (the TTL). An event older
+   * than that is forwarded as too_late.
+   */
+  static final class Dedup implements FixedKeyProcessor<String, byte[], DedupOut> {
+    private final long keptDays;
+    private FixedKeyProcessorContext<String, DedupOut> context;
     private WindowStore<Bytes, byte[]> store;
 
-    Dedup(long latenessDays, Counters counters) {
-      this.latenessDays = latenessDays;
-      this.counters = counters;
+    Dedup(long keptDays) {
+      this.keptDays = keptDays;
     }
 
     @Override
-    public void init(FixedKeyProcessorContext<String, byte[]> context) {
+    public void init(FixedKeyProcessorContext<String, DedupOut> context) {
       this.context = context;
       this.store = context.getStateStore(DEDUP_STORE);
     }
@@ -243,11 +333,10 @@ final class HubTopology {
     @Override
     public void process(FixedKeyRecord<String, byte[]> record) {
       final byte[] v = record.value();
-      final long day = ByteBuffer.wrap(v, 8, 4).getInt();
+      final long day = ByteBuffer.wrap(v).getInt(8);
       final long streamDay = Math.floorDiv(context.currentStreamTimeMs(), ParsedEvent.DAY_MS);
-      if (day < streamDay - latenessDays - 1) {
-        // The store may have expired this day already: counting it could double count.
-        counters.lateAtDedup.incrementAndGet();
+      if (day < streamDay - keptDays) {
+        context.forward(record.withValue(new DedupOut(v, true)));
         return;
       }
       final byte[] modelWeek = record.key().getBytes(StandardCharsets.UTF_8);
@@ -258,7 +347,7 @@ final class HubTopology {
       final long windowStart = day * ParsedEvent.DAY_MS;
       if (store.fetch(k, windowStart) != null) return; // a duplicate
       store.put(k, SEEN, windowStart);
-      context.forward(record);
+      context.forward(record.withValue(new DedupOut(v, false)));
     }
   }
 }

@@ -63,8 +63,7 @@ public final class Main {
       return;
     }
     final HashFunction userHash = Hashing.sipHash24(loadKey(config, 0), loadKey(config, 8));
-    final HubTopology.Counters counters = new HubTopology.Counters();
-    final Topology topology = HubTopology.build(config, userHash, counters);
+    final Topology topology = HubTopology.build(config, userHash);
     final TopologyDescription description = topology.describe();
     if (config.printTopology) System.err.println(description);
     createTopicIfMissing(config, config.dlqTopic);
@@ -97,14 +96,13 @@ public final class Main {
       }
       return;
     }
-    System.exit(runBenchmark(config, streams, description, counters, failed));
+    System.exit(runBenchmark(config, streams, description, failed));
   }
 
   private static int runBenchmark(
       Config config,
       KafkaStreams streams,
       TopologyDescription description,
-      HubTopology.Counters counters,
       CountDownLatch failed)
       throws Exception {
     final long start =
@@ -179,7 +177,7 @@ public final class Main {
     System.out.printf(
         "{\"peer\":\"kstreams\",\"events\":%d,\"seconds\":%.3f,\"events_per_sec\":%.0f,"
             + "\"cpu_seconds\":%.2f,\"peak_rss_mb\":%.1f,\"unique_downloads\":%d,\"rejected\":%d,"
-            + "\"rejected_by_reason\":{%s},\"late_at_dedup\":%d,\"weekly_rows\":%d}%n",
+            + "\"rejected_by_reason\":{%s},\"weekly_rows\":%d}%n",
         events,
         seconds,
         events > 0 ? events / seconds : 0.0,
@@ -190,7 +188,6 @@ public final class Main {
         rejects.entrySet().stream()
             .map(e -> "\"" + e.getKey() + "\":" + e.getValue())
             .collect(Collectors.joining(",")),
-        counters.lateAtDedup.get(),
         weekly.size());
     System.out.flush();
     return 0;

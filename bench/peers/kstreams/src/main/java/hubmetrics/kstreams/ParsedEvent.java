@@ -29,6 +29,8 @@ final class ParsedEvent {
   long seconds;
   int nanos;
   long originalTimestamp = -1; // the record's own timestamp, for the DLQ copy
+  int sourcePartition = -1;
+  long sourceOffset = -1;
 
   private ParsedEvent(byte[] raw) {
     this.raw = raw;
