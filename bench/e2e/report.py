@@ -137,7 +137,7 @@ def build(workdir: str, mode: str, repo: str) -> dict:
         "events_per_sec": events_per_sec,
         "cpu_seconds_per_million_events": e2e.get("cpu_seconds_per_million_events"),
         "peak_rss_mb": e2e.get("peak_rss_mb"),
-        "peak_rss_mb_ingest": e2e.get("peak_rss_mb_ingest"),
+        "peak_rss_mb_all_phases": e2e.get("peak_rss_mb_all_phases"),
         "state_bytes_per_unique": e2e.get("state_bytes_per_unique"),
         "state_bytes_per_unique_excluding_wal": e2e.get("state_bytes_per_unique_excluding_wal"),
         "unique_downloads": e2e.get("unique_downloads"),
@@ -170,6 +170,7 @@ def build(workdir: str, mode: str, repo: str) -> dict:
         "kstreams_produce": ks_produce,
         "duckdb": duck,
         "commands": steps.get("commands", []),
+        "warnings": list(e2e.get("warnings", [])),
         "errors": errors,
     }
     return result
@@ -271,8 +272,8 @@ def markdown(r: dict, limits: str | None = None, json_name: str | None = None) -
     for label, key, suffix in (
         ("events/s, process start to lag 0", "events_per_sec", ""),
         ("CPU seconds per million events (utime+stime)", "cpu_seconds_per_million_events", " s"),
-        ("peak RSS (VmHWM) over all phases", "peak_rss_mb", " MB"),
-        ("peak RSS at the end of ingest", "peak_rss_mb_ingest", " MB"),
+        ("peak RSS (VmHWM) at the end of ingest", "peak_rss_mb", " MB"),
+        ("peak RSS after the freshness and query phases too", "peak_rss_mb_all_phases", " MB"),
         ("state bytes per unique download (all files after a clean stop, WAL included)",
          "state_bytes_per_unique", " B"),
         ("state bytes per unique download, WAL excluded", "state_bytes_per_unique_excluding_wal",
@@ -319,6 +320,7 @@ def markdown(r: dict, limits: str | None = None, json_name: str | None = None) -
     w("")
     w("| figure | Kafka Streams | hubmetricsd | ratio |")
     w("|---|---|---|---|")
+    w(f"| events | {fmt(r.get('kstreams_events'))} | {fmt(r.get('events'))} | |")
     w(f"| events/s | {fmt(r.get('kstreams_events_per_sec'))} | {fmt(r.get('events_per_sec'))} | "
       f"{fmt(r.get('ratio_vs_kstreams'), '×')} |")
     w(f"| CPU s per million events | {fmt(r.get('kstreams_cpu_seconds_per_million_events'))} | "
@@ -353,6 +355,12 @@ def markdown(r: dict, limits: str | None = None, json_name: str | None = None) -
         w(c)
     w("```")
     w("")
+    if r.get("warnings"):
+        w("## Shortfalls seen in this run")
+        w("")
+        for e in r["warnings"]:
+            w(f"- {e}")
+        w("")
     if r.get("errors"):
         w("## Errors in this run")
         w("")
