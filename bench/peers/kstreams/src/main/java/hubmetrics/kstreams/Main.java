@@ -30,7 +30,6 @@ import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.TopicPartition;
-import org.apache.kafka.common.errors.GroupNotEmptyException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -52,6 +51,8 @@ import org.apache.kafka.streams.state.ReadOnlyKeyValueStore;
  */
 public final class Main {
   private Main() {}
+
+  private static final String DEDUP_LATE = "event day older than the dedup store keeps";
 
   public static void main(String[] args) throws Exception {
     final Config config;
@@ -158,6 +159,11 @@ public final class Main {
     final Map<String, Long> rejects = countDeadLetters(config);
     long rejected = 0;
     for (long v : rejects.values()) rejected += v;
+    final long lateAtDedup = rejects.getOrDefault("too_late_at_dedup", 0L);
+    if (lateAtDedup > 0) {
+      rejects.remove("too_late_at_dedup");
+      rejects.merge("too_late", lateAtDedup, Long::sum);
+    }
     if (config.dumpWeekly != null) {
       try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(Path.of(config.dumpWeekly)))) {
         for (Map.Entry<String, Long> e : weekly.entrySet()) {
@@ -168,8 +174,7 @@ public final class Main {
         }
       }
     }
-    // Leave the group on close, so that its offsets and topics can be deleted at once.
-    streams.close(new KafkaStreams.CloseOptions().leaveGroup(true).timeout(Duration.ofSeconds(30)));
+    streams.close(Duration.ofSeconds(30));
     if (!config.keepTopics) deleteApplicationTopics(config);
 
     final double seconds = (doneMs - start) / 1000.0;
@@ -177,7 +182,7 @@ public final class Main {
     System.out.printf(
         "{\"peer\":\"kstreams\",\"events\":%d,\"seconds\":%.3f,\"events_per_sec\":%.0f,"
             + "\"cpu_seconds\":%.2f,\"peak_rss_mb\":%.1f,\"unique_downloads\":%d,\"rejected\":%d,"
-            + "\"rejected_by_reason\":{%s},\"weekly_rows\":%d}%n",
+            + "\"rejected_by_reason\":{%s},\"too_late_at_dedup\":%d,\"weekly_rows\":%d}%n",
         events,
         seconds,
         events > 0 ? events / seconds : 0.0,
@@ -188,6 +193,7 @@ public final class Main {
         rejects.entrySet().stream()
             .map(e -> "\"" + e.getKey() + "\":" + e.getValue())
             .collect(Collectors.joining(",")),
+        lateAtDedup,
         weekly.size());
     System.out.flush();
     return 0;
@@ -229,7 +235,11 @@ public final class Main {
         if (System.currentTimeMillis() > deadline) throw new IllegalStateException("DLQ read timed out");
         for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(500))) {
           final Header h = r.headers().lastHeader("reason");
-          final String reason = h == null ? "none" : new String(h.value(), StandardCharsets.UTF_8);
+          String reason = h == null ? "none" : new String(h.value(), StandardCharsets.UTF_8);
+          final Header d = r.headers().lastHeader("detail");
+          if (d != null && new String(d.value(), StandardCharsets.UTF_8).startsWith(DEDUP_LATE)) {
+            reason = "too_late_at_dedup"; // a subset of too_late, shown apart
+          }
           counts.merge(reason, 1L, Long::sum);
         }
       }
@@ -252,7 +262,11 @@ public final class Main {
     }
   }
 
-  /** The application's internal topics and its DLQ (all named <application_id>-...). */
+  /**
+   * The application's internal topics and its DLQ (all named <application_id>-...). Its consumer
+   * group stays until its members' sessions expire (Kafka Streams members do not leave the group
+   * on close); an empty group's offsets expire by themselves.
+   */
   private static void deleteApplicationTopics(Config config) {
     final Properties p = new Properties();
     p.put("bootstrap.servers", config.brokers);
@@ -262,16 +276,6 @@ public final class Main {
               .filter(t -> t.startsWith(config.applicationId + "-"))
               .collect(Collectors.toSet());
       admin.deleteTopics(mine).all().get(60, TimeUnit.SECONDS);
-      // The members' leave requests may still be in flight: retry for a few seconds.
-      for (int attempt = 0; ; attempt++) {
-        try {
-          admin.deleteConsumerGroups(List.of(config.applicationId)).all().get(60, TimeUnit.SECONDS);
-          break;
-        } catch (java.util.concurrent.ExecutionException e) {
-          if (!(e.getCause() instanceof GroupNotEmptyException) || attempt >= 20) throw e;
-          Thread.sleep(500);
-        }
-      }
     } catch (Exception e) {
       System.err.println("hubmetrics-kstreams: could not delete the application's topics: " + e);
     }

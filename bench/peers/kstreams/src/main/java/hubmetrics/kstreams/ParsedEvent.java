@@ -4,6 +4,7 @@ import com.google.protobuf.InvalidProtocolBufferException;
 import hubmetrics.v1.Events.DownloadEvent;
 import java.time.LocalDate;
 import java.time.temporal.IsoFields;
+import java.util.concurrent.ConcurrentHashMap;
 import org.apache.kafka.common.serialization.Deserializer;
 
 /**
@@ -84,8 +85,14 @@ final class ParsedEvent {
     return Math.floorDiv(seconds, 86_400L);
   }
 
-  /** ISO week label "YYYY-Www" of a UTC day number. */
+  private static final ConcurrentHashMap<Long, String> WEEK_OF_DAY = new ConcurrentHashMap<>();
+
+  /** ISO week label "YYYY-Www" of a UTC day number (memoized: few distinct days). */
   static String isoWeek(long day) {
+    return WEEK_OF_DAY.computeIfAbsent(day, ParsedEvent::formatIsoWeek);
+  }
+
+  private static String formatIsoWeek(long day) {
     final LocalDate d = LocalDate.ofEpochDay(day);
     final int year = d.get(IsoFields.WEEK_BASED_YEAR);
     final int week = d.get(IsoFields.WEEK_OF_WEEK_BASED_YEAR);
