@@ -53,6 +53,22 @@ void Aggregates::Contribute(LiveWindow& w, const Credit& c, int64_t all, int64_t
   }
 }
 
+void Aggregates::StageContribution(size_t window, const Credit& c, int64_t all, int64_t rolling) {
+  for (Level level : {Level::kModel, Level::kDeveloper, Level::kCountry}) {
+    for (Attribution a : {Attribution::kDirect, Attribution::kRecursive}) {
+      const uint64_t e = c.entity[CreditSlot(level, a)];
+      const uint64_t base = static_cast<uint64_t>(window) << 40 | e;
+      if (all != 0) {
+        staging_[base | static_cast<uint64_t>(View{level, Filter::kAll, a}.Index()) << 32] += all;
+      }
+      if (rolling != 0) {
+        staging_[base | static_cast<uint64_t>(View{level, Filter::kRolling1y, a}.Index()) << 32] +=
+            rolling;
+      }
+    }
+  }
+}
+
 void Aggregates::ContributeWeek(LiveWindow& w, Day monday, int sign) {
   auto it = by_week_.find(monday);
   if (it == by_week_.end()) return;
@@ -62,6 +78,12 @@ void Aggregates::ContributeWeek(LiveWindow& w, Day monday, int sign) {
 }
 
 void Aggregates::Apply(std::span<const ModelDayDelta> deltas) {
+  Stage(deltas);
+  ApplyAllStaged();
+}
+
+void Aggregates::Stage(std::span<const ModelDayDelta> deltas) {
+  ApplyAllStaged();
   for (const ModelDayDelta& d : deltas) {
     if (d.delta == 0) continue;
     const Credit& c = EnsureCredit(d.model);
@@ -77,14 +99,41 @@ void Aggregates::Apply(std::span<const ModelDayDelta> deltas) {
     WeekCounts& wc = by_week_[monday][d.model];
     wc.all += d.delta;
     wc.rolling += rolling;
-    for (LiveWindow& w : live_) {
-      if (w.Covers(monday)) Contribute(w, c, d.delta, rolling);
+    for (size_t w = 0; w < live_.size(); ++w) {
+      if (live_[w].Covers(monday)) StageContribution(w, c, d.delta, rolling);
     }
   }
+  staged_updates_.clear();
+  staged_applied_ = 0;
+  staged_updates_.reserve(staging_.size());
+  for (const auto& [key, delta] : staging_) {
+    if (delta != 0) staged_updates_.emplace_back(key, delta);
+  }
+  staging_.clear();
+  // In key order: the updates of one distribution are applied together.
+  std::sort(staged_updates_.begin(), staged_updates_.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+}
+
+bool Aggregates::ApplyStaged(size_t max_updates) {
+  const size_t end = staged_updates_.size() - staged_applied_ <= max_updates
+                         ? staged_updates_.size()
+                         : staged_applied_ + max_updates;
+  for (; staged_applied_ < end; ++staged_applied_) {
+    const auto& [key, delta] = staged_updates_[staged_applied_];
+    const size_t window = static_cast<size_t>(key >> 40);
+    const size_t view = static_cast<size_t>(key >> 32 & 0xff);
+    live_[window].dists[view].Add(static_cast<EntityId>(key & 0xffffffffu), delta);
+  }
+  if (staged_applied_ < staged_updates_.size()) return false;
+  staged_updates_.clear();
+  staged_applied_ = 0;
+  return true;
 }
 
 void Aggregates::SetWatermarkWeek(IsoWeek week) {
   if (watermark_week_ && week <= *watermark_week_) return;
+  ApplyAllStaged();
   watermark_week_ = week;
   for (LiveWindow& w : live_) {
     if (w.weeks == 0) continue;
@@ -123,6 +172,7 @@ std::vector<std::pair<Day, Aggregates::WeekCounts>> Aggregates::WeeksOf(
 }
 
 void Aggregates::RemoveModels(std::span<const ModelIdx> models) {
+  ApplyAllStaged();
   for (ModelIdx m : models) {
     if (m >= credit_.size() || !credit_[m].valid) continue;
     const Credit& c = credit_[m];
@@ -137,6 +187,7 @@ void Aggregates::RemoveModels(std::span<const ModelIdx> models) {
 }
 
 void Aggregates::AddModels(std::span<const ModelIdx> models) {
+  ApplyAllStaged();
   for (ModelIdx m : models) {
     if (m < credit_.size()) credit_[m].valid = false;
     const Credit& c = EnsureCredit(m);

@@ -18,6 +18,7 @@
 #define HUBMETRICS_LIB_AGGREGATE_AGGREGATES_H_
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -74,8 +75,20 @@ class Aggregates {
   // `registry` and `catalog` are not owned and must outlive this object.
   Aggregates(AggregateOptions options, const ModelRegistry* registry, const Catalog* catalog);
 
-  // Adds `deltas` to the daily counts (a count may not go below zero).
+  // Adds `deltas` to the daily counts (a count may not go below zero) and to
+  // every live distribution. Same as Stage(deltas) then ApplyStaged(SIZE_MAX).
   void Apply(std::span<const ModelDayDelta> deltas);
+
+  // Apply in two steps, so that a caller holding a lock for readers can let
+  // them in between steps: Stage() updates the daily and weekly counts at
+  // once and queues the live distributions' updates, merged per (window,
+  // view, entity) — one O(log n) update per entity and batch, however many
+  // of its downloads the batch holds. ApplyStaged() applies up to
+  // `max_updates` of them and returns true when none are left. Until then,
+  // live-window answers lack part of the staged deltas (each is still exact
+  // for a subset of them). Any other mutator applies what is left first.
+  void Stage(std::span<const ModelDayDelta> deltas);
+  bool ApplyStaged(size_t max_updates);
   // Moves trailing windows to end at `week`. Weeks only move forward; an
   // earlier week is ignored.
   void SetWatermarkWeek(IsoWeek week);
@@ -122,6 +135,9 @@ class Aggregates {
 
   const Credit& EnsureCredit(ModelIdx m);
   void Contribute(LiveWindow& w, const Credit& c, int64_t all, int64_t rolling);
+  // Contribute() into staged_updates_ instead of the distributions.
+  void StageContribution(size_t window, const Credit& c, int64_t all, int64_t rolling);
+  void ApplyAllStaged() { ApplyStaged(SIZE_MAX); }
   void ContributeWeek(LiveWindow& w, Day monday, int sign);
   // Per-week (all, rolling) counts of one model, from its daily counts.
   std::vector<std::pair<Day, WeekCounts>> WeeksOf(ModelIdx m, std::optional<Day> created_day) const;
@@ -141,6 +157,10 @@ class Aggregates {
   std::vector<LiveWindow> live_;                                             // live_[0] is "all"
   std::optional<IsoWeek> watermark_week_;
   uint64_t total_unique_ = 0;
+  // Staged live-distribution updates: key = window << 40 | view << 32 | entity.
+  absl::flat_hash_map<uint64_t, int64_t> staging_;
+  std::vector<std::pair<uint64_t, int64_t>> staged_updates_;
+  size_t staged_applied_ = 0;
 };
 
 }  // namespace hubmetrics

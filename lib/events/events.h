@@ -13,10 +13,13 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lib/time/time.h"
@@ -120,25 +123,56 @@ struct ValidatorOptions {
   absl::Duration max_future_skew = absl::Hours(1);
 };
 
-// The time checks, which depend on the watermark (the largest accepted event
-// time). Accept() either rejects the event or accepts it and advances the
-// watermark. Duplicates are accepted events: they advance it too.
+// The time checks, which depend on watermarks. Accept() either rejects the
+// event or accepts it and advances the watermarks. Duplicates are accepted
+// events: they advance them too.
+//
+// Lateness is judged per source partition (`partition`; -1 for a file): an
+// event is too_late when its day is more than lateness_days before the day of
+// the largest event time accepted from ITS partition. Partitions are read at
+// different speeds — a consumer catching up on a backlog may read one of them
+// days ahead of another — so one global watermark would reject good events of
+// the slower partitions; per partition, what is too_late depends only on the
+// order within each partition, as in Kafka Streams' stream time. Dedup state
+// may be dropped for days before OldestAcceptedDay() (the smallest per-partition
+// horizon, never decreasing); an event of such a day is too_late from any
+// partition, since it could no longer be deduplicated.
 class EventValidator {
  public:
-  EventValidator(ValidatorOptions options, const Clock* clock, std::optional<absl::Time> watermark)
-      : options_(options), clock_(clock), watermark_(watermark) {}
+  // `watermark`: the largest accepted event time so far; `partitions`: the
+  // largest per partition (both from the stored state).
+  // `floor`: the OldestAcceptedDay() reached before (dedup days before it
+  // are gone).
+  EventValidator(ValidatorOptions options, const Clock* clock, std::optional<absl::Time> watermark,
+                 absl::flat_hash_map<int32_t, absl::Time> partitions = {},
+                 Day floor = std::numeric_limits<Day>::min());
 
-  std::optional<Rejection> Accept(const DecodedEvent& e);
+  std::optional<Rejection> Accept(const DecodedEvent& e, int32_t partition = -1);
+  // Partitions the source will deliver: until each of them has delivered an
+  // event, OldestAcceptedDay() stays where it is (a partition read later
+  // than the others, as a consumer catching up does, must not find its days
+  // already dropped).
+  void ExpectPartitions(std::span<const int32_t> partitions);
 
+  // The largest accepted event time of any partition (what queries report).
   std::optional<absl::Time> watermark() const { return watermark_; }
-  // Events with day < this are too_late; INT32_MIN before the first event.
-  Day OldestAcceptedDay() const;
+  // absl::InfinitePast() for an expected partition that has delivered nothing.
+  const absl::flat_hash_map<int32_t, absl::Time>& partition_watermarks() const {
+    return partitions_;
+  }
+  // Events with day < this are too_late from every partition; INT32_MIN
+  // before the first event.
+  Day OldestAcceptedDay() const { return floor_; }
   const ValidatorOptions& options() const { return options_; }
 
  private:
+  void RaiseFloor();
+
   ValidatorOptions options_;
   const Clock* clock_;
   std::optional<absl::Time> watermark_;
+  absl::flat_hash_map<int32_t, absl::Time> partitions_;
+  Day floor_;
 };
 
 }  // namespace hubmetrics

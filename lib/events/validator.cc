@@ -1,4 +1,5 @@
 // Reject reason names and the watermark-dependent time checks.
+#include <algorithm>
 #include <array>
 #include <limits>
 
@@ -29,7 +30,36 @@ std::optional<RejectReason> RejectReasonFromName(std::string_view name) {
   return std::nullopt;
 }
 
-std::optional<Rejection> EventValidator::Accept(const DecodedEvent& e) {
+EventValidator::EventValidator(ValidatorOptions options, const Clock* clock,
+                               std::optional<absl::Time> watermark,
+                               absl::flat_hash_map<int32_t, absl::Time> partitions, Day floor)
+    : options_(options),
+      clock_(clock),
+      watermark_(watermark),
+      partitions_(std::move(partitions)),
+      floor_(floor) {
+  // State from before per-partition watermarks: the global one stands for all.
+  if (partitions_.empty() && watermark_) {
+    floor_ = std::max(floor_, DayOf(*watermark_) - options_.lateness_days);
+  }
+  RaiseFloor();
+}
+
+void EventValidator::ExpectPartitions(std::span<const int32_t> partitions) {
+  for (int32_t p : partitions) partitions_.try_emplace(p, absl::InfinitePast());
+}
+
+void EventValidator::RaiseFloor() {
+  if (partitions_.empty()) return;
+  Day lowest = std::numeric_limits<Day>::max();
+  for (const auto& [p, w] : partitions_) {
+    if (w == absl::InfinitePast()) return;  // an expected partition not heard from yet
+    lowest = std::min(lowest, DayOf(w));
+  }
+  floor_ = std::max(floor_, lowest - options_.lateness_days);
+}
+
+std::optional<Rejection> EventValidator::Accept(const DecodedEvent& e, int32_t partition) {
   const absl::Time now = clock_->Now();
   if (e.time > now + options_.max_future_skew) {
     return Rejection{
@@ -38,26 +68,38 @@ std::optional<Rejection> EventValidator::Accept(const DecodedEvent& e) {
                      absl::FormatDuration(e.time - now), " ahead of the wall clock; at most ",
                      absl::FormatDuration(options_.max_future_skew), " allowed")};
   }
-  if (watermark_.has_value()) {
-    const Day oldest = OldestAcceptedDay();
-    const Day day = DayOf(e.time);
+  const Day day = DayOf(e.time);
+  auto it = partitions_.find(partition);
+  if (day < floor_) {
+    return Rejection{RejectReason::kTooLate,
+                     absl::StrCat("event day ", DayLabel(day), " is before ", DayLabel(floor_),
+                                  ", the oldest day whose downloads can still be deduplicated "
+                                  "(lateness_days ",
+                                  options_.lateness_days, ")")};
+  }
+  if (it != partitions_.end() && it->second != absl::InfinitePast()) {
+    const Day oldest = DayOf(it->second) - options_.lateness_days;
     if (day < oldest) {
-      return Rejection{
-          RejectReason::kTooLate,
-          absl::StrCat("event day ", DayLabel(day), " is before ", DayLabel(oldest),
-                       ", the oldest day still accepted (watermark ", FormatRfc3339(*watermark_),
-                       ", lateness_days ", options_.lateness_days, ")")};
+      return Rejection{RejectReason::kTooLate,
+                       absl::StrCat("event day ", DayLabel(day), " is before ", DayLabel(oldest),
+                                    ", the oldest day still accepted (watermark ",
+                                    FormatRfc3339(it->second), " of partition ", partition,
+                                    ", lateness_days ", options_.lateness_days, ")")};
     }
-    if (e.time > *watermark_) watermark_ = e.time;
-  } else {
-    watermark_ = e.time;
+  }
+  if (!watermark_ || e.time > *watermark_) watermark_ = e.time;
+  if (it == partitions_.end()) {
+    partitions_.emplace(partition, e.time);
+    RaiseFloor();
+  } else if (it->second == absl::InfinitePast()) {
+    it->second = e.time;
+    RaiseFloor();
+  } else if (e.time > it->second) {
+    const bool new_day = DayOf(e.time) != DayOf(it->second);
+    it->second = e.time;
+    if (new_day) RaiseFloor();
   }
   return std::nullopt;
-}
-
-Day EventValidator::OldestAcceptedDay() const {
-  if (!watermark_.has_value()) return std::numeric_limits<Day>::min();
-  return DayOf(*watermark_) - options_.lateness_days;
 }
 
 }  // namespace hubmetrics

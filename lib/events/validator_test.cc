@@ -82,6 +82,46 @@ TEST(EventValidatorTest, TooLateBoundaryIsTheLatenessDay) {
   EXPECT_EQ(v.watermark(), watermark);  // old accepted events do not lower it
 }
 
+// A consumer catching up reads partition 0 days ahead of partition 1: the
+// slower partition's events are judged against its own progress, and dedup
+// state is kept until every expected partition has moved on.
+TEST(EventValidatorTest, LatenessIsPerPartition) {
+  ManualClock clock(At(2025, 4, 1));
+  EventValidator v(ValidatorOptions{}, &clock, std::nullopt);  // lateness_days 3
+  const int32_t parts[] = {0, 1};
+  v.ExpectPartitions(parts);
+  EXPECT_EQ(ReasonOf(v.Accept(Ev(At(2025, 3, 20)), 0)), std::nullopt);
+  // Partition 1 has delivered nothing yet: nothing may be dropped.
+  EXPECT_EQ(v.OldestAcceptedDay(), std::numeric_limits<Day>::min());
+  EXPECT_EQ(ReasonOf(v.Accept(Ev(At(2025, 3, 1)), 1)), std::nullopt);
+  EXPECT_EQ(v.OldestAcceptedDay(), DaysSinceEpoch(2025, 2, 26));
+  // Ten days behind partition 0, but on time for partition 1.
+  EXPECT_EQ(ReasonOf(v.Accept(Ev(At(2025, 3, 2)), 1)), std::nullopt);
+  // Late within its own partition.
+  EXPECT_EQ(ReasonOf(v.Accept(Ev(At(2025, 3, 16)), 0)), RejectReason::kTooLate);
+  EXPECT_EQ(ReasonOf(v.Accept(Ev(At(2025, 3, 17)), 0)), std::nullopt);
+  EXPECT_EQ(v.watermark(), At(2025, 3, 20));
+  // Partition 1 moves on: the horizon follows the slowest partition.
+  EXPECT_EQ(ReasonOf(v.Accept(Ev(At(2025, 3, 10)), 1)), std::nullopt);
+  EXPECT_EQ(v.OldestAcceptedDay(), DaysSinceEpoch(2025, 3, 7));
+  // A partition assigned later cannot bring back days whose state is gone...
+  const int32_t more[] = {2};
+  v.ExpectPartitions(more);
+  EXPECT_EQ(ReasonOf(v.Accept(Ev(At(2025, 3, 6)), 2)), RejectReason::kTooLate);
+  // ...nor can the horizon move back down.
+  EXPECT_EQ(ReasonOf(v.Accept(Ev(At(2025, 3, 8)), 2)), std::nullopt);
+  EXPECT_EQ(v.OldestAcceptedDay(), DaysSinceEpoch(2025, 3, 7));
+  EXPECT_EQ(v.partition_watermarks().at(1), At(2025, 3, 10));
+
+  // Restored with the stored per-partition watermarks, it judges the same way.
+  EventValidator restored(ValidatorOptions{}, &clock, v.watermark(), v.partition_watermarks(),
+                          v.OldestAcceptedDay());
+  EXPECT_EQ(restored.OldestAcceptedDay(), DaysSinceEpoch(2025, 3, 7));
+  EXPECT_EQ(ReasonOf(restored.Accept(Ev(At(2025, 3, 6)), 1)), RejectReason::kTooLate);
+  EXPECT_EQ(ReasonOf(restored.Accept(Ev(At(2025, 3, 16, 12)), 0)), RejectReason::kTooLate);
+  EXPECT_EQ(ReasonOf(restored.Accept(Ev(At(2025, 3, 7)), 1)), std::nullopt);
+}
+
 TEST(EventValidatorTest, LatenessDaysOption) {
   ManualClock clock(At(2025, 3, 20));
   ValidatorOptions options;

@@ -69,7 +69,12 @@ absl::Status Pipeline::Load() {
     watermark_ = FromUnixMicros(*state.watermark_micros);
     aggregates_.SetWatermarkWeek(*WeekOf(watermark_));
   }
-  validator_ = EventValidator(options_.validator, clock_, watermark_);
+  absl::flat_hash_map<int32_t, absl::Time> partitions;
+  for (const auto& [p, micros] : state.partition_watermarks_micros) {
+    partitions[p] = FromUnixMicros(micros);
+  }
+  validator_ = EventValidator(options_.validator, clock_, watermark_, std::move(partitions),
+                              state.dedup_floor.value_or(std::numeric_limits<Day>::min()));
   counters_ = state.counters;
   for (const v1::RejectCount& r : counters_.rejected_by_reason()) {
     if (auto reason = RejectReasonFromName(r.reason())) {
@@ -114,14 +119,18 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
     return absl::FailedPreconditionError(
         "ingest stopped after a failed commit; restart hubmetricsd to resume from stored state");
   }
-  // Decode, validate and hash outside the lock: pure work on the ingest thread.
+  // Decode, validate, hash and deduplicate outside the lock: the ingest
+  // thread owns the validator, the dedup set and known_models_.
   struct Accepted {
-    std::string model_id;
+    ModelIdx model;  // or kNewModel + index into new_models
     Day day;
     UserHash user;
   };
+  constexpr ModelIdx kNewModel = ModelIdx{1} << 31;
   std::vector<Accepted> accepted;
   accepted.reserve(records.size());
+  std::vector<std::string> new_models;
+  absl::flat_hash_map<std::string, ModelIdx> new_model_index;
   std::vector<std::pair<size_t, Rejection>> rejected;
   for (size_t i = 0; i < records.size(); ++i) {
     DecodeResult r = format == EventFormat::kJson ? DecodeJsonEvent(records[i].value)
@@ -130,38 +139,70 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
       rejected.emplace_back(i, std::move(*r.rejection));
       continue;
     }
-    if (auto rej = validator_.Accept(*r.event)) {
+    if (auto rej = validator_.Accept(*r.event, records[i].partition)) {
       rejected.emplace_back(i, std::move(*rej));
       continue;
     }
-    accepted.push_back(
-        {std::move(r.event->model_id), DayOf(r.event->time), hasher_.Hash(r.event->user_id)});
+    ModelIdx m;
+    if (auto it = known_models_.find(r.event->model_id); it != known_models_.end()) {
+      m = it->second;
+    } else {
+      auto [nit, inserted] =
+          new_model_index.try_emplace(r.event->model_id, kNewModel + new_models.size());
+      if (inserted) new_models.push_back(r.event->model_id);
+      m = nit->second;
+    }
+    accepted.push_back({m, DayOf(r.event->time), hasher_.Hash(r.event->user_id)});
   }
   for (const auto& [i, rej] : rejected) dead_letters->Reject(records[i], rej);
 
   StateCommit commit;
+  if (!new_models.empty()) {
+    std::vector<ModelIdx> interned;
+    interned.reserve(new_models.size());
+    {
+      absl::MutexLock lock(&mu_);
+      for (const std::string& id : new_models) interned.push_back(registry_.Intern(id));
+    }
+    for (size_t j = 0; j < new_models.size(); ++j) known_models_[new_models[j]] = interned[j];
+    for (Accepted& a : accepted) {
+      if (a.model >= kNewModel) a.model = interned[a.model - kNewModel];
+    }
+  }
+  // Unique downloads, grouped per (model, day): the daily count deltas and
+  // the dedup records.
+  absl::flat_hash_map<std::pair<ModelIdx, Day>, std::vector<UserHash>, PairHash> fresh;
+  uint64_t unique = 0;
+  for (const Accepted& a : accepted) {
+    if (dedup_.Insert(a.day, a.model, a.user)) {
+      fresh[{a.model, a.day}].push_back(a.user);
+      ++unique;
+    }
+  }
+  std::vector<ModelDayDelta> applied;
+  applied.reserve(fresh.size());
+  for (const auto& [key, users] : fresh) {
+    applied.push_back({key.first, key.second, static_cast<int64_t>(users.size())});
+  }
   {
     absl::MutexLock lock(&mu_);
-    absl::flat_hash_map<std::pair<ModelIdx, Day>, int64_t, PairHash> deltas;
-    uint64_t unique = 0;
-    for (const Accepted& a : accepted) {
-      const ModelIdx m = registry_.Intern(a.model_id);
-      if (dedup_.Insert(a.day, m, a.user)) {
-        ++deltas[{m, a.day}];
-        ++unique;
-        commit.dedup_inserts.push_back({a.day, a.user, a.model_id});
-      }
+    aggregates_.Stage(applied);
+    for (auto& [key, users] : fresh) {
+      commit.dedup_groups.push_back({key.second, registry_.Name(key.first), std::move(users)});
+      commit.daily_counts.push_back(
+          {registry_.Name(key.first), key.second, aggregates_.DailyCount(key.first, key.second)});
     }
-    std::vector<ModelDayDelta> applied;
-    applied.reserve(deltas.size());
-    for (const auto& [key, n] : deltas) applied.push_back({key.first, key.second, n});
-    aggregates_.Apply(applied);
+  }
+  // The live distributions' updates, a slice at a time so that queries wait
+  // for at most one slice, never for a whole batch.
+  for (bool done = false; !done;) {
+    absl::MutexLock lock(&mu_);
+    done = aggregates_.ApplyStaged(options_.max_updates_per_lock);
+  }
+  {
+    absl::MutexLock lock(&mu_);
     watermark_ = validator_.watermark();
     if (watermark_) aggregates_.SetWatermarkWeek(*WeekOf(watermark_));
-    for (const ModelDayDelta& d : applied) {
-      commit.daily_counts.push_back(
-          {registry_.Name(d.model), d.day, aggregates_.DailyCount(d.model, d.day)});
-    }
     counters_.set_events_read(counters_.events_read() + records.size());
     counters_.set_unique_downloads(counters_.unique_downloads() + unique);
     counters_.set_duplicates(counters_.duplicates() + (accepted.size() - unique));
@@ -175,6 +216,10 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
     commit.counters = counters_;
     if (watermark_) commit.watermark_micros = ::hubmetrics::ToUnixMicros(*watermark_);
     BumpVersion();
+  }
+  for (const auto& [p, w] : validator_.partition_watermarks()) {
+    if (w == absl::InfinitePast()) continue;
+    commit.partition_watermarks_micros.emplace_back(p, ::hubmetrics::ToUnixMicros(w));
   }
   const Day oldest = validator_.OldestAcceptedDay();
   if (oldest > dedup_dropped_before_) {
@@ -245,6 +290,10 @@ absl::Status Pipeline::ApplyCatalog(std::span<const CatalogRecord> records,
 void Pipeline::CountCatalogRejected() {
   absl::MutexLock lock(&mu_);
   counters_.set_catalog_rejected(counters_.catalog_rejected() + 1);
+}
+
+void Pipeline::ExpectPartitions(std::span<const int32_t> partitions) {
+  validator_.ExpectPartitions(partitions);
 }
 
 std::optional<int64_t> Pipeline::StoredOffset(std::string_view source_key) const {

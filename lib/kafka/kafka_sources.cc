@@ -296,6 +296,9 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
       }
       LogInfo("assigned %s partitions %s (offsets from the state)", options_.topic,
               absl::StrJoin(described, ", "));
+      std::vector<int32_t> assigned;
+      for (RdKafka::TopicPartition* tp : partitions) assigned.push_back(tp->partition());
+      pipeline_->ExpectPartitions(assigned);
       if (cooperative) {
         std::unique_ptr<RdKafka::Error> e(consumer->incremental_assign(partitions));
         if (e) Fail(absl::UnavailableError(absl::StrCat("incremental_assign: ", e->str())));

@@ -5,6 +5,8 @@ namespace hubmetrics {
 absl::StatusOr<StoredState> FakeStateStore::Load() {
   StoredState out;
   out.watermark_micros = watermark_;
+  out.partition_watermarks_micros = partition_watermarks_;
+  out.dedup_floor = dedup_floor_;
   out.counters = counters_;
   for (const auto& [id, m] : catalog_) out.catalog.push_back(m);
   for (const auto& [key, count] : daily_)
@@ -29,13 +31,17 @@ absl::Status FakeStateStore::Commit(const StateCommit& c) {
   ++commits_;
   if (c.drop_dedup_before) {
     dedup_.erase(dedup_.begin(), dedup_.lower_bound({*c.drop_dedup_before, 0, ""}));
+    dedup_floor_ = c.drop_dedup_before;
   }
-  for (const auto& k : c.dedup_inserts) dedup_[{k.day, k.user_hash, k.model_id}] = true;
+  for (const auto& g : c.dedup_groups) {
+    for (uint64_t h : g.user_hashes) dedup_[{g.day, h, g.model_id}] = true;
+  }
   for (const auto& d : c.daily_counts) daily_[{d.model_id, d.day}] = d.count;
   for (const auto& m : c.catalog_puts) catalog_[m.model_id()] = m;
   for (const auto& id : c.catalog_deletes) catalog_.erase(id);
   for (const auto& [source, offset] : c.offsets) offsets_[source] = offset;
   if (c.watermark_micros) watermark_ = c.watermark_micros;
+  for (const auto& [p, w] : c.partition_watermarks_micros) partition_watermarks_[p] = w;
   if (c.counters) counters_ = *c.counters;
   return absl::OkStatus();
 }

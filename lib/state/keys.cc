@@ -53,7 +53,7 @@ std::optional<std::pair<std::string, Day>> ParseDailyKey(std::string_view key) {
                         ReadDay(key.substr(key.size() - 4)));
 }
 
-std::string DedupKey(Day day, uint64_t user_hash, std::string_view model_id) {
+std::string DedupKeyV1(Day day, uint64_t user_hash, std::string_view model_id) {
   std::string k;
   k.reserve(12 + model_id.size());
   AppendDay(&k, day);
@@ -68,10 +68,81 @@ std::string DedupDayPrefix(Day day) {
   return k;
 }
 
-std::optional<StoredDedupKey> ParseDedupKey(std::string_view key) {
+std::optional<StoredDedupKey> ParseDedupKeyV1(std::string_view key) {
   if (key.size() < 13) return std::nullopt;
   return StoredDedupKey{ReadDay(key.substr(0, 4)), ReadBigEndian64(key.substr(4, 8)),
-                        std::string(key.substr(12))};
+                        key.substr(12)};
+}
+
+std::string DedupRecordKey(Day day, uint64_t seq) {
+  std::string k;
+  k.reserve(12);
+  AppendDay(&k, day);
+  AppendBigEndian64(&k, seq);
+  return k;
+}
+
+std::optional<std::pair<Day, uint64_t>> ParseDedupRecordKey(std::string_view key) {
+  if (key.size() != 12) return std::nullopt;
+  return std::make_pair(ReadDay(key.substr(0, 4)), ReadBigEndian64(key.substr(4, 8)));
+}
+
+namespace {
+
+void AppendVarint32(std::string* out, uint32_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+bool ReadVarint32(std::string_view* in, uint32_t* v) {
+  uint32_t result = 0;
+  for (int shift = 0; shift <= 28 && !in->empty(); shift += 7) {
+    const auto byte = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    result |= static_cast<uint32_t>(byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void AppendDedupGroup(std::string* record, std::string_view model_id,
+                      std::span<const uint64_t> user_hashes) {
+  AppendVarint32(record, static_cast<uint32_t>(model_id.size()));
+  record->append(model_id);
+  AppendVarint32(record, static_cast<uint32_t>(user_hashes.size()));
+  const size_t at = record->size();
+  record->resize(at + 8 * user_hashes.size());
+  char* p = record->data() + at;
+  for (uint64_t h : user_hashes) {
+    for (int i = 0; i < 8; ++i) *p++ = static_cast<char>(h >> (8 * i));
+  }
+}
+
+bool ForEachInDedupRecord(std::string_view record,
+                          const std::function<void(std::string_view, uint64_t)>& fn) {
+  while (!record.empty()) {
+    uint32_t len = 0;
+    uint32_t n = 0;
+    if (!ReadVarint32(&record, &len) || len == 0 || record.size() < len) return false;
+    const std::string_view model_id = record.substr(0, len);
+    record.remove_prefix(len);
+    if (!ReadVarint32(&record, &n) || record.size() / 8 < n) return false;
+    for (uint32_t j = 0; j < n; ++j) {
+      uint64_t h = 0;
+      for (int i = 0; i < 8; ++i) h |= uint64_t{static_cast<uint8_t>(record[i])} << (8 * i);
+      record.remove_prefix(8);
+      fn(model_id, h);
+    }
+  }
+  return true;
 }
 
 }  // namespace hubmetrics::state_keys

@@ -4,7 +4,9 @@
 #define HUBMETRICS_LIB_STATE_KEYS_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -22,10 +24,22 @@ Day ReadDay(std::string_view four_bytes);
 std::string DailyKey(std::string_view model_id, Day day);
 std::optional<std::pair<std::string, Day>> ParseDailyKey(std::string_view key);
 
-std::string DedupKey(Day day, uint64_t user_hash, std::string_view model_id);
+// Dedup records (format version 2).
+std::string DedupRecordKey(Day day, uint64_t seq);
 // The smallest dedup key of `day` (for range deletes and scans).
 std::string DedupDayPrefix(Day day);
-std::optional<StoredDedupKey> ParseDedupKey(std::string_view key);
+std::optional<std::pair<Day, uint64_t>> ParseDedupRecordKey(std::string_view key);
+// Appends one model's group to a record value.
+void AppendDedupGroup(std::string* record, std::string_view model_id,
+                      std::span<const uint64_t> user_hashes);
+// Calls fn(model_id, user_hash) for every pair of a record value; false if it
+// is malformed (fn may have been called for a prefix).
+bool ForEachInDedupRecord(std::string_view record,
+                          const std::function<void(std::string_view, uint64_t)>& fn);
+
+// Format version 1's dedup key (one per triple), for the conversion only.
+std::string DedupKeyV1(Day day, uint64_t user_hash, std::string_view model_id);
+std::optional<StoredDedupKey> ParseDedupKeyV1(std::string_view key);
 
 }  // namespace hubmetrics::state_keys
 

@@ -1,9 +1,12 @@
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "lib/base/log.h"
 #include "lib/state/keys.h"
 #include "lib/state/state_store.h"
 #include "rocksdb/convenience.h"
@@ -17,7 +20,8 @@
 namespace hubmetrics {
 namespace {
 
-constexpr const char* kFormatVersion = "1";
+constexpr const char* kFormatVersion = "2";
+constexpr std::string_view kPartitionWatermarkPrefix = "watermark:";
 const std::string kCfNames[] = {
     rocksdb::kDefaultColumnFamilyName, "meta", "catalog", "daily", "dedup", "offsets"};
 enum Cf { kDefault = 0, kMeta, kCatalog, kDaily, kDedup, kOffsets, kNumCfs };
@@ -64,6 +68,7 @@ class RocksDbStateStore final : public StateStore {
                        "writing format_version");
     }
     RETURN_IF_ROCKS(s, "reading format_version");
+    if (v == "1") return ConvertFromVersion1();
     if (v != kFormatVersion) {
       return absl::FailedPreconditionError(absl::StrCat(
           "state in ", directory_, " has format_version ", v, "; this hubmetricsd reads ",
@@ -72,11 +77,82 @@ class RocksDbStateStore final : public StateStore {
     return absl::OkStatus();
   }
 
+  // Version 1 kept one dedup key per triple; version 2 packs them into
+  // records. One WriteBatch: a crash leaves version 1 untouched.
+  absl::Status ConvertFromVersion1() {
+    rocksdb::WriteBatch batch;
+    std::map<Day, std::map<std::string, std::vector<uint64_t>, std::less<>>> days;
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kDedup]));
+    size_t keys = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string_view key(it->key().data(), it->key().size());
+      auto k = state_keys::ParseDedupKeyV1(key);
+      if (!k) return absl::DataLossError("malformed version-1 dedup key");
+      days[k->day][std::string(k->model_id)].push_back(k->user_hash);
+      RETURN_IF_ROCKS(batch.Delete(cfs_[kDedup], it->key()), "batching dedup conversion");
+      ++keys;
+    }
+    RETURN_IF_ROCKS(it->status(), "scanning version-1 dedup keys");
+    uint64_t seq = 0;
+    for (const auto& [day, models] : days) {
+      std::string record;
+      for (const auto& [model, hashes] : models) {
+        state_keys::AppendDedupGroup(&record, model, hashes);
+      }
+      RETURN_IF_ROCKS(batch.Put(cfs_[kDedup], state_keys::DedupRecordKey(day, seq++), record),
+                      "batching dedup conversion");
+    }
+    RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "dedup_seq", state_keys::EncodeFixed64(seq)),
+                    "batching dedup conversion");
+    RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "format_version", kFormatVersion),
+                    "batching dedup conversion");
+    RETURN_IF_ROCKS(db_->Write(WriteOptions(), &batch), "converting state to format version 2");
+    LogInfo("state in %s converted from format version 1 to 2 (%d dedup keys)", directory_, keys);
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<StoredState> Load() override {
     StoredState out;
     rocksdb::ReadOptions ro;
     std::string v;
-    rocksdb::Status s = db_->Get(ro, cfs_[kMeta], "watermark", &v);
+    rocksdb::Status s = db_->Get(ro, cfs_[kMeta], "dedup_seq", &v);
+    if (s.ok()) {
+      auto seq = state_keys::DecodeFixed64(v);
+      if (!seq) return absl::DataLossError("stored dedup_seq is not 8 bytes");
+      next_dedup_seq_ = *seq;
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "reading dedup_seq");
+    }
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
+      for (it->Seek(std::string(kPartitionWatermarkPrefix));
+           it->Valid() && it->key().starts_with(std::string(kPartitionWatermarkPrefix));
+           it->Next()) {
+        int32_t partition = 0;
+        auto w =
+            state_keys::DecodeFixed64(std::string_view(it->value().data(), it->value().size()));
+        if (!absl::SimpleAtoi(
+                absl::string_view(it->key().data() + kPartitionWatermarkPrefix.size(),
+                                  it->key().size() - kPartitionWatermarkPrefix.size()),
+                &partition) ||
+            !w) {
+          return absl::DataLossError("malformed partition watermark record");
+        }
+        out.partition_watermarks_micros[partition] = static_cast<int64_t>(*w);
+      }
+      if (!it->status().ok()) return FromRocks(it->status(), "scanning partition watermarks");
+    }
+    s = db_->Get(ro, cfs_[kMeta], "dedup_floor", &v);
+    if (s.ok()) {
+      auto floor = state_keys::DecodeFixed64(v);
+      if (!floor) return absl::DataLossError("stored dedup_floor is not 8 bytes");
+      out.dedup_floor = static_cast<Day>(static_cast<uint32_t>(*floor));
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "reading dedup_floor");
+    }
+    s = db_->Get(ro, cfs_[kMeta], "watermark", &v);
     if (s.ok()) {
       auto w = state_keys::DecodeFixed64(v);
       if (!w) return absl::DataLossError("stored watermark is not 8 bytes");
@@ -133,24 +209,47 @@ class RocksDbStateStore final : public StateStore {
     ro.fill_cache = false;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kDedup]));
     for (it->Seek(state_keys::DedupDayPrefix(from_day)); it->Valid(); it->Next()) {
-      auto key = state_keys::ParseDedupKey(std::string_view(it->key().data(), it->key().size()));
-      if (!key) return absl::DataLossError("malformed dedup key");
-      fn(*key);
+      auto key =
+          state_keys::ParseDedupRecordKey(std::string_view(it->key().data(), it->key().size()));
+      if (!key) return absl::DataLossError("malformed dedup record key");
+      const Day day = key->first;
+      if (!state_keys::ForEachInDedupRecord(
+              std::string_view(it->value().data(), it->value().size()),
+              [&](std::string_view model_id, uint64_t h) {
+                fn({day, h, model_id});
+              })) {
+        return absl::DataLossError("malformed dedup record");
+      }
     }
-    return FromRocks(it->status(), "scanning dedup keys");
+    return FromRocks(it->status(), "scanning dedup records");
   }
 
   absl::Status Commit(const StateCommit& c) override {
     rocksdb::WriteBatch batch;
+    uint64_t next_seq = next_dedup_seq_;
     if (c.drop_dedup_before) {
       RETURN_IF_ROCKS(batch.DeleteRange(cfs_[kDedup], state_keys::DedupDayPrefix(INT32_MIN),
                                         state_keys::DedupDayPrefix(*c.drop_dedup_before)),
                       "dropping old dedup days");
-    }
-    for (const auto& k : c.dedup_inserts) {
       RETURN_IF_ROCKS(
-          batch.Put(cfs_[kDedup], state_keys::DedupKey(k.day, k.user_hash, k.model_id), ""),
-          "batching dedup key");
+          batch.Put(cfs_[kMeta], "dedup_floor",
+                    state_keys::EncodeFixed64(static_cast<uint32_t>(*c.drop_dedup_before))),
+          "batching dedup_floor");
+    }
+    if (!c.dedup_groups.empty()) {
+      // One record per day.
+      std::map<Day, std::string> records;
+      for (const StoredDedupGroup& g : c.dedup_groups) {
+        state_keys::AppendDedupGroup(&records[g.day], g.model_id, g.user_hashes);
+      }
+      uint64_t seq = next_dedup_seq_;
+      for (const auto& [day, record] : records) {
+        RETURN_IF_ROCKS(batch.Put(cfs_[kDedup], state_keys::DedupRecordKey(day, seq++), record),
+                        "batching dedup record");
+      }
+      RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "dedup_seq", state_keys::EncodeFixed64(seq)),
+                      "batching dedup_seq");
+      next_seq = seq;
     }
     for (const auto& d : c.daily_counts) {
       RETURN_IF_ROCKS(batch.Put(cfs_[kDaily], state_keys::DailyKey(d.model_id, d.day),
@@ -175,11 +274,21 @@ class RocksDbStateStore final : public StateStore {
                     state_keys::EncodeFixed64(static_cast<uint64_t>(*c.watermark_micros))),
           "batching watermark");
     }
+    for (const auto& [partition, micros] : c.partition_watermarks_micros) {
+      RETURN_IF_ROCKS(batch.Put(cfs_[kMeta],
+                                absl::StrCat(absl::string_view(kPartitionWatermarkPrefix.data(),
+                                                               kPartitionWatermarkPrefix.size()),
+                                             partition),
+                                state_keys::EncodeFixed64(static_cast<uint64_t>(micros))),
+                      "batching partition watermark");
+    }
     if (c.counters) {
       RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "counters", c.counters->SerializeAsString()),
                       "batching counters");
     }
-    return FromRocks(db_->Write(WriteOptions(), &batch), "committing state");
+    RETURN_IF_ROCKS(db_->Write(WriteOptions(), &batch), "committing state");
+    next_dedup_seq_ = next_seq;
+    return absl::OkStatus();
   }
 
   uint64_t DiskBytes() const override {
@@ -202,6 +311,7 @@ class RocksDbStateStore final : public StateStore {
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
   RocksDbStateOptions options_;
   std::string directory_;
+  uint64_t next_dedup_seq_ = 0;  // loaded by Load(); advanced by Commit()
 };
 
 }  // namespace

@@ -5,14 +5,25 @@
 // Stored format (written down once; change it only with a format_version bump
 // and a migration). Integers in keys are big-endian so that keys sort in
 // numeric order; days are int32 with the sign bit flipped.
-//   CF "meta"     "format_version" -> "1"
+//   CF "meta"     "format_version" -> "2"
 //                 "watermark"      -> int64 little-endian, microseconds since the epoch
+//                 "watermark:" partition (decimal) -> the same, of one source partition
 //                 "counters"       -> hubmetrics.v1.IngestStats (counter fields only)
+//                 "dedup_seq"      -> uint64 little-endian, the next dedup record number
+//                 "dedup_floor"    -> day (int32 as uint64 little-endian): dedup days before it
+//                 were dropped
 //   CF "catalog"  model_id         -> hubmetrics.v1.ModelInfo
 //   CF "daily"    model_id 0x00 day(4)              -> uint64 little-endian unique downloads
-//   CF "dedup"    day(4) user_hash(8) model_id      -> "" (one key per unique download)
+//   CF "dedup"    day(4) seq(8 big-endian)          -> dedup record: the (model, user hash)
+//                 pairs of that day first counted by one commit, grouped by model; repeated
+//                 { varint32 len, model_id, varint32 n, n x uint64 little-endian user_hash }
 //   CF "offsets"  source key (e.g. "kafka:hub.downloads:3") -> int64 little-endian next offset
-// Raw user ids are never stored: only their keyed hash appears, in dedup keys.
+// Raw user ids are never stored: only their keyed hash appears, in dedup records.
+//
+// Format history: version 1 had one dedup key per unique download,
+// day(4) user_hash(8) model_id -> "" (about 40 bytes of key and one memtable
+// insert per unique download, the largest cost of ingest). Opening a version-1
+// state converts it to version 2 in one atomic write.
 //
 // Commit() applies one StateCommit atomically (one WriteBatch): a crash at any
 // point leaves either all of it or none of it. This is what makes ingestion
@@ -49,15 +60,24 @@ struct StoredDailyCount {
   uint64_t count;
 };
 
+// One stored (day, user hash, model) triple, as ForEachDedupKey passes it;
+// model_id is only valid during the call.
 struct StoredDedupKey {
   Day day;
   uint64_t user_hash;
+  std::string_view model_id;
+};
+
+// Unique downloads of one model on one day, new in a commit.
+struct StoredDedupGroup {
+  Day day;
   std::string model_id;
+  std::vector<uint64_t> user_hashes;
 };
 
 // Everything one atomic commit writes.
 struct StateCommit {
-  std::vector<StoredDedupKey> dedup_inserts;
+  std::vector<StoredDedupGroup> dedup_groups;
   // Absolute new values (not deltas).
   std::vector<StoredDailyCount> daily_counts;
   std::vector<v1::ModelInfo> catalog_puts;
@@ -65,20 +85,25 @@ struct StateCommit {
   // Source key -> next offset to read.
   std::vector<std::pair<std::string, int64_t>> offsets;
   std::optional<int64_t> watermark_micros;
+  // Watermarks of source partitions (microseconds), changed ones only.
+  std::vector<std::pair<int32_t, int64_t>> partition_watermarks_micros;
   std::optional<v1::IngestStats> counters;
   // Drop every dedup key of a day before this one (old days, past lateness).
   std::optional<Day> drop_dedup_before;
 
   bool empty() const {
-    return dedup_inserts.empty() && daily_counts.empty() && catalog_puts.empty() &&
-           catalog_deletes.empty() && offsets.empty() && !watermark_micros && !counters &&
-           !drop_dedup_before;
+    return dedup_groups.empty() && daily_counts.empty() && catalog_puts.empty() &&
+           catalog_deletes.empty() && offsets.empty() && !watermark_micros &&
+           partition_watermarks_micros.empty() && !counters && !drop_dedup_before;
   }
 };
 
 // What Load() returns: everything but the dedup keys (see ForEachDedupKey).
 struct StoredState {
   std::optional<int64_t> watermark_micros;
+  absl::flat_hash_map<int32_t, int64_t> partition_watermarks_micros;
+  // The last drop_dedup_before committed, if any.
+  std::optional<Day> dedup_floor;
   v1::IngestStats counters;
   std::vector<v1::ModelInfo> catalog;
   std::vector<StoredDailyCount> daily_counts;
@@ -89,8 +114,9 @@ class StateStore {
  public:
   virtual ~StateStore() = default;
 
+  // Call once, before any Commit().
   virtual absl::StatusOr<StoredState> Load() = 0;
-  // Calls `fn` for every stored dedup key with day >= from_day, in key order.
+  // Calls `fn` for every stored dedup triple with day >= from_day, in day order.
   virtual absl::Status ForEachDedupKey(Day from_day,
                                        const std::function<void(const StoredDedupKey&)>& fn) = 0;
   // Applies `commit` atomically. On error nothing of it was applied; the
@@ -137,6 +163,8 @@ class FakeStateStore final : public StateStore {
   absl::Status fail_status_;
   int commits_ = 0;
   std::optional<int64_t> watermark_;
+  absl::flat_hash_map<int32_t, int64_t> partition_watermarks_;
+  std::optional<Day> dedup_floor_;
   v1::IngestStats counters_;
   std::map<std::string, v1::ModelInfo> catalog_;
   std::map<std::pair<std::string, Day>, uint64_t> daily_;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "lib/state/keys.h"
+#include "rocksdb/db.h"
 
 namespace hubmetrics {
 namespace {
@@ -38,12 +39,85 @@ TEST(StateKeys, DaysSortNumericallyAcrossZero) {
   EXPECT_EQ(state_keys::ReadDay(c), 20000);
 }
 
+TEST(StateKeys, DedupRecordRoundTrip) {
+  std::string record;
+  const uint64_t a[] = {1, 0xffffffffffffffffull};
+  const uint64_t b[] = {0x0102030405060708ull};
+  state_keys::AppendDedupGroup(&record, "org/a", a);
+  state_keys::AppendDedupGroup(&record, std::string(200, 'm'), b);
+  std::vector<std::pair<std::string, uint64_t>> got;
+  ASSERT_TRUE(state_keys::ForEachInDedupRecord(
+      record, [&](std::string_view m, uint64_t h) { got.emplace_back(std::string(m), h); }));
+  EXPECT_THAT(got, ::testing::ElementsAre(std::make_pair(std::string("org/a"), a[0]),
+                                          std::make_pair(std::string("org/a"), a[1]),
+                                          std::make_pair(std::string(200, 'm'), b[0])));
+  // Truncated anywhere but between groups: reported, never read past the end.
+  const size_t first_group = 1 + 5 + 1 + 16;
+  for (size_t n = 1; n < record.size(); ++n) {
+    if (n == first_group) continue;
+    EXPECT_FALSE(state_keys::ForEachInDedupRecord(std::string_view(record).substr(0, n),
+                                                  [](std::string_view, uint64_t) {}))
+        << n;
+  }
+  auto key = state_keys::ParseDedupRecordKey(state_keys::DedupRecordKey(-3, 77));
+  ASSERT_TRUE(key);
+  EXPECT_EQ(key->first, -3);
+  EXPECT_EQ(key->second, 77u);
+}
+
+// A state written by format version 1 (one key per triple) is converted on
+// open and reads back the same triples.
+TEST(RocksDbStateStore, ConvertsFormatVersion1) {
+  const std::string dir = TempDir();
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (const char* name : {"default", "meta", "catalog", "daily", "dedup", "offsets"}) {
+      cfs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir + "/rocksdb", cfs, &handles, &db).ok());
+    rocksdb::WriteOptions wo;
+    ASSERT_TRUE(db->Put(wo, handles[1], "format_version", "1").ok());
+    ASSERT_TRUE(db->Put(wo, handles[4], state_keys::DedupKeyV1(100, 7, "a/x"), "").ok());
+    ASSERT_TRUE(db->Put(wo, handles[4], state_keys::DedupKeyV1(100, 9, "a/x"), "").ok());
+    ASSERT_TRUE(db->Put(wo, handles[4], state_keys::DedupKeyV1(101, 8, "b"), "").ok());
+    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+    delete db;
+  }
+  for (int open = 0; open < 2; ++open) {  // converted once, then read as version 2
+    auto store = OpenRocksDbStateStore(dir, RocksDbStateOptions{});
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->Load().ok());
+    std::vector<std::tuple<Day, uint64_t, std::string>> keys;
+    ASSERT_TRUE((*store)
+                    ->ForEachDedupKey(INT32_MIN,
+                                      [&](const StoredDedupKey& k) {
+                                        keys.emplace_back(k.day, k.user_hash, k.model_id);
+                                      })
+                    .ok());
+    EXPECT_THAT(keys, ::testing::IsSupersetOf({std::make_tuple(100, 7u, "a/x"),
+                                               std::make_tuple(100, 9u, "a/x"),
+                                               std::make_tuple(101, 8u, "b")}));
+    EXPECT_EQ(keys.size(), 3u + open);
+    // New records do not collide with the converted ones.
+    StateCommit c;
+    c.dedup_groups = {{100, "c", {open + 1u}}};
+    ASSERT_TRUE((*store)->Commit(c).ok());
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(StateKeys, RoundTrip) {
   auto d = state_keys::ParseDailyKey(state_keys::DailyKey("org/model", 20123));
   ASSERT_TRUE(d);
   EXPECT_EQ(d->first, "org/model");
   EXPECT_EQ(d->second, 20123);
-  auto k = state_keys::ParseDedupKey(state_keys::DedupKey(20123, 0xfeedbeef12345678ull, "gpt2"));
+  const std::string v1_key = state_keys::DedupKeyV1(20123, 0xfeedbeef12345678ull, "gpt2");
+  auto k = state_keys::ParseDedupKeyV1(v1_key);
   ASSERT_TRUE(k);
   EXPECT_EQ(k->day, 20123);
   EXPECT_EQ(k->user_hash, 0xfeedbeef12345678ull);
@@ -79,11 +153,12 @@ class StateStoreContract : public ::testing::TestWithParam<bool> {
 
 TEST_P(StateStoreContract, CommitThenReloadReturnsEverything) {
   StateCommit c;
-  c.dedup_inserts = {{100, 7, "a/x"}, {101, 8, "b"}, {99, 9, "a/x"}};
+  c.dedup_groups = {{100, "a/x", {7}}, {101, "b", {8}}, {99, "a/x", {9}}};
   c.daily_counts = {{"a/x", 100, 3}, {"b", 101, 1}};
   c.catalog_puts = {Model("a/x", "alice"), Model("b", "bob")};
   c.offsets = {{"file:/e.ndjson", 1234}};
   c.watermark_micros = 1700000000000000;
+  c.partition_watermarks_micros = {{0, 1700000000000000}, {2, 1600000000000000}};
   v1::IngestStats counters;
   counters.set_events_read(10);
   counters.set_unique_downloads(4);
@@ -101,6 +176,9 @@ TEST_P(StateStoreContract, CommitThenReloadReturnsEverything) {
   auto loaded = store_->Load();
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_EQ(loaded->watermark_micros, 1700000000000000);
+  EXPECT_EQ(loaded->partition_watermarks_micros,
+            (absl::flat_hash_map<int32_t, int64_t>{{0, 1700000000000000}, {2, 1600000000000000}}));
+  EXPECT_EQ(loaded->dedup_floor, 100);
   EXPECT_EQ(loaded->counters.events_read(), 10u);
   EXPECT_EQ(loaded->counters.unique_downloads(), 4u);
   ASSERT_EQ(loaded->catalog.size(), 1u);
