@@ -114,6 +114,12 @@ public final class Main {
     final List<String> topics = new ArrayList<>();
     topics.add(config.topic);
     topics.addAll(repartitionTopics(config, description));
+    if (groupHasOffsets(config)) {
+      System.err.println(
+          "hubmetrics-kstreams: group " + config.applicationId + " already has committed offsets;"
+              + " a benchmark needs a fresh --application_id");
+      return 2;
+    }
     streams.start();
     long doneMs;
     ProcStats stats;
@@ -197,6 +203,18 @@ public final class Main {
         weekly.size());
     System.out.flush();
     return 0;
+  }
+
+  private static boolean groupHasOffsets(Config config) throws Exception {
+    final Properties p = new Properties();
+    p.put("bootstrap.servers", config.brokers);
+    try (Admin admin = Admin.create(p)) {
+      return !admin
+          .listConsumerGroupOffsets(config.applicationId)
+          .partitionsToOffsetAndMetadata()
+          .get(60, TimeUnit.SECONDS)
+          .isEmpty();
+    }
   }
 
   /** The internal topics the application reads: its source topics other than the input. */
