@@ -110,9 +110,6 @@ void Aggregates::Stage(std::span<const ModelDayDelta> deltas) {
     if (delta != 0) staged_updates_.emplace_back(key, delta);
   }
   staging_.clear();
-  // In key order: the updates of one distribution are applied together.
-  std::sort(staged_updates_.begin(), staged_updates_.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
 }
 
 bool Aggregates::ApplyStaged(size_t max_updates) {

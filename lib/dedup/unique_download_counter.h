@@ -12,6 +12,8 @@
 
 #include <cstdint>
 #include <map>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "lib/catalog/catalog.h"
@@ -26,6 +28,8 @@ class UniqueDownloadCounter {
   bool Contains(Day day, ModelIdx model, uint64_t user_hash) const;
   // Forgets every day before `day`.
   void DropDaysBefore(Day day);
+  // The distinct (day, model) pairs held for days before `day`, by day.
+  std::vector<std::pair<Day, ModelIdx>> ModelDaysBefore(Day day) const;
   // Triples held, over all days.
   size_t size() const { return size_; }
 

@@ -59,11 +59,26 @@ absl::Status Pipeline::Load() {
   ASSIGN_OR_RETURN(StoredState state, store_->Load());
   absl::MutexLock lock(&mu_);
   for (const v1::ModelInfo& m : state.catalog) catalog_.Put(m);
-  std::vector<ModelDayDelta> deltas;
-  deltas.reserve(state.daily_counts.size());
+  // Days before the dedup floor are closed: their counts are stored. Open
+  // days are counted from their dedup triples (daily records of open days,
+  // as format version 1 wrote them, are equal to those and skipped).
+  const Day floor = state.dedup_floor.value_or(std::numeric_limits<Day>::min());
+  absl::flat_hash_map<std::pair<ModelIdx, Day>, int64_t, PairHash> counts;
   for (const StoredDailyCount& d : state.daily_counts) {
-    deltas.push_back({registry_.Intern(d.model_id), d.day, static_cast<int64_t>(d.count)});
+    if (d.day < floor) {
+      counts[{registry_.Intern(d.model_id), d.day}] += static_cast<int64_t>(d.count);
+    }
   }
+  size_t keys = 0;
+  RETURN_IF_ERROR(store_->ForEachDedupKey(floor, [&](const StoredDedupKey& k) {
+    const ModelIdx m = registry_.Intern(k.model_id);
+    if (dedup_.Insert(k.day, m, k.user_hash)) ++counts[{m, k.day}];
+    ++keys;
+  }));
+  dedup_dropped_before_ = floor;
+  std::vector<ModelDayDelta> deltas;
+  deltas.reserve(counts.size());
+  for (const auto& [key, n] : counts) deltas.push_back({key.first, key.second, n});
   aggregates_.Apply(deltas);
   if (state.watermark_micros) {
     watermark_ = FromUnixMicros(*state.watermark_micros);
@@ -73,8 +88,7 @@ absl::Status Pipeline::Load() {
   for (const auto& [p, micros] : state.partition_watermarks_micros) {
     partitions[p] = FromUnixMicros(micros);
   }
-  validator_ = EventValidator(options_.validator, clock_, watermark_, std::move(partitions),
-                              state.dedup_floor.value_or(std::numeric_limits<Day>::min()));
+  validator_ = EventValidator(options_.validator, clock_, watermark_, std::move(partitions), floor);
   counters_ = state.counters;
   for (const v1::RejectCount& r : counters_.rejected_by_reason()) {
     if (auto reason = RejectReasonFromName(r.reason())) {
@@ -82,12 +96,6 @@ absl::Status Pipeline::Load() {
     }
   }
   offsets_ = std::move(state.offsets);
-  dedup_dropped_before_ = validator_.OldestAcceptedDay();
-  size_t keys = 0;
-  RETURN_IF_ERROR(store_->ForEachDedupKey(dedup_dropped_before_, [&](const StoredDedupKey& k) {
-    dedup_.Insert(k.day, registry_.Intern(k.model_id), k.user_hash);
-    ++keys;
-  }));
   LogInfo(
       "state loaded: %d catalog records, %d daily counts, %d unique downloads, %d live dedup keys",
       state.catalog.size(), state.daily_counts.size(), aggregates_.TotalUniqueDownloads(), keys);
@@ -189,8 +197,6 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
     aggregates_.Stage(applied);
     for (auto& [key, users] : fresh) {
       commit.dedup_groups.push_back({key.second, registry_.Name(key.first), std::move(users)});
-      commit.daily_counts.push_back(
-          {registry_.Name(key.first), key.second, aggregates_.DailyCount(key.first, key.second)});
     }
   }
   // The live distributions' updates, a slice at a time so that queries wait
@@ -223,6 +229,15 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
   }
   const Day oldest = validator_.OldestAcceptedDay();
   if (oldest > dedup_dropped_before_) {
+    // The days leaving dedup get their daily counts stored: from now on
+    // nothing else remembers them (see state_store.h).
+    const std::vector<std::pair<Day, ModelIdx>> closing = dedup_.ModelDaysBefore(oldest);
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      for (const auto& [day, m] : closing) {
+        commit.daily_counts.push_back({registry_.Name(m), day, aggregates_.DailyCount(m, day)});
+      }
+    }
     dedup_.DropDaysBefore(oldest);
     dedup_dropped_before_ = oldest;
     commit.drop_dedup_before = oldest;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace hubmetrics {
 namespace {
@@ -179,6 +180,58 @@ TEST_F(PipelineTest, OldDedupDaysAreDroppedAndLateEventsRejected) {
   EXPECT_EQ(s.rejected(), 1u);
   EXPECT_EQ(sink_.got.back().second, "too_late");
   EXPECT_EQ(s.unique_downloads(), 3u);
+}
+
+// Closed days (dropped from dedup) are restored from their stored daily
+// counts, open days from their dedup records: a restart changes no answer.
+TEST_F(PipelineTest, RestartRestoresClosedAndOpenDays) {
+  std::vector<std::string> batch1, batch2;
+  for (int d = 1; d <= 9; ++d) {
+    for (int u = 0; u < d; ++u) {
+      batch1.push_back(Event(d % 2 ? "a/x" : "b/y", absl::StrCat("u", u),
+                             absl::StrFormat("2025-03-%02dT0%d:00:00Z", d, u % 10)));
+    }
+  }
+  for (int u = 0; u < 5; ++u) {
+    batch2.push_back(Event("c/z", absl::StrCat("u", u), "2025-03-12T10:00:00Z"));
+    batch2.push_back(Event("a/x", absl::StrCat("u", u), "2025-03-10T10:00:00Z"));
+  }
+  v1::Concentration before_all, before_week;
+  {
+    auto p = Open();
+    ASSERT_TRUE(Ingest(p.get(), batch1, 1).ok());
+    ASSERT_TRUE(Ingest(p.get(), batch2, 2).ok());
+    before_all = Query(*p, "developer", "direct");
+    before_week = Query(*p, "model", "direct", "week:2025-W10");
+  }
+  EXPECT_EQ(before_all.total_downloads(), 45u + 10u);
+  EXPECT_LT(store_.dedup_keys(), 55u);  // days before 03-09 were dropped
+  auto p = Open();
+  EXPECT_EQ(Query(*p, "developer", "direct").DebugString(), before_all.DebugString());
+  EXPECT_EQ(Query(*p, "model", "direct", "week:2025-W10").DebugString(), before_week.DebugString());
+  // Still deduplicated after the restart on an open day.
+  ASSERT_TRUE(Ingest(p.get(), {Event("c/z", "u1", "2025-03-12T23:00:00Z")}, 3).ok());
+  EXPECT_EQ(Query(*p, "developer", "direct").total_downloads(), 55u);
+}
+
+// Partition 1 is read ten days behind partition 0 (a consumer catching up):
+// its events are on time for it and all count.
+TEST_F(PipelineTest, SlowPartitionIsNotTooLate) {
+  auto p = Open();
+  const int32_t parts[] = {0, 1};
+  p->ExpectPartitions(parts);
+  auto ingest = [&](int32_t partition, const std::string& line) {
+    SourceRecord r{line, "test", partition, 0};
+    return p->IngestEvents({&r, 1}, EventFormat::kJson, {}, &sink_);
+  };
+  ASSERT_TRUE(ingest(0, Event("a/x", "u1", "2025-03-15T00:00:00Z")).ok());
+  ASSERT_TRUE(ingest(1, Event("a/x", "u1", "2025-03-05T00:00:00Z")).ok());
+  ASSERT_TRUE(ingest(1, Event("a/x", "u1", "2025-03-05T10:00:00Z")).ok());  // duplicate
+  ASSERT_TRUE(ingest(0, Event("a/x", "u2", "2025-03-11T00:00:00Z")).ok());  // late on 0
+  v1::IngestStats s = p->GetIngestStats();
+  EXPECT_EQ(s.unique_downloads(), 2u);
+  EXPECT_EQ(s.duplicates(), 1u);
+  EXPECT_EQ(s.rejected(), 1u);
 }
 
 TEST_F(PipelineTest, InvalidRequestsSayWhatIsAllowed) {

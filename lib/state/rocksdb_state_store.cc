@@ -1,6 +1,8 @@
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -106,6 +108,27 @@ class RocksDbStateStore final : public StateStore {
     }
     RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "dedup_seq", state_keys::EncodeFixed64(seq)),
                     "batching dedup conversion");
+    // Version 2 reads daily records only for days before dedup_floor (the
+    // others are counted from their triples). Version 1 kept every triple of
+    // the days from its oldest remaining one on; before that, days were closed.
+    std::optional<Day> floor;
+    if (!days.empty()) {
+      floor = days.begin()->first;
+    } else {
+      std::unique_ptr<rocksdb::Iterator> daily(db_->NewIterator(ro, cfs_[kDaily]));
+      for (daily->SeekToFirst(); daily->Valid(); daily->Next()) {
+        auto key =
+            state_keys::ParseDailyKey(std::string_view(daily->key().data(), daily->key().size()));
+        if (!key) return absl::DataLossError("malformed daily count record");
+        floor = std::max(floor.value_or(key->second + 1), key->second + 1);
+      }
+      RETURN_IF_ROCKS(daily->status(), "scanning daily counts");
+    }
+    if (floor) {
+      RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "dedup_floor",
+                                state_keys::EncodeFixed64(static_cast<uint32_t>(*floor))),
+                      "batching dedup conversion");
+    }
     RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "format_version", kFormatVersion),
                     "batching dedup conversion");
     RETURN_IF_ROCKS(db_->Write(WriteOptions(), &batch), "converting state to format version 2");

@@ -13,7 +13,10 @@
 //                 "dedup_floor"    -> day (int32 as uint64 little-endian): dedup days before it
 //                 were dropped
 //   CF "catalog"  model_id         -> hubmetrics.v1.ModelInfo
-//   CF "daily"    model_id 0x00 day(4)              -> uint64 little-endian unique downloads
+//   CF "daily"    model_id 0x00 day(4)              -> uint64 little-endian unique downloads,
+//                 for days before dedup_floor only (closed days, written when their
+//                 dedup records are dropped); an open day's count is the number of
+//                 its dedup triples
 //   CF "dedup"    day(4) seq(8 big-endian)          -> dedup record: the (model, user hash)
 //                 pairs of that day first counted by one commit, grouped by model; repeated
 //                 { varint32 len, model_id, varint32 n, n x uint64 little-endian user_hash }
@@ -78,7 +81,7 @@ struct StoredDedupGroup {
 // Everything one atomic commit writes.
 struct StateCommit {
   std::vector<StoredDedupGroup> dedup_groups;
-  // Absolute new values (not deltas).
+  // Absolute values (not deltas) of days being closed (see the format).
   std::vector<StoredDailyCount> daily_counts;
   std::vector<v1::ModelInfo> catalog_puts;
   std::vector<std::string> catalog_deletes;

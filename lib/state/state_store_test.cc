@@ -85,13 +85,19 @@ TEST(RocksDbStateStore, ConvertsFormatVersion1) {
     ASSERT_TRUE(db->Put(wo, handles[4], state_keys::DedupKeyV1(100, 7, "a/x"), "").ok());
     ASSERT_TRUE(db->Put(wo, handles[4], state_keys::DedupKeyV1(100, 9, "a/x"), "").ok());
     ASSERT_TRUE(db->Put(wo, handles[4], state_keys::DedupKeyV1(101, 8, "b"), "").ok());
+    // Day 90 was dropped from dedup earlier: only its daily count remains.
+    ASSERT_TRUE(
+        db->Put(wo, handles[3], state_keys::DailyKey("a/x", 90), state_keys::EncodeFixed64(4))
+            .ok());
     for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
     delete db;
   }
   for (int open = 0; open < 2; ++open) {  // converted once, then read as version 2
     auto store = OpenRocksDbStateStore(dir, RocksDbStateOptions{});
     ASSERT_TRUE(store.ok()) << store.status();
-    ASSERT_TRUE((*store)->Load().ok());
+    auto loaded = (*store)->Load();
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    EXPECT_EQ(loaded->dedup_floor, 100);  // the oldest day whose triples were all kept
     std::vector<std::tuple<Day, uint64_t, std::string>> keys;
     ASSERT_TRUE((*store)
                     ->ForEachDedupKey(INT32_MIN,
