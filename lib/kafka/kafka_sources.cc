@@ -167,7 +167,9 @@ void KafkaDeadLetterSink::Reject(const SourceRecord& record, const Rejection& re
 }
 
 absl::Status KafkaDeadLetterSink::Flush() {
+  const absl::Time start = absl::Now();
   while (producer_->outq_len() > 0) {
+    if (stall_hook_ && absl::Now() - start > absl::Seconds(1)) stall_hook_();
     if (stop_ && stop_->load()) {
       return absl::UnavailableError(absl::StrCat(
           "stopping while ", producer_->outq_len(), " dead letters to ", topic_,
@@ -224,6 +226,13 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
     dead_letters_->SetKeyLookup([this](int32_t partition, int64_t offset) -> std::string_view {
       auto it = keys_.find({partition, offset});
       return it == keys_.end() ? std::string_view() : it->second;
+    });
+    dead_letters_->SetStallHook([this] {
+      events_.brokers_down = true;
+      if (events_.last_text.empty()) {
+        events_.last_text = "dead letters to the DLQ topic not acknowledged";
+      }
+      UpdateCondition();
     });
     return absl::OkStatus();
   }

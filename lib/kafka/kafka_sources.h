@@ -70,6 +70,10 @@ class KafkaDeadLetterSink final : public DeadLetterSink {
   // source sets it, since SourceRecord carries no key.
   using KeyLookup = std::function<std::string_view(int32_t partition, int64_t offset)>;
   void SetKeyLookup(KeyLookup lookup) { key_lookup_ = std::move(lookup); }
+  // Called from Flush(), on its thread, about every half second while dead
+  // letters stay unacknowledged for more than a second (brokers down): the
+  // event source reports the condition, since it cannot consume meanwhile.
+  void SetStallHook(std::function<void()> hook) { stall_hook_ = std::move(hook); }
 
   void Reject(const SourceRecord& record, const Rejection& rejection) override;
   // Waits until every record since the last Flush() is acknowledged by the
@@ -88,6 +92,7 @@ class KafkaDeadLetterSink final : public DeadLetterSink {
   const std::string topic_;
   const std::atomic<bool>* const stop_;
   KeyLookup key_lookup_;
+  std::function<void()> stall_hook_;
   std::unique_ptr<DeliveryState> delivery_;
   std::unique_ptr<RdKafka::Producer> producer_;
   std::atomic<uint64_t> delivered_{0};

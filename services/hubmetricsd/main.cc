@@ -59,6 +59,14 @@ ABSL_FLAG(std::string, dlq_topic, "hub.downloads.dlq",
 ABSL_FLAG(std::string, group_id, "hubmetrics", "Kafka consumer group of the events topic.");
 ABSL_FLAG(std::string, events_format, "binary",
           "Value format of both Kafka topics: binary (protobuf) or json.");
+ABSL_FLAG(int64_t, batch_max_events, 50000,
+          "A batch of Kafka events (decoded, counted and committed to the state together) ends "
+          "at this many events or after --batch_max_time, whichever comes first. Larger: fewer "
+          "commits and more downloads merged per update while catching up; smaller: less "
+          "memory and less work lost to a crash.");
+ABSL_FLAG(absl::Duration, batch_max_time, absl::Milliseconds(200),
+          "The longest a batch of Kafka events waits to be committed: the bound on how stale "
+          "answers are when events trickle in.");
 ABSL_FLAG(std::string, kafka_config, "",
           "File of librdkafka properties, one key=value a line (security.protocol, sasl.*, "
           "ssl.*).");
@@ -155,6 +163,12 @@ absl::StatusOr<KafkaIngestOptions> KafkaOptionsFromFlags() {
   k.catalog.format = k.events.format;
   k.events.topic = absl::GetFlag(FLAGS_events_topic);
   k.events.group_id = absl::GetFlag(FLAGS_group_id);
+  if (absl::GetFlag(FLAGS_batch_max_events) < 1 ||
+      absl::GetFlag(FLAGS_batch_max_time) <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--batch_max_events and --batch_max_time must be positive");
+  }
+  k.events.max_batch_messages = static_cast<size_t>(absl::GetFlag(FLAGS_batch_max_events));
+  k.events.max_batch_time = absl::GetFlag(FLAGS_batch_max_time);
   k.catalog.topic = absl::GetFlag(FLAGS_models_topic);
   k.dlq_topic = absl::GetFlag(FLAGS_dlq_topic);
   return k;
