@@ -83,7 +83,8 @@ void Aggregates::Apply(std::span<const ModelDayDelta> deltas) {
 }
 
 void Aggregates::Stage(std::span<const ModelDayDelta> deltas) {
-  ApplyAllStaged();
+  // Updates sealed into lanes belong to an earlier batch: finish them first.
+  if (lanes_[0].left() > 0 || lanes_[1].left() > 0) ApplyAllStaged();
   for (const ModelDayDelta& d : deltas) {
     if (d.delta == 0) continue;
     const Credit& c = EnsureCredit(d.model);
@@ -103,29 +104,49 @@ void Aggregates::Stage(std::span<const ModelDayDelta> deltas) {
       if (live_[w].Covers(monday)) StageContribution(w, c, d.delta, rolling);
     }
   }
-  staged_updates_.clear();
-  staged_applied_ = 0;
-  staged_updates_.reserve(staging_.size());
+}
+
+void Aggregates::SealLanes() {
+  for (Lane& lane : lanes_) {
+    lane.updates.clear();
+    lane.applied = 0;
+  }
   for (const auto& [key, delta] : staging_) {
-    if (delta != 0) staged_updates_.emplace_back(key, delta);
+    if (delta == 0) continue;
+    const uint64_t dist = key >> 32;  // window << 8 | view
+    lanes_[(dist ^ dist >> 8) & 1].updates.emplace_back(key, delta);
   }
   staging_.clear();
 }
 
-bool Aggregates::ApplyStaged(size_t max_updates) {
-  const size_t end = staged_updates_.size() - staged_applied_ <= max_updates
-                         ? staged_updates_.size()
-                         : staged_applied_ + max_updates;
-  for (; staged_applied_ < end; ++staged_applied_) {
-    const auto& [key, delta] = staged_updates_[staged_applied_];
-    const size_t window = static_cast<size_t>(key >> 40);
-    const size_t view = static_cast<size_t>(key >> 32 & 0xff);
-    live_[window].dists[view].Add(static_cast<EntityId>(key & 0xffffffffu), delta);
+void Aggregates::Lane::Apply(std::vector<LiveWindow>& live, size_t n) {
+  const size_t end = applied + std::min(n, left());
+  for (; applied < end; ++applied) {
+    const auto& [key, delta] = updates[applied];
+    live[static_cast<size_t>(key >> 40)].dists[static_cast<size_t>(key >> 32 & 0xff)].Add(
+        static_cast<EntityId>(key & 0xffffffffu), delta);
   }
-  if (staged_applied_ < staged_updates_.size()) return false;
-  staged_updates_.clear();
-  staged_applied_ = 0;
-  return true;
+}
+
+bool Aggregates::ApplyStaged(size_t max_updates) {
+  if (lanes_[0].left() == 0 && lanes_[1].left() == 0 && !staging_.empty()) SealLanes();
+  Lane& mine = lanes_[0];
+  Lane& other = lanes_[1];
+  if (options_.apply_threads >= 2 && mine.left() > 0 && other.left() > 0 && max_updates >= 2) {
+    if (!worker_) worker_ = std::make_unique<LaneWorker>();
+    const size_t half = max_updates / 2;
+    worker_->Start([this, &other, half] { other.Apply(live_, half); });
+    mine.Apply(live_, half);
+    worker_->Wait();
+  } else {
+    size_t budget = max_updates;
+    for (Lane& lane : lanes_) {
+      const size_t n = std::min(budget, lane.left());
+      lane.Apply(live_, n);
+      budget -= n;
+    }
+  }
+  return mine.left() == 0 && other.left() == 0;
 }
 
 void Aggregates::SetWatermarkWeek(IsoWeek week) {

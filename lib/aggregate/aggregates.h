@@ -20,6 +20,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -29,6 +30,7 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
+#include "lib/aggregate/lane_worker.h"
 #include "lib/aggregate/views.h"
 #include "lib/catalog/catalog.h"
 #include "lib/concentration/distribution.h"
@@ -42,6 +44,10 @@ struct AggregateOptions {
   // pass over the per-week counts they cover. More live windows: faster
   // queries, more memory and more work per event.
   std::vector<int> live_trailing_weeks = {1, 4, 13, 52};
+  // Threads applying staged distribution updates (1 or 2). With 2, a second
+  // thread updates half of the distributions while the caller updates the
+  // other half: faster ingest when a core is free, one more thread.
+  int apply_threads = 2;
 };
 
 // A change of one model's unique-download count on one day.
@@ -79,14 +85,15 @@ class Aggregates {
   // every live distribution. Same as Stage(deltas) then ApplyStaged(SIZE_MAX).
   void Apply(std::span<const ModelDayDelta> deltas);
 
-  // Apply in two steps, so that a caller holding a lock for readers can let
-  // them in between steps: Stage() updates the daily and weekly counts at
-  // once and queues the live distributions' updates, merged per (window,
-  // view, entity) — one O(log n) update per entity and batch, however many
-  // of its downloads the batch holds. ApplyStaged() applies up to
-  // `max_updates` of them and returns true when none are left. Until then,
-  // live-window answers lack part of the staged deltas (each is still exact
-  // for a subset of them). Any other mutator applies what is left first.
+  // Apply in steps, so that a caller holding a lock for readers can let
+  // them in between steps: Stage() (called once or more per batch, with
+  // parts of it) updates the daily and weekly counts at once and queues the
+  // live distributions' updates, merged per (window, view, entity) — one
+  // O(log n) update per entity and batch, however many of its downloads the
+  // batch holds. ApplyStaged() applies up to `max_updates` of them and
+  // returns true when none are left. Until then, live-window answers lack
+  // part of the staged deltas (each is still exact for a subset of them).
+  // Any other mutator applies what is left first.
   void Stage(std::span<const ModelDayDelta> deltas);
   bool ApplyStaged(size_t max_updates);
   // Moves trailing windows to end at `week`. Weeks only move forward; an
@@ -138,6 +145,8 @@ class Aggregates {
   // Contribute() into staged_updates_ instead of the distributions.
   void StageContribution(size_t window, const Credit& c, int64_t all, int64_t rolling);
   void ApplyAllStaged() { ApplyStaged(SIZE_MAX); }
+  // Moves the merged updates of staging_ into the lanes.
+  void SealLanes();
   void ContributeWeek(LiveWindow& w, Day monday, int sign);
   // Per-week (all, rolling) counts of one model, from its daily counts.
   std::vector<std::pair<Day, WeekCounts>> WeeksOf(ModelIdx m, std::optional<Day> created_day) const;
@@ -157,10 +166,17 @@ class Aggregates {
   std::vector<LiveWindow> live_;                                             // live_[0] is "all"
   std::optional<IsoWeek> watermark_week_;
   uint64_t total_unique_ = 0;
-  // Staged live-distribution updates: key = window << 40 | view << 32 | entity.
+  // Staged live-distribution updates: key = window << 40 | view << 32 | entity,
+  // in two lanes that touch disjoint distributions.
+  struct Lane {
+    std::vector<std::pair<uint64_t, int64_t>> updates;
+    size_t applied = 0;
+    size_t left() const { return updates.size() - applied; }
+    void Apply(std::vector<LiveWindow>& live, size_t n);
+  };
   absl::flat_hash_map<uint64_t, int64_t> staging_;
-  std::vector<std::pair<uint64_t, int64_t>> staged_updates_;
-  size_t staged_applied_ = 0;
+  std::array<Lane, 2> lanes_;
+  std::unique_ptr<LaneWorker> worker_;  // created on first use, with apply_threads 2
 };
 
 }  // namespace hubmetrics

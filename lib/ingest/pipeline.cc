@@ -192,9 +192,14 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
   for (const auto& [key, users] : fresh) {
     applied.push_back({key.first, key.second, static_cast<int64_t>(users.size())});
   }
-  {
+  for (size_t i = 0; i < applied.size(); i += options_.max_deltas_per_lock) {
     absl::MutexLock lock(&mu_);
-    aggregates_.Stage(applied);
+    aggregates_.Stage(std::span<const ModelDayDelta>(applied).subspan(
+        i, std::min(options_.max_deltas_per_lock, applied.size() - i)));
+  }
+  {
+    // Only reads: queries go on meanwhile.
+    absl::ReaderMutexLock lock(&mu_);
     for (auto& [key, users] : fresh) {
       commit.dedup_groups.push_back({key.second, registry_.Name(key.first), std::move(users)});
     }

@@ -52,6 +52,9 @@ struct PipelineOptions {
   // fewer lock hand-offs. At a few hundred ns per update, 2048 keeps a hold
   // well under a millisecond.
   size_t max_updates_per_lock = 2048;
+  // The same for the (model, day) count changes staged per hold (each costs
+  // up to 60 hash-map updates: 12 views x the live windows).
+  size_t max_deltas_per_lock = 256;
 };
 
 // One record as a source read it. `value` is only valid during the call it

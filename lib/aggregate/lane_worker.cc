@@ -1,0 +1,45 @@
+#include "lib/aggregate/lane_worker.h"
+
+#include <utility>
+
+namespace hubmetrics {
+
+LaneWorker::LaneWorker() : thread_([this] { Loop(); }) {}
+
+LaneWorker::~LaneWorker() {
+  {
+    absl::MutexLock lock(&mu_);
+    quit_ = true;
+  }
+  thread_.join();
+}
+
+void LaneWorker::Start(std::function<void()> task) {
+  absl::MutexLock lock(&mu_);
+  task_ = std::move(task);
+  busy_ = true;
+}
+
+void LaneWorker::Wait() {
+  absl::MutexLock lock(&mu_);
+  auto done = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !busy_; };
+  mu_.Await(absl::Condition(&done));
+}
+
+void LaneWorker::Loop() {
+  while (true) {
+    std::function<void()> task;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return busy_ || quit_; };
+      mu_.Await(absl::Condition(&ready));
+      if (!busy_) return;  // quit_ with nothing to run
+      task = std::move(task_);
+    }
+    task();
+    absl::MutexLock lock(&mu_);
+    busy_ = false;
+  }
+}
+
+}  // namespace hubmetrics

@@ -1,0 +1,43 @@
+// A thread that runs one task at a time for its owner, who waits for it: the
+// second lane of Aggregates::ApplyStaged (live distributions are independent,
+// so two threads can update disjoint sets of them at once).
+//
+// Thread safety: Start() and Wait() are called by one owner thread, in
+// alternation (Start, Wait, Start, Wait, ...). The destructor waits for the
+// running task and joins the thread.
+#ifndef HUBMETRICS_LIB_AGGREGATE_LANE_WORKER_H_
+#define HUBMETRICS_LIB_AGGREGATE_LANE_WORKER_H_
+
+#include <functional>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace hubmetrics {
+
+class LaneWorker {
+ public:
+  LaneWorker();
+  ~LaneWorker();
+  LaneWorker(const LaneWorker&) = delete;
+  LaneWorker& operator=(const LaneWorker&) = delete;
+
+  // Runs `task` on the worker thread; returns at once.
+  void Start(std::function<void()> task);
+  // Returns once the task given to Start() has finished.
+  void Wait();
+
+ private:
+  void Loop();
+
+  absl::Mutex mu_;
+  std::function<void()> task_ ABSL_GUARDED_BY(mu_);
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  bool quit_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: starts after the fields above exist
+};
+
+}  // namespace hubmetrics
+
+#endif  // HUBMETRICS_LIB_AGGREGATE_LANE_WORKER_H_
