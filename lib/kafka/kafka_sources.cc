@@ -169,7 +169,7 @@ void KafkaDeadLetterSink::Reject(const SourceRecord& record, const Rejection& re
 absl::Status KafkaDeadLetterSink::Flush() {
   const absl::Time start = absl::Now();
   while (producer_->outq_len() > 0) {
-    if (stall_hook_ && absl::Now() - start > absl::Seconds(1)) stall_hook_();
+    if (stall_hook_ && absl::Now() - start > absl::Seconds(2)) stall_hook_();
     if (stop_ && stop_->load()) {
       return absl::UnavailableError(absl::StrCat(
           "stopping while ", producer_->outq_len(), " dead letters to ", topic_,
@@ -228,6 +228,9 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
       return it == keys_.end() ? std::string_view() : it->second;
     });
     dead_letters_->SetStallHook([this] {
+      // A slow acknowledgement is not an outage (a fresh broker takes a few
+      // seconds to hand out producer ids): only unanswered metadata is.
+      if (!condition_set_ && TopicPartitions(consumer_.get(), options_.topic, 500)) return;
       events_.brokers_down = true;
       if (events_.last_text.empty()) {
         events_.last_text = "dead letters to the DLQ topic not acknowledged";

@@ -71,8 +71,9 @@ class KafkaDeadLetterSink final : public DeadLetterSink {
   using KeyLookup = std::function<std::string_view(int32_t partition, int64_t offset)>;
   void SetKeyLookup(KeyLookup lookup) { key_lookup_ = std::move(lookup); }
   // Called from Flush(), on its thread, about every half second while dead
-  // letters stay unacknowledged for more than a second (brokers down): the
-  // event source reports the condition, since it cannot consume meanwhile.
+  // letters stay unacknowledged for more than two seconds: the event source
+  // checks whether the brokers are down and reports the condition, since it
+  // cannot consume meanwhile.
   void SetStallHook(std::function<void()> hook) { stall_hook_ = std::move(hook); }
 
   void Reject(const SourceRecord& record, const Rejection& rejection) override;
