@@ -101,22 +101,6 @@ class MockCluster {
   std::string bootstraps_;
 };
 
-// Lets several Pipeline instances (a restart) share one FakeStateStore.
-class SharedStore final : public StateStore {
- public:
-  explicit SharedStore(FakeStateStore* inner) : inner_(inner) {}
-  absl::StatusOr<StoredState> Load() override { return inner_->Load(); }
-  absl::Status ForEachDedupKey(Day from,
-                               const std::function<void(const StoredDedupKey&)>& fn) override {
-    return inner_->ForEachDedupKey(from, fn);
-  }
-  absl::Status Commit(const StateCommit& c) override { return inner_->Commit(c); }
-  uint64_t DiskBytes() const override { return 0; }
-
- private:
-  FakeStateStore* inner_;
-};
-
 std::string Event(int i) {
   return absl::StrCat(R"({"model_id":"org/model-)", i % 7, R"(","user_id":"user-)", i,
                       R"(","time":"2025-03-0)", 1 + i % 5, R"(T12:00:00Z"})");
@@ -136,8 +120,8 @@ class KafkaSourcesTest : public ::testing::Test {
   std::unique_ptr<Pipeline> Open() {
     std::array<uint8_t, 16> key{};
     key[3] = 7;
-    auto p = Pipeline::Open(PipelineOptions{}, std::make_unique<SharedStore>(&store_), &clock_,
-                            UserHasher(key));
+    auto p = Pipeline::Open(PipelineOptions{}, std::make_unique<UnownedStateStore>(&store_),
+                            &clock_, UserHasher(key));
     EXPECT_TRUE(p.ok()) << p.status();
     return std::move(*p);
   }
