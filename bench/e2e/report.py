@@ -355,18 +355,14 @@ def markdown(r: dict, limits: str | None = None, json_name: str | None = None) -
         w(c)
     w("```")
     w("")
-    if r.get("warnings"):
-        w("## Shortfalls seen in this run")
-        w("")
-        for e in r["warnings"]:
-            w(f"- {e}")
-        w("")
-    if r.get("errors"):
-        w("## Errors in this run")
-        w("")
-        for e in r["errors"]:
-            w(f"- {e}")
-        w("")
+    for key, heading in (("warnings", "Shortfalls seen in this run"),
+                         ("errors", "Errors in this run")):
+        if r.get(key):
+            w(f"## {heading}")
+            w("")
+            for e in r[key]:
+                w(f"- {e}")
+            w("")
     if limits:
         w(limits)
     else:

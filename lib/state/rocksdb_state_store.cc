@@ -23,7 +23,7 @@ namespace hubmetrics {
 namespace {
 
 constexpr const char* kFormatVersion = "2";
-constexpr std::string_view kPartitionWatermarkPrefix = "watermark:";
+const std::string kPartitionWatermarkPrefix = "watermark:";
 const std::string kCfNames[] = {
     rocksdb::kDefaultColumnFamilyName, "meta", "catalog", "daily", "dedup", "offsets"};
 enum Cf { kDefault = 0, kMeta, kCatalog, kDaily, kDedup, kOffsets, kNumCfs };
@@ -150,9 +150,8 @@ class RocksDbStateStore final : public StateStore {
     }
     {
       std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
-      for (it->Seek(std::string(kPartitionWatermarkPrefix));
-           it->Valid() && it->key().starts_with(std::string(kPartitionWatermarkPrefix));
-           it->Next()) {
+      for (it->Seek(kPartitionWatermarkPrefix);
+           it->Valid() && it->key().starts_with(kPartitionWatermarkPrefix); it->Next()) {
         int32_t partition = 0;
         auto w =
             state_keys::DecodeFixed64(std::string_view(it->value().data(), it->value().size()));
@@ -298,10 +297,7 @@ class RocksDbStateStore final : public StateStore {
           "batching watermark");
     }
     for (const auto& [partition, micros] : c.partition_watermarks_micros) {
-      RETURN_IF_ROCKS(batch.Put(cfs_[kMeta],
-                                absl::StrCat(absl::string_view(kPartitionWatermarkPrefix.data(),
-                                                               kPartitionWatermarkPrefix.size()),
-                                             partition),
+      RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], absl::StrCat(kPartitionWatermarkPrefix, partition),
                                 state_keys::EncodeFixed64(static_cast<uint64_t>(micros))),
                       "batching partition watermark");
     }
