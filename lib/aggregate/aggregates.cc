@@ -22,6 +22,7 @@ Aggregates::Aggregates(AggregateOptions options, const ModelRegistry* registry,
       std::unique(options_.live_trailing_weeks.begin(), options_.live_trailing_weeks.end()),
       options_.live_trailing_weeks.end());
   live_.resize(1 + options_.live_trailing_weeks.size());
+  pending_.resize(live_.size());
   for (size_t i = 0; i < options_.live_trailing_weeks.size(); ++i) {
     live_[i + 1].weeks = options_.live_trailing_weeks[i];
   }
@@ -49,22 +50,6 @@ void Aggregates::Contribute(LiveWindow& w, const Credit& c, int64_t all, int64_t
       const EntityId e = c.entity[CreditSlot(level, a)];
       if (all != 0) w.dists[View{level, Filter::kAll, a}.Index()].Add(e, all);
       if (rolling != 0) w.dists[View{level, Filter::kRolling1y, a}.Index()].Add(e, rolling);
-    }
-  }
-}
-
-void Aggregates::StageContribution(size_t window, const Credit& c, int64_t all, int64_t rolling) {
-  for (Level level : {Level::kModel, Level::kDeveloper, Level::kCountry}) {
-    for (Attribution a : {Attribution::kDirect, Attribution::kRecursive}) {
-      const uint64_t e = c.entity[CreditSlot(level, a)];
-      const uint64_t base = static_cast<uint64_t>(window) << 40 | e;
-      if (all != 0) {
-        staging_[base | static_cast<uint64_t>(View{level, Filter::kAll, a}.Index()) << 32] += all;
-      }
-      if (rolling != 0) {
-        staging_[base | static_cast<uint64_t>(View{level, Filter::kRolling1y, a}.Index()) << 32] +=
-            rolling;
-      }
     }
   }
 }
@@ -101,7 +86,16 @@ void Aggregates::Stage(std::span<const ModelDayDelta> deltas) {
     wc.all += d.delta;
     wc.rolling += rolling;
     for (size_t w = 0; w < live_.size(); ++w) {
-      if (live_[w].Covers(monday)) StageContribution(w, c, d.delta, rolling);
+      if (!live_[w].Covers(monday)) continue;
+      PendingWindow& p = pending_[w];
+      if (p.by_model.size() <= d.model) {
+        p.by_model.resize(std::max<size_t>(size_t{d.model} + 1, p.by_model.size() * 3 / 2));
+      }
+      WeekCounts& pc = p.by_model[d.model];
+      if (pc.all == 0 && pc.rolling == 0) p.touched.push_back(d.model);
+      pc.all += d.delta;
+      pc.rolling += rolling;
+      any_pending_ = true;
     }
   }
 }
@@ -111,25 +105,56 @@ void Aggregates::SealLanes() {
     lane.updates.clear();
     lane.applied = 0;
   }
-  for (const auto& [key, delta] : staging_) {
-    if (delta == 0) continue;
-    const uint64_t dist = key >> 32;  // window << 8 | view
-    lanes_[(dist ^ dist >> 8) & 1].updates.emplace_back(key, delta);
+  auto emit = [this](size_t w, Level level, Attribution a, EntityId e, const WeekCounts& wc) {
+    for (Filter f : {Filter::kAll, Filter::kRolling1y}) {
+      const int64_t delta = f == Filter::kAll ? wc.all : wc.rolling;
+      if (delta == 0) continue;
+      const int view = View{level, f, a}.Index();
+      lanes_[(w + static_cast<size_t>(view)) & 1].updates.push_back(
+          {static_cast<uint32_t>(w * kNumViews + static_cast<size_t>(view)), e, delta});
+    }
+  };
+  for (size_t w = 0; w < pending_.size(); ++w) {
+    PendingWindow& p = pending_[w];
+    if (p.touched.empty()) continue;
+    for (Level level : {Level::kModel, Level::kDeveloper, Level::kCountry}) {
+      for (Attribution a : {Attribution::kDirect, Attribution::kRecursive}) {
+        const int slot = CreditSlot(level, a);
+        for (ModelIdx m : p.touched) {
+          const WeekCounts& wc = p.by_model[m];
+          if (wc.all == 0 && wc.rolling == 0) continue;  // netted out, or a repeat
+          const EntityId e = credit_[m].entity[slot];
+          if (scratch_.size() <= e) {
+            scratch_.resize(std::max<size_t>(size_t{e} + 1, scratch_.size() * 3 / 2));
+          }
+          WeekCounts& sum = scratch_[e];
+          if (sum.all == 0 && sum.rolling == 0) scratch_touched_.push_back(e);
+          sum.all += wc.all;
+          sum.rolling += wc.rolling;
+        }
+        for (EntityId e : scratch_touched_) {
+          emit(w, level, a, e, scratch_[e]);
+          scratch_[e] = WeekCounts{};
+        }
+        scratch_touched_.clear();
+      }
+    }
+    for (ModelIdx m : p.touched) p.by_model[m] = WeekCounts{};
+    p.touched.clear();
   }
-  staging_.clear();
+  any_pending_ = false;
 }
 
 void Aggregates::Lane::Apply(std::vector<LiveWindow>& live, size_t n) {
   const size_t end = applied + std::min(n, left());
   for (; applied < end; ++applied) {
-    const auto& [key, delta] = updates[applied];
-    live[static_cast<size_t>(key >> 40)].dists[static_cast<size_t>(key >> 32 & 0xff)].Add(
-        static_cast<EntityId>(key & 0xffffffffu), delta);
+    const Update& u = updates[applied];
+    live[u.dist / kNumViews].dists[u.dist % kNumViews].Add(u.entity, u.delta);
   }
 }
 
 bool Aggregates::ApplyStaged(size_t max_updates) {
-  if (lanes_[0].left() == 0 && lanes_[1].left() == 0 && !staging_.empty()) SealLanes();
+  if (lanes_[0].left() == 0 && lanes_[1].left() == 0 && any_pending_) SealLanes();
   Lane& mine = lanes_[0];
   Lane& other = lanes_[1];
   if (options_.apply_threads >= 2 && mine.left() > 0 && other.left() > 0 && max_updates >= 2) {
@@ -287,16 +312,31 @@ ConcentrationValues Aggregates::Concentration(View view, const Window& window,
   return RecomputeConcentration(std::move(values), ks);
 }
 
+std::vector<LiveWindowValues> Aggregates::LiveValues(std::span<const uint32_t> ks) const {
+  std::vector<LiveWindowValues> out(live_.size());
+  for (size_t w = 0; w < live_.size(); ++w) {
+    out[w].weeks = live_[w].weeks;
+    out[w].range = live_[w].range;
+    for (int v = 0; v < kNumViews; ++v) out[w].by_view[v] = live_[w].dists[v].Values(ks);
+  }
+  return out;
+}
+
 Leaderboard Aggregates::Top(View view, const Window& window, uint32_t k) const {
   Counts counts = CountsFor(view, window);
-  const auto& map = counts.live ? counts.live->counts() : counts.collected;
   Leaderboard out;
   std::vector<std::pair<uint64_t, EntityId>> all;
-  all.reserve(map.size());
-  for (const auto& [e, n] : map) {
-    if (n == 0) continue;
+  auto take = [&](EntityId e, uint64_t n) {
+    if (n == 0) return;
     all.push_back({n, e});
     out.total += n;
+  };
+  if (counts.live) {
+    all.reserve(counts.live->entities());
+    counts.live->ForEachCount(take);
+  } else {
+    all.reserve(counts.collected.size());
+    for (const auto& [e, n] : counts.collected) take(e, n);
   }
   out.entities = all.size();
   auto before = [&](const std::pair<uint64_t, EntityId>& a,

@@ -76,6 +76,13 @@ struct EntityStanding {
   RankedEntity entity;  // downloads 0, rank 0 when absent from the window
 };
 
+// The measures of one live window, for every view.
+struct LiveWindowValues {
+  int weeks = 0;                                     // 0: all time, else trailing:weeks
+  std::optional<std::pair<IsoWeek, IsoWeek>> range;  // trailing only; empty before a watermark
+  std::array<ConcentrationValues, kNumViews> by_view;
+};
+
 class Aggregates {
  public:
   // `registry` and `catalog` are not owned and must outlive this object.
@@ -112,6 +119,10 @@ class Aggregates {
   ConcentrationValues Concentration(View view, const Window& window,
                                     std::span<const uint32_t> ks) const;
   Leaderboard Top(View view, const Window& window, uint32_t k) const;
+  // Concentration() of every live window and view at once, for a snapshot
+  // that queries read without the engine's lock. Excludes staged updates not
+  // yet applied (call it when ApplyStaged() has returned true).
+  std::vector<LiveWindowValues> LiveValues(std::span<const uint32_t> ks) const;
   EntityStanding Entity(View view, const Window& window, std::string_view entity) const;
 
  private:
@@ -142,10 +153,9 @@ class Aggregates {
 
   const Credit& EnsureCredit(ModelIdx m);
   void Contribute(LiveWindow& w, const Credit& c, int64_t all, int64_t rolling);
-  // Contribute() into staged_updates_ instead of the distributions.
-  void StageContribution(size_t window, const Credit& c, int64_t all, int64_t rolling);
   void ApplyAllStaged() { ApplyStaged(SIZE_MAX); }
-  // Moves the merged updates of staging_ into the lanes.
+  // Expands pending_ into the lanes: per distribution, the batch's change of
+  // each entity it touches, merged (one update per entity and batch).
   void SealLanes();
   void ContributeWeek(LiveWindow& w, Day monday, int sign);
   // Per-week (all, rolling) counts of one model, from its daily counts.
@@ -166,16 +176,32 @@ class Aggregates {
   std::vector<LiveWindow> live_;                                             // live_[0] is "all"
   std::optional<IsoWeek> watermark_week_;
   uint64_t total_unique_ = 0;
-  // Staged live-distribution updates: key = window << 40 | view << 32 | entity,
-  // in two lanes that touch disjoint distributions.
+  // The staged changes not yet in the live distributions. Stage() merges them
+  // per live window and model (dense by ModelIdx); SealLanes() expands them
+  // per view into one update per (distribution, entity) in two lanes that
+  // touch disjoint distributions.
+  struct PendingWindow {
+    std::vector<WeekCounts> by_model;  // by ModelIdx; zero when not pending
+    std::vector<ModelIdx> touched;     // models given a change since the last seal (may repeat)
+  };
+  std::vector<PendingWindow> pending_;  // parallel to live_
+  bool any_pending_ = false;
+  struct Update {
+    uint32_t dist;  // window * kNumViews + view
+    EntityId entity;
+    int64_t delta;
+  };
   struct Lane {
-    std::vector<std::pair<uint64_t, int64_t>> updates;
+    std::vector<Update> updates;
     size_t applied = 0;
     size_t left() const { return updates.size() - applied; }
     void Apply(std::vector<LiveWindow>& live, size_t n);
   };
-  absl::flat_hash_map<uint64_t, int64_t> staging_;
   std::array<Lane, 2> lanes_;
+  // SealLanes' per-entity sums for one (window, level, attribution); all zero
+  // between uses.
+  std::vector<WeekCounts> scratch_;
+  std::vector<EntityId> scratch_touched_;
   std::unique_ptr<LaneWorker> worker_;  // created on first use, with apply_threads 2
 };
 

@@ -324,6 +324,7 @@ ExactDistribution::~ExactDistribution() = default;
 ExactDistribution::ExactDistribution(ExactDistribution&& other) noexcept
     : counts_(std::move(other.counts_)),
       index_(std::move(other.index_)),
+      entities_(std::exchange(other.entities_, 0)),
       total_(std::exchange(other.total_, 0)),
       sum_sq_(std::exchange(other.sum_sq_, 0)),
       abs_diff_(std::exchange(other.abs_diff_, 0)) {
@@ -334,6 +335,7 @@ ExactDistribution& ExactDistribution::operator=(ExactDistribution&& other) noexc
   if (this != &other) {
     counts_ = std::move(other.counts_);
     index_ = std::move(other.index_);
+    entities_ = std::exchange(other.entities_, 0);
     total_ = std::exchange(other.total_, 0);
     sum_sq_ = std::exchange(other.sum_sq_, 0);
     abs_diff_ = std::exchange(other.abs_diff_, 0);
@@ -348,23 +350,26 @@ void ExactDistribution::Add(EntityId e, int64_t delta) {
   if (delta > 0) {
     const uint64_t up = static_cast<uint64_t>(delta);
     if (up >= kMaxTotal - total_) Die("total count would reach 2^63");
-    auto [it, inserted] = counts_.try_emplace(e, 0);
-    const uint64_t from = it->second;
-    it->second = from + up;
+    if (e >= counts_.size()) {
+      // Geometric growth: ids arrive roughly in order, one resize each would
+      // be quadratic.
+      counts_.resize(std::max<size_t>(size_t{e} + 1, counts_.size() * 3 / 2));
+    }
+    uint64_t& x = counts_[e];
+    const uint64_t from = x;
+    x = from + up;
+    if (from == 0) ++entities_;
     Move(from, from + up);
     total_ += up;
     return;
   }
   const uint64_t down = uint64_t{0} - static_cast<uint64_t>(delta);
-  auto it = counts_.find(e);
-  if (it == counts_.end() || it->second < down) Die("count would go below zero");
-  const uint64_t from = it->second;
+  if (e >= counts_.size() || counts_[e] < down) Die("count would go below zero");
+  uint64_t& x = counts_[e];
+  const uint64_t from = x;
   const uint64_t to = from - down;
-  if (to == 0) {
-    counts_.erase(it);
-  } else {
-    it->second = to;
-  }
+  x = to;
+  if (to == 0) --entities_;
   Move(from, to);
   total_ -= down;
 }
@@ -383,10 +388,7 @@ void ExactDistribution::Move(uint64_t from, uint64_t to) {
   sum_sq_ = sum_sq_ - uint128{from} * from + uint128{to} * to;
 }
 
-uint64_t ExactDistribution::Count(EntityId e) const {
-  auto it = counts_.find(e);
-  return it == counts_.end() ? 0 : it->second;
-}
+uint64_t ExactDistribution::Count(EntityId e) const { return e < counts_.size() ? counts_[e] : 0; }
 
 uint64_t ExactDistribution::TopKSum(uint64_t k) const {
   if (index_ == nullptr) return 0;
@@ -401,6 +403,7 @@ uint64_t ExactDistribution::CountAbove(uint64_t x) const {
 
 void ExactDistribution::Clear() {
   counts_.clear();
+  entities_ = 0;
   if (index_ == nullptr) {
     index_ = std::make_unique<ValueIndex>();
   } else {

@@ -6,11 +6,15 @@
 //   n  = |{e : x_e > 0}|,  X = sum x_e,  Q = sum x_e^2,  D = sum_{i<j} |x_i - x_j|
 // plus an order-statistics index over the counts, so that every update
 // (increment, decrement, an entity appearing or leaving) costs O(log d)
-// expected (a randomized balanced tree; one hash lookup on top), where d <= n
-// is the number of distinct non-zero counts, and every measure is read from
-// the exact state without a rescan:
+// expected (a randomized balanced tree), where d <= n is the number of
+// distinct non-zero counts, and every measure is read from the exact state
+// without a rescan:
 //   HHI = Q / X^2,  Gini = D / (n X),  top-k share = (sum of k largest) / X.
 // X, Q and D are 128-bit; they cannot overflow while X < 2^63.
+//
+// Memory: the counts are a dense array indexed by entity id (8 bytes per id
+// up to the largest id ever added), which is what makes an update one array
+// access instead of a hash lookup; callers keep ids dense (interned).
 //
 // Thread safety: none; callers serialize access (the aggregate component
 // holds it under its own mutex).
@@ -22,8 +26,6 @@
 #include <span>
 #include <utility>
 #include <vector>
-
-#include "absl/container/flat_hash_map.h"
 
 namespace hubmetrics {
 
@@ -60,7 +62,7 @@ class ExactDistribution {
   uint64_t Count(EntityId e) const;
 
   uint64_t total() const { return total_; }
-  uint64_t entities() const { return static_cast<uint64_t>(counts_.size()); }
+  uint64_t entities() const { return entities_; }
   uint128 sum_of_squares() const { return sum_sq_; }
   // sum over unordered pairs of entities with x > 0 of |x_i - x_j|.
   uint128 pairwise_abs_diff() const { return abs_diff_; }
@@ -74,8 +76,14 @@ class ExactDistribution {
   // from 128 bits round once each).
   ConcentrationValues Values(std::span<const uint32_t> ks) const;
 
-  // Entities with x > 0, unordered. For leaderboards: O(n).
-  const absl::flat_hash_map<EntityId, uint64_t>& counts() const { return counts_; }
+  // Calls fn(entity, x) for every entity with x > 0, by ascending id. For
+  // leaderboards: O(largest id).
+  template <typename Fn>
+  void ForEachCount(Fn fn) const {
+    for (size_t e = 0; e < counts_.size(); ++e) {
+      if (counts_[e] != 0) fn(static_cast<EntityId>(e), counts_[e]);
+    }
+  }
 
   void Clear();
 
@@ -85,8 +93,9 @@ class ExactDistribution {
   // Moves one entity's count from `from` to `to` (either may be 0 = absent).
   void Move(uint64_t from, uint64_t to);
 
-  absl::flat_hash_map<EntityId, uint64_t> counts_;
+  std::vector<uint64_t> counts_;  // by entity id; 0 = absent
   std::unique_ptr<ValueIndex> index_;
+  uint64_t entities_ = 0;  // non-zero entries of counts_
   uint64_t total_ = 0;
   uint128 sum_sq_ = 0;
   uint128 abs_diff_ = 0;

@@ -27,6 +27,35 @@ void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
   out->set_nanos(static_cast<int32_t>(rem * 1000));
 }
 
+// The ks of a request that asks for none; the snapshot holds these.
+const std::vector<uint32_t>& DefaultTopK() {
+  static const std::vector<uint32_t>* const ks = [] {
+    auto parsed = ParseTopK(google::protobuf::RepeatedField<uint32_t>());
+    return new std::vector<uint32_t>(std::move(parsed).value());
+  }();
+  return *ks;
+}
+
+void FillConcentration(const View& view, const Window& window,
+                       const std::optional<IsoWeek>& watermark_week,
+                       const ConcentrationValues& values, v1::Concentration* out) {
+  *out->mutable_view() = view.ToProto();
+  out->set_window(window.Label());
+  if (auto range = window.Range(watermark_week)) {
+    out->set_first_week(range->first.Label());
+    out->set_last_week(range->second.Label());
+  }
+  out->set_total_downloads(values.total);
+  out->set_entities(values.entities);
+  out->set_hhi(values.hhi);
+  out->set_gini(values.gini);
+  for (const auto& [k, share] : values.top_shares) {
+    auto* ts = out->add_top_shares();
+    ts->set_k(k);
+    ts->set_share(share);
+  }
+}
+
 struct PairHash {
   size_t operator()(const std::pair<ModelIdx, Day>& p) const {
     return absl::HashOf(p.first, p.second);
@@ -96,6 +125,7 @@ absl::Status Pipeline::Load() {
     }
   }
   offsets_ = std::move(state.offsets);
+  PublishSnapshot();
   LogInfo(
       "state loaded: %d catalog records, %d daily counts, %d unique downloads, %d live dedup keys",
       state.catalog.size(), state.daily_counts.size(), aggregates_.TotalUniqueDownloads(), keys);
@@ -226,6 +256,7 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
     }
     commit.counters = counters_;
     if (watermark_) commit.watermark_micros = ::hubmetrics::ToUnixMicros(*watermark_);
+    PublishSnapshot();
     BumpVersion();
   }
   for (const auto& [p, w] : validator_.partition_watermarks()) {
@@ -296,6 +327,7 @@ absl::Status Pipeline::ApplyCatalog(std::span<const CatalogRecord> records,
     }
     if (changed) {
       commit.counters = counters_;
+      PublishSnapshot();
       BumpVersion();
     }
   }
@@ -341,6 +373,40 @@ void Pipeline::FillWatermark(google::protobuf::Timestamp* out) const {
   if (watermark_) ToTimestamp(*watermark_, out);
 }
 
+void Pipeline::PublishSnapshot() {
+  auto snapshot = std::make_shared<LiveSnapshot>();
+  snapshot->watermark_week = aggregates_.watermark_week();
+  snapshot->watermark = watermark_;
+  snapshot->windows = aggregates_.LiveValues(DefaultTopK());
+  absl::MutexLock lock(&snapshot_mu_);
+  snapshot_ = std::move(snapshot);
+}
+
+std::shared_ptr<const Pipeline::LiveSnapshot> Pipeline::Snapshot() const {
+  absl::MutexLock lock(&snapshot_mu_);
+  return snapshot_;
+}
+
+const LiveWindowValues* Pipeline::LiveSnapshot::Find(const Window& window) const {
+  int weeks = -1;
+  switch (window.kind) {
+    case Window::Kind::kAll:
+      weeks = 0;
+      break;
+    case Window::Kind::kTrailing:
+      weeks = window.weeks;
+      break;
+    case Window::Kind::kWeek:
+      // The watermark's week is the live trailing:1 window.
+      if (watermark_week && window.week == *watermark_week) weeks = 1;
+      break;
+  }
+  for (const LiveWindowValues& w : windows) {
+    if (w.weeks == weeks) return &w;
+  }
+  return nullptr;
+}
+
 uint64_t Pipeline::StateVersion() const {
   absl::ReaderMutexLock lock(&mu_);
   return version_;
@@ -359,23 +425,17 @@ absl::StatusOr<v1::Concentration> Pipeline::GetConcentration(
   ASSIGN_OR_RETURN(Window window, ParseWindow(request.window()));
   ASSIGN_OR_RETURN(std::vector<uint32_t> ks, ParseTopK(request.top_k()));
   v1::Concentration out;
+  if (ks == DefaultTopK()) {
+    const std::shared_ptr<const LiveSnapshot> snapshot = Snapshot();
+    if (const LiveWindowValues* live = snapshot->Find(window)) {
+      FillConcentration(view, window, snapshot->watermark_week, live->by_view[view.Index()], &out);
+      if (snapshot->watermark) ToTimestamp(*snapshot->watermark, out.mutable_watermark());
+      return out;
+    }
+  }
   absl::ReaderMutexLock lock(&mu_);
-  ConcentrationValues values = aggregates_.Concentration(view, window, ks);
-  *out.mutable_view() = view.ToProto();
-  out.set_window(window.Label());
-  if (auto range = window.Range(aggregates_.watermark_week())) {
-    out.set_first_week(range->first.Label());
-    out.set_last_week(range->second.Label());
-  }
-  out.set_total_downloads(values.total);
-  out.set_entities(values.entities);
-  out.set_hhi(values.hhi);
-  out.set_gini(values.gini);
-  for (const auto& [k, share] : values.top_shares) {
-    auto* ts = out.add_top_shares();
-    ts->set_k(k);
-    ts->set_share(share);
-  }
+  FillConcentration(view, window, aggregates_.watermark_week(),
+                    aggregates_.Concentration(view, window, ks), &out);
   FillWatermark(out.mutable_watermark());
   return out;
 }

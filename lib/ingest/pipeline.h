@@ -144,6 +144,21 @@ class Pipeline final : public MetricsBackend {
   void BumpVersion() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CountRejection(RejectReason reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FillWatermark(google::protobuf::Timestamp* out) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Publishes the live windows' measures as of now (every staged update
+  // applied) for the lock-free query path.
+  void PublishSnapshot() ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  // What GetConcentration answers for live windows with the default ks:
+  // immutable once published, replaced whole after every batch, so a query
+  // copies one pointer under snapshot_mu_ and never waits behind ingest.
+  struct LiveSnapshot {
+    std::optional<IsoWeek> watermark_week;
+    std::optional<absl::Time> watermark;
+    std::vector<LiveWindowValues> windows;
+    // The live window that answers `window`, or nullptr (not live).
+    const LiveWindowValues* Find(const Window& window) const;
+  };
+  std::shared_ptr<const LiveSnapshot> Snapshot() const;
 
   const PipelineOptions options_;
   const std::unique_ptr<StateStore> store_;
@@ -168,6 +183,9 @@ class Pipeline final : public MetricsBackend {
   std::array<uint64_t, kNumRejectReasons> rejected_by_reason_ ABSL_GUARDED_BY(mu_){};
   std::optional<absl::Time> watermark_ ABSL_GUARDED_BY(mu_);
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+
+  mutable absl::Mutex snapshot_mu_;
+  std::shared_ptr<const LiveSnapshot> snapshot_ ABSL_GUARDED_BY(snapshot_mu_);
 
   mutable absl::Mutex status_mu_;
   bool source_exhausted_ ABSL_GUARDED_BY(status_mu_) = false;

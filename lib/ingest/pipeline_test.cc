@@ -166,6 +166,65 @@ TEST_F(PipelineTest, CatalogChangeRecreditsPastCounts) {
   EXPECT_EQ(p->GetIngestStats().catalog_records(), 3u);
 }
 
+// Live windows asked with the default ks are answered from the snapshot
+// published after each batch and catalog change, without the engine lock;
+// other ks take the lock path. Both must agree after every kind of change.
+TEST_F(PipelineTest, SnapshotAnswersEqualLockedAnswers) {
+  auto p = Open();
+  auto expect_same = [&](const std::string& when) {
+    for (const char* level : {"model", "developer", "country"}) {
+      for (const char* attribution : {"direct", "recursive"}) {
+        for (const char* window : {"all", "trailing:1", "trailing:4", "week:2025-W11"}) {
+          v1::ConcentrationRequest req;
+          req.mutable_view()->set_level(level);
+          req.mutable_view()->set_attribution(attribution);
+          req.set_window(window);
+          auto fast = p->GetConcentration(req);
+          for (uint32_t k : {100u, 10u, 1u}) req.add_top_k(k);  // not the default order
+          auto locked = p->GetConcentration(req);
+          ASSERT_TRUE(fast.ok() && locked.ok()) << fast.status() << locked.status();
+          const std::string where = absl::StrCat(when, " ", level, "/", attribution, "/", window);
+          EXPECT_EQ(fast->total_downloads(), locked->total_downloads()) << where;
+          EXPECT_EQ(fast->entities(), locked->entities()) << where;
+          EXPECT_EQ(fast->hhi(), locked->hhi()) << where;
+          EXPECT_EQ(fast->gini(), locked->gini()) << where;
+          EXPECT_EQ(fast->first_week(), locked->first_week()) << where;
+          EXPECT_EQ(fast->watermark().seconds(), locked->watermark().seconds()) << where;
+          ASSERT_EQ(fast->top_shares_size(), 3) << where;
+          for (int i = 0; i < 3; ++i) {
+            EXPECT_EQ(fast->top_shares(i).share(), locked->top_shares(2 - i).share()) << where;
+          }
+        }
+      }
+    }
+  };
+  expect_same("empty");
+  ASSERT_TRUE(Ingest(p.get(),
+                     {Event("base/m", "u1", "2025-03-10T01:00:00Z"),
+                      Event("ft/m", "u1", "2025-03-10T01:00:00Z"),
+                      Event("ft/m", "u2", "2025-03-11T01:00:00Z")},
+                     10)
+                  .ok());
+  expect_same("first batch");
+  EXPECT_EQ(Query(*p, "model", "direct").total_downloads(), 3u);
+  ASSERT_TRUE(Ingest(p.get(),
+                     {Event("ft/m", "u3", "2025-03-17T01:00:00Z"),  // next week: windows move
+                      Event("other/m", "u1", "2025-03-17T02:00:00Z")},
+                     20)
+                  .ok());
+  expect_same("watermark moved");
+  v1::ModelInfo ft;
+  ft.set_model_id("ft/m");
+  ft.set_base_model("base/m");
+  ft.set_country("FR");
+  ASSERT_TRUE(p->ApplyCatalog({{CatalogRecord{"ft/m", ft}}}, {}).ok());
+  expect_same("catalog change");
+  EXPECT_EQ(Query(*p, "model", "recursive").entities(), 2u);  // base/m and other/m
+  p.reset();
+  p = Open();
+  expect_same("restart");
+}
+
 TEST_F(PipelineTest, OldDedupDaysAreDroppedAndLateEventsRejected) {
   auto p = Open();
   ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u1", "2025-03-01T01:00:00Z")}, 10).ok());

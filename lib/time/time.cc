@@ -25,7 +25,18 @@ Day MondayOfWeek1(int iso_year) {
 
 }  // namespace
 
-Day DayOf(absl::Time t) { return FromCivil(absl::ToCivilDay(t, absl::UTCTimeZone())); }
+// Unix time has no leap seconds: a UTC day is exactly 86,400 of its seconds,
+// so the day is a floor division (the civil-time conversion it replaces cost
+// ~7% of ingest CPU). Infinite times saturate as ToCivilDay's did.
+Day DayOf(absl::Time t) {
+  if (t == absl::InfiniteFuture() || t == absl::InfinitePast()) {
+    return FromCivil(absl::ToCivilDay(t, absl::UTCTimeZone()));
+  }
+  const int64_t secs = absl::ToUnixSeconds(t);  // rounds toward the past
+  int64_t day = secs / 86400;
+  if (secs % 86400 < 0) --day;
+  return static_cast<Day>(day);
+}
 
 absl::Time StartOfDay(Day day) { return absl::FromCivil(ToCivil(day), absl::UTCTimeZone()); }
 

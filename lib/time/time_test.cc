@@ -23,6 +23,24 @@ TEST(DayOf, EpochAndNegative) {
   EXPECT_EQ(StartOfDay(1), absl::FromUnixSeconds(86400));
 }
 
+// Oracle: absl's civil-time conversion in UTC, at and around day boundaries
+// from year 1 to 9999, sub-second times included.
+TEST(DayOf, MatchesCivilDay) {
+  const absl::CivilDay epoch(1970, 1, 1);
+  for (const absl::CivilDay day :
+       {absl::CivilDay(1, 1, 1), absl::CivilDay(1600, 2, 29), absl::CivilDay(1969, 12, 31),
+        absl::CivilDay(1970, 1, 1), absl::CivilDay(2025, 3, 4), absl::CivilDay(9999, 12, 31)}) {
+    const absl::Time start = absl::FromCivil(day, absl::UTCTimeZone());
+    for (const absl::Duration d :
+         {absl::ZeroDuration(), absl::Nanoseconds(1), absl::Seconds(1), absl::Hours(12),
+          absl::Hours(24) - absl::Nanoseconds(1), -absl::Nanoseconds(1), -absl::Seconds(1)}) {
+      const absl::Time t = start + d;
+      EXPECT_EQ(DayOf(t), absl::ToCivilDay(t, absl::UTCTimeZone()) - epoch)
+          << absl::FormatTime(t, absl::UTCTimeZone());
+    }
+  }
+}
+
 // Oracle: glibc's strftime %G-W%V over every day of 1990..2040.
 TEST(IsoWeek, MatchesStrftimeForEveryDayOf50Years) {
   for (Day day = D(1990, 1, 1); day <= D(2040, 12, 31); ++day) {
