@@ -60,26 +60,20 @@ void LoggingDeadLetterSink::Reject(const SourceRecord& record, const Rejection& 
   }
 }
 
-absl::Status IngestEventsFile(Pipeline* pipeline, const std::string& path,
-                              const std::atomic<bool>& stop, const FileSourceOptions& options) {
-  std::string absolute;
-  ASSIGN_OR_RETURN(File f, OpenForRead(path, &absolute));
-  const std::string key = absl::StrCat("file:", absolute);
-  int64_t offset = pipeline->StoredOffset(key).value_or(0);
-  if (offset > 0 && std::fseek(f.get(), offset, SEEK_SET) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot seek ", path, " to stored offset ",
-                                                      offset, ": ", std::strerror(errno)));
-  }
-  if (offset > 0) LogInfo("resuming %s at byte %d", path, offset);
-  LoggingDeadLetterSink dead_letters;
+namespace {
+
+// Reads `f` from `offset` and submits its lines in batches.
+absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
+                         const std::string& key, int64_t offset, const std::atomic<bool>& stop,
+                         const FileSourceOptions& options, LoggingDeadLetterSink* dead_letters) {
   std::string buffer;
   std::vector<char> chunk(1 << 20);
   std::vector<SourceRecord> batch;
   bool eof = false;
   while (!eof && !stop.load()) {
-    const size_t n = std::fread(chunk.data(), 1, chunk.size(), f.get());
+    const size_t n = std::fread(chunk.data(), 1, chunk.size(), f);
     if (n < chunk.size()) {
-      if (std::ferror(f.get())) {
+      if (std::ferror(f)) {
         return absl::DataLossError(absl::StrCat("reading ", path, ": ", std::strerror(errno)));
       }
       eof = true;
@@ -91,8 +85,9 @@ absl::Status IngestEventsFile(Pipeline* pipeline, const std::string& path,
     batch.clear();
     auto flush = [&]() -> absl::Status {
       SourceOffset position{key, batch_end_offset};
+      // Pipelined: the batch is applied while the next one is read and decoded.
       RETURN_IF_ERROR(
-          pipeline->IngestEvents(batch, EventFormat::kJson, {&position, 1}, &dead_letters));
+          pipeline->SubmitEvents(batch, EventFormat::kJson, {&position, 1}, dead_letters));
       batch.clear();
       return absl::OkStatus();
     };
@@ -117,6 +112,28 @@ absl::Status IngestEventsFile(Pipeline* pipeline, const std::string& path,
     buffer.erase(0, consumed);
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status IngestEventsFile(Pipeline* pipeline, const std::string& path,
+                              const std::atomic<bool>& stop, const FileSourceOptions& options) {
+  std::string absolute;
+  ASSIGN_OR_RETURN(File f, OpenForRead(path, &absolute));
+  const std::string key = absl::StrCat("file:", absolute);
+  const int64_t offset = pipeline->StoredOffset(key).value_or(0);
+  if (offset > 0 && std::fseek(f.get(), offset, SEEK_SET) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot seek ", path, " to stored offset ",
+                                                      offset, ": ", std::strerror(errno)));
+  }
+  if (offset > 0) LogInfo("resuming %s at byte %d", path, offset);
+  LoggingDeadLetterSink dead_letters;
+  const absl::Status read =
+      SubmitLines(pipeline, f.get(), path, key, offset, stop, options, &dead_letters);
+  // Submitted batches use dead_letters: on every way out, wait for them to
+  // be committed.
+  const absl::Status drained = pipeline->Drain();
+  return read.ok() ? drained : read;
 }
 
 absl::Status LoadModelsFile(Pipeline* pipeline, const std::string& path) {

@@ -150,13 +150,56 @@ void Pipeline::CountRejection(RejectReason reason) {
   ++rejected_by_reason_[static_cast<int>(reason)];
 }
 
+// What the ingest thread hands to the apply thread: everything the rest of a
+// batch needs, owned (the source's records may be gone by then).
+struct Pipeline::PreparedBatch {
+  uint64_t events_read = 0;
+  uint64_t accepted = 0;
+  uint64_t unique = 0;
+  std::vector<RejectReason> rejected;
+  // Unique downloads, grouped per (model, day): the daily count deltas and
+  // the dedup records.
+  absl::flat_hash_map<std::pair<ModelIdx, Day>, std::vector<UserHash>, PairHash> fresh;
+  std::optional<absl::Time> watermark;
+  std::vector<std::pair<int32_t, int64_t>> partition_watermarks_micros;
+  // Days leaving dedup with this batch: their (day, model) pairs get their
+  // daily counts stored.
+  std::optional<Day> drop_dedup_before;
+  std::vector<std::pair<Day, ModelIdx>> closing;
+  std::vector<std::pair<std::string, int64_t>> offsets;
+  DeadLetterSink* dead_letters = nullptr;
+};
+
 absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, EventFormat format,
+                                    std::span<const SourceOffset> offsets,
+                                    DeadLetterSink* dead_letters) {
+  RETURN_IF_ERROR(SubmitEvents(records, format, offsets, dead_letters));
+  return Drain();
+}
+
+absl::Status Pipeline::SubmitEvents(std::span<const SourceRecord> records, EventFormat format,
                                     std::span<const SourceOffset> offsets,
                                     DeadLetterSink* dead_letters) {
   if (broken_) {
     return absl::FailedPreconditionError(
         "ingest stopped after a failed commit; restart hubmetricsd to resume from stored state");
   }
+  auto batch = std::make_shared<PreparedBatch>(Prepare(records, format, offsets, dead_letters));
+  if (!apply_worker_) apply_worker_ = std::make_unique<LaneWorker>();
+  apply_worker_->Wait();
+  RETURN_IF_ERROR(apply_status_);
+  apply_worker_->Start([this, batch] { apply_status_ = ApplyPrepared(*batch); });
+  return absl::OkStatus();
+}
+
+absl::Status Pipeline::Drain() {
+  if (apply_worker_) apply_worker_->Wait();
+  return apply_status_;
+}
+
+Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records, EventFormat format,
+                                          std::span<const SourceOffset> offsets,
+                                          DeadLetterSink* dead_letters) {
   // Decode, validate, hash and deduplicate outside the lock: the ingest
   // thread owns the validator, the dedup set and known_models_.
   struct Accepted {
@@ -165,6 +208,9 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
     UserHash user;
   };
   constexpr ModelIdx kNewModel = ModelIdx{1} << 31;
+  PreparedBatch batch;
+  batch.events_read = records.size();
+  batch.dead_letters = dead_letters;
   std::vector<Accepted> accepted;
   accepted.reserve(records.size());
   std::vector<std::string> new_models;
@@ -192,9 +238,12 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
     }
     accepted.push_back({m, DayOf(r.event->time), hasher_.Hash(r.event->user_id)});
   }
-  for (const auto& [i, rej] : rejected) dead_letters->Reject(records[i], rej);
+  batch.rejected.reserve(rejected.size());
+  for (const auto& [i, rej] : rejected) {
+    dead_letters->Reject(records[i], rej);
+    batch.rejected.push_back(rej.reason);
+  }
 
-  StateCommit commit;
   if (!new_models.empty()) {
     std::vector<ModelIdx> interned;
     interned.reserve(new_models.size());
@@ -207,19 +256,37 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
       if (a.model >= kNewModel) a.model = interned[a.model - kNewModel];
     }
   }
-  // Unique downloads, grouped per (model, day): the daily count deltas and
-  // the dedup records.
-  absl::flat_hash_map<std::pair<ModelIdx, Day>, std::vector<UserHash>, PairHash> fresh;
-  uint64_t unique = 0;
+  batch.accepted = accepted.size();
   for (const Accepted& a : accepted) {
     if (dedup_.Insert(a.day, a.model, a.user)) {
-      fresh[{a.model, a.day}].push_back(a.user);
-      ++unique;
+      batch.fresh[{a.model, a.day}].push_back(a.user);
+      ++batch.unique;
     }
   }
+  batch.watermark = validator_.watermark();
+  for (const auto& [p, w] : validator_.partition_watermarks()) {
+    if (w == absl::InfinitePast()) continue;
+    batch.partition_watermarks_micros.emplace_back(p, ::hubmetrics::ToUnixMicros(w));
+  }
+  const Day oldest = validator_.OldestAcceptedDay();
+  if (oldest > dedup_dropped_before_) {
+    batch.closing = dedup_.ModelDaysBefore(oldest);
+    dedup_.DropDaysBefore(oldest);
+    dedup_dropped_before_ = oldest;
+    batch.drop_dedup_before = oldest;
+  }
+  for (const SourceOffset& o : offsets) {
+    batch.offsets.emplace_back(o.source_key, o.next_offset);
+    offsets_[o.source_key] = o.next_offset;
+  }
+  return batch;
+}
+
+absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
+  StateCommit commit;
   std::vector<ModelDayDelta> applied;
-  applied.reserve(fresh.size());
-  for (const auto& [key, users] : fresh) {
+  applied.reserve(batch.fresh.size());
+  for (const auto& [key, users] : batch.fresh) {
     applied.push_back({key.first, key.second, static_cast<int64_t>(users.size())});
   }
   for (size_t i = 0; i < applied.size(); i += options_.max_deltas_per_lock) {
@@ -230,7 +297,8 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
   {
     // Only reads: queries go on meanwhile.
     absl::ReaderMutexLock lock(&mu_);
-    for (auto& [key, users] : fresh) {
+    commit.dedup_groups.reserve(batch.fresh.size());
+    for (auto& [key, users] : batch.fresh) {
       commit.dedup_groups.push_back({key.second, registry_.Name(key.first), std::move(users)});
     }
   }
@@ -242,12 +310,12 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
   }
   {
     absl::MutexLock lock(&mu_);
-    watermark_ = validator_.watermark();
+    watermark_ = batch.watermark;
     if (watermark_) aggregates_.SetWatermarkWeek(*WeekOf(watermark_));
-    counters_.set_events_read(counters_.events_read() + records.size());
-    counters_.set_unique_downloads(counters_.unique_downloads() + unique);
-    counters_.set_duplicates(counters_.duplicates() + (accepted.size() - unique));
-    for (const auto& [i, rej] : rejected) CountRejection(rej.reason);
+    counters_.set_events_read(counters_.events_read() + batch.events_read);
+    counters_.set_unique_downloads(counters_.unique_downloads() + batch.unique);
+    counters_.set_duplicates(counters_.duplicates() + (batch.accepted - batch.unique));
+    for (RejectReason reason : batch.rejected) CountRejection(reason);
     counters_.clear_rejected_by_reason();
     for (int r = 0; r < kNumRejectReasons; ++r) {
       auto* rc = counters_.add_rejected_by_reason();
@@ -259,31 +327,20 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
     PublishSnapshot();
     BumpVersion();
   }
-  for (const auto& [p, w] : validator_.partition_watermarks()) {
-    if (w == absl::InfinitePast()) continue;
-    commit.partition_watermarks_micros.emplace_back(p, ::hubmetrics::ToUnixMicros(w));
-  }
-  const Day oldest = validator_.OldestAcceptedDay();
-  if (oldest > dedup_dropped_before_) {
+  commit.partition_watermarks_micros = std::move(batch.partition_watermarks_micros);
+  if (batch.drop_dedup_before) {
     // The days leaving dedup get their daily counts stored: from now on
-    // nothing else remembers them (see state_store.h).
-    const std::vector<std::pair<Day, ModelIdx>> closing = dedup_.ModelDaysBefore(oldest);
-    {
-      absl::ReaderMutexLock lock(&mu_);
-      for (const auto& [day, m] : closing) {
-        commit.daily_counts.push_back({registry_.Name(m), day, aggregates_.DailyCount(m, day)});
-      }
+    // nothing else remembers them (see state_store.h). Every earlier batch is
+    // applied, so the counts are complete.
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& [day, m] : batch.closing) {
+      commit.daily_counts.push_back({registry_.Name(m), day, aggregates_.DailyCount(m, day)});
     }
-    dedup_.DropDaysBefore(oldest);
-    dedup_dropped_before_ = oldest;
-    commit.drop_dedup_before = oldest;
+    commit.drop_dedup_before = batch.drop_dedup_before;
   }
-  for (const SourceOffset& o : offsets) {
-    commit.offsets.emplace_back(o.source_key, o.next_offset);
-    offsets_[o.source_key] = o.next_offset;
-  }
-  if (!rejected.empty()) {
-    if (absl::Status s = dead_letters->Flush(); !s.ok()) {
+  commit.offsets = std::move(batch.offsets);
+  if (!batch.rejected.empty()) {
+    if (absl::Status s = batch.dead_letters->Flush(); !s.ok()) {
       broken_ = true;
       return absl::Status(s.code(),
                           absl::StrCat("dead letters not acknowledged, batch not committed; "
@@ -296,6 +353,8 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
 
 absl::Status Pipeline::ApplyCatalog(std::span<const CatalogRecord> records,
                                     std::span<const SourceOffset> offsets) {
+  // Re-credit works on the applied state, and commits go out in order.
+  RETURN_IF_ERROR(Drain());
   if (broken_) {
     return absl::FailedPreconditionError(
         "ingest stopped after a failed commit; restart hubmetricsd to resume from stored state");

@@ -1,14 +1,19 @@
 // The engine of hubmetricsd: turns source records into exact state and
 // answers queries on it.
 //
-// Ingest side (one thread, the source's): IngestEvents() decodes, validates,
-// hashes user ids, deduplicates, updates the aggregates and commits the
-// resulting state to the StateStore in ONE commit together with the source
-// offsets the records came from — after the rejected records were handed to
-// the DeadLetterSink and flushed. A crash at any point therefore neither loses
-// nor double-counts anything: on restart the source resumes from the offsets
-// stored with the state (StoredOffset), and a replayed event is a duplicate.
-// ApplyCatalog() does the same for catalog records and re-credits past counts.
+// Ingest side (one thread at a time, the source's): a batch is decoded,
+// validated, its user ids hashed and deduplicated on the caller's thread;
+// then, on the pipeline's apply thread, the aggregates are updated and the
+// resulting state is committed to the StateStore in ONE commit together with
+// the source offsets the records came from — after the rejected records were
+// handed to the DeadLetterSink and flushed. SubmitEvents() returns after the
+// first part, so the next batch is decoded while this one is applied
+// (pipelining uses both cores); IngestEvents() also waits for the commit. A
+// crash at any point therefore neither loses nor double-counts anything: on
+// restart the source resumes from the offsets stored with the state
+// (StoredOffset), and a replayed event is a duplicate. ApplyCatalog() does the
+// same for catalog records (after the submitted batches) and re-credits past
+// counts.
 //
 // If a commit or a dead-letter flush fails, the in-memory state is ahead of
 // the stored state: the pipeline refuses further ingest (FailedPrecondition)
@@ -33,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "lib/aggregate/aggregates.h"
+#include "lib/aggregate/lane_worker.h"
 #include "lib/api/metrics_backend.h"
 #include "lib/catalog/catalog.h"
 #include "lib/dedup/unique_download_counter.h"
@@ -72,10 +78,13 @@ struct SourceRecord {
 class DeadLetterSink {
  public:
   virtual ~DeadLetterSink() = default;
-  // Called once per rejected record, in order. Must copy what it keeps.
+  // Called once per rejected record, in order, on the ingest thread. Must
+  // copy what it keeps.
   virtual void Reject(const SourceRecord& record, const Rejection& rejection) = 0;
-  // Returns once every record passed to Reject() since the last Flush() is
-  // durable; an error stops the batch from committing.
+  // Returns once every record passed to Reject() before the call is durable;
+  // an error stops the batch from committing. Called on the pipeline's apply
+  // thread, possibly while the ingest thread calls Reject() for the next
+  // batch: implementations must allow that.
   virtual absl::Status Flush() = 0;
 };
 
@@ -101,6 +110,17 @@ class Pipeline final : public MetricsBackend {
   ~Pipeline() override;
 
   // --- Ingest side: one thread at a time. ---
+  // Decodes, validates, hashes and deduplicates `records` on the calling
+  // thread, then hands the batch to the apply thread and returns: the records
+  // may be freed at once, the batch is committed later. Waits first for the
+  // previous batch's apply to end (one batch applies while the next is
+  // prepared). An error of an earlier batch (a failed commit or dead-letter
+  // flush) is returned here, by the next call, and by Drain().
+  absl::Status SubmitEvents(std::span<const SourceRecord> records, EventFormat format,
+                            std::span<const SourceOffset> offsets, DeadLetterSink* dead_letters);
+  // Returns once every submitted batch is committed (or failed: its error).
+  absl::Status Drain();
+  // SubmitEvents() then Drain(): returns once the batch is committed.
   absl::Status IngestEvents(std::span<const SourceRecord> records, EventFormat format,
                             std::span<const SourceOffset> offsets, DeadLetterSink* dead_letters);
   // Upserts must have passed ValidateModel. Records equal to the stored ones
@@ -139,7 +159,12 @@ class Pipeline final : public MetricsBackend {
  private:
   Pipeline(PipelineOptions options, std::unique_ptr<StateStore> store, const Clock* clock,
            UserHasher hasher);
+  struct PreparedBatch;
   absl::Status Load();
+  // The ingest thread's part of a batch, and the apply thread's.
+  PreparedBatch Prepare(std::span<const SourceRecord> records, EventFormat format,
+                        std::span<const SourceOffset> offsets, DeadLetterSink* dead_letters);
+  absl::Status ApplyPrepared(PreparedBatch& batch);
   absl::Status CommitOrBreak(const StateCommit& commit);
   void BumpVersion() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CountRejection(RejectReason reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -191,6 +216,13 @@ class Pipeline final : public MetricsBackend {
   bool source_exhausted_ ABSL_GUARDED_BY(status_mu_) = false;
   std::string source_condition_ ABSL_GUARDED_BY(status_mu_);
   std::vector<v1::PartitionLag> lags_ ABSL_GUARDED_BY(status_mu_);
+
+  // The apply thread and the result of the last batch it applied: written by
+  // the task, read by the ingest thread only after apply_worker_->Wait().
+  absl::Status apply_status_;
+  // Last member: destroyed first, it finishes the batch it applies while
+  // everything it uses still exists.
+  std::unique_ptr<LaneWorker> apply_worker_;
 };
 
 }  // namespace hubmetrics

@@ -128,6 +128,64 @@ TEST_F(PipelineTest, FailedCommitStopsIngestAndRestartReplaysExactly) {
   EXPECT_EQ(s.unique_downloads(), 2u);
 }
 
+// Pipelined submits: many batches submitted back to back end in the same
+// state as batches ingested one by one, and an apply error surfaces at the
+// next submit or drain, never silently.
+TEST_F(PipelineTest, SubmittedBatchesCommitInOrderAndErrorsSurface) {
+  std::vector<std::vector<std::string>> batches;
+  for (int b = 0; b < 40; ++b) {
+    std::vector<std::string> lines;
+    for (int i = 0; i < 50; ++i) {
+      // Duplicates within and across batches; days close as the weeks go by.
+      lines.push_back(Event(absl::StrCat("org", i % 4, "/m", i % 9),
+                            absl::StrCat("u", (b % 2) * 12 + i % 12),
+                            absl::StrFormat("2025-03-%02dT%02d:00:00Z", 3 + b / 3, i % 24)));
+    }
+    if (b % 5 == 0) lines.push_back("not json");
+    batches.push_back(std::move(lines));
+  }
+  auto submit = [&](Pipeline* p, int b) {
+    std::vector<SourceRecord> records;
+    for (const auto& l : batches[b]) records.push_back(SourceRecord{l, "test", -1, 0});
+    SourceOffset off{"file:test", (b + 1) * 100};
+    return p->SubmitEvents(records, EventFormat::kJson, {&off, 1}, &sink_);
+  };
+  v1::IngestStats want;
+  std::string want_top;
+  {
+    FakeStateStore one_by_one;
+    std::array<uint8_t, 16> key{};
+    key[0] = 1;
+    auto p = *Pipeline::Open(PipelineOptions{}, std::make_unique<UnownedStateStore>(&one_by_one),
+                             &clock_, UserHasher(key));
+    for (int b = 0; b < 40; ++b) {
+      ASSERT_TRUE(submit(p.get(), b).ok());
+      ASSERT_TRUE(p->Drain().ok());
+    }
+    want = p->GetIngestStats();
+    want_top = Query(*p, "developer", "direct", "trailing:4").DebugString();
+  }
+  {
+    auto p = Open();
+    for (int b = 0; b < 40; ++b) ASSERT_TRUE(submit(p.get(), b).ok());
+    ASSERT_TRUE(p->Drain().ok());
+    EXPECT_EQ(p->GetIngestStats().DebugString(), want.DebugString());
+    EXPECT_EQ(Query(*p, "developer", "direct", "trailing:4").DebugString(), want_top);
+    EXPECT_EQ(p->StoredOffset("file:test"), 4000);
+    EXPECT_GT(want.duplicates(), 0u);
+    EXPECT_EQ(want.rejected(), 8u);
+  }
+  {
+    auto p = Open();  // restart on the pipelined state: the same answers
+    EXPECT_EQ(Query(*p, "developer", "direct", "trailing:4").DebugString(), want_top);
+    EXPECT_EQ(p->GetIngestStats().unique_downloads(), want.unique_downloads());
+    store_.FailNextCommits(1, absl::UnavailableError("disk full"));
+    ASSERT_TRUE(submit(p.get(), 0).ok());  // fails on the apply thread
+    EXPECT_EQ(p->Drain().code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(submit(p.get(), 1).code(), absl::StatusCode::kFailedPrecondition);
+  }
+}
+
 TEST_F(PipelineTest, UnacknowledgedDeadLettersBlockTheCommit) {
   auto p = Open();
   sink_.flush_status = absl::UnavailableError("broker down");
