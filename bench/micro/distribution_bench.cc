@@ -16,8 +16,13 @@
 namespace hubmetrics {
 namespace {
 
-// Spreads ranks over the id space so that popular entities are not adjacent.
-EntityId IdOfRank(uint32_t rank) { return rank * 2654435761u; }
+// Ids are dense, as the engine interns them (0 .. n-1), but in an order
+// unrelated to popularity, so that popular entities are not adjacent: rank r
+// of n maps to (r - 1) * 2654435761 mod n, a bijection for n = 10^k (the
+// factor is coprime with 10).
+EntityId IdOfRank(uint32_t rank, uint32_t n) {
+  return static_cast<EntityId>((uint64_t{rank} - 1) * 2654435761u % n);
+}
 
 std::vector<uint64_t> ZipfCounts(uint32_t n) {
   const double c = 2e8 / std::log(static_cast<double>(n));
@@ -37,7 +42,7 @@ std::vector<Update> ZipfUpdates(uint32_t n, size_t how_many) {
   std::vector<Update> out(how_many);
   for (Update& u : out) {
     const auto rank = static_cast<uint32_t>(std::pow(static_cast<double>(n), unit(rng)));
-    u.entity = IdOfRank(std::clamp<uint32_t>(rank, 1, n));
+    u.entity = IdOfRank(std::clamp<uint32_t>(rank, 1, n), n);
     u.delta = rng() % 10 == 0 ? -1 : 1;
   }
   return out;
@@ -47,7 +52,7 @@ void BM_Add(benchmark::State& state) {
   const auto n = static_cast<uint32_t>(state.range(0));
   ExactDistribution dist;
   const std::vector<uint64_t> counts = ZipfCounts(n);
-  for (uint32_t r = 1; r <= n; ++r) dist.Add(IdOfRank(r), static_cast<int64_t>(counts[r - 1]));
+  for (uint32_t r = 1; r <= n; ++r) dist.Add(IdOfRank(r, n), static_cast<int64_t>(counts[r - 1]));
   const std::vector<Update> updates = ZipfUpdates(n, size_t{1} << 20);
   size_t i = 0;
   for (auto _ : state) {
@@ -66,7 +71,7 @@ void BM_Values(benchmark::State& state) {
   const auto n = static_cast<uint32_t>(state.range(0));
   ExactDistribution dist;
   const std::vector<uint64_t> counts = ZipfCounts(n);
-  for (uint32_t r = 1; r <= n; ++r) dist.Add(IdOfRank(r), static_cast<int64_t>(counts[r - 1]));
+  for (uint32_t r = 1; r <= n; ++r) dist.Add(IdOfRank(r, n), static_cast<int64_t>(counts[r - 1]));
   const std::vector<uint32_t> ks = {1, 10, 100};
   for (auto _ : state) {
     ConcentrationValues v = dist.Values(ks);

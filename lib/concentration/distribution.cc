@@ -1,6 +1,7 @@
 #include "lib/concentration/distribution.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
@@ -48,7 +49,7 @@ class ExactDistribution::ValueIndex {
     const uint128 dist = DistanceSum(v, p);
     if (p.node != kNil) {
       ++nodes_[p.node].mult;
-      AddAlong(v, 1, v);
+      AddAlong(p, 1, v);
     } else {
       const uint32_t n = NewNode(v);
       root_ = Insert(root_, n);
@@ -62,7 +63,7 @@ class ExactDistribution::ValueIndex {
     const Probe p = Find(v);
     if (p.node == kNil) Die("value index out of step with the counts (bug)");
     const uint128 dist = DistanceSum(v, p);
-    RemoveAt(p.node, v);
+    RemoveAt(p, v);
     return dist;
   }
 
@@ -79,12 +80,12 @@ class ExactDistribution::ValueIndex {
       const uint64_t gap = b > a ? b - a : a - b;
       const uint128 magnitude = uint128{gap} * (below > above ? below - above : above - below);
       ((b > a) == (below > above) ? change.plus : change.minus) = magnitude;
-      AddAlong(a, 0, b - a);  // modulo 2^64: the true sums stay in range
+      AddAlong(p, 0, b - a);  // modulo 2^64: the true sums stay in range
       nodes_[p.node].key = b;
       return change;
     }
     change.minus = DistanceSum(a, p);
-    RemoveAt(p.node, a);
+    RemoveAt(p, a);
     change.plus = InsertOne(b);
     return change;
   }
@@ -145,18 +146,25 @@ class ExactDistribution::ValueIndex {
   };
 
   // One descent towards v: v's node (kNil if absent), the entities strictly
-  // below v, and the nearest ancestors above and below v.
+  // below v, the nearest ancestors above and below v, and the path taken, so
+  // that aggregates along it are updated without a second descent (while
+  // the tree is unchanged since).
+  static constexpr int kMaxPath = 48;  // deeper (improbable for a treap): descend again
   struct Probe {
     uint32_t node = kNil;
     uint64_t count_below = 0;
     uint64_t sum_below = 0;
     uint32_t above_ancestor = kNil;
     uint32_t below_ancestor = kNil;
+    int depth = 0;  // nodes visited; path holds the first kMaxPath of them
+    std::array<uint32_t, kMaxPath> path;
   };
 
   Probe Find(uint64_t v) const {
     Probe p;
     for (uint32_t t = root_; t != kNil;) {
+      if (p.depth < kMaxPath) p.path[p.depth] = t;
+      ++p.depth;
       const Node& node = nodes_[t];
       if (v < node.key) {
         p.above_ancestor = t;
@@ -212,12 +220,23 @@ class ExactDistribution::ValueIndex {
     }
   }
 
-  void RemoveAt(uint32_t t, uint64_t v) {
-    if (nodes_[t].mult == 1) {
+  // The same along the path p recorded (p.node must be v's node).
+  void AddAlong(const Probe& p, uint64_t dcnt, uint64_t dsum) {
+    if (p.depth > kMaxPath) return AddAlong(nodes_[p.node].key, dcnt, dsum);
+    for (int i = 0; i < p.depth; ++i) {
+      Node& node = nodes_[p.path[i]];
+      node.cnt += dcnt;
+      node.sum += dsum;
+    }
+  }
+
+  // Removes one entity of count v, whose node p found.
+  void RemoveAt(const Probe& p, uint64_t v) {
+    if (nodes_[p.node].mult == 1) {
       root_ = Erase(root_, v);
     } else {
-      --nodes_[t].mult;
-      AddAlong(v, ~uint64_t{0}, uint64_t{0} - v);
+      --nodes_[p.node].mult;
+      AddAlong(p, ~uint64_t{0}, uint64_t{0} - v);
     }
   }
 
