@@ -59,11 +59,14 @@ std::optional<std::vector<int32_t>> TopicPartitions(RdKafka::Handle* handle,
 
 // Error reporting from librdkafka's own threads goes through the consumer
 // queue; this callback sees what is not tied to a message (broker state).
+// Its fields are guarded by `mu` (the event source's dead-letter stall hook
+// reads and sets them from the pipeline's apply thread).
 class ErrorEvents : public RdKafka::EventCb {
  public:
   explicit ErrorEvents(std::string what) : what_(std::move(what)) {}
   void event_cb(RdKafka::Event& event) override {
     if (event.type() == RdKafka::Event::EVENT_ERROR) {
+      absl::MutexLock lock(&mu);
       last_error = event.err();
       last_text = event.str();
       if (BrokersDown(event.err())) brokers_down = true;
@@ -75,10 +78,12 @@ class ErrorEvents : public RdKafka::EventCb {
       LogWarning("%s: librdkafka %s: %s", what_, event.fac(), event.str());
     }
   }
-  bool brokers_down = false;
-  bool fatal = false;
-  RdKafka::ErrorCode last_error = RdKafka::ERR_NO_ERROR;
-  std::string last_text;
+  absl::Mutex mu;
+  // Atomic besides: the event source checks it per message without the lock.
+  std::atomic<bool> brokers_down{false};
+  bool fatal ABSL_GUARDED_BY(mu) = false;
+  RdKafka::ErrorCode last_error ABSL_GUARDED_BY(mu) = RdKafka::ERR_NO_ERROR;
+  std::string last_text ABSL_GUARDED_BY(mu);
 
  private:
   std::string what_;
@@ -93,8 +98,12 @@ std::string KafkaSourceKey(std::string_view topic, int32_t partition) {
 
 // ---------------------------------------------------------------- dead letters
 
+// Delivery reports are served by whichever thread polls the producer: the
+// ingest thread in Reject(), the apply thread in Flush(). Hence the mutex,
+// which also guards the sink's first produce error.
 struct KafkaDeadLetterSink::DeliveryState : public RdKafka::DeliveryReportCb {
   void dr_cb(RdKafka::Message& message) override {
+    absl::MutexLock lock(&mu);
     if (message.err() == RdKafka::ERR_NO_ERROR) {
       ++delivered;
     } else {
@@ -102,9 +111,11 @@ struct KafkaDeadLetterSink::DeliveryState : public RdKafka::DeliveryReportCb {
       if (first_error.empty()) first_error = message.errstr();
     }
   }
-  uint64_t delivered = 0;
-  uint64_t failed = 0;
-  std::string first_error;
+  absl::Mutex mu;
+  uint64_t delivered ABSL_GUARDED_BY(mu) = 0;
+  uint64_t failed ABSL_GUARDED_BY(mu) = 0;
+  std::string first_error ABSL_GUARDED_BY(mu);
+  std::string produce_error ABSL_GUARDED_BY(mu);  // first local produce() failure since Flush
 };
 
 KafkaDeadLetterSink::KafkaDeadLetterSink(std::string dlq_topic, const std::atomic<bool>* stop)
@@ -158,8 +169,10 @@ void KafkaDeadLetterSink::Reject(const SourceRecord& record, const Rejection& re
       producer_->poll(100);
       continue;
     }
-    if (produce_error_.empty()) {
-      produce_error_ = absl::StrCat("cannot produce to ", topic_, ": ", RdKafka::err2str(err));
+    absl::MutexLock lock(&delivery_->mu);
+    if (delivery_->produce_error.empty()) {
+      delivery_->produce_error =
+          absl::StrCat("cannot produce to ", topic_, ": ", RdKafka::err2str(err));
     }
     break;
   }
@@ -177,9 +190,10 @@ absl::Status KafkaDeadLetterSink::Flush() {
     }
     producer_->flush(500);
   }
+  absl::MutexLock lock(&delivery_->mu);
   delivered_ = delivery_->delivered;
-  std::string error = std::move(produce_error_);
-  produce_error_.clear();
+  std::string error = std::move(delivery_->produce_error);
+  delivery_->produce_error.clear();
   if (delivery_->failed > 0 && error.empty()) {
     error = absl::StrCat(delivery_->failed, " dead letters could not be delivered to ", topic_,
                          ": ", delivery_->first_error);
@@ -207,6 +221,13 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
                      NewKafkaConf(settings,
                                   {{"client.id", "hubmetricsd"},
                                    {"auto.offset.reset", "earliest"},
+                                   // librdkafka 2.0 stops fetching a partition for a
+                                   // whole second once this many of its messages wait
+                                   // in the local queue; a queue that empties faster
+                                   // stalls ingest (at the default 100,000 a 3-partition
+                                   // replay ran at half speed). About 180 bytes of memory
+                                   // per queued message.
+                                   {"queued.min.messages", "400000"},
                                    {"isolation.level", "read_committed"},
                                    {"enable.partition.eof", "false"}},
                                   {{"group.id", options_.group_id},
@@ -227,13 +248,17 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
       auto it = keys_.find({partition, offset});
       return it == keys_.end() ? std::string_view() : it->second;
     });
+    // On the apply thread, while this thread may consume: only locked state.
     dead_letters_->SetStallHook([this] {
       // A slow acknowledgement is not an outage (a fresh broker takes a few
       // seconds to hand out producer ids): only unanswered metadata is.
-      if (!condition_set_ && TopicPartitions(consumer_.get(), options_.topic, 500)) return;
-      events_.brokers_down = true;
-      if (events_.last_text.empty()) {
-        events_.last_text = "dead letters to the DLQ topic not acknowledged";
+      if (!condition_set_.load() && TopicPartitions(consumer_.get(), options_.topic, 500)) return;
+      {
+        absl::MutexLock lock(&events_.mu);
+        events_.brokers_down = true;
+        if (events_.last_text.empty()) {
+          events_.last_text = "dead letters to the DLQ topic not acknowledged";
+        }
       }
       UpdateCondition();
     });
@@ -266,9 +291,15 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
           break;
         case RdKafka::ERR__TIMED_OUT:
         case RdKafka::ERR__PARTITION_EOF:
+          // Nothing new to read: let the batch in flight finish, so that the
+          // lags (and Kafka's group offsets) show it committed.
+          if (batch_.empty() && !in_flight_.empty()) DrainBatches();
           break;
         default:
-          if (BrokersDown(msg->err())) events_.brokers_down = true;
+          if (BrokersDown(msg->err())) {
+            absl::MutexLock lock(&events_.mu);
+            events_.brokers_down = true;
+          }
           if (++errors_logged_ <= 20 || errors_logged_ % 100 == 0) {
             LogWarning("consuming %s: %s", options_.topic, msg->errstr());
           }
@@ -285,6 +316,7 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
       }
     }
     if (failure_.ok()) CommitBatch();
+    DrainBatches();  // also after a failure: the apply thread may still use dead_letters_
     // Leaves the group (the revoke callback commits nothing more).
     consumer_->close();
     consumer_.reset();
@@ -321,6 +353,7 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
     }
     // Revoked (or lost, or an error): commit what was read from them first.
     if (failure_.ok()) CommitBatch();
+    DrainBatches();
     for (RdKafka::TopicPartition* tp : partitions) {
       next_offset_.erase(tp->partition());
       stored_offset_.erase(tp->partition());
@@ -372,8 +405,10 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
     for (const auto& [p, end] : ends) offsets.push_back({KafkaSourceKey(options_.topic, p), end});
     absl::Status s;
     {
+      // Pipelined: this batch is applied and committed while the next one is
+      // consumed and decoded; returning OK means the previous one committed.
       absl::MutexLock lock(&gate_->mu);
-      s = pipeline_->IngestEvents(records, options_.format, offsets, dead_letters_);
+      s = pipeline_->SubmitEvents(records, options_.format, offsets, dead_letters_);
     }
     batch_.clear();
     keys_.clear();
@@ -381,10 +416,29 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
       Fail(s);
       return;
     }
-    // Kafka's group offsets, for lag tools only (never read back).
+    MarkCommitted(std::exchange(in_flight_, std::move(ends)));
+  }
+
+  // Waits until every submitted batch is committed. Before partitions go
+  // away and before Run() returns: the pipeline's apply thread uses
+  // dead_letters_, and a revoked partition's next owner reads its offset from
+  // the state.
+  void DrainBatches() {
+    absl::Status s = pipeline_->Drain();
+    if (!s.ok()) {
+      if (failure_.ok()) Fail(s);
+      return;
+    }
+    MarkCommitted(std::exchange(in_flight_, {}));
+  }
+
+  // A batch's offsets are in the state: they count for the lags, and go to
+  // Kafka's group offsets for lag tools only (never read back).
+  void MarkCommitted(const std::map<int32_t, int64_t>& ends) {
+    if (ends.empty()) return;
     PartitionList list;
     for (const auto& [p, end] : ends) {
-      stored_offset_[p] = end;
+      if (auto it = stored_offset_.find(p); it != stored_offset_.end()) it->second = end;
       list.list.push_back(RdKafka::TopicPartition::create(options_.topic, p, end));
     }
     consumer_->commitAsync(list.list);
@@ -392,18 +446,29 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
 
   // Sets or clears the pipeline's source condition as the brokers come and go.
   void UpdateCondition() {
-    if (events_.brokers_down && !condition_set_) {
+    // Called per message: nothing to do in the common case, without a lock.
+    if (!events_.brokers_down.load() && !condition_set_.load()) return;
+    // Called by this thread and by the dead-letter stall hook on the apply
+    // thread: one at a time.
+    absl::MutexLock condition_lock(&condition_mu_);
+    bool down = false;
+    std::string text;
+    {
+      absl::MutexLock lock(&events_.mu);
+      down = events_.brokers_down;
+      text = events_.last_text;
+    }
+    if (down && !condition_set_.load()) {
       pipeline_->SetSourceCondition(absl::StrCat(
-          "kafka brokers unreachable: ",
-          events_.last_text.empty() ? std::string("no broker answers") : events_.last_text,
+          "kafka brokers unreachable: ", text.empty() ? std::string("no broker answers") : text,
           " (retrying; queries are served from the stored state)"));
       condition_set_ = true;
       flowing_ = false;
       last_probe_ = absl::Now();
       return;
     }
-    if (!condition_set_) return;
-    bool back = flowing_;
+    if (!condition_set_.load()) return;
+    bool back = flowing_.load();
     if (!back && absl::Now() - last_probe_ >= absl::Seconds(1)) {
       last_probe_ = absl::Now();
       back = TopicPartitions(consumer_.get(), options_.topic, 1000).has_value();
@@ -412,6 +477,7 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
       LogInfo("kafka brokers reachable again");
       pipeline_->SetSourceCondition("");
       condition_set_ = false;
+      absl::MutexLock lock(&events_.mu);
       events_.brokers_down = false;
     }
   }
@@ -459,10 +525,15 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
   absl::flat_hash_map<int32_t, int64_t> next_offset_;
   // Assigned partitions: next offset committed with the state (-1: none yet).
   absl::flat_hash_map<int32_t, int64_t> stored_offset_;
+  // End offsets of the batch submitted but maybe not committed yet.
+  std::map<int32_t, int64_t> in_flight_;
   absl::Status failure_;
-  bool condition_set_ = false;
-  bool flowing_ = false;
-  absl::Time last_probe_;
+  // The broker condition: set by UpdateCondition under condition_mu_; the
+  // flags are atomic because Take() and PublishLags() read them unlocked.
+  absl::Mutex condition_mu_;
+  std::atomic<bool> condition_set_{false};
+  std::atomic<bool> flowing_{false};
+  absl::Time last_probe_ ABSL_GUARDED_BY(condition_mu_);
   uint64_t errors_logged_ = 0;
 };
 
