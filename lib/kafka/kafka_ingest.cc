@@ -4,6 +4,7 @@
 
 #include "lib/base/log.h"
 #include "lib/base/status_macros.h"
+#include "lib/base/thread_priority.h"
 
 namespace hubmetrics {
 
@@ -20,7 +21,10 @@ absl::StatusOr<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
                                                         &k->gate_, k->dead_letters_.get()));
   KafkaIngest* self = k.get();
   // Catalog first, to its end; then events here and the catalog follower there.
-  k->events_thread_ = std::thread([self] {
+  const int nice = options.ingest_nice;
+  k->events_thread_ = std::thread([self, nice] {
+    // Inherited by the catalog thread and the pipeline's threads started here.
+    LowerIngestPriority(nice);
     absl::Status s = self->catalog_->Bootstrap(self->stop_);
     if (!s.ok()) {
       if (!self->stop_.load()) self->Fatal(s);

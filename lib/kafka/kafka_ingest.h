@@ -27,6 +27,9 @@ struct KafkaIngestOptions {
   KafkaEventSourceOptions events;
   KafkaCatalogSourceOptions catalog;
   std::string dlq_topic = "hub.downloads.dlq";
+  // Nice value of the ingest threads (and of the pipeline threads they
+  // start); see LowerIngestPriority.
+  int ingest_nice = 0;
 };
 
 class KafkaIngest {

@@ -20,6 +20,7 @@
 #include "lib/api/grpc_server.h"
 #include "lib/base/log.h"
 #include "lib/base/status_macros.h"
+#include "lib/base/thread_priority.h"
 #include "lib/events/events.h"
 #include "lib/ingest/file_source.h"
 #include "lib/ingest/pipeline.h"
@@ -73,6 +74,10 @@ ABSL_FLAG(std::string, kafka_config, "",
 ABSL_FLAG(std::string, kafka_property, "",
           "A librdkafka property key=value; repeat the flag for several (applied after "
           "--kafka_config).");
+ABSL_FLAG(int, ingest_nice, 5,
+          "CPU priority (nice, 0..19) of the ingest threads (consume, decode, apply, commit). "
+          "Above 0, threads answering queries get a core first when the machine is saturated; "
+          "ingest, which batches and catches up, gets what is left. 0: equal shares.");
 ABSL_FLAG(
     bool, sync_commits, false,
     "fsync every commit. Off, a process crash loses nothing; a machine crash may lose the last "
@@ -110,6 +115,7 @@ std::atomic<int> g_exit_code{0};
 
 // The file sources, on their own thread; a fatal ingest error stops the daemon.
 void RunFileSources(Pipeline* pipeline, const std::atomic<bool>* stop) {
+  LowerIngestPriority(absl::GetFlag(FLAGS_ingest_nice));
   absl::Status s = absl::OkStatus();
   if (const std::string models = absl::GetFlag(FLAGS_models_file); !models.empty()) {
     s = LoadModelsFile(pipeline, models);
@@ -171,6 +177,7 @@ absl::StatusOr<KafkaIngestOptions> KafkaOptionsFromFlags() {
   k.events.max_batch_time = absl::GetFlag(FLAGS_batch_max_time);
   k.catalog.topic = absl::GetFlag(FLAGS_models_topic);
   k.dlq_topic = absl::GetFlag(FLAGS_dlq_topic);
+  k.ingest_nice = absl::GetFlag(FLAGS_ingest_nice);
   return k;
 }
 
