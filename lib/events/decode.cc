@@ -386,7 +386,7 @@ bool SkipGroup(CodedInputStream& in, int field, int depth) {
   if (--depth < 0) return false;
   while (true) {
     uint32_t tag;
-    if (in.BytesUntilLimit() == 0 || !ReadTag(in, &tag)) return false;
+    if (!ReadTag(in, &tag)) return false;  // also at the end of the data or submessage
     if (WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_END_GROUP) {
       return WireFormatLite::GetTagFieldNumber(tag) == field;
     }
@@ -434,8 +434,8 @@ struct WireEvent {
 
 // The fields of a google.protobuf.Timestamp, merged into `e` (as protobuf
 // merges repeated submessages). The stream's limit is the submessage's end.
-bool ReadTimestamp(CodedInputStream& in, int depth, WireEvent* e) {
-  while (in.BytesUntilLimit() > 0) {
+bool ReadTimestamp(CodedInputStream& in, int end, int depth, WireEvent* e) {
+  while (in.CurrentPosition() < end) {
     uint32_t tag;
     if (!ReadTag(in, &tag)) return false;
     uint64_t v;
@@ -461,8 +461,8 @@ bool ReadTimestamp(CodedInputStream& in, int depth, WireEvent* e) {
 bool ReadDownloadEvent(std::string_view bytes, WireEvent* e) {
   const char* base = bytes.data();
   CodedInputStream in(reinterpret_cast<const uint8_t*>(base), static_cast<int>(bytes.size()));
-  const CodedInputStream::Limit whole = in.PushLimit(static_cast<int>(bytes.size()));
-  while (in.BytesUntilLimit() > 0) {
+  const int end = static_cast<int>(bytes.size());
+  while (in.CurrentPosition() < end) {
     uint32_t tag;
     if (!ReadTag(in, &tag)) return false;
     switch (tag) {
@@ -474,10 +474,10 @@ bool ReadDownloadEvent(std::string_view bytes, WireEvent* e) {
         break;
       case WireFormatLite::MakeTag(3, WireFormatLite::WIRETYPE_LENGTH_DELIMITED): {
         int size;
-        if (!ReadSize(in, &size) || size > in.BytesUntilLimit()) return false;
+        if (!ReadSize(in, &size) || size > end - in.CurrentPosition()) return false;
         e->has_time = true;
         const CodedInputStream::Limit sub = in.PushLimit(size);
-        if (!ReadTimestamp(in, kRecursionLimit - 1, e)) return false;
+        if (!ReadTimestamp(in, in.CurrentPosition() + size, kRecursionLimit - 1, e)) return false;
         in.PopLimit(sub);
         break;
       }
@@ -488,7 +488,6 @@ bool ReadDownloadEvent(std::string_view bytes, WireEvent* e) {
         if (!SkipField(in, tag, kRecursionLimit)) return false;
     }
   }
-  in.PopLimit(whole);
   return true;
 }
 
@@ -510,10 +509,11 @@ DecodeViewResult DecodeBinaryEventView(std::string_view bytes) {
                   absl::StrCat("invalid time {seconds: ", e.seconds, ", nanos: ", e.nanos,
                                "}: expected years 0001..9999 and nanos in [0, 1e9)"));
   }
-  return DecodeViewResult{
-      DecodedEventView{e.model_id, e.user_id,
-                       absl::FromUnixSeconds(e.seconds) + absl::Nanoseconds(e.nanos)},
-      std::nullopt};
+  // Filled in place: a braced return made GCC zero the whole result first.
+  DecodeViewResult out;
+  out.event.emplace(DecodedEventView{
+      e.model_id, e.user_id, absl::FromUnixSeconds(e.seconds) + absl::Nanoseconds(e.nanos)});
+  return out;
 }
 
 DecodeResult DecodeBinaryEvent(std::string_view bytes) {
