@@ -128,39 +128,38 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
         "ingest stopped after a failed commit; restart hubmetricsd to resume from stored state");
   }
   // Decode, validate, hash and deduplicate outside the lock: the ingest
-  // thread owns the validator, the dedup set and known_models_.
-  struct Accepted {
-    ModelIdx model;  // or kNewModel + index into new_models
-    Day day;
-    UserHash user;
-  };
+  // thread owns the validator, the dedup set and known_models_. Decoded ids
+  // are views into the records (or the JSON parser), used before the next
+  // record is decoded; only model ids new to known_models_ are copied.
   constexpr ModelIdx kNewModel = ModelIdx{1} << 31;
-  std::vector<Accepted> accepted;
+  // model: an interned index, or kNewModel + an index into new_models.
+  std::vector<UniqueDownloadCounter::Triple> accepted;
   accepted.reserve(records.size());
   std::vector<std::string> new_models;
   absl::flat_hash_map<std::string, ModelIdx> new_model_index;
   std::vector<std::pair<size_t, Rejection>> rejected;
   for (size_t i = 0; i < records.size(); ++i) {
-    DecodeResult r = format == EventFormat::kJson ? DecodeJsonEvent(records[i].value)
-                                                  : DecodeBinaryEvent(records[i].value);
+    DecodeViewResult r = format == EventFormat::kJson ? DecodeJsonEventView(records[i].value)
+                                                      : DecodeBinaryEventView(records[i].value);
     if (r.rejection) {
       rejected.emplace_back(i, std::move(*r.rejection));
       continue;
     }
-    if (auto rej = validator_.Accept(*r.event, records[i].partition)) {
+    const DecodedEventView& e = *r.event;
+    if (auto rej = validator_.Accept(e.time, records[i].partition)) {
       rejected.emplace_back(i, std::move(*rej));
       continue;
     }
+    const absl::string_view id(e.model_id.data(), e.model_id.size());
     ModelIdx m;
-    if (auto it = known_models_.find(r.event->model_id); it != known_models_.end()) {
+    if (auto it = known_models_.find(id); it != known_models_.end()) {
       m = it->second;
     } else {
-      auto [nit, inserted] =
-          new_model_index.try_emplace(r.event->model_id, kNewModel + new_models.size());
-      if (inserted) new_models.push_back(r.event->model_id);
+      auto [nit, inserted] = new_model_index.try_emplace(id, kNewModel + new_models.size());
+      if (inserted) new_models.emplace_back(id);
       m = nit->second;
     }
-    accepted.push_back({m, DayOf(r.event->time), hasher_.Hash(r.event->user_id)});
+    accepted.push_back({DayOf(e.time), m, hasher_.Hash(e.user_id)});
   }
   for (const auto& [i, rej] : rejected) dead_letters->Reject(records[i], rej);
 
@@ -173,19 +172,21 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
       for (const std::string& id : new_models) interned.push_back(registry_.Intern(id));
     }
     for (size_t j = 0; j < new_models.size(); ++j) known_models_[new_models[j]] = interned[j];
-    for (Accepted& a : accepted) {
+    for (UniqueDownloadCounter::Triple& a : accepted) {
       if (a.model >= kNewModel) a.model = interned[a.model - kNewModel];
     }
   }
   // Unique downloads, grouped per (model, day): the daily count deltas and
   // the dedup records.
+  std::vector<uint8_t> is_new;
+  dedup_.InsertBatch(accepted, &is_new);
   absl::flat_hash_map<std::pair<ModelIdx, Day>, std::vector<UserHash>, PairHash> fresh;
   uint64_t unique = 0;
-  for (const Accepted& a : accepted) {
-    if (dedup_.Insert(a.day, a.model, a.user)) {
-      fresh[{a.model, a.day}].push_back(a.user);
-      ++unique;
-    }
+  for (size_t j = 0; j < accepted.size(); ++j) {
+    if (!is_new[j]) continue;
+    const UniqueDownloadCounter::Triple& a = accepted[j];
+    fresh[{a.model, a.day}].push_back(a.user_hash);
+    ++unique;
   }
   std::vector<ModelDayDelta> applied;
   applied.reserve(fresh.size());
