@@ -40,25 +40,25 @@ bool IsValidPart(std::string_view id, size_t start, size_t end) {
 
 }  // namespace
 
-// One pass: the characters, "--" and "..", at most one '/', then each part's
-// length and ends.
+// One pass with few branches: the characters, "--" and "..", at most one
+// '/', then each part's length and ends.
 bool IsValidModelId(std::string_view id) {
   if (id.ends_with(".git")) return false;
   size_t slash = std::string_view::npos;
+  size_t slashes = 0;
+  bool bad = false;
   char prev = 0;
   for (size_t i = 0; i < id.size(); ++i) {
     const char c = id[i];
     const uint8_t cls = ClassOf(c);
-    if (cls == 0) return false;
+    bad |= (cls == 0) | ((cls == kInner) & (c == prev));  // other characters, "--", ".."
     if (cls == kSlash) {
-      // A second '/' would be in the name part, where it is not allowed.
-      if (slash != std::string_view::npos) return false;
       slash = i;
-    } else if (cls == kInner && c == prev) {
-      return false;  // "--" or ".."
+      ++slashes;  // a second '/' would be in the name part, where it is not allowed
     }
     prev = c;
   }
+  if (bad || slashes > 1) return false;
   if (slash == std::string_view::npos) return IsValidPart(id, 0, id.size());
   return IsValidPart(id, 0, slash) && IsValidPart(id, slash + 1, id.size());
 }

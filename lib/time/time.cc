@@ -25,7 +25,18 @@ Day MondayOfWeek1(int iso_year) {
 
 }  // namespace
 
-Day DayOf(absl::Time t) { return FromCivil(absl::ToCivilDay(t, absl::UTCTimeZone())); }
+Day DayOf(absl::Time t) {
+  // UTC days are exactly 86,400 s in absl (no leap seconds), so within any
+  // sane range the day is a floor division of the Unix time (ToUnixSeconds
+  // rounds down); the civil-time conversion, several times slower and on the
+  // path of every event, is kept for the rest (infinite times included).
+  constexpr int64_t kFastRange = int64_t{1} << 40;  // about 34,800 years
+  const int64_t s = absl::ToUnixSeconds(t);
+  if (s > -kFastRange && s < kFastRange) {
+    return static_cast<Day>(s / 86400 - (s % 86400 < 0 ? 1 : 0));
+  }
+  return FromCivil(absl::ToCivilDay(t, absl::UTCTimeZone()));
+}
 
 absl::Time StartOfDay(Day day) { return absl::FromCivil(ToCivil(day), absl::UTCTimeZone()); }
 
