@@ -208,7 +208,14 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
                                   {{"client.id", "hubmetricsd"},
                                    {"auto.offset.reset", "earliest"},
                                    {"isolation.level", "read_committed"},
-                                   {"enable.partition.eof", "false"}},
+                                   {"enable.partition.eof", "false"},
+                                   // librdkafka's 1 MiB per partition and fetch
+                                   // made a catch-up replay wait on fetch round
+                                   // trips (3 partitions: 165k events/s at a
+                                   // third of a core); 8 MiB: 2.3x. The total
+                                   // prefetched stays bounded by
+                                   // queued.max.messages.kbytes.
+                                   {"max.partition.fetch.bytes", "8388608"}},
                                   {{"group.id", options_.group_id},
                                    {"enable.auto.commit", "false"},
                                    {"enable.auto.offset.store", "false"}}));
