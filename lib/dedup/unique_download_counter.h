@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,18 @@ class UniqueDownloadCounter {
   // True if (day, model, user) was not seen before; records it either way.
   bool Insert(Day day, ModelIdx model, uint64_t user_hash);
   bool Contains(Day day, ModelIdx model, uint64_t user_hash) const;
+
+  struct Triple {
+    Day day;
+    ModelIdx model;
+    uint64_t user_hash;
+  };
+  // Insert() of every triple in order: (*fresh)[i] is 1 if triples[i] was not
+  // seen before (nor earlier in `triples`), else 0; `fresh` is resized to
+  // triples.size(). The same as Insert() one by one, but faster once the sets
+  // outgrow the caches: the slots of later triples are prefetched while
+  // earlier ones are inserted.
+  void InsertBatch(std::span<const Triple> triples, std::vector<uint8_t>* fresh);
   // Forgets every day before `day`.
   void DropDaysBefore(Day day);
   // The distinct (day, model) pairs held for days before `day`, by day.
@@ -45,7 +58,8 @@ class UniqueDownloadCounter {
       return H::combine(std::move(h), k.user_hash, k.model);
     }
   };
-  std::map<Day, absl::flat_hash_set<Key>> days_;
+  using Set = absl::flat_hash_set<Key>;
+  std::map<Day, Set> days_;
   size_t size_ = 0;
 };
 

@@ -1,6 +1,7 @@
 // Decoding of download events (JSON and binary) and catalog records.
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -8,7 +9,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "lib/events/events.h"
 #include "lib/events/internal.h"
 #include "simdjson.h"
@@ -38,8 +41,8 @@ std::string Quote(std::string_view s) {
                       cut ? "..." : "");
 }
 
-DecodeResult Reject(RejectReason reason, std::string detail) {
-  return DecodeResult{std::nullopt, Rejection{reason, std::move(detail)}};
+DecodeViewResult Reject(RejectReason reason, std::string detail) {
+  return DecodeViewResult{std::nullopt, Rejection{reason, std::move(detail)}};
 }
 
 std::string_view JsonTypeName(simdjson::dom::element_type t) {
@@ -246,15 +249,18 @@ struct JsonField {
 
 }  // namespace
 
-DecodeResult DecodeJsonEvent(std::string_view line) {
+DecodeViewResult DecodeJsonEventView(std::string_view line) {
   thread_local simdjson::dom::parser reused_parser;
-  std::optional<simdjson::dom::parser> own_parser;
-  if (line.size() > kMaxReusedParserBytes) own_parser.emplace();
-  simdjson::dom::parser& parser = own_parser.has_value() ? *own_parser : reused_parser;
+  // The parser of the last huge line: the returned views point into it, so it
+  // lives until the next call (which frees it, whatever that line's size).
+  thread_local std::unique_ptr<simdjson::dom::parser> own_parser;
+  own_parser.reset();
+  if (line.size() > kMaxReusedParserBytes) own_parser = std::make_unique<simdjson::dom::parser>();
+  simdjson::dom::parser& parser = own_parser != nullptr ? *own_parser : reused_parser;
 
   simdjson::dom::element root;
   simdjson::error_code err = parser.parse(line.data(), line.size()).get(root);
-  std::string renumbered;  // only on the rare path below
+  std::string renumbered;  // only on the rare path below; strings are copied into the parser
   if (err == simdjson::NUMBER_ERROR) {
     if (std::optional<std::string> r = WithNumbersZeroed(line); r.has_value()) {
       renumbered = std::move(*r);
@@ -310,7 +316,7 @@ DecodeResult DecodeJsonEvent(std::string_view line) {
   const std::string_view time_text = fields[2].value;
   if (std::optional<Rejection> r = CheckPresenceAndModelId(model_id, user_id, !time_text.empty());
       r.has_value()) {
-    return DecodeResult{std::nullopt, std::move(r)};
+    return DecodeViewResult{std::nullopt, std::move(r)};
   }
   absl::StatusOr<absl::Time> time = events_internal::ParseEventTime(time_text);
   if (!time.ok()) {
@@ -322,36 +328,196 @@ DecodeResult DecodeJsonEvent(std::string_view line) {
                   absl::StrCat("invalid time ", Quote(time_text),
                                ": expected RFC 3339 like 2025-03-04T12:34:56Z"));
   }
-  return DecodeResult{DecodedEvent{std::string(model_id), std::string(user_id), *time},
-                      std::nullopt};
+  return DecodeViewResult{DecodedEventView{model_id, user_id, *time}, std::nullopt};
 }
 
-DecodeResult DecodeBinaryEvent(std::string_view bytes) {
-  // Reused so that the Timestamp submessage and string buffers are not
-  // reallocated for every event; ParseFromArray clears it first.
-  thread_local v1::DownloadEvent event;
-  if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
-      !event.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    event.Clear();
+namespace {
+
+DecodeResult Owning(DecodeViewResult r) {
+  if (r.rejection) return DecodeResult{std::nullopt, std::move(r.rejection)};
+  return DecodeResult{
+      DecodedEvent{std::string(r.event->model_id), std::string(r.event->user_id), r.event->time},
+      std::nullopt};
+}
+
+}  // namespace
+
+DecodeResult DecodeJsonEvent(std::string_view line) { return Owning(DecodeJsonEventView(line)); }
+
+namespace {
+
+using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedInputStream;
+
+// What protobuf's own parser (ParseContext, behind ParseFromArray) allows and
+// CodedInputStream alone does not check: tags and lengths of at most 5 bytes
+// (CodedInputStream reads up to 10 and drops the high bits), field number 0
+// refused, and a nesting budget of 100 (the default recursion limit) shared by
+// submessages and groups.
+constexpr int kMaxTagOrSizeBytes = 5;
+constexpr int kRecursionLimit = 100;
+
+bool ReadTag(CodedInputStream& in, uint32_t* tag) {
+  const int start = in.CurrentPosition();
+  *tag = in.ReadTagNoLastTag();
+  return *tag != 0 && in.CurrentPosition() - start <= kMaxTagOrSizeBytes &&
+         WireFormatLite::GetTagFieldNumber(*tag) != 0;
+}
+
+bool ReadSize(CodedInputStream& in, int* size) {
+  const int start = in.CurrentPosition();
+  return in.ReadVarintSizeAsInt(size) && in.CurrentPosition() - start <= kMaxTagOrSizeBytes;
+}
+
+// A length-delimited value as a view into `base` (the stream's buffer).
+bool ReadView(CodedInputStream& in, const char* base, std::string_view* out) {
+  int size;
+  if (!ReadSize(in, &size)) return false;
+  const int start = in.CurrentPosition();
+  if (!in.Skip(size)) return false;
+  *out = std::string_view(base + start, static_cast<size_t>(size));
+  return true;
+}
+
+bool SkipField(CodedInputStream& in, uint32_t tag, int depth);
+
+// The fields of a group up to its end tag (for `field`), skipped.
+bool SkipGroup(CodedInputStream& in, int field, int depth) {
+  if (--depth < 0) return false;
+  while (true) {
+    uint32_t tag;
+    if (!ReadTag(in, &tag)) return false;  // also at the end of the data or submessage
+    if (WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_END_GROUP) {
+      return WireFormatLite::GetTagFieldNumber(tag) == field;
+    }
+    if (!SkipField(in, tag, depth)) return false;
+  }
+}
+
+// An unknown field (or a known one with another wire type), skipped.
+bool SkipField(CodedInputStream& in, uint32_t tag, int depth) {
+  switch (WireFormatLite::GetTagWireType(tag)) {
+    case WireFormatLite::WIRETYPE_VARINT: {
+      uint64_t v;
+      return in.ReadVarint64(&v);
+    }
+    case WireFormatLite::WIRETYPE_FIXED64:
+      return in.Skip(8);
+    case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
+      int size;
+      return ReadSize(in, &size) && in.Skip(size);
+    }
+    case WireFormatLite::WIRETYPE_START_GROUP:
+      return SkipGroup(in, WireFormatLite::GetTagFieldNumber(tag), depth);
+    case WireFormatLite::WIRETYPE_FIXED32:
+      return in.Skip(4);
+    default:  // an end group without a start, or wire types 6 and 7
+      return false;
+  }
+}
+
+// As protobuf's parser checks proto3 strings.
+bool IsValidUtf8(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) return simdjson::validate_utf8(s.data(), s.size());
+  }
+  return true;
+}
+
+struct WireEvent {
+  std::string_view model_id;
+  std::string_view user_id;
+  bool has_time = false;
+  int64_t seconds = 0;
+  int32_t nanos = 0;
+};
+
+// The fields of a google.protobuf.Timestamp, merged into `e` (as protobuf
+// merges repeated submessages). The stream's limit is the submessage's end.
+bool ReadTimestamp(CodedInputStream& in, int end, int depth, WireEvent* e) {
+  while (in.CurrentPosition() < end) {
+    uint32_t tag;
+    if (!ReadTag(in, &tag)) return false;
+    uint64_t v;
+    switch (tag) {
+      case WireFormatLite::MakeTag(1, WireFormatLite::WIRETYPE_VARINT):
+        if (!in.ReadVarint64(&v)) return false;
+        e->seconds = static_cast<int64_t>(v);
+        break;
+      case WireFormatLite::MakeTag(2, WireFormatLite::WIRETYPE_VARINT):
+        if (!in.ReadVarint64(&v)) return false;
+        e->nanos = static_cast<int32_t>(static_cast<uint32_t>(v));
+        break;
+      default:
+        if (WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_END_GROUP) {
+          return false;
+        }
+        if (!SkipField(in, tag, depth)) return false;
+    }
+  }
+  return true;
+}
+
+bool ReadDownloadEvent(std::string_view bytes, WireEvent* e) {
+  const char* base = bytes.data();
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(base), static_cast<int>(bytes.size()));
+  const int end = static_cast<int>(bytes.size());
+  while (in.CurrentPosition() < end) {
+    uint32_t tag;
+    if (!ReadTag(in, &tag)) return false;
+    switch (tag) {
+      case WireFormatLite::MakeTag(1, WireFormatLite::WIRETYPE_LENGTH_DELIMITED):
+        if (!ReadView(in, base, &e->model_id) || !IsValidUtf8(e->model_id)) return false;
+        break;
+      case WireFormatLite::MakeTag(2, WireFormatLite::WIRETYPE_LENGTH_DELIMITED):
+        if (!ReadView(in, base, &e->user_id) || !IsValidUtf8(e->user_id)) return false;
+        break;
+      case WireFormatLite::MakeTag(3, WireFormatLite::WIRETYPE_LENGTH_DELIMITED): {
+        int size;
+        if (!ReadSize(in, &size) || size > end - in.CurrentPosition()) return false;
+        e->has_time = true;
+        const CodedInputStream::Limit sub = in.PushLimit(size);
+        if (!ReadTimestamp(in, in.CurrentPosition() + size, kRecursionLimit - 1, e)) return false;
+        in.PopLimit(sub);
+        break;
+      }
+      default:
+        if (WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_END_GROUP) {
+          return false;
+        }
+        if (!SkipField(in, tag, kRecursionLimit)) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+DecodeViewResult DecodeBinaryEventView(std::string_view bytes) {
+  WireEvent e;
+  if (bytes.size() > static_cast<size_t>(INT32_MAX) || !ReadDownloadEvent(bytes, &e)) {
     return Reject(RejectReason::kMalformed,
                   absl::StrCat("not a valid binary DownloadEvent (", bytes.size(), " bytes)"));
   }
-  if (std::optional<Rejection> r =
-          CheckPresenceAndModelId(event.model_id(), event.user_id(), event.has_time());
+  if (std::optional<Rejection> r = CheckPresenceAndModelId(e.model_id, e.user_id, e.has_time);
       r.has_value()) {
-    return DecodeResult{std::nullopt, std::move(r)};
+    return DecodeViewResult{std::nullopt, std::move(r)};
   }
-  const int64_t seconds = event.time().seconds();
-  const int32_t nanos = event.time().nanos();
-  if (seconds < kMinTimestampSeconds || seconds > kMaxTimestampSeconds || nanos < 0 ||
-      nanos >= 1000000000) {
+  if (e.seconds < kMinTimestampSeconds || e.seconds > kMaxTimestampSeconds || e.nanos < 0 ||
+      e.nanos >= 1000000000) {
     return Reject(RejectReason::kInvalidTime,
-                  absl::StrCat("invalid time {seconds: ", seconds, ", nanos: ", nanos,
+                  absl::StrCat("invalid time {seconds: ", e.seconds, ", nanos: ", e.nanos,
                                "}: expected years 0001..9999 and nanos in [0, 1e9)"));
   }
-  return DecodeResult{DecodedEvent{event.model_id(), event.user_id(),
-                                   absl::FromUnixSeconds(seconds) + absl::Nanoseconds(nanos)},
-                      std::nullopt};
+  // Filled in place: a braced return made GCC zero the whole result first.
+  DecodeViewResult out;
+  out.event.emplace(DecodedEventView{
+      e.model_id, e.user_id, absl::FromUnixSeconds(e.seconds) + absl::Nanoseconds(e.nanos)});
+  return out;
+}
+
+DecodeResult DecodeBinaryEvent(std::string_view bytes) {
+  return Owning(DecodeBinaryEventView(bytes));
 }
 
 absl::Status ValidateModel(const v1::ModelInfo& m) {

@@ -50,6 +50,15 @@ struct DecodedEvent {
   absl::Time time;
 };
 
+// The same without copies: the ids point into the decoded bytes (binary) or
+// into the thread's JSON parser (JSON). They are valid while those bytes are
+// and, for JSON, until the next DecodeJsonEventView() on the same thread.
+struct DecodedEventView {
+  std::string_view model_id;
+  std::string_view user_id;
+  absl::Time time;
+};
+
 struct Rejection {
   RejectReason reason;
   std::string detail;  // for logs and DLQ; never contains the user id
@@ -76,7 +85,23 @@ DecodeResult DecodeJsonEvent(std::string_view line);
 // then the same presence and model id checks (time unset -> missing_field), and
 // a Timestamp outside years 0001..9999 or with nanos outside [0, 1e9) ->
 // invalid_time.
+//
+// "Parseable" is exactly what protobuf's own DownloadEvent::ParseFromArray
+// accepts (the unit test checks it against protobuf on generated inputs):
+// unknown fields (groups included, nested at most 100 deep) are skipped, a
+// known field with another wire type counts as an unknown field, the last
+// value of a repeated field wins, repeated `time` submessages merge, and
+// model_id and user_id must be valid UTF-8 in every occurrence.
 DecodeResult DecodeBinaryEvent(std::string_view bytes);
+
+// Zero-copy versions of the two above, with the same results (see
+// DecodedEventView for how long the ids stay valid).
+struct DecodeViewResult {
+  std::optional<DecodedEventView> event;
+  std::optional<Rejection> rejection;
+};
+DecodeViewResult DecodeJsonEventView(std::string_view line);
+DecodeViewResult DecodeBinaryEventView(std::string_view bytes);
 
 // True when `id` is a valid Hub repo id: "name" (legacy, no namespace) or
 // "namespace/name"; each part 1..96 ASCII characters of [A-Za-z0-9_.-], starting
@@ -147,7 +172,10 @@ class EventValidator {
                  absl::flat_hash_map<int32_t, absl::Time> partitions = {},
                  Day floor = std::numeric_limits<Day>::min());
 
-  std::optional<Rejection> Accept(const DecodedEvent& e, int32_t partition = -1);
+  std::optional<Rejection> Accept(absl::Time time, int32_t partition = -1);
+  std::optional<Rejection> Accept(const DecodedEvent& e, int32_t partition = -1) {
+    return Accept(e.time, partition);
+  }
   // Partitions the source will deliver: until each of them has delivered an
   // event, OldestAcceptedDay() stays where it is (a partition read later
   // than the others, as a consumer catching up does, must not find its days

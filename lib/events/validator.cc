@@ -59,16 +59,16 @@ void EventValidator::RaiseFloor() {
   floor_ = std::max(floor_, lowest - options_.lateness_days);
 }
 
-std::optional<Rejection> EventValidator::Accept(const DecodedEvent& e, int32_t partition) {
+std::optional<Rejection> EventValidator::Accept(absl::Time time, int32_t partition) {
   const absl::Time now = clock_->Now();
-  if (e.time > now + options_.max_future_skew) {
+  if (time > now + options_.max_future_skew) {
     return Rejection{
         RejectReason::kFuture,
-        absl::StrCat("event time ", FormatRfc3339(e.time), " is ",
-                     absl::FormatDuration(e.time - now), " ahead of the wall clock; at most ",
+        absl::StrCat("event time ", FormatRfc3339(time), " is ", absl::FormatDuration(time - now),
+                     " ahead of the wall clock; at most ",
                      absl::FormatDuration(options_.max_future_skew), " allowed")};
   }
-  const Day day = DayOf(e.time);
+  const Day day = DayOf(time);
   auto it = partitions_.find(partition);
   if (day < floor_) {
     return Rejection{RejectReason::kTooLate,
@@ -87,16 +87,16 @@ std::optional<Rejection> EventValidator::Accept(const DecodedEvent& e, int32_t p
                                     ", lateness_days ", options_.lateness_days, ")")};
     }
   }
-  if (!watermark_ || e.time > *watermark_) watermark_ = e.time;
+  if (!watermark_ || time > *watermark_) watermark_ = time;
   if (it == partitions_.end()) {
-    partitions_.emplace(partition, e.time);
+    partitions_.emplace(partition, time);
     RaiseFloor();
   } else if (it->second == absl::InfinitePast()) {
-    it->second = e.time;
+    it->second = time;
     RaiseFloor();
-  } else if (e.time > it->second) {
-    const bool new_day = DayOf(e.time) != DayOf(it->second);
-    it->second = e.time;
+  } else if (time > it->second) {
+    const bool new_day = DayOf(time) != DayOf(it->second);
+    it->second = time;
     if (new_day) RaiseFloor();
   }
   return std::nullopt;

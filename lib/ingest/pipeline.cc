@@ -201,42 +201,41 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
                                           std::span<const SourceOffset> offsets,
                                           DeadLetterSink* dead_letters) {
   // Decode, validate, hash and deduplicate outside the lock: the ingest
-  // thread owns the validator, the dedup set and known_models_.
-  struct Accepted {
-    ModelIdx model;  // or kNewModel + index into new_models
-    Day day;
-    UserHash user;
-  };
+  // thread owns the validator, the dedup set and known_models_. Decoded ids
+  // are views into the records (or the JSON parser), used before the next
+  // record is decoded; only model ids new to known_models_ are copied.
   constexpr ModelIdx kNewModel = ModelIdx{1} << 31;
   PreparedBatch batch;
   batch.events_read = records.size();
   batch.dead_letters = dead_letters;
-  std::vector<Accepted> accepted;
+  // model: an interned index, or kNewModel + an index into new_models.
+  std::vector<UniqueDownloadCounter::Triple> accepted;
   accepted.reserve(records.size());
   std::vector<std::string> new_models;
   absl::flat_hash_map<std::string, ModelIdx> new_model_index;
   std::vector<std::pair<size_t, Rejection>> rejected;
   for (size_t i = 0; i < records.size(); ++i) {
-    DecodeResult r = format == EventFormat::kJson ? DecodeJsonEvent(records[i].value)
-                                                  : DecodeBinaryEvent(records[i].value);
+    DecodeViewResult r = format == EventFormat::kJson ? DecodeJsonEventView(records[i].value)
+                                                      : DecodeBinaryEventView(records[i].value);
     if (r.rejection) {
       rejected.emplace_back(i, std::move(*r.rejection));
       continue;
     }
-    if (auto rej = validator_.Accept(*r.event, records[i].partition)) {
+    const DecodedEventView& e = *r.event;
+    if (auto rej = validator_.Accept(e.time, records[i].partition)) {
       rejected.emplace_back(i, std::move(*rej));
       continue;
     }
+    const absl::string_view id(e.model_id.data(), e.model_id.size());
     ModelIdx m;
-    if (auto it = known_models_.find(r.event->model_id); it != known_models_.end()) {
+    if (auto it = known_models_.find(id); it != known_models_.end()) {
       m = it->second;
     } else {
-      auto [nit, inserted] =
-          new_model_index.try_emplace(r.event->model_id, kNewModel + new_models.size());
-      if (inserted) new_models.push_back(r.event->model_id);
+      auto [nit, inserted] = new_model_index.try_emplace(id, kNewModel + new_models.size());
+      if (inserted) new_models.emplace_back(id);
       m = nit->second;
     }
-    accepted.push_back({m, DayOf(r.event->time), hasher_.Hash(r.event->user_id)});
+    accepted.push_back({DayOf(e.time), m, hasher_.Hash(e.user_id)});
   }
   batch.rejected.reserve(rejected.size());
   for (const auto& [i, rej] : rejected) {
@@ -252,16 +251,18 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
       for (const std::string& id : new_models) interned.push_back(registry_.Intern(id));
     }
     for (size_t j = 0; j < new_models.size(); ++j) known_models_[new_models[j]] = interned[j];
-    for (Accepted& a : accepted) {
+    for (UniqueDownloadCounter::Triple& a : accepted) {
       if (a.model >= kNewModel) a.model = interned[a.model - kNewModel];
     }
   }
   batch.accepted = accepted.size();
-  for (const Accepted& a : accepted) {
-    if (dedup_.Insert(a.day, a.model, a.user)) {
-      batch.fresh[{a.model, a.day}].push_back(a.user);
-      ++batch.unique;
-    }
+  std::vector<uint8_t> is_new;
+  dedup_.InsertBatch(accepted, &is_new);
+  for (size_t j = 0; j < accepted.size(); ++j) {
+    if (!is_new[j]) continue;
+    const UniqueDownloadCounter::Triple& a = accepted[j];
+    batch.fresh[{a.model, a.day}].push_back(a.user_hash);
+    ++batch.unique;
   }
   batch.watermark = validator_.watermark();
   for (const auto& [p, w] : validator_.partition_watermarks()) {

@@ -72,6 +72,8 @@ struct SourceRecord {
   std::string_view source;
   int32_t partition = -1;
   int64_t offset = -1;
+  // The Kafka message key (empty: none or not Kafka), for the dead letter.
+  std::string_view key = {};
 };
 
 // Where rejected records go (a DLQ topic, or a log for files).

@@ -66,16 +66,13 @@ class KafkaDeadLetterSink final : public DeadLetterSink {
                                                                      const std::atomic<bool>* stop);
   ~KafkaDeadLetterSink() override;
 
-  // The key of the record about to be rejected (empty: none); the event
-  // source sets it, since SourceRecord carries no key.
-  using KeyLookup = std::function<std::string_view(int32_t partition, int64_t offset)>;
-  void SetKeyLookup(KeyLookup lookup) { key_lookup_ = std::move(lookup); }
   // Called from Flush(), on its thread, about every half second while dead
   // letters stay unacknowledged for more than two seconds: the event source
   // checks whether the brokers are down and reports the condition, since it
   // cannot consume meanwhile.
   void SetStallHook(std::function<void()> hook) { stall_hook_ = std::move(hook); }
 
+  // The dead letter carries record.key as its key (none when empty).
   void Reject(const SourceRecord& record, const Rejection& rejection) override;
   // Waits until every record since the last Flush() is acknowledged by the
   // broker (retrying while it is unreachable). Unavailable if any delivery
@@ -92,7 +89,6 @@ class KafkaDeadLetterSink final : public DeadLetterSink {
 
   const std::string topic_;
   const std::atomic<bool>* const stop_;
-  KeyLookup key_lookup_;
   std::function<void()> stall_hook_;
   std::unique_ptr<DeliveryState> delivery_;
   std::unique_ptr<RdKafka::Producer> producer_;
