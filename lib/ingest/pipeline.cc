@@ -154,18 +154,14 @@ void Pipeline::CountRejection(RejectReason reason) {
 // batch needs, owned (the source's records may be gone by then).
 struct Pipeline::PreparedBatch {
   uint64_t events_read = 0;
-  uint64_t accepted = 0;
-  uint64_t unique = 0;
+  // The accepted events, in order, deduplicated on the apply thread.
+  std::vector<UniqueDownloadCounter::Triple> accepted;
   std::vector<RejectReason> rejected;
-  // Unique downloads, grouped per (model, day): the daily count deltas and
-  // the dedup records.
-  absl::flat_hash_map<std::pair<ModelIdx, Day>, std::vector<UserHash>, PairHash> fresh;
   std::optional<absl::Time> watermark;
   std::vector<std::pair<int32_t, int64_t>> partition_watermarks_micros;
-  // Days leaving dedup with this batch: their (day, model) pairs get their
-  // daily counts stored.
-  std::optional<Day> drop_dedup_before;
-  std::vector<std::pair<Day, ModelIdx>> closing;
+  // The validator's OldestAcceptedDay() after this batch: dedup days before
+  // it are dropped once the batch is deduplicated.
+  Day oldest_accepted_day = INT32_MIN;
   std::vector<std::pair<std::string, int64_t>> offsets;
   DeadLetterSink* dead_letters = nullptr;
 };
@@ -200,8 +196,8 @@ absl::Status Pipeline::Drain() {
 Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records, EventFormat format,
                                           std::span<const SourceOffset> offsets,
                                           DeadLetterSink* dead_letters) {
-  // Decode, validate, hash and deduplicate outside the lock: the ingest
-  // thread owns the validator, the dedup set and known_models_. Decoded ids
+  // Decode, validate and hash outside the lock: the ingest thread owns the
+  // validator and known_models_. Decoded ids
   // are views into the records (or the JSON parser), used before the next
   // record is decoded; only model ids new to known_models_ are copied.
   constexpr ModelIdx kNewModel = ModelIdx{1} << 31;
@@ -255,27 +251,13 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
       if (a.model >= kNewModel) a.model = interned[a.model - kNewModel];
     }
   }
-  batch.accepted = accepted.size();
-  std::vector<uint8_t> is_new;
-  dedup_.InsertBatch(accepted, &is_new);
-  for (size_t j = 0; j < accepted.size(); ++j) {
-    if (!is_new[j]) continue;
-    const UniqueDownloadCounter::Triple& a = accepted[j];
-    batch.fresh[{a.model, a.day}].push_back(a.user_hash);
-    ++batch.unique;
-  }
+  batch.accepted = std::move(accepted);
   batch.watermark = validator_.watermark();
   for (const auto& [p, w] : validator_.partition_watermarks()) {
     if (w == absl::InfinitePast()) continue;
     batch.partition_watermarks_micros.emplace_back(p, ::hubmetrics::ToUnixMicros(w));
   }
-  const Day oldest = validator_.OldestAcceptedDay();
-  if (oldest > dedup_dropped_before_) {
-    batch.closing = dedup_.ModelDaysBefore(oldest);
-    dedup_.DropDaysBefore(oldest);
-    dedup_dropped_before_ = oldest;
-    batch.drop_dedup_before = oldest;
-  }
+  batch.oldest_accepted_day = validator_.OldestAcceptedDay();
   for (const SourceOffset& o : offsets) {
     batch.offsets.emplace_back(o.source_key, o.next_offset);
     offsets_[o.source_key] = o.next_offset;
@@ -284,10 +266,23 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
 }
 
 absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
+  // Unique downloads, grouped per (model, day): the daily count deltas and
+  // the dedup records. Dedup runs here, not on the ingest thread, to share
+  // the per-event work between the two threads.
+  std::vector<uint8_t> is_new;
+  dedup_.InsertBatch(batch.accepted, &is_new);
+  absl::flat_hash_map<std::pair<ModelIdx, Day>, std::vector<UserHash>, PairHash> fresh;
+  uint64_t unique = 0;
+  for (size_t j = 0; j < batch.accepted.size(); ++j) {
+    if (!is_new[j]) continue;
+    const UniqueDownloadCounter::Triple& a = batch.accepted[j];
+    fresh[{a.model, a.day}].push_back(a.user_hash);
+    ++unique;
+  }
   StateCommit commit;
   std::vector<ModelDayDelta> applied;
-  applied.reserve(batch.fresh.size());
-  for (const auto& [key, users] : batch.fresh) {
+  applied.reserve(fresh.size());
+  for (const auto& [key, users] : fresh) {
     applied.push_back({key.first, key.second, static_cast<int64_t>(users.size())});
   }
   for (size_t i = 0; i < applied.size(); i += options_.max_deltas_per_lock) {
@@ -298,8 +293,8 @@ absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
   {
     // Only reads: queries go on meanwhile.
     absl::ReaderMutexLock lock(&mu_);
-    commit.dedup_groups.reserve(batch.fresh.size());
-    for (auto& [key, users] : batch.fresh) {
+    commit.dedup_groups.reserve(fresh.size());
+    for (auto& [key, users] : fresh) {
       commit.dedup_groups.push_back({key.second, registry_.Name(key.first), std::move(users)});
     }
   }
@@ -314,8 +309,8 @@ absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
     watermark_ = batch.watermark;
     if (watermark_) aggregates_.SetWatermarkWeek(*WeekOf(watermark_));
     counters_.set_events_read(counters_.events_read() + batch.events_read);
-    counters_.set_unique_downloads(counters_.unique_downloads() + batch.unique);
-    counters_.set_duplicates(counters_.duplicates() + (batch.accepted - batch.unique));
+    counters_.set_unique_downloads(counters_.unique_downloads() + unique);
+    counters_.set_duplicates(counters_.duplicates() + (batch.accepted.size() - unique));
     for (RejectReason reason : batch.rejected) CountRejection(reason);
     counters_.clear_rejected_by_reason();
     for (int r = 0; r < kNumRejectReasons; ++r) {
@@ -329,15 +324,19 @@ absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
     BumpVersion();
   }
   commit.partition_watermarks_micros = std::move(batch.partition_watermarks_micros);
-  if (batch.drop_dedup_before) {
+  if (const Day oldest = batch.oldest_accepted_day; oldest > dedup_dropped_before_) {
     // The days leaving dedup get their daily counts stored: from now on
-    // nothing else remembers them (see state_store.h). Every earlier batch is
-    // applied, so the counts are complete.
-    absl::ReaderMutexLock lock(&mu_);
-    for (const auto& [day, m] : batch.closing) {
-      commit.daily_counts.push_back({registry_.Name(m), day, aggregates_.DailyCount(m, day)});
+    // nothing else remembers them (see state_store.h). This batch and every
+    // earlier one are staged, so the counts are complete.
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      for (const auto& [day, m] : dedup_.ModelDaysBefore(oldest)) {
+        commit.daily_counts.push_back({registry_.Name(m), day, aggregates_.DailyCount(m, day)});
+      }
     }
-    commit.drop_dedup_before = batch.drop_dedup_before;
+    dedup_.DropDaysBefore(oldest);
+    dedup_dropped_before_ = oldest;
+    commit.drop_dedup_before = oldest;
   }
   commit.offsets = std::move(batch.offsets);
   if (!batch.rejected.empty()) {

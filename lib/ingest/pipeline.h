@@ -2,8 +2,8 @@
 // answers queries on it.
 //
 // Ingest side (one thread at a time, the source's): a batch is decoded,
-// validated, its user ids hashed and deduplicated on the caller's thread;
-// then, on the pipeline's apply thread, the aggregates are updated and the
+// validated and its user ids hashed on the caller's thread; then, on the
+// pipeline's apply thread, it is deduplicated, the aggregates are updated and the
 // resulting state is committed to the StateStore in ONE commit together with
 // the source offsets the records came from — after the rejected records were
 // handed to the DeadLetterSink and flushed. SubmitEvents() returns after the
@@ -112,8 +112,8 @@ class Pipeline final : public MetricsBackend {
   ~Pipeline() override;
 
   // --- Ingest side: one thread at a time. ---
-  // Decodes, validates, hashes and deduplicates `records` on the calling
-  // thread, then hands the batch to the apply thread and returns: the records
+  // Decodes, validates and hashes `records` on the calling thread, then
+  // hands the batch to the apply thread (dedup, aggregates, commit) and returns: the records
   // may be freed at once, the batch is committed later. Waits first for the
   // previous batch's apply to end (one batch applies while the next is
   // prepared). An error of an earlier batch (a failed commit or dead-letter
@@ -192,10 +192,11 @@ class Pipeline final : public MetricsBackend {
   const Clock* const clock_;
   const UserHasher hasher_;
 
-  // Ingest-thread state (only the ingest thread touches these).
-  EventValidator validator_;
+  // Apply-thread state (Load() and the apply thread's tasks, one at a time).
   UniqueDownloadCounter dedup_;
   Day dedup_dropped_before_ = INT32_MIN;
+  // Ingest-thread state (only the ingest thread touches these).
+  EventValidator validator_;
   absl::flat_hash_map<std::string, int64_t> offsets_;
   // Model ids the ingest thread has interned, to skip the lock for known ones.
   absl::flat_hash_map<std::string, ModelIdx> known_models_;
