@@ -1,10 +1,12 @@
 // A thread that runs one task at a time for its owner, who waits for it: the
 // second lane of Aggregates::ApplyStaged (live distributions are independent,
-// so two threads can update disjoint sets of them at once).
+// so two threads can update disjoint sets of them at once) and the pipeline's
+// apply thread.
 //
-// Thread safety: Start() and Wait() are called by one owner thread, in
-// alternation (Start, Wait, Start, Wait, ...). The destructor waits for the
-// running task and joins the thread.
+// Thread safety: Start() and Wait() calls must not overlap (the owner
+// serializes them, from one thread or under its own lock), and a Start() must
+// follow a Wait() (one task at a time); Wait() with no task running returns at
+// once. The destructor waits for the running task and joins the thread.
 #ifndef HUBMETRICS_LIB_AGGREGATE_LANE_WORKER_H_
 #define HUBMETRICS_LIB_AGGREGATE_LANE_WORKER_H_
 

@@ -1,6 +1,8 @@
 #include "lib/time/time.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <limits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -26,16 +28,15 @@ Day MondayOfWeek1(int iso_year) {
 }  // namespace
 
 Day DayOf(absl::Time t) {
-  // UTC days are exactly 86,400 s in absl (no leap seconds), so within any
-  // sane range the day is a floor division of the Unix time (ToUnixSeconds
-  // rounds down); the civil-time conversion, several times slower and on the
-  // path of every event, is kept for the rest (infinite times included).
-  constexpr int64_t kFastRange = int64_t{1} << 40;  // about 34,800 years
+  // UTC days are exactly 86,400 s in absl (no leap seconds), so the day is a
+  // floor division of the Unix time (ToUnixSeconds rounds down); the
+  // civil-time conversion it replaces was several times slower, on the path
+  // of every event. Beyond the range of Day (about +-5.8 million years, the
+  // infinite times included) it saturates.
   const int64_t s = absl::ToUnixSeconds(t);
-  if (s > -kFastRange && s < kFastRange) {
-    return static_cast<Day>(s / 86400 - (s % 86400 < 0 ? 1 : 0));
-  }
-  return FromCivil(absl::ToCivilDay(t, absl::UTCTimeZone()));
+  const int64_t day = s / 86400 - (s % 86400 < 0 ? 1 : 0);
+  return static_cast<Day>(
+      std::clamp<int64_t>(day, std::numeric_limits<Day>::min(), std::numeric_limits<Day>::max()));
 }
 
 absl::Time StartOfDay(Day day) { return absl::FromCivil(ToCivil(day), absl::UTCTimeZone()); }

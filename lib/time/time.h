@@ -23,7 +23,8 @@ namespace hubmetrics {
 
 using Day = int32_t;
 
-// The UTC day of `t`.
+// The UTC day of `t`; saturates beyond the range of Day (the infinite times
+// included).
 Day DayOf(absl::Time t);
 // Midnight UTC starting `day`.
 absl::Time StartOfDay(Day day);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <ctime>
+#include <limits>
 #include <random>
 
 #include "absl/time/civil_time.h"
@@ -48,8 +49,16 @@ TEST(DayOf, AgreesWithCivilConversion) {
     EXPECT_EQ(DayOf(t), civil(t)) << s;
     EXPECT_EQ(DayOf(t - absl::Nanoseconds(1)), civil(t - absl::Nanoseconds(1))) << s;
   }
-  EXPECT_EQ(DayOf(absl::InfiniteFuture()), civil(absl::InfiniteFuture()));
-  EXPECT_EQ(DayOf(absl::InfinitePast()), civil(absl::InfinitePast()));
+  // Past the range of Day (and for the infinite times, whose civil day the
+  // oracle cannot subtract without overflowing) the day saturates.
+  constexpr Day kMax = std::numeric_limits<Day>::max();
+  constexpr Day kMin = std::numeric_limits<Day>::min();
+  EXPECT_EQ(DayOf(absl::FromUnixSeconds(int64_t{86400} * kMax + 86399)), kMax);
+  EXPECT_EQ(DayOf(absl::FromUnixSeconds(int64_t{86400} * kMax + 86400)), kMax);
+  EXPECT_EQ(DayOf(absl::FromUnixSeconds(int64_t{86400} * kMin)), kMin);
+  EXPECT_EQ(DayOf(absl::FromUnixSeconds(int64_t{86400} * kMin - 1)), kMin);
+  EXPECT_EQ(DayOf(absl::InfiniteFuture()), kMax);
+  EXPECT_EQ(DayOf(absl::InfinitePast()), kMin);
 }
 
 TEST(IsoWeek, MatchesStrftimeForEveryDayOf50Years) {
