@@ -177,8 +177,12 @@ absl::Status Pipeline::SubmitEvents(std::span<const SourceRecord> records, Event
                                     std::span<const SourceOffset> offsets,
                                     DeadLetterSink* dead_letters) {
   if (broken_) {
-    return absl::FailedPreconditionError(
-        "ingest stopped after a failed commit; restart hubmetricsd to resume from stored state");
+    // Say why: the error of the batch that broke ingest, if it was one of
+    // ours (the apply thread is idle once it has failed).
+    if (apply_worker_) apply_worker_->Wait();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "ingest stopped after a failed commit; restart hubmetricsd to resume from stored state",
+        apply_status_.ok() ? "" : absl::StrCat(" (", apply_status_.message(), ")")));
   }
   auto batch = std::make_shared<PreparedBatch>(Prepare(records, format, offsets, dead_letters));
   if (!apply_worker_) apply_worker_ = std::make_unique<LaneWorker>();

@@ -182,7 +182,10 @@ TEST_F(PipelineTest, SubmittedBatchesCommitInOrderAndErrorsSurface) {
     store_.FailNextCommits(1, absl::UnavailableError("disk full"));
     ASSERT_TRUE(submit(p.get(), 0).ok());  // fails on the apply thread
     EXPECT_EQ(p->Drain().code(), absl::StatusCode::kUnavailable);
-    EXPECT_EQ(submit(p.get(), 1).code(), absl::StatusCode::kFailedPrecondition);
+    const absl::Status refused = submit(p.get(), 1);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(refused.message(),
+                ::testing::HasSubstr("disk full"));  // the cause, for the operator
   }
 }
 
