@@ -83,10 +83,26 @@ def dbl(obj: dict, name: str) -> float:
 
 # ---------------------------------------------------------------- processes
 
+# Ports for the servers a test starts come from below the kernel's ephemeral range
+# (/proc/sys/net/ipv4/ip_local_port_range, 32768-60999 by default): a port the
+# kernel hands out with bind(0) is also what it hands out to any outgoing
+# connection, so between picking it and the server binding it, a client of a
+# test running alongside (a broker, librdkafka) may take it.
+_SERVER_PORTS = (20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, outside the ephemeral range."""
+    rng = random.Random()
+    for _ in range(200):
+        p = rng.randrange(*_SERVER_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+            return p
+    raise RuntimeError(f"no free port in {_SERVER_PORTS}")
 
 
 class Hubctl:

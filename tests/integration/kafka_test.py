@@ -80,6 +80,7 @@ class Broker:
         self.env = dict(os.environ, KAFKA_PORT=str(self.port),
                         KAFKA_STATE_DIR=os.path.join(tmp, "kafka"))
         self.address = f"127.0.0.1:{self.port}"
+        self.started = False
 
     def run(self, *args: str) -> None:
         p = subprocess.run([KAFKA_LOCAL, *args], env=self.env, capture_output=True, timeout=300)
@@ -89,7 +90,23 @@ class Broker:
             raise RuntimeError(f"kafka-local {' '.join(args)} failed:\n{out}")
 
     def start(self) -> None:
-        self.run("start")
+        """Starts the broker. The first start moves to another port pair when its ports were
+        taken between picking and binding them (a server of a test running alongside); a
+        restart keeps the address the daemon was given."""
+        attempts = 1 if self.started else 3
+        for attempt in range(attempts):
+            try:
+                self.run("start")
+                break
+            except RuntimeError as e:
+                if "Address already in use" not in str(e) or attempt == attempts - 1:
+                    raise
+                log(f"port {self.port} or {self.port + 1} was taken meanwhile; another pair")
+                self.run("stop")
+                self.port = free_port_pair()
+                self.env["KAFKA_PORT"] = str(self.port)
+                self.address = f"127.0.0.1:{self.port}"
+        self.started = True
 
     def stop(self, keep_data: bool = False) -> None:
         self.run("stop", *(["--keep-data"] if keep_data else []))

@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e"))
+from e2e_test import free_port  # noqa: E402
 
 REL_TOL = 1e-9
 DEADLINE_S = 420  # the whole test; ctest's own limit is 600 s
@@ -57,12 +59,6 @@ class Checker:
             self.failed += 1
             print(f"FAIL {what}" + (f"\n    {detail}" if detail else ""), flush=True)
         return ok
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
@@ -322,7 +318,15 @@ def main() -> int:
         try:
             body = wait_for("hubmetrics_up 0 on the exporter", down, 30)
             c.check(True, "hubmetrics_up drops to 0 while the daemon is down")
-            c.check("hubmetrics_hhi{" not in body, "stale view gauges are dropped while the daemon is down")
+            # A poll that was under way when the daemon stopped keeps the views it had already
+            # fetched (a failing view does not drop the others); the first poll that finds the
+            # daemon gone (GetIngestStats fails) drops them all.
+            try:
+                body = wait_for("the view gauges to be dropped",
+                                lambda: (b := down()) and "hubmetrics_hhi{" not in b and b, 15)
+                c.check(True, "stale view gauges are dropped while the daemon is down")
+            except TimeoutError as e:
+                c.check(False, "stale view gauges are dropped while the daemon is down", str(e))
             errors = re.search(r"^hubmetrics_exporter_scrape_errors_total (\S+)$", body, re.M)
             c.check(errors is not None and float(errors.group(1)) >= 1, "the failed polls are counted")
         except TimeoutError as e:
