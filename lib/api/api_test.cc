@@ -2,7 +2,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -13,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -56,6 +59,31 @@ class FakeMetricsBackend final : public MetricsBackend {
     absl::MutexLock lock(&mu_);
     stats_ = stats;
   }
+  // Whether GetConcentrationNow answers (as GetConcentration would) or
+  // returns nullopt; off by default.
+  void SetAnswersNow(bool answers_now) {
+    absl::MutexLock lock(&mu_);
+    answers_now_ = answers_now;
+  }
+  // While held, GetTopEntities waits (as a query waits for a batch).
+  void HoldTopEntities(bool hold) {
+    absl::MutexLock lock(&mu_);
+    hold_top_entities_ = hold;
+  }
+  // Calls of GetConcentration and GetTopEntities so far, and how many
+  // GetTopEntities are held now.
+  int concentration_calls() const {
+    absl::MutexLock lock(&mu_);
+    return concentration_calls_;
+  }
+  int top_entities_calls() const {
+    absl::MutexLock lock(&mu_);
+    return top_entities_calls_;
+  }
+  int held_top_entities() const {
+    absl::MutexLock lock(&mu_);
+    return held_;
+  }
   // Calls of WaitForStateVersionAbove so far, and how many are blocked in it now.
   int wait_calls() const {
     absl::MutexLock lock(&mu_);
@@ -69,11 +97,14 @@ class FakeMetricsBackend final : public MetricsBackend {
   absl::StatusOr<v1::Concentration> GetConcentration(
       const v1::ConcentrationRequest& request) const override {
     absl::MutexLock lock(&mu_);
-    RETURN_IF_ERROR(Check(request.view()));
-    v1::Concentration out = value_;
-    *out.mutable_view() = request.view();
-    out.set_window(request.window());
-    return out;
+    ++concentration_calls_;
+    return Answer(request);
+  }
+  std::optional<absl::StatusOr<v1::Concentration>> GetConcentrationNow(
+      const v1::ConcentrationRequest& request) const override {
+    absl::MutexLock lock(&mu_);
+    if (!answers_now_) return std::nullopt;
+    return Answer(request);
   }
   absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
       const v1::ConcentrationSeriesRequest& request) const override {
@@ -91,6 +122,11 @@ class FakeMetricsBackend final : public MetricsBackend {
   absl::StatusOr<v1::TopEntities> GetTopEntities(
       const v1::TopEntitiesRequest& request) const override {
     absl::MutexLock lock(&mu_);
+    ++top_entities_calls_;
+    ++held_;
+    auto released = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !hold_top_entities_; };
+    mu_.Await(absl::Condition(&released));
+    --held_;
     RETURN_IF_ERROR(Check(request.view()));
     v1::TopEntities out;
     *out.mutable_view() = request.view();
@@ -132,6 +168,14 @@ class FakeMetricsBackend final : public MetricsBackend {
   }
 
  private:
+  absl::StatusOr<v1::Concentration> Answer(const v1::ConcentrationRequest& request) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    RETURN_IF_ERROR(Check(request.view()));
+    v1::Concentration out = value_;
+    *out.mutable_view() = request.view();
+    out.set_window(request.window());
+    return out;
+  }
   // A stand-in for the engine's validation: only the level is checked.
   absl::Status Check(const v1::View& view) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!failure_.ok()) return failure_;
@@ -147,6 +191,11 @@ class FakeMetricsBackend final : public MetricsBackend {
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 1;
   mutable int wait_calls_ ABSL_GUARDED_BY(mu_) = 0;
   mutable int waiters_ ABSL_GUARDED_BY(mu_) = 0;
+  bool answers_now_ ABSL_GUARDED_BY(mu_) = false;
+  bool hold_top_entities_ ABSL_GUARDED_BY(mu_) = false;
+  mutable int concentration_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  mutable int top_entities_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  mutable int held_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 v1::Concentration Value(uint64_t total) {
@@ -293,11 +342,13 @@ TEST_F(ApiTest, EveryBackendStatusCodeMapsToTheSameGrpcCodeWithItsMessage) {
     const std::string message = absl::StrCat("backend says ", absl::StatusCodeToString(absl_code));
     backend_.FailWith(absl::Status(absl_code, message));
     std::vector<std::pair<std::string, grpc::Status>> got;
-    {
+    for (const bool now : {false, true}) {
+      backend_.SetAnswersNow(now);
       grpc::ClientContext ctx;
       Limit(&ctx);
       v1::Concentration out;
-      got.emplace_back("GetConcentration", stub_->GetConcentration(&ctx, Request(), &out));
+      got.emplace_back(now ? "GetConcentration (now)" : "GetConcentration",
+                       stub_->GetConcentration(&ctx, Request(), &out));
     }
     {
       grpc::ClientContext ctx;
@@ -334,6 +385,105 @@ TEST_F(ApiTest, EveryBackendStatusCodeMapsToTheSameGrpcCodeWithItsMessage) {
       EXPECT_EQ(status.error_message(), message) << rpc;
     }
   }
+}
+
+TEST_F(ApiTest, GetConcentrationUsesTheEngineOnlyWhenTheBackendCannotAnswerNow) {
+  for (const bool now : {true, false}) {
+    backend_.SetAnswersNow(now);
+    const int before = backend_.concentration_calls();
+    grpc::ClientContext ctx;
+    Limit(&ctx);
+    v1::Concentration got;
+    ASSERT_TRUE(stub_->GetConcentration(&ctx, Request(), &got).ok());
+    EXPECT_TRUE(MessageDifferencer::Equals(got, Expected(100))) << got.DebugString();
+    EXPECT_EQ(backend_.concentration_calls() - before, now ? 0 : 1) << "now=" << now;
+  }
+}
+
+// Sends `n` GetTopEntities that the backend holds; waits until it holds them all.
+class HeldCalls {
+ public:
+  HeldCalls(v1::MetricsService::Stub* stub, int n, absl::Duration deadline) {
+    for (int i = 0; i < n; ++i) {
+      calls_.push_back(std::make_unique<Call>());
+      Call* c = calls_.back().get();
+      c->ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+      c->request.mutable_view()->set_level("model");
+      c->request.set_k(1);
+      stub->async()->GetTopEntities(&c->ctx, &c->request, &c->response, [c](grpc::Status s) {
+        c->status = std::move(s);
+        c->done.Notify();
+      });
+    }
+  }
+  // Waits for every call's end; their statuses.
+  std::vector<grpc::Status> Wait() {
+    std::vector<grpc::Status> out;
+    for (auto& c : calls_) {
+      c->done.WaitForNotification();
+      out.push_back(c->status);
+    }
+    return out;
+  }
+
+ private:
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::TopEntitiesRequest request;
+    v1::TopEntities response;
+    grpc::Status status;
+    absl::Notification done;
+  };
+  std::vector<std::unique_ptr<Call>> calls_;
+};
+
+bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(20)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return true;
+}
+
+TEST_F(ApiTest, QueriesWaitingForTheEngineDoNotHoldUpAnswersGivenNow) {
+  backend_.SetAnswersNow(true);
+  backend_.HoldTopEntities(true);
+  // Every blocking-query thread busy, and one more call queued behind them.
+  const int n = MetricsServiceImpl::kBlockingQueryThreads + 1;
+  HeldCalls held(stub_.get(), n, absl::Seconds(20));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return backend_.held_top_entities() == MetricsServiceImpl::kBlockingQueryThreads; }));
+  for (int i = 0; i < 20; ++i) {
+    grpc::ClientContext ctx;
+    Limit(&ctx, absl::Seconds(5));
+    v1::Concentration got;
+    const grpc::Status s = stub_->GetConcentration(&ctx, Request(), &got);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_TRUE(MessageDifferencer::Equals(got, Expected(100)));
+  }
+  backend_.HoldTopEntities(false);
+  for (const grpc::Status& s : held.Wait()) EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(backend_.top_entities_calls(), n);
+}
+
+TEST_F(ApiTest, ACallWhoseClientLeftWhileItWaitedForAThreadIsNotComputed) {
+  backend_.HoldTopEntities(true);
+  const int busy = MetricsServiceImpl::kBlockingQueryThreads;
+  HeldCalls held(stub_.get(), busy, absl::Seconds(20));
+  ASSERT_TRUE(WaitUntil([&] { return backend_.held_top_entities() == busy; }));
+  // Queued behind the held calls; its deadline passes while it waits.
+  HeldCalls late(stub_.get(), 1, absl::Milliseconds(100));
+  const std::vector<grpc::Status> late_status = late.Wait();
+  EXPECT_EQ(late_status[0].error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // The server's deadline for the call is the client's plus the time the
+  // request took to arrive: let that pass too before a thread frees up.
+  absl::SleepFor(absl::Milliseconds(100));
+  backend_.HoldTopEntities(false);
+  for (const grpc::Status& s : held.Wait()) EXPECT_TRUE(s.ok()) << s.error_message();
+  // The server saw the late call end: shutting down waits for every call.
+  server_->Shutdown();
+  EXPECT_EQ(backend_.top_entities_calls(), busy);
 }
 
 TEST_F(ApiTest, WatchWithInvalidRequestFailsAtOnce) {

@@ -10,6 +10,7 @@
 #define HUBMETRICS_LIB_API_METRICS_BACKEND_H_
 
 #include <cstdint>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -21,7 +22,14 @@ class MetricsBackend {
  public:
   virtual ~MetricsBackend() = default;
 
+  // The queries (all but GetConcentrationNow and the version methods) may wait
+  // for the batch being applied, for as long as applying it takes.
   virtual absl::StatusOr<v1::Concentration> GetConcentration(
+      const v1::ConcentrationRequest& request) const = 0;
+  // What GetConcentration(request) answers, when that can be given without
+  // waiting for ingest (an invalid request, or a value published by the last
+  // batch); nullopt when only GetConcentration can answer. Never blocks.
+  virtual std::optional<absl::StatusOr<v1::Concentration>> GetConcentrationNow(
       const v1::ConcentrationRequest& request) const = 0;
   virtual absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
       const v1::ConcentrationSeriesRequest& request) const = 0;

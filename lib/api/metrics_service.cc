@@ -1,6 +1,8 @@
 #include "lib/api/metrics_service.h"
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -67,35 +69,62 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(ToGrpcCode(status.code()), std::string(status.message()));
 }
 
-grpc::Status MetricsServiceImpl::GetConcentration(grpc::ServerContext* /*context*/,
-                                                  const v1::ConcentrationRequest* request,
-                                                  v1::Concentration* response) {
-  return Reply(backend_->GetConcentration(*request), response);
+template <typename Response, typename Query>
+grpc::ServerUnaryReactor* MetricsServiceImpl::AnswerOnBlockingThread(
+    grpc::CallbackServerContext* context, Response* response, Query query) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The request and response stay valid until Finish(): gRPC frees them after.
+  blocking_queries_.Schedule([context, reactor, response, query = std::move(query)]() mutable {
+    if (context->IsCancelled() || context->deadline() < std::chrono::system_clock::now()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                                   "the call ended before a thread was free to answer it"));
+      return;
+    }
+    reactor->Finish(Reply(query(), response));
+  });
+  return reactor;
 }
 
-grpc::Status MetricsServiceImpl::GetConcentrationSeries(
-    grpc::ServerContext* /*context*/, const v1::ConcentrationSeriesRequest* request,
+grpc::ServerUnaryReactor* MetricsServiceImpl::GetConcentration(
+    grpc::CallbackServerContext* context, const v1::ConcentrationRequest* request,
+    v1::Concentration* response) {
+  if (std::optional<absl::StatusOr<v1::Concentration>> now =
+          backend_->GetConcentrationNow(*request)) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(Reply(*std::move(now), response));
+    return reactor;
+  }
+  return AnswerOnBlockingThread(context, response,
+                                [this, request] { return backend_->GetConcentration(*request); });
+}
+
+grpc::ServerUnaryReactor* MetricsServiceImpl::GetConcentrationSeries(
+    grpc::CallbackServerContext* context, const v1::ConcentrationSeriesRequest* request,
     v1::ConcentrationSeries* response) {
-  return Reply(backend_->GetConcentrationSeries(*request), response);
+  return AnswerOnBlockingThread(
+      context, response, [this, request] { return backend_->GetConcentrationSeries(*request); });
 }
 
-grpc::Status MetricsServiceImpl::GetTopEntities(grpc::ServerContext* /*context*/,
-                                                const v1::TopEntitiesRequest* request,
-                                                v1::TopEntities* response) {
-  return Reply(backend_->GetTopEntities(*request), response);
+grpc::ServerUnaryReactor* MetricsServiceImpl::GetTopEntities(grpc::CallbackServerContext* context,
+                                                             const v1::TopEntitiesRequest* request,
+                                                             v1::TopEntities* response) {
+  return AnswerOnBlockingThread(context, response,
+                                [this, request] { return backend_->GetTopEntities(*request); });
 }
 
-grpc::Status MetricsServiceImpl::GetEntity(grpc::ServerContext* /*context*/,
-                                           const v1::EntityRequest* request,
-                                           v1::EntityReport* response) {
-  return Reply(backend_->GetEntity(*request), response);
+grpc::ServerUnaryReactor* MetricsServiceImpl::GetEntity(grpc::CallbackServerContext* context,
+                                                        const v1::EntityRequest* request,
+                                                        v1::EntityReport* response) {
+  return AnswerOnBlockingThread(context, response,
+                                [this, request] { return backend_->GetEntity(*request); });
 }
 
-grpc::Status MetricsServiceImpl::GetIngestStats(grpc::ServerContext* /*context*/,
-                                                const v1::IngestStatsRequest* /*request*/,
-                                                v1::IngestStats* response) {
-  *response = backend_->GetIngestStats();
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* MetricsServiceImpl::GetIngestStats(
+    grpc::CallbackServerContext* context, const v1::IngestStatsRequest* /*request*/,
+    v1::IngestStats* response) {
+  return AnswerOnBlockingThread(context, response, [this]() -> absl::StatusOr<v1::IngestStats> {
+    return backend_->GetIngestStats();
+  });
 }
 
 grpc::Status MetricsServiceImpl::WatchConcentration(grpc::ServerContext* context,

@@ -14,9 +14,19 @@
 // UNAVAILABLE: reconnect to another replica or later), or with the backend's
 // status if a later query fails.
 //
-// Thread safety: all methods may be called concurrently (gRPC runs each call on
-// its own thread). Lifetime: `backend` is not owned and must outlive this
-// object, which must outlive the grpc::Server it is registered with.
+// Threads: the unary methods use gRPC's callback API. A GetConcentration the
+// backend can answer now (GetConcentrationNow) is answered on the gRPC thread
+// that received it; every other unary call — which may wait for the batch
+// being applied — runs on this service's own kBlockingQueryThreads threads, so
+// a waiting query never holds up the answers that need not wait. A call whose
+// client has gone (cancelled, deadline passed) while it waited for one of
+// those threads ends CANCELLED without being computed. WatchConcentration runs
+// on a thread of gRPC's synchronous server for as long as the stream lasts.
+//
+// Thread safety: all methods may be called concurrently. Lifetime: `backend`
+// is not owned and must outlive this object, which must outlive the
+// grpc::Server it is registered with (the server's Wait() returns only once
+// every call has finished, so no task of this service runs after it).
 #ifndef HUBMETRICS_LIB_API_METRICS_SERVICE_H_
 #define HUBMETRICS_LIB_API_METRICS_SERVICE_H_
 
@@ -26,6 +36,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "lib/api/metrics_backend.h"
+#include "lib/base/thread_pool.h"
 #include "proto/hubmetrics/v1/metrics.grpc.pb.h"
 
 namespace hubmetrics {
@@ -33,10 +44,22 @@ namespace hubmetrics {
 // The gRPC status with the same code (numeric meaning) and message as `status`.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-class MetricsServiceImpl final : public v1::MetricsService::Service {
+// Unary methods on the callback API; WatchConcentration synchronous.
+using MetricsServiceBase = v1::MetricsService::WithCallbackMethod_GetConcentration<
+    v1::MetricsService::WithCallbackMethod_GetConcentrationSeries<
+        v1::MetricsService::WithCallbackMethod_GetTopEntities<
+            v1::MetricsService::WithCallbackMethod_GetEntity<
+                v1::MetricsService::WithCallbackMethod_GetIngestStats<
+                    v1::MetricsService::Service>>>>>;
+
+class MetricsServiceImpl final : public MetricsServiceBase {
  public:
   // Minimum time between two messages of one WatchConcentration stream.
   static constexpr absl::Duration kWatchMinInterval = absl::Milliseconds(100);
+  // Threads for the unary calls that may wait for ingest. They all wait for
+  // the same batch, so more threads would only wait side by side; fewer would
+  // queue a cheap GetIngestStats behind a slow series.
+  static constexpr int kBlockingQueryThreads = 4;
 
   explicit MetricsServiceImpl(const MetricsBackend* backend) : backend_(backend) {}
 
@@ -45,25 +68,35 @@ class MetricsServiceImpl final : public v1::MetricsService::Service {
   // Unary calls are unaffected. Irreversible.
   void BeginShutdown() { shutting_down_.store(true); }
 
-  grpc::Status GetConcentration(grpc::ServerContext* context,
-                                const v1::ConcentrationRequest* request,
-                                v1::Concentration* response) override;
-  grpc::Status GetConcentrationSeries(grpc::ServerContext* context,
-                                      const v1::ConcentrationSeriesRequest* request,
-                                      v1::ConcentrationSeries* response) override;
-  grpc::Status GetTopEntities(grpc::ServerContext* context, const v1::TopEntitiesRequest* request,
-                              v1::TopEntities* response) override;
-  grpc::Status GetEntity(grpc::ServerContext* context, const v1::EntityRequest* request,
-                         v1::EntityReport* response) override;
+  grpc::ServerUnaryReactor* GetConcentration(grpc::CallbackServerContext* context,
+                                             const v1::ConcentrationRequest* request,
+                                             v1::Concentration* response) override;
+  grpc::ServerUnaryReactor* GetConcentrationSeries(grpc::CallbackServerContext* context,
+                                                   const v1::ConcentrationSeriesRequest* request,
+                                                   v1::ConcentrationSeries* response) override;
+  grpc::ServerUnaryReactor* GetTopEntities(grpc::CallbackServerContext* context,
+                                           const v1::TopEntitiesRequest* request,
+                                           v1::TopEntities* response) override;
+  grpc::ServerUnaryReactor* GetEntity(grpc::CallbackServerContext* context,
+                                      const v1::EntityRequest* request,
+                                      v1::EntityReport* response) override;
   grpc::Status WatchConcentration(grpc::ServerContext* context,
                                   const v1::ConcentrationRequest* request,
                                   grpc::ServerWriter<v1::Concentration>* writer) override;
-  grpc::Status GetIngestStats(grpc::ServerContext* context, const v1::IngestStatsRequest* request,
-                              v1::IngestStats* response) override;
+  grpc::ServerUnaryReactor* GetIngestStats(grpc::CallbackServerContext* context,
+                                           const v1::IngestStatsRequest* request,
+                                           v1::IngestStats* response) override;
 
  private:
+  // Finishes the call with `query`'s answer, computed on a blocking-query
+  // thread; `response` is where the answer goes.
+  template <typename Response, typename Query>
+  grpc::ServerUnaryReactor* AnswerOnBlockingThread(grpc::CallbackServerContext* context,
+                                                   Response* response, Query query);
+
   const MetricsBackend* const backend_;
   std::atomic<bool> shutting_down_{false};
+  ThreadPool blocking_queries_{kBlockingQueryThreads};
 };
 
 }  // namespace hubmetrics

@@ -149,6 +149,9 @@ class Pipeline final : public MetricsBackend {
   // --- MetricsBackend: any thread. ---
   absl::StatusOr<v1::Concentration> GetConcentration(
       const v1::ConcentrationRequest& request) const override;
+  // Answers live windows with the default ks (and invalid requests).
+  std::optional<absl::StatusOr<v1::Concentration>> GetConcentrationNow(
+      const v1::ConcentrationRequest& request) const override;
   absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
       const v1::ConcentrationSeriesRequest& request) const override;
   absl::StatusOr<v1::TopEntities> GetTopEntities(

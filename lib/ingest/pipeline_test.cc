@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -240,11 +241,16 @@ TEST_F(PipelineTest, SnapshotAnswersEqualLockedAnswers) {
           req.mutable_view()->set_level(level);
           req.mutable_view()->set_attribution(attribution);
           req.set_window(window);
-          auto fast = p->GetConcentration(req);
+          const std::string where = absl::StrCat(when, " ", level, "/", attribution, "/", window);
+          std::optional<absl::StatusOr<v1::Concentration>> now = p->GetConcentrationNow(req);
+          // A week is live only while it is the watermark's.
+          const bool week = std::string_view(window).starts_with("week:");
+          ASSERT_TRUE(now.has_value() || week) << where;
+          absl::StatusOr<v1::Concentration> fast = now ? *now : p->GetConcentration(req);
           for (uint32_t k : {100u, 10u, 1u}) req.add_top_k(k);  // not the default order
+          EXPECT_FALSE(p->GetConcentrationNow(req).has_value()) << where;
           auto locked = p->GetConcentration(req);
           ASSERT_TRUE(fast.ok() && locked.ok()) << fast.status() << locked.status();
-          const std::string where = absl::StrCat(when, " ", level, "/", attribution, "/", window);
           EXPECT_EQ(fast->total_downloads(), locked->total_downloads()) << where;
           EXPECT_EQ(fast->entities(), locked->entities()) << where;
           EXPECT_EQ(fast->hhi(), locked->hhi()) << where;
@@ -260,6 +266,19 @@ TEST_F(PipelineTest, SnapshotAnswersEqualLockedAnswers) {
     }
   };
   expect_same("empty");
+  {
+    // Not live: a week other than the watermark's (and no watermark yet).
+    v1::ConcentrationRequest req;
+    req.mutable_view()->set_level("model");
+    req.set_window("week:2025-W09");
+    EXPECT_FALSE(p->GetConcentrationNow(req).has_value());
+    // Invalid: answered now, with the same error as GetConcentration.
+    req.mutable_view()->set_level("planet");
+    std::optional<absl::StatusOr<v1::Concentration>> now = p->GetConcentrationNow(req);
+    ASSERT_TRUE(now.has_value());
+    EXPECT_EQ(now->status(), p->GetConcentration(req).status());
+    EXPECT_EQ(now->status().code(), absl::StatusCode::kInvalidArgument);
+  }
   ASSERT_TRUE(Ingest(p.get(),
                      {Event("base/m", "u1", "2025-03-10T01:00:00Z"),
                       Event("ft/m", "u1", "2025-03-10T01:00:00Z"),

@@ -16,6 +16,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/api/grpc_server.h"
 #include "lib/base/log.h"
@@ -272,5 +273,9 @@ int main(int argc, char** argv) {
       "concentration of model downloads; see README.md.");
   hubmetrics::CollectKafkaProperties(argc, argv);
   absl::ParseCommandLine(argc, argv);
+  // Debian's absl is built with Mutex deadlock detection on: every lock taken
+  // (gRPC takes many per call) updates a global lock-order graph under a global
+  // lock. The tests keep it; the binaries do not pay for it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   return hubmetrics::Run();
 }
