@@ -243,7 +243,7 @@ def markdown(r: dict, limits: str | None = None, json_name: str | None = None) -
     w("# Benchmarks")
     w("")
     w("Written by `scripts/bench` (full run) from the figures of that run; its raw JSON is")
-    w(f"`{json_name or 'bench/results/<date>-full.json'}`. Issue 5 defines the work and the")
+    w(f"`{json_name or 'bench/results/<date>T<HHMM>Z-full.json'}`. Issue 5 defines the work and the")
     w(f"targets. Date {r['date']}, git commit `{r['git_commit']}`.")
     w("")
     w("## Machine")
