@@ -4,7 +4,8 @@
 //    live distributions, one RocksDB commit per batch) into a real RocksDB
 //    state in a temporary directory;
 //  - Pipeline::GetConcentration for a live window ("all", trailing:4) and for
-//    a week that is summed from per-week counts at query time.
+//    a week that is summed from per-week counts at query time;
+//  - the same live query through the gRPC edge (stub -> loopback -> GrpcServer).
 // The traffic is Hub-like: Zipf popularity over 20,000 models, 300,000 users,
 // a third of the events duplicates of an earlier (model, user, day).
 #include <unistd.h>
@@ -19,11 +20,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
+#include "grpcpp/grpcpp.h"
+#include "lib/api/grpc_server.h"
 #include "lib/dedup/unique_download_counter.h"
 #include "lib/ingest/pipeline.h"
 #include "lib/state/state_store.h"
 #include "lib/time/time.h"
 #include "proto/hubmetrics/v1/events.pb.h"
+#include "proto/hubmetrics/v1/metrics.grpc.pb.h"
 
 namespace hubmetrics {
 namespace {
@@ -187,6 +191,41 @@ void BM_GetConcentration(benchmark::State& state, const char* level, const char*
     benchmark::DoNotOptimize(c);
   }
 }
+// The same query through the gRPC edge: a blocking stub call over loopback
+// TCP to a GrpcServer in this process, so the figure is the client's and the
+// server's cost of one call together (both on this machine's cores).
+void BM_GetConcentrationRpc(benchmark::State& state) {
+  static Engine* engine = [] {
+    auto* e = new Engine();
+    const std::vector<std::string> events = MakeEvents(200000, 14, 5);
+    e->Ingest(events, 0, events.size());
+    return e;
+  }();
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server =
+      GrpcServer::Start("127.0.0.1:0", engine->pipeline.get());
+  if (!server.ok()) {
+    state.SkipWithError(std::string(server.status().message()).c_str());
+    return;
+  }
+  auto stub = v1::MetricsService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*server)->port()), grpc::InsecureChannelCredentials()));
+  v1::ConcentrationRequest req;
+  req.mutable_view()->set_level("model");
+  req.set_window("all");
+  for (auto _ : state) {
+    grpc::ClientContext ctx;
+    v1::Concentration out;
+    const grpc::Status s = stub->GetConcentration(&ctx, req, &out);
+    if (!s.ok()) {
+      state.SkipWithError(s.error_message().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(out);
+  }
+  (*server)->Shutdown();
+}
+BENCHMARK(BM_GetConcentrationRpc)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 BENCHMARK_CAPTURE(BM_GetConcentration, model_all, "model", "all");
 BENCHMARK_CAPTURE(BM_GetConcentration, developer_trailing4, "developer", "trailing:4");
 BENCHMARK_CAPTURE(BM_GetConcentration, model_week_not_live, "model", "week:2025-W10")
