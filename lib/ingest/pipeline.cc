@@ -482,6 +482,18 @@ uint64_t Pipeline::WaitForStateVersionAbove(uint64_t seen, absl::Time deadline) 
   return version_;
 }
 
+std::optional<v1::Concentration> Pipeline::FromLiveSnapshot(const View& view, const Window& window,
+                                                            const std::vector<uint32_t>& ks) const {
+  if (ks != DefaultTopK()) return std::nullopt;
+  const std::shared_ptr<const LiveSnapshot> snapshot = Snapshot();
+  const LiveWindowValues* live = snapshot->Find(window);
+  if (live == nullptr) return std::nullopt;
+  v1::Concentration out;
+  FillConcentration(view, window, snapshot->watermark_week, live->by_view[view.Index()], &out);
+  if (snapshot->watermark) ToTimestamp(*snapshot->watermark, out.mutable_watermark());
+  return out;
+}
+
 std::optional<absl::StatusOr<v1::Concentration>> Pipeline::GetConcentrationNow(
     const v1::ConcentrationRequest& request) const {
   absl::StatusOr<View> view = ParseView(request.view());
@@ -490,24 +502,16 @@ std::optional<absl::StatusOr<v1::Concentration>> Pipeline::GetConcentrationNow(
   if (!window.ok()) return window.status();
   absl::StatusOr<std::vector<uint32_t>> ks = ParseTopK(request.top_k());
   if (!ks.ok()) return ks.status();
-  if (*ks != DefaultTopK()) return std::nullopt;
-  const std::shared_ptr<const LiveSnapshot> snapshot = Snapshot();
-  const LiveWindowValues* live = snapshot->Find(*window);
-  if (live == nullptr) return std::nullopt;
-  v1::Concentration out;
-  FillConcentration(*view, *window, snapshot->watermark_week, live->by_view[view->Index()], &out);
-  if (snapshot->watermark) ToTimestamp(*snapshot->watermark, out.mutable_watermark());
-  return out;
+  if (std::optional<v1::Concentration> live = FromLiveSnapshot(*view, *window, *ks)) return *live;
+  return std::nullopt;
 }
 
 absl::StatusOr<v1::Concentration> Pipeline::GetConcentration(
     const v1::ConcentrationRequest& request) const {
-  if (std::optional<absl::StatusOr<v1::Concentration>> now = GetConcentrationNow(request)) {
-    return *std::move(now);
-  }
   ASSIGN_OR_RETURN(View view, ParseView(request.view()));
   ASSIGN_OR_RETURN(Window window, ParseWindow(request.window()));
   ASSIGN_OR_RETURN(std::vector<uint32_t> ks, ParseTopK(request.top_k()));
+  if (std::optional<v1::Concentration> live = FromLiveSnapshot(view, window, ks)) return *live;
   v1::Concentration out;
   absl::ReaderMutexLock lock(&mu_);
   FillConcentration(view, window, aggregates_.watermark_week(),

@@ -189,6 +189,10 @@ class Pipeline final : public MetricsBackend {
     const LiveWindowValues* Find(const Window& window) const;
   };
   std::shared_ptr<const LiveSnapshot> Snapshot() const;
+  // GetConcentration's answer from the snapshot, or nullopt when the window is
+  // not live or `ks` are not the default ones.
+  std::optional<v1::Concentration> FromLiveSnapshot(const View& view, const Window& window,
+                                                    const std::vector<uint32_t>& ks) const;
 
   const PipelineOptions options_;
   const std::unique_ptr<StateStore> store_;
