@@ -154,10 +154,10 @@ struct Engine {
   }
 };
 
-// Events per second through the whole engine, batches of 50,000 (the Kafka
+// Events per second through the whole engine, batches of 200,000 (the Kafka
 // source's default), crash-safe commits to RocksDB.
 void BM_PipelineIngest(benchmark::State& state) {
-  const size_t batch = 50000;
+  const size_t batch = 200000;
   const std::vector<std::string> events = MakeEvents(2000000, 14, 3);
   for (auto _ : state) {
     state.PauseTiming();

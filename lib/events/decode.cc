@@ -68,8 +68,9 @@ std::string_view JsonTypeName(simdjson::dom::element_type t) {
 
 // Checks 4 and 5, shared by both wire formats: presence, then the model id.
 // Empty strings count as absent, as in the protobuf mapping of proto3 strings.
-std::optional<Rejection> CheckPresenceAndModelId(std::string_view model_id,
-                                                 std::string_view user_id, bool has_time) {
+std::optional<Rejection> CheckPresenceAndModelId(
+    std::string_view model_id, std::string_view user_id, bool has_time,
+    absl::FunctionRef<bool(std::string_view)> is_valid_model_id) {
   if (model_id.empty() || user_id.empty() || !has_time) {
     std::string missing;
     if (model_id.empty()) absl::StrAppend(&missing, "model_id");
@@ -78,7 +79,7 @@ std::optional<Rejection> CheckPresenceAndModelId(std::string_view model_id,
     return Rejection{RejectReason::kMissingField,
                      absl::StrCat("missing or empty field(s): ", missing)};
   }
-  if (!IsValidModelId(model_id)) {
+  if (!is_valid_model_id(model_id)) {
     return Rejection{RejectReason::kInvalidModelId,
                      absl::StrCat("invalid model id ", Quote(model_id),
                                   ": expected a Hub repo id like \"namespace/name\" or \"name\"")};
@@ -249,7 +250,8 @@ struct JsonField {
 
 }  // namespace
 
-DecodeViewResult DecodeJsonEventView(std::string_view line) {
+DecodeViewResult DecodeJsonEventView(std::string_view line,
+                                     absl::FunctionRef<bool(std::string_view)> is_valid_model_id) {
   thread_local simdjson::dom::parser reused_parser;
   // The parser of the last huge line: the returned views point into it, so it
   // lives until the next call (which frees it, whatever that line's size).
@@ -314,7 +316,8 @@ DecodeViewResult DecodeJsonEventView(std::string_view line) {
   const std::string_view model_id = fields[0].value;
   const std::string_view user_id = fields[1].value;
   const std::string_view time_text = fields[2].value;
-  if (std::optional<Rejection> r = CheckPresenceAndModelId(model_id, user_id, !time_text.empty());
+  if (std::optional<Rejection> r =
+          CheckPresenceAndModelId(model_id, user_id, !time_text.empty(), is_valid_model_id);
       r.has_value()) {
     return DecodeViewResult{std::nullopt, std::move(r)};
   }
@@ -458,7 +461,57 @@ bool ReadTimestamp(CodedInputStream& in, int end, int depth, WireEvent* e) {
   return true;
 }
 
+// The layout protobuf's serializer writes for a DownloadEvent with all three
+// fields set and short ids: model_id, user_id, time (seconds and/or nanos),
+// each once, in field order, lengths and tags of one byte, varints of at most
+// 9 bytes. Reads it without CodedInputStream's bookkeeping; false (leaving `e`
+// to the general reader) for anything else, so both give the same results.
+bool ReadCanonicalDownloadEvent(std::string_view bytes, WireEvent* e) {
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  const uint8_t* const end = p + bytes.size();
+  auto view = [&](uint8_t tag, std::string_view* out) {
+    if (end - p < 2 || p[0] != tag || p[1] >= 0x80 || end - p - 2 < p[1]) return false;
+    *out = std::string_view(reinterpret_cast<const char*>(p + 2), p[1]);
+    p += 2 + p[1];
+    return true;
+  };
+  auto varint = [&](const uint8_t* limit, uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 63 && p < limit; shift += 7) {
+      const uint8_t b = *p++;
+      *v |= uint64_t{b & 0x7fu} << shift;
+      if (b < 0x80) return true;
+    }
+    return false;  // 10 bytes or more, or cut: the general reader decides
+  };
+  std::string_view model_id, user_id;
+  if (!view(0x0A, &model_id) || !view(0x12, &user_id)) return false;
+  if (end - p < 2 || p[0] != 0x1A || p[1] >= 0x80 || end - p - 2 != p[1]) return false;
+  p += 2;
+  int64_t seconds = 0;
+  int32_t nanos = 0;
+  uint64_t v;
+  if (p < end && *p == 0x08) {
+    ++p;
+    if (!varint(end, &v)) return false;
+    seconds = static_cast<int64_t>(v);
+  }
+  if (p < end && *p == 0x10) {
+    ++p;
+    if (!varint(end, &v)) return false;
+    nanos = static_cast<int32_t>(static_cast<uint32_t>(v));
+  }
+  if (p != end || !IsValidUtf8(model_id) || !IsValidUtf8(user_id)) return false;
+  e->model_id = model_id;
+  e->user_id = user_id;
+  e->has_time = true;
+  e->seconds = seconds;
+  e->nanos = nanos;
+  return true;
+}
+
 bool ReadDownloadEvent(std::string_view bytes, WireEvent* e) {
+  if (ReadCanonicalDownloadEvent(bytes, e)) return true;
   const char* base = bytes.data();
   CodedInputStream in(reinterpret_cast<const uint8_t*>(base), static_cast<int>(bytes.size()));
   const int end = static_cast<int>(bytes.size());
@@ -493,13 +546,15 @@ bool ReadDownloadEvent(std::string_view bytes, WireEvent* e) {
 
 }  // namespace
 
-DecodeViewResult DecodeBinaryEventView(std::string_view bytes) {
+DecodeViewResult DecodeBinaryEventView(
+    std::string_view bytes, absl::FunctionRef<bool(std::string_view)> is_valid_model_id) {
   WireEvent e;
   if (bytes.size() > static_cast<size_t>(INT32_MAX) || !ReadDownloadEvent(bytes, &e)) {
     return Reject(RejectReason::kMalformed,
                   absl::StrCat("not a valid binary DownloadEvent (", bytes.size(), " bytes)"));
   }
-  if (std::optional<Rejection> r = CheckPresenceAndModelId(e.model_id, e.user_id, e.has_time);
+  if (std::optional<Rejection> r =
+          CheckPresenceAndModelId(e.model_id, e.user_id, e.has_time, is_valid_model_id);
       r.has_value()) {
     return DecodeViewResult{std::nullopt, std::move(r)};
   }

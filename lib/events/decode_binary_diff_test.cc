@@ -224,13 +224,29 @@ class Gen {
     return out;
   }
 
-  // A valid event, as protobuf writes it.
+  // A valid event, as protobuf writes it; mostly the layout the decoder reads
+  // on its fast path, sometimes just past it (ids of 128 bytes or more, a time
+  // before 1970 with 10-byte varints, seconds or nanos 0 and so not written,
+  // non-ASCII user ids).
   std::string Valid() {
     v1::DownloadEvent e;
-    e.set_model_id(OneIn(2) ? "google-bert/bert-base-uncased" : absl::StrCat("org/m-", Below(99)));
-    e.set_user_id(absl::StrCat("u-", Below(1000000)));
-    e.mutable_time()->set_seconds(static_cast<int64_t>(1741091696 + Below(86400 * 30)));
-    e.mutable_time()->set_nanos(static_cast<int32_t>(Below(1000000000)));
+    switch (Below(4)) {
+      case 0:
+        e.set_model_id("google-bert/bert-base-uncased");
+        break;
+      case 1:
+        e.set_model_id(absl::StrCat("org/", std::string(Below(126), 'm'), "1"));
+        break;
+      default:
+        e.set_model_id(absl::StrCat("org/m-", Below(99)));
+    }
+    e.set_user_id(OneIn(8) ? absl::StrCat("\xc3\xa9-", Below(1000000))
+                           : absl::StrCat("u-", Below(1000000)));
+    int64_t seconds = static_cast<int64_t>(1741091696 + Below(86400 * 30));
+    if (OneIn(10)) seconds = -seconds;
+    if (OneIn(20)) seconds = 0;
+    e.mutable_time()->set_seconds(seconds);
+    e.mutable_time()->set_nanos(OneIn(5) ? 0 : static_cast<int32_t>(Below(1000000000)));
     return e.SerializeAsString();
   }
 

@@ -481,6 +481,46 @@ TEST(DecodeBinaryEventTest, InvalidTime) {
   }
 }
 
+// The model id check is the caller's: called once for each event that gets
+// as far as it (so once for each accepted one), and never for events refused
+// before it; its answer decides invalid_model_id, and the checks after it
+// (the time) still run.
+TEST(DecodeEventViewTest, ModelIdCheckIsTheCallersAndRunsOncePerEventThatReachesIt) {
+  std::vector<std::string> asked;
+  bool answer = true;
+  auto check = [&](std::string_view id) {
+    asked.emplace_back(id);
+    return answer;
+  };
+  const std::string good_json =
+      R"({"model_id":"org/m","user_id":"u","time":"2025-03-04T12:34:56Z"})";
+  const std::string good_binary = Binary("org/m", kUser, {{1741091696, 5}});
+  EXPECT_TRUE(DecodeJsonEventView(good_json, check).event.has_value());
+  EXPECT_TRUE(DecodeBinaryEventView(good_binary, check).event.has_value());
+  EXPECT_EQ(asked, (std::vector<std::string>{"org/m", "org/m"}));
+
+  asked.clear();
+  EXPECT_FALSE(DecodeJsonEventView("not json", check).event.has_value());
+  EXPECT_FALSE(DecodeJsonEventView(R"({"model_id":"org/m","time":"2025-03-04T12:34:56Z"})", check)
+                   .event.has_value());
+  EXPECT_FALSE(DecodeBinaryEventView("\xff\xff", check).event.has_value());
+  EXPECT_FALSE(
+      DecodeBinaryEventView(Binary("org/m", kUser, std::nullopt), check).event.has_value());
+  EXPECT_TRUE(asked.empty());
+
+  // The time is still checked after a model id the caller vouches for.
+  DecodeViewResult late = DecodeBinaryEventView(Binary("org/m", kUser, {{INT64_MAX, 0}}), check);
+  ASSERT_TRUE(late.rejection.has_value());
+  EXPECT_EQ(late.rejection->reason, RejectReason::kInvalidTime);
+
+  answer = false;
+  for (DecodeViewResult r :
+       {DecodeJsonEventView(good_json, check), DecodeBinaryEventView(good_binary, check)}) {
+    ASSERT_TRUE(r.rejection.has_value());
+    EXPECT_EQ(r.rejection->reason, RejectReason::kInvalidModelId);
+  }
+}
+
 // ---- models ----
 
 TEST(DecodeModelTest, JsonFullRecord) {

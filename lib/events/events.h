@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lib/time/time.h"
@@ -94,19 +95,27 @@ DecodeResult DecodeJsonEvent(std::string_view line);
 // model_id and user_id must be valid UTF-8 in every occurrence.
 DecodeResult DecodeBinaryEvent(std::string_view bytes);
 
-// Zero-copy versions of the two above, with the same results (see
-// DecodedEventView for how long the ids stay valid).
-struct DecodeViewResult {
-  std::optional<DecodedEventView> event;
-  std::optional<Rejection> rejection;
-};
-DecodeViewResult DecodeJsonEventView(std::string_view line);
-DecodeViewResult DecodeBinaryEventView(std::string_view bytes);
-
 // True when `id` is a valid Hub repo id: "name" (legacy, no namespace) or
 // "namespace/name"; each part 1..96 ASCII characters of [A-Za-z0-9_.-], starting
 // and ending with [A-Za-z0-9_]; no "--" or ".." anywhere; not ending in ".git".
 bool IsValidModelId(std::string_view id);
+
+// Zero-copy versions of the two above, with the same results (see
+// DecodedEventView for how long the ids stay valid). The model id check is
+// `is_valid_model_id`, called once for every event that reaches it (so once
+// for every event returned): a caller that keeps the ids it has already seen
+// pass answers those from memory, and learns the id's entry in the same
+// lookup. It must agree with IsValidModelId.
+struct DecodeViewResult {
+  std::optional<DecodedEventView> event;
+  std::optional<Rejection> rejection;
+};
+DecodeViewResult DecodeJsonEventView(
+    std::string_view line,
+    absl::FunctionRef<bool(std::string_view)> is_valid_model_id = IsValidModelId);
+DecodeViewResult DecodeBinaryEventView(
+    std::string_view bytes,
+    absl::FunctionRef<bool(std::string_view)> is_valid_model_id = IsValidModelId);
 
 // Decodes one catalog record (ModelInfo) from JSON or binary. model_id must be
 // valid; base_model, when set, must be valid too. InvalidArgument says what is wrong.

@@ -164,6 +164,8 @@ struct Pipeline::PreparedBatch {
   Day oldest_accepted_day = INT32_MIN;
   std::vector<std::pair<std::string, int64_t>> offsets;
   DeadLetterSink* dead_letters = nullptr;
+  // The source's, called on the apply thread (SubmitEvents).
+  absl::AnyInvocable<void()> release;
 };
 
 absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, EventFormat format,
@@ -175,7 +177,8 @@ absl::Status Pipeline::IngestEvents(std::span<const SourceRecord> records, Event
 
 absl::Status Pipeline::SubmitEvents(std::span<const SourceRecord> records, EventFormat format,
                                     std::span<const SourceOffset> offsets,
-                                    DeadLetterSink* dead_letters) {
+                                    DeadLetterSink* dead_letters,
+                                    absl::AnyInvocable<void()> release) {
   if (broken_) {
     // Say why: the error of the batch that broke ingest, if it was one of
     // ours (the apply thread is idle once it has failed).
@@ -185,10 +188,14 @@ absl::Status Pipeline::SubmitEvents(std::span<const SourceRecord> records, Event
         apply_status_.ok() ? "" : absl::StrCat(" (", apply_status_.message(), ")")));
   }
   auto batch = std::make_shared<PreparedBatch>(Prepare(records, format, offsets, dead_letters));
+  batch->release = std::move(release);
   if (!apply_worker_) apply_worker_ = std::make_unique<LaneWorker>();
   apply_worker_->Wait();
   RETURN_IF_ERROR(apply_status_);
-  apply_worker_->Start([this, batch] { apply_status_ = ApplyPrepared(*batch); });
+  apply_worker_->Start([this, batch] {
+    apply_status_ = ApplyPrepared(*batch);
+    if (batch->release) std::exchange(batch->release, nullptr)();
+  });
   return absl::OkStatus();
 }
 
@@ -214,9 +221,23 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
   std::vector<std::string> new_models;
   absl::flat_hash_map<std::string, ModelIdx> new_model_index;
   std::vector<std::pair<size_t, Rejection>> rejected;
+  // The model id check answers ids already interned from known_models_ (they
+  // passed it before), and remembers the index it found.
+  constexpr ModelIdx kNotKnown = ~ModelIdx{0};
+  ModelIdx known = kNotKnown;
+  auto is_valid_model_id = [&](std::string_view id) {
+    if (auto it = known_models_.find(absl::string_view(id.data(), id.size()));
+        it != known_models_.end()) {
+      known = it->second;
+      return true;
+    }
+    known = kNotKnown;
+    return IsValidModelId(id);
+  };
   for (size_t i = 0; i < records.size(); ++i) {
-    DecodeViewResult r = format == EventFormat::kJson ? DecodeJsonEventView(records[i].value)
-                                                      : DecodeBinaryEventView(records[i].value);
+    DecodeViewResult r = format == EventFormat::kJson
+                             ? DecodeJsonEventView(records[i].value, is_valid_model_id)
+                             : DecodeBinaryEventView(records[i].value, is_valid_model_id);
     if (r.rejection) {
       rejected.emplace_back(i, std::move(*r.rejection));
       continue;
@@ -226,11 +247,9 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
       rejected.emplace_back(i, std::move(*rej));
       continue;
     }
-    const absl::string_view id(e.model_id.data(), e.model_id.size());
-    ModelIdx m;
-    if (auto it = known_models_.find(id); it != known_models_.end()) {
-      m = it->second;
-    } else {
+    ModelIdx m = known;
+    if (m == kNotKnown) {
+      const absl::string_view id(e.model_id.data(), e.model_id.size());
       auto [nit, inserted] = new_model_index.try_emplace(id, kNewModel + new_models.size());
       if (inserted) new_models.emplace_back(id);
       m = nit->second;

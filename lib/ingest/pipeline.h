@@ -35,6 +35,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "lib/aggregate/aggregates.h"
@@ -118,8 +119,14 @@ class Pipeline final : public MetricsBackend {
   // previous batch's apply to end (one batch applies while the next is
   // prepared). An error of an earlier batch (a failed commit or dead-letter
   // flush) is returned here, by the next call, and by Drain().
+  //
+  // `release`, if set, is called on the apply thread once the batch is
+  // applied (a refused batch's is destroyed uncalled on the calling thread):
+  // a source whose records' buffers are costly to free frees them there, off
+  // the thread that reads the next batch. Drain() returns after it has run.
   absl::Status SubmitEvents(std::span<const SourceRecord> records, EventFormat format,
-                            std::span<const SourceOffset> offsets, DeadLetterSink* dead_letters);
+                            std::span<const SourceOffset> offsets, DeadLetterSink* dead_letters,
+                            absl::AnyInvocable<void()> release = nullptr);
   // Returns once every submitted batch is committed (or failed: its error).
   absl::Status Drain();
   // SubmitEvents() then Drain(): returns once the batch is committed.

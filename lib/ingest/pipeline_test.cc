@@ -3,9 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -188,6 +190,42 @@ TEST_F(PipelineTest, SubmittedBatchesCommitInOrderAndErrorsSurface) {
     EXPECT_THAT(refused.message(),
                 ::testing::HasSubstr("disk full"));  // the cause, for the operator
   }
+}
+
+TEST_F(PipelineTest, ReleaseRunsOnTheApplyThreadAfterTheCommitAndBeforeDrainReturns) {
+  auto p = Open();
+  const std::vector<std::string> lines = {Event("org/a", "u1", "2025-03-10T00:00:00Z"),
+                                          Event("org/a", "u2", "2025-03-10T00:00:00Z")};
+  std::vector<SourceRecord> records;
+  for (const auto& l : lines) records.push_back(SourceRecord{l, "test", -1, 0});
+  SourceOffset off{"file:test", 2};
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<int> released{0};
+  std::atomic<int> commits_seen{-1};
+  std::atomic<bool> on_caller{false};
+  ASSERT_TRUE(p->SubmitEvents(records, EventFormat::kJson, {&off, 1}, &sink_, [&] {
+                 on_caller = std::this_thread::get_id() == caller;
+                 commits_seen = store_.commits();
+                 ++released;
+               }).ok());
+  ASSERT_TRUE(p->Drain().ok());
+  EXPECT_EQ(released.load(), 1);
+  EXPECT_FALSE(on_caller.load());
+  EXPECT_EQ(commits_seen.load(), 1);  // the batch was committed before its records went
+
+  // A batch refused (ingest broke on a failed commit) drops its release uncalled, at once.
+  store_.FailNextCommits(1, absl::UnavailableError("disk full"));
+  ASSERT_TRUE(p->SubmitEvents(records, EventFormat::kJson, {&off, 1}, &sink_).ok());
+  EXPECT_EQ(p->Drain().code(), absl::StatusCode::kUnavailable);
+  auto alive = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = alive;
+  bool called = false;
+  EXPECT_EQ(p->SubmitEvents(records, EventFormat::kJson, {&off, 1}, &sink_,
+                            [held = std::move(alive), &called] { called = true; })
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(called);
+  EXPECT_TRUE(watch.expired());
 }
 
 TEST_F(PipelineTest, UnacknowledgedDeadLettersBlockTheCommit) {

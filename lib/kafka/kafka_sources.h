@@ -101,7 +101,7 @@ struct KafkaEventSourceOptions {
   std::string group_id = "hubmetrics";
   EventFormat format = EventFormat::kBinary;
   // A batch ends after this many messages or this much time, whichever first.
-  size_t max_batch_messages = 50000;
+  size_t max_batch_messages = 200000;
   absl::Duration max_batch_time = absl::Milliseconds(200);
   // How often partition lags are published to the pipeline.
   absl::Duration lag_interval = absl::Seconds(1);

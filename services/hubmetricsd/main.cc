@@ -61,7 +61,7 @@ ABSL_FLAG(std::string, dlq_topic, "hub.downloads.dlq",
 ABSL_FLAG(std::string, group_id, "hubmetrics", "Kafka consumer group of the events topic.");
 ABSL_FLAG(std::string, events_format, "binary",
           "Value format of both Kafka topics: binary (protobuf) or json.");
-ABSL_FLAG(int64_t, batch_max_events, 50000,
+ABSL_FLAG(int64_t, batch_max_events, 200000,
           "A batch of Kafka events (decoded, counted and committed to the state together) ends "
           "at this many events or after --batch_max_time, whichever comes first. Larger: fewer "
           "commits and more downloads merged per update while catching up; smaller: less "

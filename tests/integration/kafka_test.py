@@ -352,7 +352,7 @@ class Scenario:
         progress = []
         # Static membership and a short session: a restarted member gets its
         # partitions back at once (also exercises repeated --kafka_property).
-        # Small batches (the default is 50,000) so that kills land between many
+        # Small batches (the default is 200,000) so that kills land between many
         # commits before the daemon reaches the end of the topic.
         fast = ["--kafka_property=group.instance.id=it-crash-member",
                 "--kafka_property=session.timeout.ms=6000", "--batch_max_events=2000"]
