@@ -158,7 +158,7 @@ bool Aggregates::ApplyStaged(size_t max_updates) {
   Lane& mine = lanes_[0];
   Lane& other = lanes_[1];
   if (options_.apply_threads >= 2 && mine.left() > 0 && other.left() > 0 && max_updates >= 2) {
-    if (!worker_) worker_ = std::make_unique<LaneWorker>();
+    if (!worker_) worker_ = std::make_unique<LaneWorker>("hm-lane");
     const size_t half = max_updates / 2;
     worker_->Start([this, &other, half] { other.Apply(live_, half); });
     mine.Apply(live_, half);

@@ -1,10 +1,17 @@
 #include "lib/aggregate/lane_worker.h"
 
+#include <string>
 #include <utility>
+
+#include "lib/base/thread_name.h"
 
 namespace hubmetrics {
 
-LaneWorker::LaneWorker() : thread_([this] { Loop(); }) {}
+LaneWorker::LaneWorker(std::string_view name)
+    : thread_([this, name = std::string(name)] {
+        SetCurrentThreadName(name);
+        Loop();
+      }) {}
 
 LaneWorker::~LaneWorker() {
   {

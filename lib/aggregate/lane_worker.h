@@ -11,6 +11,7 @@
 #define HUBMETRICS_LIB_AGGREGATE_LANE_WORKER_H_
 
 #include <functional>
+#include <string_view>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -20,7 +21,8 @@ namespace hubmetrics {
 
 class LaneWorker {
  public:
-  LaneWorker();
+  // The thread is named `name` (lib/base/thread_name.h).
+  explicit LaneWorker(std::string_view name);
   ~LaneWorker();
   LaneWorker(const LaneWorker&) = delete;
   LaneWorker& operator=(const LaneWorker&) = delete;

@@ -96,7 +96,7 @@ class MetricsServiceImpl final : public MetricsServiceBase {
 
   const MetricsBackend* const backend_;
   std::atomic<bool> shutting_down_{false};
-  ThreadPool blocking_queries_{kBlockingQueryThreads};
+  ThreadPool blocking_queries_{kBlockingQueryThreads, "hm-query"};
 };
 
 }  // namespace hubmetrics

@@ -3,11 +3,18 @@
 #include <algorithm>
 #include <utility>
 
+#include "lib/base/thread_name.h"
+
 namespace hubmetrics {
 
-ThreadPool::ThreadPool(int threads) {
+ThreadPool::ThreadPool(int threads, std::string_view name) {
   threads_.reserve(static_cast<size_t>(std::max(1, threads)));
-  for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { Work(); });
+  for (int i = 0; i < std::max(1, threads); ++i) {
+    threads_.emplace_back([this, name = std::string(name)] {
+      SetCurrentThreadName(name);
+      Work();
+    });
+  }
 }
 
 ThreadPool::~ThreadPool() {

@@ -14,6 +14,8 @@
 
 #include <cstddef>
 #include <deque>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -25,8 +27,8 @@ namespace hubmetrics {
 
 class ThreadPool {
  public:
-  // Starts `threads` threads (at least 1).
-  explicit ThreadPool(int threads);
+  // Starts `threads` threads (at least 1), named `name` (thread_name.h).
+  explicit ThreadPool(int threads, std::string_view name = "hm-pool");
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
   ~ThreadPool();

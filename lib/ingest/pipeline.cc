@@ -189,7 +189,7 @@ absl::Status Pipeline::SubmitEvents(std::span<const SourceRecord> records, Event
   }
   auto batch = std::make_shared<PreparedBatch>(Prepare(records, format, offsets, dead_letters));
   batch->release = std::move(release);
-  if (!apply_worker_) apply_worker_ = std::make_unique<LaneWorker>();
+  if (!apply_worker_) apply_worker_ = std::make_unique<LaneWorker>("hm-apply");
   apply_worker_->Wait();
   RETURN_IF_ERROR(apply_status_);
   apply_worker_->Start([this, batch] {

@@ -4,6 +4,7 @@
 
 #include "lib/base/log.h"
 #include "lib/base/status_macros.h"
+#include "lib/base/thread_name.h"
 #include "lib/base/thread_priority.h"
 
 namespace hubmetrics {
@@ -23,6 +24,7 @@ absl::StatusOr<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
   // Catalog first, to its end; then events here and the catalog follower there.
   const int nice = options.ingest_nice;
   k->events_thread_ = std::thread([self, nice] {
+    SetCurrentThreadName("hm-ingest");
     // Inherited by the catalog thread and the pipeline's threads started here.
     LowerIngestPriority(nice);
     absl::Status s = self->catalog_->Bootstrap(self->stop_);
@@ -31,6 +33,7 @@ absl::StatusOr<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
       return;
     }
     self->catalog_thread_ = std::thread([self] {
+      SetCurrentThreadName("hm-catalog");
       absl::Status f = self->catalog_->Follow(self->stop_);
       if (!f.ok() && !self->stop_.load()) self->Fatal(f);
     });

@@ -21,6 +21,7 @@
 #include "lib/api/grpc_server.h"
 #include "lib/base/log.h"
 #include "lib/base/status_macros.h"
+#include "lib/base/thread_name.h"
 #include "lib/base/thread_priority.h"
 #include "lib/events/events.h"
 #include "lib/ingest/file_source.h"
@@ -116,6 +117,7 @@ std::atomic<int> g_exit_code{0};
 
 // The file sources, on their own thread; a fatal ingest error stops the daemon.
 void RunFileSources(Pipeline* pipeline, const std::atomic<bool>* stop) {
+  SetCurrentThreadName("hm-files");
   LowerIngestPriority(absl::GetFlag(FLAGS_ingest_nice));
   absl::Status s = absl::OkStatus();
   if (const std::string models = absl::GetFlag(FLAGS_models_file); !models.empty()) {
