@@ -20,33 +20,50 @@ namespace {
 
 constexpr uint64_t kMaxTotal = uint64_t{1} << 63;
 
-}  // namespace
+// Entities outside a CountTreap whose counts are all below every key in it
+// (the counts kept in the SmallCountIndex): the treap's distance sums include
+// them.
+struct Outside {
+  uint64_t cnt = 0;
+  uint64_t sum = 0;
+};
 
-// Multiset of the non-zero counts, one node per distinct value, so its size
-// is d (the number of distinct counts), which for download-like (Zipf) data is
+// How D changes when one entity moves: D - minus + plus.
+struct DistChange {
+  uint128 minus = 0;
+  uint128 plus = 0;
+};
+
+// sum_j |v - x_j| over all entities = (v*c_lo - s_lo) + (s_all - s_lo) - v*(n_all - c_lo),
+// where c_lo, s_lo are the number and sum of the counts strictly below v. An
+// entity at v itself adds 0, so it may be counted or not; both brackets are
+// non-negative.
+uint128 DistanceSum(uint64_t v, uint64_t c_lo, uint64_t s_lo, uint64_t n_all, uint64_t s_all) {
+  const uint128 lo = uint128{v} * c_lo - s_lo;
+  const uint128 hi = uint128{s_all - s_lo} - uint128{v} * (n_all - c_lo);
+  return lo + hi;
+}
+
+// Multiset of the counts at or above SmallCountIndex::kLimit, one node per distinct value, so its
+// size is d (the number of distinct counts), which for download-like (Zipf) data is
 // far below n. A treap in one contiguous array with 32-bit links: per Add,
 // measured 3x faster than libstdc++'s pb_ds tree with the same aggregates at
 // 10^3 entities and 1.4x at 10^7 (where the hash lookup's cache misses
 // dominate), mostly because a count changing within a gap between keys (the head of a
 // Zipf distribution: large, distinct counts moving by one) relabels its node
 // in place instead of erasing and inserting one.
-class ExactDistribution::ValueIndex {
+class CountTreap {
  public:
-  // How D changes when one entity moves: D - minus + plus.
-  struct DistChange {
-    uint128 minus = 0;
-    uint128 plus = 0;
-  };
-
-  ValueIndex() { nodes_.emplace_back(); }  // nodes_[kNil]: empty aggregates
+  CountTreap() { nodes_.emplace_back(); }  // nodes_[kNil]: empty aggregates
 
   uint64_t size() const { return nodes_[root_].cnt; }
+  uint64_t sum() const { return nodes_[root_].sum; }
 
   // Adds one entity with count v > 0. Returns sum_j |v - x_j| over the
-  // entities already present.
-  uint128 InsertOne(uint64_t v) {
+  // entities already present, `out` included.
+  uint128 InsertOne(uint64_t v, Outside out) {
     const Probe p = Find(v);
-    const uint128 dist = DistanceSum(v, p);
+    const uint128 dist = Distance(v, p, out);
     if (p.node != kNil) {
       ++nodes_[p.node].mult;
       AddAlong(p, 1, v);
@@ -58,25 +75,25 @@ class ExactDistribution::ValueIndex {
   }
 
   // Removes one entity with count v > 0. Returns sum_j |v - x_j| over the
-  // other entities.
-  uint128 RemoveOne(uint64_t v) {
+  // other entities, `out` included.
+  uint128 RemoveOne(uint64_t v, Outside out) {
     const Probe p = Find(v);
     if (p.node == kNil) Die("value index out of step with the counts (bug)");
-    const uint128 dist = DistanceSum(v, p);
+    const uint128 dist = Distance(v, p, out);
     RemoveAt(p, v);
     return dist;
   }
 
-  // Moves one entity from count a > 0 to count b > 0, a != b.
-  DistChange MoveOne(uint64_t a, uint64_t b) {
+  // Moves one entity from count a > 0 to count b > 0, a != b, both kept here.
+  DistChange MoveOne(uint64_t a, uint64_t b, Outside out) {
     const Probe p = Find(a);
     if (p.node == kNil) Die("value index out of step with the counts (bug)");
     DistChange change;
     if (nodes_[p.node].mult == 1 && NoKeyBetween(p, a, b)) {
       // Every other entity is below min(a, b) or above max(a, b): each pair
       // with one below changes by (b - a), with one above by (a - b).
-      const uint64_t below = p.count_below;
-      const uint64_t above = size() - 1 - below;
+      const uint64_t below = out.cnt + p.count_below;
+      const uint64_t above = size() - 1 - p.count_below;
       const uint64_t gap = b > a ? b - a : a - b;
       const uint128 magnitude = uint128{gap} * (below > above ? below - above : above - below);
       ((b > a) == (below > above) ? change.plus : change.minus) = magnitude;
@@ -84,9 +101,9 @@ class ExactDistribution::ValueIndex {
       nodes_[p.node].key = b;
       return change;
     }
-    change.minus = DistanceSum(a, p);
+    change.minus = Distance(a, p, out);
     RemoveAt(p, a);
-    change.plus = InsertOne(b);
+    change.plus = InsertOne(b, out);
     return change;
   }
 
@@ -199,13 +216,11 @@ class ExactDistribution::ValueIndex {
     return prev == kNil || nodes_[prev].key < b;
   }
 
-  // sum_j |v - x_j| = (v*c_lo - s_lo) + (s_hi - v*c_hi), where lo are the
-  // entities below v and hi the rest; both brackets are non-negative.
-  uint128 DistanceSum(uint64_t v, const Probe& p) const {
+  // sum_j |v - x_j| over this treap's entities and `out` (all below v).
+  uint128 Distance(uint64_t v, const Probe& p, Outside out) const {
     const Node& all = nodes_[root_];
-    const uint128 lo = uint128{v} * p.count_below - p.sum_below;
-    const uint128 hi = uint128{all.sum - p.sum_below} - uint128{v} * (all.cnt - p.count_below);
-    return lo + hi;
+    return DistanceSum(v, out.cnt + p.count_below, out.sum + p.sum_below, out.cnt + all.cnt,
+                       out.sum + all.sum);
   }
 
   // Adds to the aggregates of every node from the root to v's node, which
@@ -335,6 +350,146 @@ class ExactDistribution::ValueIndex {
   uint64_t seed_ = 0;
 };
 
+// Multiset of the counts in [1, kLimit): a Fenwick tree over the value, of
+// (entities, sum of counts) per value. Most entities of a Zipf distribution
+// have small counts, many sharing each value; for them a treap update was two
+// descents of dependent loads (remove from the old value's node, insert at the
+// new one), here it is a few short loops over one 64 KiB array: BM_Add went
+// from 272 to 178 ns at 10^5 entities and from 419 to 274 ns at 10^7.
+class SmallCountIndex {
+ public:
+  static constexpr uint64_t kLimit = ExactDistribution::kSmallCountLimit;
+
+  uint64_t size() const { return cnt_; }
+  uint64_t sum() const { return sum_; }
+  Outside totals() const { return Outside{cnt_, sum_}; }
+
+  // One entity more (+1) or less (-1) at count v, 0 < v < kLimit. A removal
+  // must be of an entity present (the caller's counts say so).
+  void Add(uint64_t v, int sign) {
+    if (tree_.empty()) tree_.resize(kLimit);
+    const uint64_t dc = sign > 0 ? 1 : ~uint64_t{0};  // modulo 2^64
+    const uint64_t ds = sign > 0 ? v : uint64_t{0} - v;
+    for (uint64_t i = v; i < kLimit; i += i & (~i + 1)) {
+      tree_[i].cnt += dc;
+      tree_[i].sum += ds;
+    }
+    cnt_ += dc;
+    sum_ += ds;
+  }
+
+  // Number and sum of the counts <= x, x < kLimit.
+  Outside AtMost(uint64_t x) const {
+    Outside r;
+    if (tree_.empty()) return r;
+    for (uint64_t i = x; i > 0; i &= i - 1) {
+      r.cnt += tree_[i].cnt;
+      r.sum += tree_[i].sum;
+    }
+    return r;
+  }
+
+  // Sum of the j smallest counts, j <= size().
+  uint64_t SmallestSum(uint64_t j) const {
+    if (j == 0) return 0;
+    // The largest pos with AtMost(pos).cnt <= j; the rest are at pos + 1.
+    uint64_t pos = 0;
+    Outside below;
+    for (uint64_t step = kLimit / 2; step > 0; step >>= 1) {
+      const uint64_t next = pos + step;
+      if (next < kLimit && below.cnt + tree_[next].cnt <= j) {
+        pos = next;
+        below.cnt += tree_[next].cnt;
+        below.sum += tree_[next].sum;
+      }
+    }
+    return below.sum + (j - below.cnt) * (pos + 1);
+  }
+
+  void Clear() {
+    std::fill(tree_.begin(), tree_.end(), Cell{});
+    cnt_ = 0;
+    sum_ = 0;
+  }
+
+ private:
+  static_assert((kLimit & (kLimit - 1)) == 0, "kLimit must be a power of two");
+  struct Cell {
+    uint64_t cnt = 0;
+    uint64_t sum = 0;
+  };
+  std::vector<Cell> tree_;  // 1-based; empty until the first count
+  uint64_t cnt_ = 0;
+  uint64_t sum_ = 0;
+};
+
+}  // namespace
+
+// The counts below kSmallCountLimit in a SmallCountIndex, the others in a
+// CountTreap; every distance sum spans both.
+class ExactDistribution::ValueIndex {
+ public:
+  uint64_t size() const { return small_.size() + large_.size(); }
+
+  // Adds one entity with count v > 0. Returns sum_j |v - x_j| over the
+  // entities already present.
+  uint128 InsertOne(uint64_t v) {
+    if (v >= kSmallCountLimit) return large_.InsertOne(v, small_.totals());
+    const uint128 dist = SmallDistance(v);
+    small_.Add(v, +1);
+    return dist;
+  }
+
+  // Removes one entity with count v > 0. Returns sum_j |v - x_j| over the
+  // other entities.
+  uint128 RemoveOne(uint64_t v) {
+    if (v >= kSmallCountLimit) return large_.RemoveOne(v, small_.totals());
+    const uint128 dist = SmallDistance(v);
+    small_.Add(v, -1);
+    return dist;
+  }
+
+  // Moves one entity from count a > 0 to count b > 0, a != b.
+  DistChange MoveOne(uint64_t a, uint64_t b) {
+    if (a >= kSmallCountLimit && b >= kSmallCountLimit) {
+      return large_.MoveOne(a, b, small_.totals());
+    }
+    DistChange change;
+    change.minus = RemoveOne(a);
+    change.plus = InsertOne(b);
+    return change;
+  }
+
+  // Number of entities with count <= x.
+  uint64_t CountAtMost(uint64_t x) const {
+    if (x < kSmallCountLimit) return small_.AtMost(x).cnt;
+    return small_.size() + large_.CountAtMost(x);
+  }
+
+  // Sum of the k largest counts; k <= size().
+  uint64_t TopKSum(uint64_t k) const {
+    if (k <= large_.size()) return large_.TopKSum(k);
+    const uint64_t from_small = k - large_.size();
+    return large_.sum() + (small_.sum() - small_.SmallestSum(small_.size() - from_small));
+  }
+
+  void Clear() {
+    small_.Clear();
+    large_.Clear();
+  }
+
+ private:
+  // sum_j |v - x_j| over every entity, for v < kSmallCountLimit (so every
+  // count in large_ is above v).
+  uint128 SmallDistance(uint64_t v) const {
+    const Outside lo = small_.AtMost(v - 1);
+    return DistanceSum(v, lo.cnt, lo.sum, size(), small_.sum() + large_.sum());
+  }
+
+  SmallCountIndex small_;
+  CountTreap large_;
+};
+
 ExactDistribution::ExactDistribution() : index_(std::make_unique<ValueIndex>()) {}
 ExactDistribution::~ExactDistribution() = default;
 
@@ -397,7 +552,7 @@ void ExactDistribution::Move(uint64_t from, uint64_t to) {
   // D: the moving entity's pairs with every other entity j change from
   // |from - x_j| to |to - x_j|; pairs not involving it do not change.
   if (from != 0 && to != 0) {
-    const ValueIndex::DistChange change = index_->MoveOne(from, to);
+    const DistChange change = index_->MoveOne(from, to);
     abs_diff_ = abs_diff_ - change.minus + change.plus;
   } else if (from != 0) {
     abs_diff_ -= index_->RemoveOne(from);

@@ -6,15 +6,18 @@
 //   n  = |{e : x_e > 0}|,  X = sum x_e,  Q = sum x_e^2,  D = sum_{i<j} |x_i - x_j|
 // plus an order-statistics index over the counts, so that every update
 // (increment, decrement, an entity appearing or leaving) costs O(log d)
-// expected (a randomized balanced tree), where d <= n is the number of
-// distinct non-zero counts, and every measure is read from the exact state
-// without a rescan:
+// expected (a randomized balanced tree over the distinct counts of at least
+// kSmallCountLimit; d <= n is their number) or O(log kSmallCountLimit) (a
+// Fenwick tree over the values below it, where most entities of download-like
+// data are), and every measure is read from the exact state without a rescan:
 //   HHI = Q / X^2,  Gini = D / (n X),  top-k share = (sum of k largest) / X.
 // X, Q and D are 128-bit; they cannot overflow while X < 2^63.
 //
 // Memory: the counts are a dense array indexed by entity id (8 bytes per id
 // up to the largest id ever added), which is what makes an update one array
-// access instead of a hash lookup; callers keep ids dense (interned).
+// access instead of a hash lookup; callers keep ids dense (interned). Plus
+// 16 bytes per value below kSmallCountLimit (64 KiB, once any count is below
+// it) and about 48 bytes per distinct count above.
 //
 // Thread safety: none; callers serialize access (the aggregate component
 // holds it under its own mutex).
@@ -44,6 +47,9 @@ struct ConcentrationValues {
 
 class ExactDistribution {
  public:
+  // Counts below this are indexed by value (see above); a power of two.
+  static constexpr uint64_t kSmallCountLimit = 4096;
+
   ExactDistribution();
   ~ExactDistribution();
   // A moved-from distribution is empty and usable.
@@ -88,7 +94,7 @@ class ExactDistribution {
   void Clear();
 
  private:
-  class ValueIndex;  // multiset of counts with subtree (count, sum) aggregates
+  class ValueIndex;  // multiset of the counts: rank and sum below a value, sum of the k largest
 
   // Moves one entity's count from `from` to `to` (either may be 0 = absent).
   void Move(uint64_t from, uint64_t to);

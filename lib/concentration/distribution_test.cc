@@ -396,6 +396,40 @@ TEST(ExactDistributionPropertyTest, TinyUniverseHeavyTies) { RandomWalk(11, 12, 
 
 TEST(ExactDistributionPropertyTest, LargerUniverse) { RandomWalk(5, 3000, 200000, 10000); }
 
+// Counts that hover around kSmallCountLimit, where an entity moves between the
+// index by value and the tree of larger counts (and top-k spans both).
+TEST(ExactDistributionPropertyTest, CountsCrossingTheSmallCountLimit) {
+  constexpr int64_t kLimit = static_cast<int64_t>(ExactDistribution::kSmallCountLimit);
+  std::mt19937_64 rng(23);
+  ExactDistribution d;
+  Oracle o;
+  for (int step = 1; step <= 60000; ++step) {
+    const auto e = static_cast<EntityId>(rng() % 40);
+    const int64_t cur = static_cast<int64_t>(o.Get(e));
+    int64_t delta;
+    switch (rng() % 6) {
+      case 0:  // jump to just below, at or above the limit
+        delta = kLimit - 3 + static_cast<int64_t>(rng() % 7) - cur;
+        break;
+      case 1:  // small
+        delta = static_cast<int64_t>(rng() % 5) - cur;
+        break;
+      case 2:  // far above
+        delta = 3 * kLimit + static_cast<int64_t>(rng() % 9) - cur;
+        break;
+      default:  // a step of a few either way
+        delta = std::max<int64_t>(-cur, static_cast<int64_t>(rng() % 7) - 3);
+    }
+    d.Add(e, delta);
+    o.Add(e, delta);
+    if (step % 97 == 0) {
+      ExpectMatches(d, o);
+      if (::testing::Test::HasFailure()) FAIL() << "diverged at step " << step;
+    }
+  }
+  ExpectMatches(d, o);
+}
+
 TEST(RecomputeConcentrationTest, MatchesOracleOnRandomLists) {
   std::mt19937_64 rng(99);
   for (int round = 0; round < 200; ++round) {
