@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <utility>
 
 #include "lib/base/log.h"
 
@@ -117,30 +118,34 @@ void Aggregates::SealLanes() {
   for (size_t w = 0; w < pending_.size(); ++w) {
     PendingWindow& p = pending_[w];
     if (p.touched.empty()) continue;
+    // One pass over the touched models, summing each one's change into the
+    // entity it credits under every (level, attribution): the model's counts
+    // and credit are read once, not once per slot.
+    for (ModelIdx m : p.touched) {
+      const WeekCounts wc = std::exchange(p.by_model[m], WeekCounts{});
+      if (wc.all == 0 && wc.rolling == 0) continue;  // netted out, or a repeat already taken
+      const Credit& c = credit_[m];
+      for (int slot = 0; slot < kCreditSlots; ++slot) {
+        const EntityId e = c.entity[slot];
+        std::vector<WeekCounts>& sums = scratch_[slot];
+        if (sums.size() <= e) sums.resize(std::max<size_t>(size_t{e} + 1, sums.size() * 3 / 2));
+        WeekCounts& sum = sums[e];
+        if (sum.all == 0 && sum.rolling == 0) scratch_touched_[slot].push_back(e);
+        sum.all += wc.all;
+        sum.rolling += wc.rolling;
+      }
+    }
+    p.touched.clear();
     for (Level level : {Level::kModel, Level::kDeveloper, Level::kCountry}) {
       for (Attribution a : {Attribution::kDirect, Attribution::kRecursive}) {
         const int slot = CreditSlot(level, a);
-        for (ModelIdx m : p.touched) {
-          const WeekCounts& wc = p.by_model[m];
-          if (wc.all == 0 && wc.rolling == 0) continue;  // netted out, or a repeat
-          const EntityId e = credit_[m].entity[slot];
-          if (scratch_.size() <= e) {
-            scratch_.resize(std::max<size_t>(size_t{e} + 1, scratch_.size() * 3 / 2));
-          }
-          WeekCounts& sum = scratch_[e];
-          if (sum.all == 0 && sum.rolling == 0) scratch_touched_.push_back(e);
-          sum.all += wc.all;
-          sum.rolling += wc.rolling;
+        for (EntityId e : scratch_touched_[slot]) {
+          emit(w, level, a, e, scratch_[slot][e]);
+          scratch_[slot][e] = WeekCounts{};
         }
-        for (EntityId e : scratch_touched_) {
-          emit(w, level, a, e, scratch_[e]);
-          scratch_[e] = WeekCounts{};
-        }
-        scratch_touched_.clear();
+        scratch_touched_[slot].clear();
       }
     }
-    for (ModelIdx m : p.touched) p.by_model[m] = WeekCounts{};
-    p.touched.clear();
   }
   any_pending_ = false;
 }

@@ -131,9 +131,10 @@ class Aggregates {
     int64_t rolling = 0;
   };
   // Where one model's downloads are credited: entity per (level, attribution).
+  static constexpr int kCreditSlots = 6;
   struct Credit {
     bool valid = false;
-    std::array<EntityId, 6> entity{};  // [level * 2 + attribution]
+    std::array<EntityId, kCreditSlots> entity{};  // [level * 2 + attribution]
     std::optional<Day> created_day;
   };
   struct LiveWindow {
@@ -198,10 +199,10 @@ class Aggregates {
     void Apply(std::vector<LiveWindow>& live, size_t n);
   };
   std::array<Lane, 2> lanes_;
-  // SealLanes' per-entity sums for one (window, level, attribution); all zero
-  // between uses.
-  std::vector<WeekCounts> scratch_;
-  std::vector<EntityId> scratch_touched_;
+  // SealLanes' per-entity sums of one window, per (level, attribution) slot;
+  // all zero between uses.
+  std::array<std::vector<WeekCounts>, kCreditSlots> scratch_;
+  std::array<std::vector<EntityId>, kCreditSlots> scratch_touched_;
   std::unique_ptr<LaneWorker> worker_;  // created on first use, with apply_threads 2
 };
 
