@@ -74,7 +74,7 @@ void Aggregates::Stage(std::span<const ModelDayDelta> deltas) {
   for (const ModelDayDelta& d : deltas) {
     if (d.delta == 0) continue;
     const Credit& c = EnsureCredit(d.model);
-    uint64_t& daily = daily_[{d.model, d.day}];
+    uint64_t& daily = DailySlot(d.model, d.day);
     if (d.delta < 0 && static_cast<uint64_t>(-d.delta) > daily) {
       LogError("aggregate: count of model %d on day %d would go below zero", d.model, d.day);
       std::abort();
@@ -207,12 +207,11 @@ void Aggregates::SetWatermarkWeek(IsoWeek week) {
 std::vector<std::pair<Day, Aggregates::WeekCounts>> Aggregates::WeeksOf(
     ModelIdx m, std::optional<Day> created_day) const {
   std::vector<std::pair<Day, WeekCounts>> out;
-  for (auto it = daily_.lower_bound({m, INT32_MIN}); it != daily_.end() && it->first.first == m;
-       ++it) {
-    const Day day = it->first.second;
+  if (m >= daily_.size()) return out;
+  for (const auto& [day, count] : daily_[m]) {
     const Day monday = IsoWeek::Containing(day).monday();
     if (out.empty() || out.back().first != monday) out.push_back({monday, WeekCounts{}});
-    const int64_t n = static_cast<int64_t>(it->second);
+    const int64_t n = static_cast<int64_t>(count);
     out.back().second.all += n;
     if (InRollingYear(created_day, day)) out.back().second.rolling += n;
   }
@@ -249,9 +248,31 @@ void Aggregates::AddModels(std::span<const ModelIdx> models) {
   }
 }
 
+namespace {
+
+// The first of `days` (ascending) at or after `day`.
+auto DayAtOrAfter(auto& days, Day day) {
+  return std::lower_bound(days.begin(), days.end(), day,
+                          [](const auto& entry, Day d) { return entry.first < d; });
+}
+
+}  // namespace
+
+uint64_t& Aggregates::DailySlot(ModelIdx m, Day day) {
+  if (daily_.size() <= m) daily_.resize(std::max<size_t>(size_t{m} + 1, daily_.size() * 3 / 2));
+  std::vector<std::pair<Day, uint64_t>>& days = daily_[m];
+  if (days.empty() || days.back().first < day) return days.emplace_back(day, 0).second;
+  if (days.back().first == day) return days.back().second;
+  auto it = DayAtOrAfter(days, day);
+  if (it->first != day) it = days.insert(it, {day, 0});
+  return it->second;
+}
+
 uint64_t Aggregates::DailyCount(ModelIdx model, Day day) const {
-  auto it = daily_.find({model, day});
-  return it == daily_.end() ? 0 : it->second;
+  if (model >= daily_.size()) return 0;
+  const std::vector<std::pair<Day, uint64_t>>& days = daily_[model];
+  auto it = DayAtOrAfter(days, day);
+  return it == days.end() || it->first != day ? 0 : it->second;
 }
 
 uint64_t Aggregates::TotalUniqueDownloads() const { return total_unique_; }

@@ -153,6 +153,8 @@ class Aggregates {
   };
 
   const Credit& EnsureCredit(ModelIdx m);
+  // daily_'s count of (m, day), created at 0 if absent; valid until the next call.
+  uint64_t& DailySlot(ModelIdx m, Day day);
   void Contribute(LiveWindow& w, const Credit& c, int64_t all, int64_t rolling);
   void ApplyAllStaged() { ApplyStaged(SIZE_MAX); }
   // Expands pending_ into the lanes: per distribution, the batch's change of
@@ -172,7 +174,10 @@ class Aggregates {
   ModelRegistry developers_;  // interner of developer names (entity ids of that level)
   ModelRegistry countries_;
   std::vector<Credit> credit_;  // by ModelIdx
-  absl::btree_map<std::pair<ModelIdx, Day>, uint64_t> daily_;
+  // Per model (by ModelIdx), its days with counts, ascending: a model's days
+  // arrive nearly in order, so updates land at or near the end (one
+  // btree keyed by (model, day) cost a cache-missing descent each).
+  std::vector<std::vector<std::pair<Day, uint64_t>>> daily_;
   absl::btree_map<Day, absl::flat_hash_map<ModelIdx, WeekCounts>> by_week_;  // key: Monday
   std::vector<LiveWindow> live_;                                             // live_[0] is "all"
   std::optional<IsoWeek> watermark_week_;
