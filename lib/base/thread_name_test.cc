@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -22,7 +21,6 @@ std::string CommOfThisThread() {
 }
 
 TEST(ThreadName, NamesOnlyTheCallingThread) {
-  std::string other_before, other_after;
   std::thread t([&] {
     SetCurrentThreadName("hm-test-b");
     EXPECT_EQ(CommOfThisThread(), "hm-test-b");

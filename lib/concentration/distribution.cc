@@ -20,10 +20,10 @@ namespace {
 
 constexpr uint64_t kMaxTotal = uint64_t{1} << 63;
 
-// Entities outside a CountTreap whose counts are all below every key in it
-// (the counts kept in the SmallCountIndex): the treap's distance sums include
-// them.
-struct Outside {
+// A number of entities and the sum of their counts. Passed to a CountTreap,
+// the entities outside it whose counts are all below every key in it (those in
+// the SmallCountIndex): the treap's distance sums include them.
+struct CountSum {
   uint64_t cnt = 0;
   uint64_t sum = 0;
 };
@@ -61,7 +61,7 @@ class CountTreap {
 
   // Adds one entity with count v > 0. Returns sum_j |v - x_j| over the
   // entities already present, `out` included.
-  uint128 InsertOne(uint64_t v, Outside out) {
+  uint128 InsertOne(uint64_t v, CountSum out) {
     const Probe p = Find(v);
     const uint128 dist = Distance(v, p, out);
     if (p.node != kNil) {
@@ -76,7 +76,7 @@ class CountTreap {
 
   // Removes one entity with count v > 0. Returns sum_j |v - x_j| over the
   // other entities, `out` included.
-  uint128 RemoveOne(uint64_t v, Outside out) {
+  uint128 RemoveOne(uint64_t v, CountSum out) {
     const Probe p = Find(v);
     if (p.node == kNil) Die("value index out of step with the counts (bug)");
     const uint128 dist = Distance(v, p, out);
@@ -85,7 +85,7 @@ class CountTreap {
   }
 
   // Moves one entity from count a > 0 to count b > 0, a != b, both kept here.
-  DistChange MoveOne(uint64_t a, uint64_t b, Outside out) {
+  DistChange MoveOne(uint64_t a, uint64_t b, CountSum out) {
     const Probe p = Find(a);
     if (p.node == kNil) Die("value index out of step with the counts (bug)");
     DistChange change;
@@ -217,7 +217,7 @@ class CountTreap {
   }
 
   // sum_j |v - x_j| over this treap's entities and `out` (all below v).
-  uint128 Distance(uint64_t v, const Probe& p, Outside out) const {
+  uint128 Distance(uint64_t v, const Probe& p, CountSum out) const {
     const Node& all = nodes_[root_];
     return DistanceSum(v, out.cnt + p.count_below, out.sum + p.sum_below, out.cnt + all.cnt,
                        out.sum + all.sum);
@@ -362,7 +362,7 @@ class SmallCountIndex {
 
   uint64_t size() const { return cnt_; }
   uint64_t sum() const { return sum_; }
-  Outside totals() const { return Outside{cnt_, sum_}; }
+  CountSum totals() const { return CountSum{cnt_, sum_}; }
 
   // One entity more (+1) or less (-1) at count v, 0 < v < kLimit. A removal
   // must be of an entity present (the caller's counts say so).
@@ -379,8 +379,8 @@ class SmallCountIndex {
   }
 
   // Number and sum of the counts <= x, x < kLimit.
-  Outside AtMost(uint64_t x) const {
-    Outside r;
+  CountSum AtMost(uint64_t x) const {
+    CountSum r;
     if (tree_.empty()) return r;
     for (uint64_t i = x; i > 0; i &= i - 1) {
       r.cnt += tree_[i].cnt;
@@ -394,7 +394,7 @@ class SmallCountIndex {
     if (j == 0) return 0;
     // The largest pos with AtMost(pos).cnt <= j; the rest are at pos + 1.
     uint64_t pos = 0;
-    Outside below;
+    CountSum below;
     for (uint64_t step = kLimit / 2; step > 0; step >>= 1) {
       const uint64_t next = pos + step;
       if (next < kLimit && below.cnt + tree_[next].cnt <= j) {
@@ -407,18 +407,14 @@ class SmallCountIndex {
   }
 
   void Clear() {
-    std::fill(tree_.begin(), tree_.end(), Cell{});
+    std::fill(tree_.begin(), tree_.end(), CountSum{});
     cnt_ = 0;
     sum_ = 0;
   }
 
  private:
   static_assert((kLimit & (kLimit - 1)) == 0, "kLimit must be a power of two");
-  struct Cell {
-    uint64_t cnt = 0;
-    uint64_t sum = 0;
-  };
-  std::vector<Cell> tree_;  // 1-based; empty until the first count
+  std::vector<CountSum> tree_;  // 1-based; empty until the first count
   uint64_t cnt_ = 0;
   uint64_t sum_ = 0;
 };
@@ -482,7 +478,7 @@ class ExactDistribution::ValueIndex {
   // sum_j |v - x_j| over every entity, for v < kSmallCountLimit (so every
   // count in large_ is above v).
   uint128 SmallDistance(uint64_t v) const {
-    const Outside lo = small_.AtMost(v - 1);
+    const CountSum lo = small_.AtMost(v - 1);
     return DistanceSum(v, lo.cnt, lo.sum, size(), small_.sum() + large_.sum());
   }
 
