@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "lib/state/keys.h"
 #include "rocksdb/db.h"
 
@@ -235,6 +236,53 @@ TEST(RocksDbStateStore, SecondOpenOfSameDirectoryIsUnavailable) {
   auto second = OpenRocksDbStateStore(dir, {});
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
   first->reset();
+  std::filesystem::remove_all(dir);
+}
+
+uint64_t WalBytes(const std::string& dir) {
+  uint64_t total = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/rocksdb")) {
+    if (e.path().extension() == ".log") total += e.file_size();
+  }
+  return total;
+}
+
+// Every commit also writes the small column families (offsets, meta), which
+// never fill a memtable: without the WAL bound they would keep every WAL file
+// since the first commit.
+TEST(RocksDbStateStore, WalStaysNearItsBound) {
+  std::string dir = TempDir();
+  RocksDbStateOptions options;
+  options.max_wal_bytes = 2 << 20;
+  auto store = OpenRocksDbStateStore(dir, options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  constexpr int kCommits = 48;
+  constexpr size_t kHashesPerCommit = 32 << 10;  // 256 KiB of user hashes
+  for (int i = 0; i < kCommits; ++i) {
+    StateCommit c;
+    std::vector<uint64_t> hashes(kHashesPerCommit);
+    for (size_t j = 0; j < hashes.size(); ++j) hashes[j] = (uint64_t{1} << 40) * i + j;
+    c.dedup_groups = {{100, "a/x", std::move(hashes)}};
+    c.offsets = {{"kafka:t:0", i + 1}};
+    ASSERT_TRUE((*store)->Commit(c).ok());
+  }
+  // 12 MiB went through the WAL; the flushes the bound forces run in the
+  // background, and their WAL files are deleted after them.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (WalBytes(dir) > (6u << 20) && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_LE(WalBytes(dir), 6u << 20);
+  // Nothing was lost by the flushes.
+  store->reset();
+  store = OpenRocksDbStateStore(dir, options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto loaded = (*store)->Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->offsets.at("kafka:t:0"), kCommits);
+  size_t keys = 0;
+  ASSERT_TRUE((*store)->ForEachDedupKey(INT32_MIN, [&](const StoredDedupKey&) { ++keys; }).ok());
+  EXPECT_EQ(keys, kCommits * kHashesPerCommit);
+  store->reset();
   std::filesystem::remove_all(dir);
 }
 
