@@ -226,9 +226,8 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
   constexpr ModelIdx kNotKnown = ~ModelIdx{0};
   ModelIdx known = kNotKnown;
   auto is_valid_model_id = [&](std::string_view id) {
-    if (auto it = known_models_.find(absl::string_view(id.data(), id.size()));
-        it != known_models_.end()) {
-      known = it->second;
+    if (const std::optional<ModelIdx> m = known_models_.Find(id)) {
+      known = *m;
       return true;
     }
     known = kNotKnown;
@@ -269,7 +268,7 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
       absl::MutexLock lock(&mu_);
       for (const std::string& id : new_models) interned.push_back(registry_.Intern(id));
     }
-    for (size_t j = 0; j < new_models.size(); ++j) known_models_[new_models[j]] = interned[j];
+    for (size_t j = 0; j < new_models.size(); ++j) known_models_.Insert(new_models[j], interned[j]);
     for (UniqueDownloadCounter::Triple& a : accepted) {
       if (a.model >= kNewModel) a.model = interned[a.model - kNewModel];
     }

@@ -42,6 +42,7 @@
 #include "lib/aggregate/lane_worker.h"
 #include "lib/api/metrics_backend.h"
 #include "lib/catalog/catalog.h"
+#include "lib/catalog/model_id_table.h"
 #include "lib/dedup/unique_download_counter.h"
 #include "lib/events/events.h"
 #include "lib/state/state_store.h"
@@ -213,7 +214,7 @@ class Pipeline final : public MetricsBackend {
   EventValidator validator_;
   absl::flat_hash_map<std::string, int64_t> offsets_;
   // Model ids the ingest thread has interned, to skip the lock for known ones.
-  absl::flat_hash_map<std::string, ModelIdx> known_models_;
+  ModelIdTable known_models_;
   std::atomic<bool> broken_{false};
 
   // Shared with query threads.

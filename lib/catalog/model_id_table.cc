@@ -1,0 +1,43 @@
+#include "lib/catalog/model_id_table.h"
+
+#include <utility>
+
+namespace hubmetrics {
+
+ModelIdTable::ModelIdTable() : slots_(64), mask_(63) {}
+
+std::optional<ModelIdx> ModelIdTable::FindLong(std::string_view id) const {
+  auto it = long_ids_.find(absl::string_view(id.data(), id.size()));
+  if (it == long_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+void ModelIdTable::Insert(std::string_view id, ModelIdx m) {
+  if (id.size() > kInlineBytes || id.empty()) {
+    long_ids_.emplace(std::string(id), m);
+    return;
+  }
+  if (2 * (inline_count_ + 1) > slots_.size()) Grow();
+  const uint64_t h = Hash(id);
+  size_t i = h & mask_;
+  while (slots_[i].len != 0) i = (i + 1) & mask_;
+  Slot& s = slots_[i];
+  s.hash = h;
+  s.index = m;
+  s.len = static_cast<uint8_t>(id.size());
+  std::memcpy(s.bytes, id.data(), id.size());
+  ++inline_count_;
+}
+
+void ModelIdTable::Grow() {
+  std::vector<Slot> old = std::exchange(slots_, std::vector<Slot>(2 * slots_.size()));
+  mask_ = slots_.size() - 1;
+  for (const Slot& s : old) {
+    if (s.len == 0) continue;
+    size_t i = s.hash & mask_;
+    while (slots_[i].len != 0) i = (i + 1) & mask_;
+    slots_[i] = s;
+  }
+}
+
+}  // namespace hubmetrics
