@@ -1,6 +1,7 @@
 // Decoding of download events (JSON and binary) and catalog records.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -421,8 +422,17 @@ bool SkipField(CodedInputStream& in, uint32_t tag, int depth) {
 
 // As protobuf's parser checks proto3 strings.
 bool IsValidUtf8(std::string_view s) {
-  for (char c : s) {
-    if (static_cast<unsigned char>(c) >= 0x80) return simdjson::validate_utf8(s.data(), s.size());
+  // ASCII, the common case, eight bytes at a time.
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t word;
+    std::memcpy(&word, s.data() + i, 8);
+    if (word & 0x8080808080808080u) return simdjson::validate_utf8(s.data(), s.size());
+  }
+  for (; i < s.size(); ++i) {
+    if (static_cast<unsigned char>(s[i]) >= 0x80) {
+      return simdjson::validate_utf8(s.data(), s.size());
+    }
   }
   return true;
 }
