@@ -4,8 +4,21 @@
 
 namespace hubmetrics {
 
+UniqueDownloadCounter::Set& UniqueDownloadCounter::SetOf(Day day) {
+  auto [it, created] = days_.try_emplace(day);
+  if (created) {
+    // A day's set grows to about the size of the days before it: reserving
+    // that once skips the rehashes of growing from empty, each a pass over
+    // every slot with the cache misses of a set that no longer fits.
+    size_t largest = 0;
+    for (const auto& [d, set] : days_) largest = std::max(largest, set.size());
+    it->second.reserve(largest);
+  }
+  return it->second;
+}
+
 bool UniqueDownloadCounter::Insert(Day day, ModelIdx model, uint64_t user_hash) {
-  const bool inserted = days_[day].insert(Key{user_hash, model}).second;
+  const bool inserted = SetOf(day).insert(Key{user_hash, model}).second;
   size_ += inserted ? 1 : 0;
   return inserted;
 }
@@ -23,7 +36,7 @@ void UniqueDownloadCounter::InsertBatch(std::span<const Triple> triples,
     Set* set = nullptr;
   };
   auto set_of = [this](DaySet& c, Day day) -> Set& {
-    if (c.set == nullptr || c.day != day) c = DaySet{day, &days_[day]};
+    if (c.set == nullptr || c.day != day) c = DaySet{day, &SetOf(day)};
     return *c.set;
   };
   DaySet ahead, at;

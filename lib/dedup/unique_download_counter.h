@@ -59,6 +59,8 @@ class UniqueDownloadCounter {
     }
   };
   using Set = absl::flat_hash_set<Key>;
+  // The set of `day`, created if needed.
+  Set& SetOf(Day day);
   std::map<Day, Set> days_;
   size_t size_ = 0;
 };
