@@ -59,8 +59,8 @@ void EventValidator::RaiseFloor() {
   floor_ = std::max(floor_, lowest - options_.lateness_days);
 }
 
-std::optional<Rejection> EventValidator::Accept(absl::Time time, int32_t partition) {
-  const absl::Time now = clock_->Now();
+std::optional<Rejection> EventValidator::Accept(absl::Time time, int32_t partition,
+                                                absl::Time now) {
   if (time > now + options_.max_future_skew) {
     return Rejection{
         RejectReason::kFuture,

@@ -224,6 +224,9 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
   // The model id check answers ids already interned from known_models_ (they
   // passed it before), and remembers the index it found.
   constexpr ModelIdx kNotKnown = ~ModelIdx{0};
+  // The `future` check's wall clock, once per batch: the records were all
+  // read by now.
+  const absl::Time now = clock_->Now();
   ModelIdx known = kNotKnown;
   auto is_valid_model_id = [&](std::string_view id) {
     if (const std::optional<ModelIdx> m = known_models_.Find(id)) {
@@ -242,7 +245,7 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
       continue;
     }
     const DecodedEventView& e = *r.event;
-    if (auto rej = validator_.Accept(e.time, records[i].partition)) {
+    if (auto rej = validator_.Accept(e.time, records[i].partition, now)) {
       rejected.emplace_back(i, std::move(*rej));
       continue;
     }
