@@ -4,7 +4,7 @@
 
 namespace hubmetrics {
 
-ModelIdTable::ModelIdTable() : slots_(64), mask_(63) {}
+ModelIdTable::ModelIdTable() : slots_(64) {}
 
 std::optional<ModelIdx> ModelIdTable::FindLong(std::string_view id) const {
   auto it = long_ids_.find(absl::string_view(id.data(), id.size()));
@@ -19,9 +19,7 @@ void ModelIdTable::Insert(std::string_view id, ModelIdx m) {
   }
   if (2 * (inline_count_ + 1) > slots_.size()) Grow();
   const uint64_t h = Hash(id);
-  size_t i = h & mask_;
-  while (slots_[i].len != 0) i = (i + 1) & mask_;
-  Slot& s = slots_[i];
+  Slot& s = EmptySlotFor(h);
   s.hash = h;
   s.index = m;
   s.len = static_cast<uint8_t>(id.size());
@@ -29,14 +27,17 @@ void ModelIdTable::Insert(std::string_view id, ModelIdx m) {
   ++inline_count_;
 }
 
+ModelIdTable::Slot& ModelIdTable::EmptySlotFor(uint64_t hash) {
+  const size_t mask = slots_.size() - 1;
+  size_t i = hash & mask;
+  while (slots_[i].len != 0) i = (i + 1) & mask;
+  return slots_[i];
+}
+
 void ModelIdTable::Grow() {
   std::vector<Slot> old = std::exchange(slots_, std::vector<Slot>(2 * slots_.size()));
-  mask_ = slots_.size() - 1;
   for (const Slot& s : old) {
-    if (s.len == 0) continue;
-    size_t i = s.hash & mask_;
-    while (slots_[i].len != 0) i = (i + 1) & mask_;
-    slots_[i] = s;
+    if (s.len != 0) EmptySlotFor(s.hash) = s;
   }
 }
 

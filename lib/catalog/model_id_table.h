@@ -36,7 +36,8 @@ class ModelIdTable {
   std::optional<ModelIdx> Find(std::string_view id) const {
     if (id.size() > kInlineBytes || id.empty()) return FindLong(id);
     const uint64_t h = Hash(id);
-    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
       const Slot& s = slots_[i];
       if (s.len == 0) return std::nullopt;
       if (s.hash == h && s.len == id.size() && std::memcmp(s.bytes, id.data(), id.size()) == 0) {
@@ -63,10 +64,11 @@ class ModelIdTable {
     return absl::Hash<absl::string_view>{}(absl::string_view(id.data(), id.size()));
   }
   std::optional<ModelIdx> FindLong(std::string_view id) const;
+  // The first empty slot on the probe sequence of `hash`.
+  Slot& EmptySlotFor(uint64_t hash);
   void Grow();
 
   std::vector<Slot> slots_;  // a power of two, at most half full
-  size_t mask_;
   size_t inline_count_ = 0;
   absl::flat_hash_map<std::string, ModelIdx> long_ids_;
 };
