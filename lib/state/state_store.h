@@ -34,7 +34,8 @@
 // with the counts it produced.
 //
 // Thread safety: Commit() and the Load functions must not run concurrently
-// with each other; call them from the single ingest thread.
+// with each other (the pipeline makes its commits one at a time, on its
+// apply thread or, after draining it, for a catalog change).
 #ifndef HUBMETRICS_LIB_STATE_STATE_STORE_H_
 #define HUBMETRICS_LIB_STATE_STATE_STORE_H_
 
