@@ -147,6 +147,10 @@ def build(workdir: str, mode: str, repo: str) -> dict:
         "freshness_p99_ms": e2e.get("freshness_p99_ms"),
         "query_p50_ms": e2e.get("query_p50_ms"),
         "query_p99_ms": e2e.get("query_p99_ms"),
+        "query_realtime_p50_ms": e2e.get("query_realtime_p50_ms"),
+        "query_realtime_p99_ms": e2e.get("query_realtime_p99_ms"),
+        "freshness_p99_ms_during_realtime_queries":
+            e2e.get("freshness_p99_ms_during_realtime_queries"),
         "kstreams_events": g(ks, "events"),
         "kstreams_same_topic": steps.get("kstreams_same_topic"),
         "kstreams_events_per_sec": ks_eps,
@@ -193,6 +197,12 @@ def targets(r: dict) -> list[tuple[str, str, str]]:
                  *check(r["freshness_p99_ms"], lambda v: v < 1000, "{} ms")))
     rows.append(("GetConcentration p99 < 1 ms at 5,000 requests/s during ingest",
                  *check(r["query_p99_ms"], lambda v: v < 1, "{} ms")))
+    measured, verdict = check(r.get("query_realtime_p99_ms"), lambda v: v < 1, "{} ms")
+    if r.get("freshness_p99_ms_during_realtime_queries") is not None:
+        measured += (f" (freshness p99 meanwhile "
+                     f"{fmt(r['freshness_p99_ms_during_realtime_queries'])} ms)")
+    rows.append(("the same with `--grpc_realtime_priority=10` (gRPC's threads and the client "
+                 "at SCHED_FIFO)", measured, verdict))
     rows.append(("distribution update < 1 µs at 10^7 entities",
                  *check(r["update_ns_at_1e7"], lambda v: v < 1000, "{} ns")))
     big = (r.get("events") or 0) >= 50_000_000
@@ -312,6 +322,23 @@ def markdown(r: dict, limits: str | None = None, json_name: str | None = None) -
     else:
         w("| null | | | | | | | | |")
     w("")
+    qrt = e2e.get("query_realtime") or {}
+    if qrt.get("by_rps"):
+        w(f"The same with hubmetricsd restarted with `--grpc_realtime_priority={qrt.get('priority')}`")
+        w("and query_load at `--realtime_priority` (both SCHED_FIFO; ingest, the broker and the")
+        w("probe time-shared), one phase per rate, with the freshness of the probe's traffic meanwhile:")
+        w("")
+        w("| target rps | achieved | errors | p50 | p90 | p99 | p99.9 | max | freshness p50 | "
+          "freshness p99 |")
+        w("|---|---|---|---|---|---|---|---|---|---|")
+        for _, v in sorted(qrt["by_rps"].items(), key=lambda kv: int(kv[0])):
+            qq = v.get("query") or {}
+            ff = v.get("freshness_during_queries") or {}
+            w(f"| {fmt(qq.get('rps_target'))} | {fmt(qq.get('rps_achieved'))} | "
+              f"{fmt(qq.get('errors'))} | {qq.get('p50_us')} µs | {qq.get('p90_us')} µs | "
+              f"{qq.get('p99_us')} µs | {qq.get('p999_us')} µs | {qq.get('max_us')} µs | "
+              f"{fmt(ff.get('p50_ms'), ' ms')} | {fmt(ff.get('p99_ms'), ' ms')} |")
+        w("")
     w("## Kafka Streams peer (`bench/peers/kstreams`)")
     w("")
     same = "the same topic as hubmetricsd" if r.get("kstreams_same_topic") else \

@@ -32,7 +32,13 @@ Phases (each bounded by a timeout; every process started here is stopped on ever
      for --freshness_seconds (quick 20 s, full 60 s).
  (d) query: freshness_probe's background traffic (markers on, so freshness under query load is
      reported too) while query_load sends GetConcentration at --rps (5000) for --query_seconds
-     (quick 15 s, full 60 s).
+     (quick 15 s, full 60 s); every thread time-shared, as hubmetricsd runs by default.
+ (e) real-time query: hubmetricsd restarted with --grpc_realtime_priority=P and query_load at
+     --realtime_priority=P (P = --realtime_priority, 10), then phase (d) again at each rate of
+     --realtime_rps (2500,5000): query_realtime_p99_ms (at --rps) and the freshness of the
+     background traffic meanwhile (freshness_p99_ms_during_realtime_queries), since real-time
+     query threads run ahead of ingest. Skipped with a warning where SCHED_FIFO is refused (no
+     CAP_SYS_NICE or RLIMIT_RTPRIO).
  peak_rss_mb is VmHWM of hubmetricsd read at the end of phase (b), just before its clean stop: the
  peak for the N-event workload (issue 5's "under 2 GiB for 50 million events").
  peak_rss_mb_all_phases is the larger of that and VmHWM of the restarted daemon read just before
@@ -176,7 +182,7 @@ class Daemon:
         self.proc: subprocess.Popen | None = None
         self.hubctl = os.path.join(opts.bin_dir, "hubctl", "hubctl")
 
-    def start(self) -> float:
+    def start(self, extra: list[str] | None = None) -> float:
         args = [
             os.path.join(self.opts.bin_dir, "hubmetricsd", "hubmetricsd"),
             f"--state_dir={self.state_dir}",
@@ -187,7 +193,7 @@ class Daemon:
             f"--dlq_topic={self.opts.topic}.dlq",
             f"--group_id={self.opts.group_id}",
             "--events_format=binary",
-        ]
+        ] + (extra or [])
         log(f"hubmetricsd: {' '.join(args)}")
         logf = open(self.log_path, "a")
         t0 = time.monotonic()
@@ -285,6 +291,46 @@ def percentile_fields(prefix: str, probe: dict) -> dict:
             f"{prefix}_max_ms": probe.get("max_ms")}
 
 
+def realtime_refused(priority: int) -> str:
+    """Why this machine refuses SCHED_FIFO at `priority` (needs CAP_SYS_NICE or RLIMIT_RTPRIO)."""
+    r = subprocess.run([sys.executable, "-c",
+                        f"import os; os.sched_setscheduler(0, os.SCHED_FIFO, "
+                        f"os.sched_param({priority}))"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=30)
+    return "" if r.returncode == 0 else (r.stderr.strip().splitlines() or ["refused"])[-1]
+
+
+def query_phase(opts, procs: Procs, probe_common: list[str], rps: int, priority: int, tag: str,
+                warnings: list[str], errors: list[str]) -> tuple[dict, dict | None]:
+    """query_load at `rps` for --query_seconds (at SCHED_FIFO `priority` when > 0) while the
+    probe sends its background traffic with markers; (query result, probe result or None)."""
+    probe_out = os.path.join(opts.workdir, f"probe-during-queries-{tag}.json")
+    warmup = 3
+    with open(probe_out, "w") as pf:
+        probe = procs.start(probe_common + [f"--seconds={opts.query_seconds + 2}",
+                                            f"--warmup_seconds={warmup}",
+                                            f"--run=q{tag}{int(time.time())}"], stdout=pf)
+    time.sleep(warmup + 1)
+    args = [os.path.join(opts.bench_bin_dir, "query_load"),
+            f"--addr={opts.daemon_addr}", f"--rps={rps}", f"--seconds={opts.query_seconds}"]
+    if priority > 0:
+        args.append(f"--realtime_priority={priority}")
+    out = run(args, timeout=opts.query_seconds + 60, what="query load")
+    q = last_json_line(out)
+    if q.get("errors"):
+        warnings.append(f"query {tag}: {q['errors']} of {q.get('requests')} requests failed "
+                        "(deadline 5 s)")
+    try:
+        probe.wait(timeout=opts.query_seconds + 60)
+    except subprocess.TimeoutExpired:
+        procs.stop(probe)
+    if probe.returncode != 0:
+        errors.append(f"background probe during queries ({tag}) exited with {probe.returncode}")
+        return q, None
+    with open(probe_out) as pf:
+        return q, last_json_line(pf.read())
+
+
 def run_phases(opts, procs: Procs, result: dict) -> None:
     errors = result["errors"]
     warnings = result["warnings"]
@@ -294,6 +340,7 @@ def run_phases(opts, procs: Procs, result: dict) -> None:
     os.makedirs(state_dir)
     daemon = Daemon(procs, opts, state_dir, opts.grpc_port or free_port(),
                     os.path.join(opts.workdir, "hubmetricsd.log"))
+    opts.daemon_addr = daemon.addr
 
     # (b) ingest from process start to lag 0.
     t0 = daemon.start()
@@ -357,44 +404,58 @@ def run_phases(opts, procs: Procs, result: dict) -> None:
         errors.append(f"freshness: {e}")
         result.update({"freshness": None, "freshness_p50_ms": None, "freshness_p99_ms": None})
 
-    # (d) queries while ingesting the probe's background traffic.
-    probe_out = os.path.join(opts.workdir, "probe-during-queries.json")
-    warmup = 3
+    # (d) queries while ingesting the probe's background traffic, every thread time-shared.
     try:
-        with open(probe_out, "w") as pf:
-            probe = procs.start(probe_common + [f"--seconds={opts.query_seconds + 2}",
-                                                f"--warmup_seconds={warmup}",
-                                                f"--run=q{int(time.time())}"], stdout=pf)
-        time.sleep(warmup + 1)
-        out = run([os.path.join(bench, "query_load"), f"--addr={daemon.addr}",
-                   f"--rps={opts.rps}", f"--seconds={opts.query_seconds}"],
-                  timeout=opts.query_seconds + 60, what="query load")
-        q = last_json_line(out)
+        q, pq = query_phase(opts, procs, probe_common, opts.rps, 0, "d", warnings, errors)
         result["query"] = q
         result.update({"query_p50_ms": round(q["p50_us"] / 1000, 3),
                        "query_p99_ms": round(q["p99_us"] / 1000, 3),
                        "query_p999_ms": round(q["p999_us"] / 1000, 3),
                        "query_rps_achieved": q["rps_achieved"]})
-        if q.get("errors"):
-            warnings.append(f"query: {q['errors']} of {q.get('requests')} requests failed "
-                            "(deadline 5 s)")
-        try:
-            probe.wait(timeout=opts.query_seconds + 60)
-        except subprocess.TimeoutExpired:
-            procs.stop(probe)
-        if probe.returncode == 0:
-            with open(probe_out) as pf:
-                pq = last_json_line(pf.read())
+        if pq is not None:
             result["freshness_during_queries"] = pq
             result["ingest_rate_during_queries"] = pq.get("rate_achieved")
-        else:
-            errors.append(f"background probe during queries exited with {probe.returncode}")
     except Failed as e:
         errors.append(f"query: {e}")
         result.update({"query": None, "query_p50_ms": None, "query_p99_ms": None})
+    rss_live = vm_hwm_mb(daemon.proc.pid)
+
+    # (e) the same with gRPC's threads and the client at real-time priority, at each rate of
+    # --realtime_rps: the daemon restarts with --grpc_realtime_priority.
+    prio = opts.realtime_priority
+    why_not = realtime_refused(prio) if prio > 0 else "--realtime_priority=0"
+    if why_not:
+        warnings.append(f"real-time query phase skipped: {why_not}")
+        result["query_realtime"] = None
+    else:
+        rc = daemon.stop()
+        if rc != 0:
+            errors.append(f"hubmetricsd exited with {rc} on SIGTERM before the real-time phase")
+        t0 = daemon.start([f"--grpc_realtime_priority={prio}"])
+        try:
+            daemon.wait_caught_up(0, t0, 300)
+        except Failed as e:
+            errors.append(f"real-time query phase: {e}")
+            return
+        result["query_realtime"] = {"priority": prio, "by_rps": {}}
+        for rps in opts.realtime_rps:
+            try:
+                q, pq = query_phase(opts, procs, probe_common, rps, prio, f"e{rps}", warnings,
+                                    errors)
+                result["query_realtime"]["by_rps"][str(rps)] = {
+                    "query": q, "freshness_during_queries": pq}
+                if rps == opts.rps:
+                    result.update({
+                        "query_realtime_p50_ms": round(q["p50_us"] / 1000, 3),
+                        "query_realtime_p99_ms": round(q["p99_us"] / 1000, 3),
+                        "freshness_p99_ms_during_realtime_queries":
+                            pq.get("p99_ms") if pq else None})
+            except Failed as e:
+                errors.append(f"real-time query at {rps}/s: {e}")
 
     final = daemon.stats() or {}
-    result["peak_rss_mb_all_phases"] = round(max(rss_ingest, vm_hwm_mb(daemon.proc.pid)), 1)
+    result["peak_rss_mb_all_phases"] = round(
+        max(rss_ingest, rss_live, vm_hwm_mb(daemon.proc.pid)), 1)
     result["unique_downloads_final"] = u64(final, "unique_downloads")
     result["events_read_final"] = u64(final, "events_read")
     rc = daemon.stop()
@@ -421,6 +482,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rate", type=int, default=100000, help="background events/s of phases c, d")
     ap.add_argument("--rps", type=int, default=5000)
+    ap.add_argument("--realtime_priority", type=int, default=10,
+                    help="SCHED_FIFO priority of phase e (daemon's gRPC threads and the client); "
+                         "0 skips phase e")
+    ap.add_argument("--realtime_rps", default="2500,5000",
+                    help="comma-separated request rates of phase e")
     ap.add_argument("--freshness_seconds", type=float)
     ap.add_argument("--query_seconds", type=float)
     ap.add_argument("--produce_timeout", type=float)
@@ -432,6 +498,7 @@ def main() -> int:
     opts.group_id = opts.group_id or f"hubmetrics-bench-{stamp}"
     opts.freshness_seconds = opts.freshness_seconds or (20 if opts.quick else 60)
     opts.query_seconds = opts.query_seconds or (15 if opts.quick else 60)
+    opts.realtime_rps = [int(x) for x in opts.realtime_rps.split(",") if x.strip()]
     opts.produce_timeout = opts.produce_timeout or max(600, opts.events / 50000)
     opts.ingest_timeout = opts.ingest_timeout or max(600, opts.events / 20000)
     own_workdir = not opts.workdir

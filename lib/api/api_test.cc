@@ -1,6 +1,7 @@
 // Tests of the gRPC edge over a real in-process server on 127.0.0.1:0.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,6 +31,7 @@
 #include "lib/api/grpc_server.h"
 #include "lib/api/metrics_backend.h"
 #include "lib/base/status_macros.h"
+#include "lib/base/thread_priority.h"
 #include "proto/hubmetrics/v1/metrics.grpc.pb.h"
 
 namespace hubmetrics {
@@ -745,6 +747,32 @@ TEST(GrpcServerTest, APortInUseIsUnavailableAndNamesTheAddress) {
 TEST(GrpcServerTest, AnEmptyAddressIsInvalid) {
   FakeMetricsBackend backend;
   EXPECT_EQ(GrpcServer::Start("", &backend).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(GrpcServerTest, ARealtimePriorityOutOfRangeIsInvalidAndServesNothing) {
+  FakeMetricsBackend backend;
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server =
+      GrpcServer::Start("127.0.0.1:0", &backend, GrpcServerOptions{.realtime_priority = 100});
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(server.status().message(), HasSubstr("1..99"));
+}
+
+TEST(GrpcServerTest, ARealtimeServerAnswersAndLeavesTheCallerTimeShared) {
+  FakeMetricsBackend backend;
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server =
+      GrpcServer::Start("127.0.0.1:0", &backend, GrpcServerOptions{.realtime_priority = 2});
+  if (server.status().code() == absl::StatusCode::kPermissionDenied) {
+    GTEST_SKIP() << "real-time scheduling not permitted here: " << server.status().message();
+  }
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ(CurrentThreadRealtimePriority(), 0);
+  auto stub = v1::MetricsService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*server)->port()), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::IngestStats stats;
+  EXPECT_TRUE(stub->GetIngestStats(&context, v1::IngestStatsRequest(), &stats).ok());
 }
 
 }  // namespace

@@ -7,28 +7,42 @@
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "lib/base/thread_priority.h"
 
 namespace hubmetrics {
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string& listen_address,
-                                                              const MetricsBackend* backend) {
+                                                              const MetricsBackend* backend,
+                                                              const GrpcServerOptions& options) {
   if (listen_address.empty()) {
     return absl::InvalidArgumentError(
         "the gRPC listen address is empty; give HOST:PORT, e.g. 127.0.0.1:50051");
   }
-  // Both are process-wide switches that the next ServerBuilder picks up.
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-
+  // Before any real-time scope: its hm-query threads stay time-shared.
   auto service = std::make_unique<MetricsServiceImpl>(backend);
   int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &port);
-  // gRPC sets SO_REUSEPORT by default on Linux: two servers could then bind
-  // the same port and split its traffic without an error.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.RegisterService(service.get());
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server;
+  // gRPC starts its threads here (at its first use in the process, and when
+  // the server starts); under RunAtRealtimePriority they inherit the priority.
+  auto build_and_start = [&] {
+    // Both are process-wide switches that the next ServerBuilder picks up.
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &port);
+    // gRPC sets SO_REUSEPORT by default on Linux: two servers could then bind
+    // the same port and split its traffic without an error.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    builder.RegisterService(service.get());
+    server = builder.BuildAndStart();
+  };
+  if (options.realtime_priority == 0) {
+    build_and_start();
+  } else if (absl::Status s = RunAtRealtimePriority(options.realtime_priority, build_and_start);
+             !s.ok()) {
+    if (server != nullptr) server->Shutdown();
+    return absl::Status(s.code(), absl::StrCat("gRPC threads: ", s.message()));
+  }
   if (server == nullptr || port == 0) {
     if (server != nullptr) server->Shutdown();
     return absl::UnavailableError(absl::StrCat(

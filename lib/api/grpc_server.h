@@ -27,6 +27,26 @@
 
 namespace hubmetrics {
 
+struct GrpcServerOptions {
+  // Real-time priority (SCHED_FIFO, 1..99) of gRPC's threads: those that read
+  // requests, answer a GetConcentration the live snapshot can answer, run
+  // WatchConcentration streams and write responses. Every other unary call
+  // still runs on the API's time-shared hm-query threads.
+  //
+  // On a machine that ingest, a broker or other services keep busy, a waking
+  // gRPC thread then takes a core at once instead of waiting behind them for
+  // the end of their slice, up to a scheduler tick (docs/BENCHMARKS.md: at
+  // 5,000 requests/s during ingest on 2 cores, GetConcentration p99 ~0.4 ms
+  // against several ms time-shared). The cost: these threads run ahead of
+  // ingest, so a query flood slows ingest first; the kernel still keeps 5% of
+  // each second for time-shared threads.
+  //
+  // Needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least the value: Start()
+  // fails with PermissionDenied without it. Default 0: time-shared, like every
+  // other thread.
+  int realtime_priority = 0;
+};
+
 class GrpcServer {
  public:
   // The service name the health service reports on, besides "".
@@ -37,9 +57,11 @@ class GrpcServer {
   // empty address; Unavailable, naming the address, if it cannot be bound (port
   // in use, or not an address of this machine). The port is bound exclusively
   // (no SO_REUSEPORT), so a second daemon on the same port fails here instead
-  // of silently sharing the traffic.
+  // of silently sharing the traffic. PermissionDenied or InvalidArgument when
+  // options.realtime_priority cannot be given (see GrpcServerOptions).
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const std::string& listen_address,
-                                                           const MetricsBackend* backend);
+                                                           const MetricsBackend* backend,
+                                                           const GrpcServerOptions& options = {});
 
   GrpcServer(const GrpcServer&) = delete;
   GrpcServer& operator=(const GrpcServer&) = delete;

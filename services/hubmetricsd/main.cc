@@ -92,6 +92,13 @@ ABSL_FLAG(int, ingest_nice, 5,
           "CPU priority (nice, 0..19) of the ingest threads (consume, decode, apply, commit). "
           "Above 0, threads answering queries get a core first when the machine is saturated; "
           "ingest, which batches and catches up, gets what is left. 0: equal shares.");
+ABSL_FLAG(int, grpc_realtime_priority, 0,
+          "Real-time priority (SCHED_FIFO, 1..99) of gRPC's threads, which read requests, "
+          "answer GetConcentration from the live snapshot, run WatchConcentration and write "
+          "responses; on a busy machine a query then takes a core at once instead of waiting "
+          "up to a scheduler tick behind ingest, the broker or other services (other unary "
+          "calls and ingest stay time-shared). Needs CAP_SYS_NICE or RLIMIT_RTPRIO >= the "
+          "value: without, the daemon does not start. 0: time-shared like every thread.");
 ABSL_FLAG(
     bool, sync_commits, false,
     "fsync every commit. Off, a process crash loses nothing; a machine crash may lose the last "
@@ -213,6 +220,11 @@ int Run() {
     LogError("%s", options.status().message());
     return 2;
   }
+  const int realtime_priority = absl::GetFlag(FLAGS_grpc_realtime_priority);
+  if (realtime_priority < 0 || realtime_priority > 99) {
+    LogError("--grpc_realtime_priority must be 0 (off) or a SCHED_FIFO priority 1..99");
+    return 2;
+  }
   const bool kafka = !absl::GetFlag(FLAGS_kafka_brokers).empty();
   absl::StatusOr<KafkaIngestOptions> kafka_options =
       kafka ? KafkaOptionsFromFlags() : KafkaIngestOptions{};
@@ -241,7 +253,8 @@ int Run() {
     return 1;
   }
   absl::StatusOr<std::unique_ptr<GrpcServer>> server =
-      GrpcServer::Start(absl::GetFlag(FLAGS_grpc_listen), pipeline->get());
+      GrpcServer::Start(absl::GetFlag(FLAGS_grpc_listen), pipeline->get(),
+                        GrpcServerOptions{.realtime_priority = realtime_priority});
   if (!server.ok()) {
     LogError("cannot serve: %s", server.status().ToString());
     return 1;

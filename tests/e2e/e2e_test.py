@@ -137,14 +137,14 @@ class Daemon:
         self.proc: subprocess.Popen | None = None
         self.ctl: Hubctl | None = None
 
-    def start(self) -> None:
+    def start(self, extra: list[str] | None = None) -> None:
         port = free_port()
         addr = f"127.0.0.1:{port}"
         self.ctl = Hubctl(self.ctl_bin, addr)
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [self.bin, f"--state_dir={self.state_dir}", f"--grpc_listen={addr}",
-             f"--events_file={self.events}", f"--models_file={self.models}"],
+             f"--events_file={self.events}", f"--models_file={self.models}"] + (extra or []),
             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         logf.close()
 
@@ -480,6 +480,48 @@ def grep_files(root: str, needles: list[bytes], only: str | None = None) -> list
 
 # ---------------------------------------------------------------- main
 
+RT_PRIORITY = 3
+
+
+def realtime_permitted() -> bool:
+    """Whether a process here may use SCHED_FIFO (CAP_SYS_NICE or RLIMIT_RTPRIO)."""
+    r = subprocess.run([sys.executable, "-c", "import os; os.sched_setscheduler(0, os.SCHED_FIFO, "
+                        f"os.sched_param({RT_PRIORITY}))"], capture_output=True)
+    return r.returncode == 0
+
+
+def thread_policies(pid: int) -> list[tuple[int, str, int, int]]:
+    """(tid, name, policy, rt_priority) of every thread of `pid`, from /proc."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is field 3 of proc(5)
+        out.append((int(tid), name, int(fields[38]), int(fields[37])))
+    return out
+
+
+def check_realtime_threads(c: Checker, pid: int) -> None:
+    """--grpc_realtime_priority reaches gRPC's threads and none of the daemon's own."""
+    threads = thread_policies(pid)
+    fifo = [(t, n) for t, n, policy, prio in threads if policy == os.SCHED_FIFO
+            and prio == RT_PRIORITY]
+    own = [(t, n, policy) for t, n, policy, _ in threads
+           if t == pid or n.startswith(("hm-", "rocksdb:", "rdk:"))]
+    c.check(bool(fifo), "[restart] gRPC threads run at the real-time priority",
+            [f"threads: {threads}"])
+    c.check(all(policy == os.SCHED_OTHER for _, _, policy in own),
+            "[restart] the main, hm-*, rocksdb and librdkafka threads stay time-shared",
+            [f"{n} ({t}): policy {policy}" for t, n, policy in own if policy != os.SCHED_OTHER])
+    c.check(any(n == "hm-query" for _, n, _ in own),
+            "[restart] the blocking-query threads exist (and are checked above)",
+            [f"threads: {threads}"])
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--bin_dir", required=True, help="build folder's services/ directory")
@@ -503,10 +545,10 @@ def main() -> int:
     daemons: list[Daemon] = []
     started = time.monotonic()
 
-    def new_daemon(state: str, models: str, name: str) -> Daemon:
+    def new_daemon(state: str, models: str, name: str, extra: list[str] | None = None) -> Daemon:
         d = Daemon(args.bin_dir, state, events, models, os.path.join(tmp, f"{name}.log"))
         daemons.append(d)
-        d.start()
+        d.start(extra)
         return d
 
     try:
@@ -538,10 +580,16 @@ def main() -> int:
         log(f"[fresh] ingested in {time.monotonic() - t0:.1f}s")
         fresh = compare_all(c, r1, d, "fresh", stats)
 
-        # (a) SIGTERM and restart on the same state and files: identical answers.
+        # (a) SIGTERM and restart on the same state and files: identical answers. The restart
+        # gives gRPC's threads real-time priority where the machine permits it, so the answers
+        # are checked with them too, and where the priority lands.
         code = d.signal(signal.SIGTERM)
         c.check(code == 0, "[restart] SIGTERM exits cleanly", [f"exit code {code}"])
-        d = new_daemon(state_a, models, "restart")
+        realtime = realtime_permitted()
+        if not realtime:
+            log("[restart] real-time scheduling not permitted here: gRPC threads time-shared")
+        d = new_daemon(state_a, models, "restart",
+                       [f"--grpc_realtime_priority={RT_PRIORITY}"] if realtime else None)
         stats, err = d.wait_exhausted()
         if c.check(stats is not None, "[restart] comes back", [err]):
             again = compare_all(c, r1, d, "restart", stats)
@@ -549,6 +597,8 @@ def main() -> int:
             c.check(not diff, "[restart] answers identical to before the restart",
                     [f"{k[0]} {view_name(k[1])} {k[2:]}: before {json.dumps(fresh[k])[:300]} "
                      f"after {json.dumps(again.get(k))[:300]}" for k in diff[:10]])
+            if realtime:
+                check_realtime_threads(c, d.proc.pid)
 
         # (d) Privacy: no raw user id anywhere in the state or the logs.
         ids = user_ids(events, 50)
