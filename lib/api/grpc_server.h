@@ -35,11 +35,11 @@ struct GrpcServerOptions {
   //
   // On a machine that ingest, a broker or other services keep busy, a waking
   // gRPC thread then takes a core at once instead of waiting behind them for
-  // the end of their slice, up to a scheduler tick (docs/BENCHMARKS.md: at
-  // 5,000 requests/s during ingest on 2 cores, GetConcentration p99 ~0.4 ms
-  // against several ms time-shared). The cost: these threads run ahead of
-  // ingest, so a query flood slows ingest first; the kernel still keeps 5% of
-  // each second for time-shared threads.
+  // the end of their slice, up to a scheduler tick (docs/BENCHMARKS.md: the
+  // median call during ingest on 2 cores 0.3 ms against 1.2 ms time-shared).
+  // The cost: these threads run ahead of ingest, so a query flood slows ingest
+  // first, and once they want more than the kernel's real-time share (95% of
+  // each second, sched_rt_runtime_us) they are throttled for the rest of it.
   //
   // Needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least the value: Start()
   // fails with PermissionDenied without it. Default 0: time-shared, like every
