@@ -14,15 +14,30 @@ absl::StatusOr<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
   std::unique_ptr<KafkaIngest> k(new KafkaIngest());
   k->pipeline_ = pipeline;
   k->on_fatal_ = std::move(on_fatal);
-  ASSIGN_OR_RETURN(k->dead_letters_,
-                   KafkaDeadLetterSink::Create(options.settings, options.dlq_topic, &k->stop_));
-  ASSIGN_OR_RETURN(k->catalog_, KafkaCatalogSource::Create(options.settings, options.catalog,
-                                                           pipeline, &k->gate_));
-  ASSIGN_OR_RETURN(k->events_, KafkaEventSource::Create(options.settings, options.events, pipeline,
-                                                        &k->gate_, k->dead_letters_.get()));
+  const int nice = options.ingest_nice;
+  // librdkafka starts its threads inside each client's creation, and a thread
+  // inherits its creator's nice value: the clients are created on a thread at
+  // the ingest priority so that their fetch and produce threads (a third of
+  // ingest's CPU while catching up) get it too. The caller keeps its own:
+  // raising a thread's priority back needs CAP_SYS_NICE.
+  absl::Status created;
+  std::thread([&] {
+    SetCurrentThreadName("hm-kafka-init");
+    LowerIngestPriority(nice);
+    created = [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(k->dead_letters_,
+                       KafkaDeadLetterSink::Create(options.settings, options.dlq_topic, &k->stop_));
+      ASSIGN_OR_RETURN(k->catalog_, KafkaCatalogSource::Create(options.settings, options.catalog,
+                                                               pipeline, &k->gate_));
+      ASSIGN_OR_RETURN(k->events_,
+                       KafkaEventSource::Create(options.settings, options.events, pipeline,
+                                                &k->gate_, k->dead_letters_.get()));
+      return absl::OkStatus();
+    }();
+  }).join();
+  RETURN_IF_ERROR(created);
   KafkaIngest* self = k.get();
   // Catalog first, to its end; then events here and the catalog follower there.
-  const int nice = options.ingest_nice;
   k->events_thread_ = std::thread([self, nice] {
     SetCurrentThreadName("hm-ingest");
     // Inherited by the catalog thread and the pipeline's threads started here.

@@ -27,8 +27,9 @@ struct KafkaIngestOptions {
   KafkaEventSourceOptions events;
   KafkaCatalogSourceOptions catalog;
   std::string dlq_topic = "hub.downloads.dlq";
-  // Nice value of the ingest threads (and of the pipeline threads they
-  // start); see LowerIngestPriority.
+  // Nice value of the ingest threads: the consume and catalog threads, the
+  // pipeline threads they start, and librdkafka's threads (fetch, decompress,
+  // produce dead letters) of the three Kafka clients; see LowerIngestPriority.
   int ingest_nice = 0;
 };
 

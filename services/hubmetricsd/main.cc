@@ -89,7 +89,8 @@ ABSL_FLAG(std::string, kafka_property, "",
           "A librdkafka property key=value; repeat the flag for several (applied after "
           "--kafka_config).");
 ABSL_FLAG(int, ingest_nice, 5,
-          "CPU priority (nice, 0..19) of the ingest threads (consume, decode, apply, commit). "
+          "CPU priority (nice, 0..19) of the ingest threads (consume, decode, apply, commit) "
+          "and of librdkafka's threads (fetch, produce dead letters). "
           "Above 0, threads answering queries get a core first when the machine is saturated; "
           "ingest, which batches and catches up, gets what is left. 0: equal shares.");
 ABSL_FLAG(int, grpc_realtime_priority, 0,

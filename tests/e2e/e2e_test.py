@@ -490,8 +490,8 @@ def realtime_permitted() -> bool:
     return r.returncode == 0
 
 
-def thread_policies(pid: int) -> list[tuple[int, str, int, int]]:
-    """(tid, name, policy, rt_priority) of every thread of `pid`, from /proc."""
+def thread_stats(pid: int) -> list[tuple[int, str, list[str]]]:
+    """(tid, name, fields) of every thread of `pid` from /proc; fields[0] is field 3 of proc(5)."""
     out = []
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
@@ -500,9 +500,18 @@ def thread_policies(pid: int) -> list[tuple[int, str, int, int]]:
         except OSError:
             continue  # the thread ended meanwhile
         name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is field 3 of proc(5)
-        out.append((int(tid), name, int(fields[38]), int(fields[37])))
+        out.append((int(tid), name, stat[stat.rindex(")") + 2:].split()))
     return out
+
+
+def thread_policies(pid: int) -> list[tuple[int, str, int, int]]:
+    """(tid, name, policy, rt_priority) of every thread of `pid`."""
+    return [(t, n, int(f[38]), int(f[37])) for t, n, f in thread_stats(pid)]
+
+
+def thread_nice_values(pid: int) -> list[tuple[int, str, int]]:
+    """(tid, name, nice) of every thread of `pid`."""
+    return [(t, n, int(f[16])) for t, n, f in thread_stats(pid)]
 
 
 def check_realtime_threads(c: Checker, pid: int) -> None:

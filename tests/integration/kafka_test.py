@@ -335,11 +335,34 @@ class Scenario:
         events = self.produce(ev, self.events_topic, "events", fmt="binary")
         r = self.reference(events, models)
         self.c.check(r.unique_downloads > 1000, "[binary] enough traffic", [str(r.unique_downloads)])
-        d = self.daemon("binary", os.path.join(self.tmp, "state"), fmt="binary")
+        # A nice value of its own, to see where --ingest_nice lands.
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        nice = min(own + 4, 19)
+        d = self.daemon("binary", os.path.join(self.tmp, "state"), fmt="binary",
+                        extra=[f"--ingest_nice={nice}"])
         stats, err = d.wait_read(r.events_read)
         if self.c.check(stats is not None, "[binary] consumed to the end", [err]):
             self.compare(r, d, stats, "binary")
+            self.check_ingest_nice(d.proc.pid, own, nice)
         d.signal(signal.SIGTERM)
+
+    def check_ingest_nice(self, pid: int, own: int, nice: int) -> None:
+        """--ingest_nice reaches the ingest threads and librdkafka's, not those that answer."""
+        threads = e2e.thread_nice_values(pid)
+        ingest = [(t, n, v) for t, n, v in threads
+                  if n.startswith(("rdk:", "hm-ingest", "hm-catalog", "hm-apply", "hm-lane"))]
+        answer = [(t, n, v) for t, n, v in threads if t == pid or n == "hm-query"]
+        self.c.check(any(n.startswith("rdk:") for _, n, _ in ingest)
+                     and any(n == "hm-ingest" for _, n, _ in ingest)
+                     and any(n == "hm-query" for _, n, _ in answer),
+                     "[binary] librdkafka, ingest and blocking-query threads exist",
+                     [f"threads: {threads}"])
+        self.c.check(all(v == nice for _, _, v in ingest),
+                     f"[binary] ingest and librdkafka threads run at --ingest_nice={nice}",
+                     [f"{n} ({t}): nice {v}" for t, n, v in ingest if v != nice])
+        self.c.check(all(v == own for _, _, v in answer),
+                     f"[binary] the main and blocking-query threads keep nice {own}",
+                     [f"{n} ({t}): nice {v}" for t, n, v in answer if v != own])
 
     def crash(self) -> None:
         ev, mo = self.generate(150000, seed=13)
