@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "lib/base/kill_point.h"
 #include "lib/base/log.h"
 #include "lib/base/status_macros.h"
 
@@ -133,7 +134,9 @@ absl::Status Pipeline::Load() {
 }
 
 absl::Status Pipeline::CommitOrBreak(const StateCommit& commit) {
+  KillPoint("commit.before");
   absl::Status s = store_->Commit(commit);
+  if (s.ok()) KillPoint("commit.after");
   if (!s.ok()) {
     broken_ = true;
     return absl::Status(s.code(), absl::StrCat("committing state failed; restart hubmetricsd to "
@@ -287,6 +290,7 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
     batch.offsets.emplace_back(o.source_key, o.next_offset);
     offsets_[o.source_key] = o.next_offset;
   }
+  KillPoint("ingest.decoded");
   return batch;
 }
 
@@ -296,6 +300,7 @@ absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
   // the per-event work between the two threads.
   std::vector<uint8_t> is_new;
   dedup_.InsertBatch(batch.accepted, &is_new);
+  KillPoint("apply.deduped");
   absl::flat_hash_map<std::pair<ModelIdx, Day>, std::vector<UserHash>, PairHash> fresh;
   uint64_t unique = 0;
   for (size_t j = 0; j < batch.accepted.size(); ++j) {
@@ -326,8 +331,11 @@ absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
   // The live distributions' updates, a slice at a time so that queries wait
   // for at most one slice, never for a whole batch.
   for (bool done = false; !done;) {
-    absl::MutexLock lock(&mu_);
-    done = aggregates_.ApplyStaged(options_.max_updates_per_lock);
+    {
+      absl::MutexLock lock(&mu_);
+      done = aggregates_.ApplyStaged(options_.max_updates_per_lock);
+    }
+    KillPoint("apply.aggregating");
   }
   {
     absl::MutexLock lock(&mu_);
@@ -372,6 +380,7 @@ absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
                                        "restart hubmetricsd to retry: ",
                                        s.message()));
     }
+    KillPoint("apply.dlq_flushed");
   }
   return CommitOrBreak(commit);
 }
@@ -398,6 +407,7 @@ absl::Status Pipeline::ApplyCatalog(std::span<const CatalogRecord> records,
       }
       const std::vector<ModelIdx> affected = catalog_.AffectedBy(m);
       aggregates_.RemoveModels(affected);
+      KillPoint("catalog.recredit");
       if (r.info) {
         catalog_.Put(*r.info);
         commit.catalog_puts.push_back(*r.info);

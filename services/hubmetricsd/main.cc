@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lib/api/grpc_server.h"
+#include "lib/base/kill_point.h"
 #include "lib/base/log.h"
 #include "lib/base/status_macros.h"
 #include "lib/base/thread_name.h"
@@ -104,6 +105,11 @@ ABSL_FLAG(
     bool, sync_commits, false,
     "fsync every commit. Off, a process crash loses nothing; a machine crash may lose the last "
     "commits together with their offsets, which are then consumed again.");
+
+ABSL_FLAG(std::string, kill_at, "",
+          "For crash tests only: NAME[:N] kills the process with SIGKILL the N-th time (default "
+          "1) it passes the named point of the write path (lib/base/kill_point.cc lists them). "
+          "Empty: never.");
 
 namespace hubmetrics {
 namespace {
@@ -220,6 +226,12 @@ int Run() {
   if (!options.ok()) {
     LogError("%s", options.status().message());
     return 2;
+  }
+  if (const std::string kill_at = absl::GetFlag(FLAGS_kill_at); !kill_at.empty()) {
+    if (absl::Status s = ArmKillPoint(kill_at); !s.ok()) {
+      LogError("--kill_at: %s", s.message());
+      return 2;
+    }
   }
   const int realtime_priority = absl::GetFlag(FLAGS_grpc_realtime_priority);
   if (realtime_priority < 0 || realtime_priority > 99) {

@@ -5,9 +5,10 @@ loadgen writes realistic traffic (>= 200,000 events with bad records and catalog
 edge cases); hubmetricsd ingests it from files; every answer hubctl gives
 (concentration for 12 views x all windows, top, entity, series, stats) is
 compared with reference.py. Then the same after a SIGTERM restart (identical
-answers, nothing double-counted), after SIGKILLs during ingest (crash safety),
-after a restart with a changed catalog (re-credit), and the state directory is
-searched for raw user ids (privacy).
+answers, nothing double-counted), after a restart with a changed catalog
+(re-credit), after SIGKILLs at named kill points of the write path and at random
+moments (crash safety), after a SIGKILL in the middle of a re-credit, and the
+state directory is searched for raw user ids (privacy).
 
   e2e_test.py --bin_dir BUILD/services [--events 200000] [--keep]
 
@@ -531,13 +532,53 @@ def check_realtime_threads(c: Checker, pid: int) -> None:
             [f"threads: {threads}"])
 
 
+# (point, pass) of each crash run, in order. Each run resumes where the last commit
+# left off, so the passes together must stay below the batches of the events file.
+KILL_POINTS = [
+    ("ingest.decoded", 3),
+    ("apply.deduped", 2),
+    ("apply.aggregating", 7),
+    ("apply.dlq_flushed", 2),
+    ("commit.before", 3),
+    ("commit.after", 2),
+]
+
+
+def check_killed_at(c: Checker, d: Daemon, point: str, n: int, timeout: float = 400,
+                    ended=lambda s: s.get("source_exhausted")) -> None:
+    """The daemon, armed with --kill_at=point:n, died of SIGKILL at that point before
+    its input ended (`ended(stats)`)."""
+    what = f"[crash] killed at {point}:{n}"
+    deadline = time.monotonic() + timeout
+    while d.alive() and time.monotonic() < deadline:
+        s, _ = d.ctl.run("stats", timeout=10)
+        if s is not None and ended(s):
+            c.check(False, what, [f"ingest ended without reaching the point (log {d.log_path})"])
+            d.signal(signal.SIGKILL)
+            return
+        try:
+            d.proc.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
+    if d.alive():
+        c.check(False, what, [f"still running after {timeout}s (log {d.log_path})"])
+        d.signal(signal.SIGKILL)
+        return
+    with open(d.log_path, "rb") as f:
+        said = f"kill point {point} reached (pass {n})".encode() in f.read()
+    c.check(d.proc.returncode == -signal.SIGKILL and said, what,
+            [f"exit {d.proc.returncode}, log says it reached the point: {said} ({d.log_path})"])
+    log(f"{what}: exit {d.proc.returncode}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--bin_dir", required=True, help="build folder's services/ directory")
     p.add_argument("--events", type=int, default=200000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    p.add_argument("--crash_kills", type=int, default=3)
+    p.add_argument("--random_kills", type=int, default=2,
+                   help="SIGKILLs at random moments after the kill points")
     args = p.parse_args()
 
     loadgen = os.path.join(args.bin_dir, "loadgen", "loadgen")
@@ -633,27 +674,37 @@ def main() -> int:
             compare_all(c, r2, d, "recredit", stats)
         d.signal(signal.SIGTERM)
 
-        # (b) Crash safety: SIGKILL during ingest, several times, then finish.
+        # (b) Crash safety at kill points: each run is armed to SIGKILL itself at a named
+        # point of the write path (--kill_at=NAME:PASS), so every crash lands where the
+        # test says, on any machine, however fast or slow. The passes add up to fewer
+        # batches than the file has (8,192 lines a batch), so every point is reached
+        # before the end. Then random SIGKILLs, which prove nothing alone, and a final run.
         state_b = os.path.join(tmp, "state-b")
+        for i, (point, passes) in enumerate(KILL_POINTS):
+            d = new_daemon(state_b, models, f"crash-{i}", [f"--kill_at={point}:{passes}"])
+            check_killed_at(c, d, point, passes)
         rng = random.Random(args.seed)
-        mid_ingest = 0
-        for i in range(args.crash_kills):
-            d = new_daemon(state_b, models, f"crash-{i}")
-            # The first kill ~0.3-1 s after start; later ones sooner, since each
-            # restart resumes where the last one stopped.
-            time.sleep(rng.uniform(0.3, 1.0) if i == 0 else rng.uniform(0.2, 0.5))
+        for i in range(args.random_kills):
+            d = new_daemon(state_b, models, f"crash-random-{i}")
+            time.sleep(rng.uniform(0.05, 0.5))
             s = d.stats() if d.alive() else None
             code = d.signal(signal.SIGKILL)
-            exhausted = bool(s and s.get("source_exhausted"))
-            mid_ingest += 0 if exhausted else 1
-            log(f"[crash] kill {i + 1}: events_read {u64(s, 'events_read') if s else '?'} "
-                f"exhausted {exhausted} (exit {code})")
-        c.check(mid_ingest > 0, "[crash] at least one SIGKILL landed during ingest",
-                [f"ingest finished before every kill ({args.crash_kills} kills)"])
+            log(f"[crash] random kill {i + 1}: events_read {u64(s, 'events_read') if s else '?'} "
+                f"exhausted {bool(s and s.get('source_exhausted'))} (exit {code})")
         d = new_daemon(state_b, models, "crash-final")
         stats, err = d.wait_exhausted()
-        if c.check(stats is not None, "[crash] comes back after SIGKILLs", [err]):
+        if c.check(stats is not None, "[crash] comes back after the kills", [err]):
             compare_all(c, r1, d, "crash", stats)
+        d.signal(signal.SIGTERM)
+
+        # (e) A crash in the middle of a catalog re-credit, then the changed catalog
+        # applied whole on restart: exactly the reference of the changed catalog.
+        d = new_daemon(state_b, models2, "recredit-crash", [f"--kill_at=catalog.recredit:{n // 2}"])
+        check_killed_at(c, d, "catalog.recredit", n // 2)
+        d = new_daemon(state_b, models2, "recredit-crash-final")
+        stats, err = d.wait_exhausted()
+        if c.check(stats is not None, "[recredit-crash] comes back", [err]):
+            compare_all(c, r2, d, "recredit-crash", stats)
         d.signal(signal.SIGTERM)
     finally:
         for d in daemons:
