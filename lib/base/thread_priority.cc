@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -38,8 +39,9 @@ absl::Status SetCurrentThreadNice(int nice) {
   return absl::OkStatus();
 }
 
-void LowerIngestPriority(int nice) {
-  if (nice == 0) return;
+void LowerIngestPriority(int by) {
+  if (by <= 0) return;
+  const int nice = std::min(CurrentThreadNice() + by, 19);
   if (absl::Status s = SetCurrentThreadNice(nice); !s.ok()) {
     LogWarning("ingest threads keep the default priority: %s", s.message());
   }

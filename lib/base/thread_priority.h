@@ -50,9 +50,13 @@ absl::Status RunAtRealtimePriority(int priority, absl::FunctionRef<void()> start
 // The calling thread's real-time priority; 0 when it is time-shared.
 int CurrentThreadRealtimePriority();
 
-// SetCurrentThreadNice(nice) for an ingest thread: a failure is logged (the
-// service works the same, only without the priority) rather than returned.
-void LowerIngestPriority(int nice);
+// For an ingest thread: raises the calling thread's nice value by `by` (0..19)
+// above what it has, capped at 19, so that ingest stays below the threads that
+// answer queries whatever nice value the process was started with (under
+// `nice -n 19`, an absolute value would have raised ingest above them). A
+// failure is logged (the service works the same, only without the priority)
+// rather than returned.
+void LowerIngestPriority(int by);
 
 }  // namespace hubmetrics
 

@@ -23,6 +23,24 @@ TEST(ThreadPriority, LowersOnlyTheCallingThreadAndIsInherited) {
   EXPECT_EQ(CurrentThreadNice(), main_before);      // the caller's own only
 }
 
+TEST(ThreadPriority, IngestPriorityIsRelativeToTheThreadsOwn) {
+  // A thread already at a high nice value (as under `nice -n 10`): ingest goes
+  // below it, never back up to the absolute value.
+  int started = -100;
+  int lowered = -100;
+  int capped = -100;
+  std::thread([&] {
+    ASSERT_TRUE(SetCurrentThreadNice(std::min(CurrentThreadNice() + 10, 19)).ok());
+    started = CurrentThreadNice();
+    LowerIngestPriority(5);
+    lowered = CurrentThreadNice();
+    LowerIngestPriority(19);
+    capped = CurrentThreadNice();
+  }).join();
+  EXPECT_EQ(lowered, std::min(started + 5, 19));
+  EXPECT_EQ(capped, 19);
+}
+
 TEST(ThreadPriority, OutOfRangeIsRefused) {
   EXPECT_EQ(SetCurrentThreadNice(20).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(SetCurrentThreadNice(-21).code(), absl::StatusCode::kInvalidArgument);

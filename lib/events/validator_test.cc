@@ -82,6 +82,14 @@ TEST(EventValidatorTest, TooLateBoundaryIsTheLatenessDay) {
   EXPECT_EQ(v.watermark(), watermark);  // old accepted events do not lower it
 }
 
+TEST(EventValidatorTest, TooLateMessageNamesDaysInFull) {
+  ManualClock clock(At(2025, 3, 20));
+  EventValidator v(ValidatorOptions{}, &clock, At(2025, 3, 10, 15, 30));
+  const std::optional<Rejection> r = v.Accept(Ev(At(1, 1, 1)));
+  ASSERT_EQ(ReasonOf(r), RejectReason::kTooLate);
+  EXPECT_THAT(r->detail, HasSubstr("event day 0001-01-01 is before 2025-03-07")) << r->detail;
+}
+
 // A consumer catching up reads partition 0 days ahead of partition 1: the
 // slower partition's events are judged against its own progress, and dedup
 // state is kept until every expected partition has moved on.

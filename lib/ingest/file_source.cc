@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "lib/base/log.h"
 #include "lib/base/status_macros.h"
@@ -139,16 +140,39 @@ absl::Status IngestEventsFile(Pipeline* pipeline, const std::string& path,
 absl::Status LoadModelsFile(Pipeline* pipeline, const std::string& path) {
   std::string absolute;
   ASSIGN_OR_RETURN(File f, OpenForRead(path, &absolute));
-  std::vector<CatalogRecord> records;
-  std::string line;
+  std::vector<std::string> lines;
   char* raw = nullptr;
   size_t cap = 0;
-  int64_t line_no = 0;
-  int64_t bad = 0;
   ssize_t len;
+  // A digest of the whole file, chained line by line (SipHash-2-4 under a
+  // fixed key: stable across runs, unlike absl::Hash).
+  constexpr std::array<uint8_t, 16> kDigestKey = {'h', 'u', 'b', 'm', 'e', 't', 'r', 'i',
+                                                  'c', 's', '-', 'm', 'o', 'd', 'e', 'l'};
+  uint64_t digest = SipHash24(kDigestKey, "");
   while ((len = getline(&raw, &cap, f.get())) >= 0) {
-    ++line_no;
-    std::string_view text = TrimLine(std::string_view(raw, static_cast<size_t>(len)));
+    lines.emplace_back(raw, static_cast<size_t>(len));
+    std::string chained(reinterpret_cast<const char*>(&digest), sizeof digest);
+    chained += lines.back();
+    digest = SipHash24(kDigestKey, chained);
+  }
+  std::free(raw);
+  if (std::ferror(f.get())) {
+    return absl::DataLossError(absl::StrCat("reading ", path, ": ", std::strerror(errno)));
+  }
+  // The digest is stored with the catalog it produced: a restart on the same
+  // file re-applies nothing and counts its bad lines no second time.
+  const SourceOffset applied{absl::StrCat("models_file:", absolute), static_cast<int64_t>(digest)};
+  if (pipeline->StoredOffset(applied.source_key) == applied.next_offset) {
+    LogInfo("models file %s: unchanged since it was last applied", path);
+    return absl::OkStatus();
+  }
+  // Like a compacted topic, the last record of a model is the one that
+  // counts: the ones before it are never applied, so they cannot re-credit.
+  std::vector<CatalogRecord> records;
+  absl::flat_hash_map<std::string, size_t> last_of_model;
+  int64_t bad = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::string_view text = TrimLine(lines[i]);
     if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
     text = TrimLine(text);
     if (Blank(text)) continue;
@@ -156,14 +180,18 @@ absl::Status LoadModelsFile(Pipeline* pipeline, const std::string& path) {
     if (!m.ok()) {
       ++bad;
       pipeline->CountCatalogRejected();
-      LogWarning("%s line %d: catalog record rejected: %s", path, line_no, m.status().message());
+      LogWarning("%s line %d: catalog record rejected: %s", path, i + 1, m.status().message());
       continue;
     }
-    records.push_back(CatalogRecord{m->model_id(), std::move(*m)});
+    auto [it, inserted] = last_of_model.try_emplace(m->model_id(), records.size());
+    if (inserted) {
+      records.push_back(CatalogRecord{m->model_id(), std::move(*m)});
+    } else {
+      records[it->second].info = std::move(*m);
+    }
   }
-  std::free(raw);
-  RETURN_IF_ERROR(pipeline->ApplyCatalog(records, {}));
-  LogInfo("models file %s: %d valid records, %d rejected", path, records.size(), bad);
+  RETURN_IF_ERROR(pipeline->ApplyCatalog(records, {&applied, 1}));
+  LogInfo("models file %s: %d models, %d records rejected", path, records.size(), bad);
   return absl::OkStatus();
 }
 

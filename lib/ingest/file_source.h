@@ -7,9 +7,13 @@
 // line. Rejected lines are logged with their byte offset and reason (never
 // their content: it holds a user id) and counted per reason.
 //
-// The models file is read whole at every start; records equal to the stored
+// The models file is read whole at every start. A file whose content is the
+// one last applied (a digest is stored with the state, source key
+// "models_file:" + absolute path) changes nothing. Otherwise the last record
+// of each model counts, as in a compacted topic: records equal to the stored
 // catalog change nothing, changed ones re-credit past counts. Lines that do
-// not decode are logged and counted (catalog_rejected).
+// not decode are logged and counted (catalog_rejected), once per content of
+// the file.
 #ifndef HUBMETRICS_LIB_INGEST_FILE_SOURCE_H_
 #define HUBMETRICS_LIB_INGEST_FILE_SOURCE_H_
 

@@ -99,5 +99,43 @@ TEST_F(FileSourceTest, ModelsFileLastRecordWinsAndBadLinesAreCounted) {
   EXPECT_EQ(p->GetIngestStats().catalog_models(), 1u);
 }
 
+// A models file that re-publishes a model (as a compacted topic would hold
+// it, the last record wins) is applied once: a restart on the same file
+// re-credits nothing and counts its bad lines no second time; a changed file
+// applies only the records that differ from the stored catalog.
+TEST_F(FileSourceTest, ModelsFileAppliesOnlyWhatChangedAcrossRestarts) {
+  const std::string first = R"({"model_id":"a/x","developer":"first"})"
+                            "\n"
+                            R"({"model_id":"a/y","developer":"why"})"
+                            "\n"
+                            R"({"model_id":"a/x","developer":"second"})"
+                            "\n{broken\n";
+  std::string path = Write("m.ndjson", first);
+  uint64_t records = 0;
+  {
+    auto p = Open();
+    ASSERT_TRUE(LoadModelsFile(p.get(), path).ok());
+    records = p->GetIngestStats().catalog_records();
+    EXPECT_EQ(records, 2u);  // a/x once (its last record), a/y
+    EXPECT_EQ(p->GetIngestStats().catalog_rejected(), 1u);
+  }
+  const int commits = store_.commits();
+  for (int restart = 0; restart < 2; ++restart) {
+    auto p = Open();
+    ASSERT_TRUE(LoadModelsFile(p.get(), path).ok());
+    EXPECT_EQ(p->GetIngestStats().catalog_records(), records);
+    EXPECT_EQ(p->GetIngestStats().catalog_rejected(), 1u);
+  }
+  EXPECT_EQ(store_.commits(), commits);  // nothing to commit on the same file
+  Write("m.ndjson",
+        R"({"model_id":"a/y","developer":"changed"})"
+        "\n",
+        /*append=*/true);
+  auto p = Open();
+  ASSERT_TRUE(LoadModelsFile(p.get(), path).ok());
+  EXPECT_EQ(p->GetIngestStats().catalog_records(), records + 1);  // a/y only
+  EXPECT_EQ(p->GetIngestStats().catalog_models(), 2u);
+}
+
 }  // namespace
 }  // namespace hubmetrics

@@ -420,10 +420,12 @@ absl::Status Pipeline::ApplyCatalog(std::span<const CatalogRecord> records,
       changed = true;
     }
     if (changed) {
-      commit.counters = counters_;
       PublishSnapshot();
       BumpVersion();
     }
+    // With the source's position goes catalog_rejected, counted since the
+    // last commit.
+    if (changed || !offsets.empty()) commit.counters = counters_;
   }
   for (const SourceOffset& o : offsets) {
     commit.offsets.emplace_back(o.source_key, o.next_offset);

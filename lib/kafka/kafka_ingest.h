@@ -27,9 +27,10 @@ struct KafkaIngestOptions {
   KafkaEventSourceOptions events;
   KafkaCatalogSourceOptions catalog;
   std::string dlq_topic = "hub.downloads.dlq";
-  // Nice value of the ingest threads: the consume and catalog threads, the
-  // pipeline threads they start, and librdkafka's threads (fetch, decompress,
-  // produce dead letters) of the three Kafka clients; see LowerIngestPriority.
+  // How many nice steps below the caller's own the ingest threads run: the
+  // consume and catalog threads, the pipeline threads they start, and
+  // librdkafka's threads (fetch, decompress, produce dead letters) of the
+  // three Kafka clients; see LowerIngestPriority.
   int ingest_nice = 0;
 };
 

@@ -139,9 +139,9 @@ absl::StatusOr<absl::Time> ParseRfc3339(std::string_view text) {
 
 std::string FormatRfc3339(absl::Time t) {
   if (absl::ToUnixNanos(t) % 1000000000 == 0) {
-    return absl::FormatTime("%Y-%m-%d%ET%H:%M:%SZ", t, absl::UTCTimeZone());
+    return absl::FormatTime("%E4Y-%m-%d%ET%H:%M:%SZ", t, absl::UTCTimeZone());
   }
-  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E*SZ", t, absl::UTCTimeZone());
+  return absl::FormatTime("%E4Y-%m-%d%ET%H:%M:%E*SZ", t, absl::UTCTimeZone());
 }
 
 int64_t ToUnixMicros(absl::Time t) { return absl::ToUnixMicros(t); }

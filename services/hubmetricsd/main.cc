@@ -90,10 +90,11 @@ ABSL_FLAG(std::string, kafka_property, "",
           "A librdkafka property key=value; repeat the flag for several (applied after "
           "--kafka_config).");
 ABSL_FLAG(int, ingest_nice, 5,
-          "CPU priority (nice, 0..19) of the ingest threads (consume, decode, apply, commit) "
-          "and of librdkafka's threads (fetch, produce dead letters). "
-          "Above 0, threads answering queries get a core first when the machine is saturated; "
-          "ingest, which batches and catches up, gets what is left. 0: equal shares.");
+          "How many nice steps (0..19) below the process's own priority the ingest threads "
+          "(consume, decode, apply, commit) and librdkafka's threads (fetch, produce dead "
+          "letters) run, capped at nice 19. Above 0, threads answering queries get a core "
+          "first when the machine is saturated; ingest, which batches and catches up, gets "
+          "what is left. 0: equal shares.");
 ABSL_FLAG(int, grpc_realtime_priority, 0,
           "Real-time priority (SCHED_FIFO, 1..99) of gRPC's threads, which read requests, "
           "answer GetConcentration from the live snapshot, run WatchConcentration and write "
