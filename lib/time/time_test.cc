@@ -128,8 +128,8 @@ TEST(Rfc3339, FormatRoundTrips) {
 TEST(Rfc3339, FormatsEveryYearWithFourDigits) {
   // Years below 1000 are zero-padded, as RFC 3339 says (a reject message once
   // printed year 1 as "1-01-01"), and still round-trip.
-  for (const char* text : {"0001-01-01T00:00:00Z", "0099-12-31T23:59:59Z",
-                           "0999-06-15T12:00:00.5Z", "9999-12-31T23:59:59Z"}) {
+  for (const char* text : {"0001-01-01T00:00:00Z", "0099-12-31T23:59:59Z", "0999-06-15T12:00:00.5Z",
+                           "9999-12-31T23:59:59Z"}) {
     absl::StatusOr<absl::Time> t = ParseRfc3339(text);
     ASSERT_TRUE(t.ok()) << text << ": " << t.status();
     EXPECT_EQ(FormatRfc3339(*t), text);
