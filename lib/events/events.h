@@ -131,10 +131,15 @@ class UserHasher {
  public:
   explicit UserHasher(const std::array<uint8_t, 16>& key) : key_(key) {}
   UserHash Hash(std::string_view user_id) const;
+  // Identifies the key without revealing it: stored with the state, so that
+  // state is never extended under another key (every user would count again).
+  uint64_t KeyFingerprint() const;
 
   // Loads the key from `path`: 32 hex digits (a trailing newline allowed).
   // NotFound / PermissionDenied / ... when the file cannot be read;
-  // InvalidArgument naming the expected format (never the contents) otherwise.
+  // FailedPrecondition when group or others may access it (it must be 0600
+  // or stricter); InvalidArgument naming the expected format (never the
+  // contents) otherwise.
   static absl::StatusOr<UserHasher> FromKeyFile(const std::string& path);
   // Loads `path` if it exists; else creates it with a random key, mode 0600.
   // Creation is atomic (a reader sees no key file or a whole one), and when

@@ -59,6 +59,15 @@ absl::Status ErrnoError(int err, const std::string& what) { return absl::ErrnoTo
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError(errno, absl::StrCat("cannot open user hash key file ", path));
+  // A key others can read lets them link hashes back to user ids.
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && (st.st_mode & 077) != 0) {
+    ::close(fd);
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "user hash key file %s has mode %04o: other users can read or change it; run "
+        "'chmod 600 %s' (and keep it owned by the service's user)",
+        path, st.st_mode & 07777, path));
+  }
   std::string contents;
   char buf[kMaxKeyFileBytes + 1];
   while (contents.size() <= kMaxKeyFileBytes) {
@@ -163,6 +172,12 @@ uint64_t SipHash24(const std::array<uint8_t, 16>& key, std::string_view data) {
   v2 ^= 0xff;
   for (int i = 0; i < 4; ++i) SipRound(v0, v1, v2, v3);
   return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t UserHasher::KeyFingerprint() const {
+  // A hash under the key of a fixed text: equal for equal keys, and says
+  // nothing about the key itself.
+  return SipHash24(key_, "hubmetrics user-hash key fingerprint v1");
 }
 
 UserHash UserHasher::Hash(std::string_view user_id) const { return SipHash24(key_, user_id); }

@@ -87,9 +87,11 @@ class KeyFileTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::string Write(const std::string& name, const std::string& contents) {
+  // A key file as an operator should leave it: mode 0600 unless told.
+  std::string Write(const std::string& name, const std::string& contents, mode_t mode = 0600) {
     const std::string path = (dir_ / name).string();
     std::ofstream(path, std::ios::binary) << contents;
+    EXPECT_EQ(::chmod(path.c_str(), mode), 0);
     return path;
   }
   static std::string Read(const std::string& path) {
@@ -175,6 +177,32 @@ TEST_F(KeyFileTest, CreatesPrivateKeyAndReloadsIt) {
   int entries = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir_)) ++entries;
   EXPECT_EQ(entries, 1);
+}
+
+TEST_F(KeyFileTest, KeyOthersMayReadIsRefused) {
+  for (mode_t mode : {0644, 0640, 0604, 0660, 0606}) {
+    const std::string path = Write("key", "000102030405060708090a0b0c0d0e0f\n", mode);
+    absl::StatusOr<UserHasher> h = UserHasher::FromKeyFile(path);
+    EXPECT_EQ(h.status().code(), absl::StatusCode::kFailedPrecondition) << std::oct << mode;
+    EXPECT_THAT(std::string(h.status().message()), HasSubstr("chmod 600")) << std::oct << mode;
+    EXPECT_THAT(std::string(h.status().message()), Not(HasSubstr("0001020304")));
+    EXPECT_FALSE(UserHasher::LoadOrCreateKeyFile(path).ok());  // never replaced either
+  }
+  for (mode_t mode : {0600, 0400}) {
+    EXPECT_TRUE(
+        UserHasher::FromKeyFile(Write("key", "000102030405060708090a0b0c0d0e0f", mode)).ok())
+        << std::oct << mode;
+  }
+}
+
+TEST(UserHasherTest, FingerprintIdentifiesTheKeyOnly) {
+  std::array<uint8_t, 16> a{};
+  std::array<uint8_t, 16> b{};
+  b[15] = 1;
+  EXPECT_EQ(UserHasher(a).KeyFingerprint(), UserHasher(a).KeyFingerprint());
+  EXPECT_NE(UserHasher(a).KeyFingerprint(), UserHasher(b).KeyFingerprint());
+  // Not the hash of any user id that would appear in the state.
+  EXPECT_NE(UserHasher(a).KeyFingerprint(), UserHasher(a).Hash(""));
 }
 
 TEST_F(KeyFileTest, NewKeysAreRandom) {

@@ -281,6 +281,18 @@ std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int t
     }
     out.push_back(std::move(rejected));
 
+    MetricFamily state = Family(
+        "hubmetrics_state_condition",
+        "1 for the state store's condition when it is not healthy (disk_full, io_error: ingest "
+        "waits and retries; wal_corrupted: the state rolled back at start), else 0 for healthy.",
+        MetricType::Gauge);
+    for (std::string_view condition : {"disk_full", "io_error", "wal_corrupted"}) {
+      AddGauge(state, {L("condition", std::string(condition))},
+               s.state_condition() == condition ? 1 : 0);
+    }
+    AddGauge(state, {L("condition", "healthy")}, s.state_condition().empty() ? 1 : 0);
+    out.push_back(std::move(state));
+
     MetricFamily lag = Family("hubmetrics_consumer_lag",
                               "Events in the sources not consumed yet (sum over partitions; 0 for "
                               "a file source read to its end).",

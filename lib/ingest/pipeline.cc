@@ -87,6 +87,20 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Open(PipelineOptions options
 
 absl::Status Pipeline::Load() {
   ASSIGN_OR_RETURN(StoredState state, store_->Load());
+  // The dedup records hold hashes under one key: under another, every user
+  // would be counted again, silently.
+  const uint64_t fingerprint = hasher_.KeyFingerprint();
+  if (!state.user_hash_key_fingerprint) {
+    StateCommit bind;
+    bind.user_hash_key_fingerprint = fingerprint;
+    RETURN_IF_ERROR(store_->Commit(bind));
+  } else if (*state.user_hash_key_fingerprint != fingerprint) {
+    return absl::FailedPreconditionError(
+        "the user-hash key is not the key this state was built with (its fingerprint "
+        "differs): restore the original key file (--user_hash_key_file, default "
+        "<state_dir>/user_hash.key), or start with a new --state_dir; a new key would count "
+        "every user again");
+  }
   absl::MutexLock lock(&mu_);
   for (const v1::ModelInfo& m : state.catalog) catalog_.Put(m);
   // Days before the dedup floor are closed: their counts are stored. Open
@@ -135,15 +149,96 @@ absl::Status Pipeline::Load() {
 
 absl::Status Pipeline::CommitOrBreak(const StateCommit& commit) {
   KillPoint("commit.before");
-  absl::Status s = store_->Commit(commit);
-  if (s.ok()) KillPoint("commit.after");
-  if (!s.ok()) {
-    broken_ = true;
-    return absl::Status(s.code(), absl::StrCat("committing state failed; restart hubmetricsd to "
-                                               "resume from the last commit: ",
-                                               s.message()));
+  bool failed_before = false;
+  while (true) {
+    absl::Status s = WaitForDiskSpace();
+    if (s.ok()) s = store_->Commit(commit);
+    if (s.ok()) {
+      if (failed_before) LogInfo("state written again; ingest resumes");
+      SetStateCondition("", "");
+      KillPoint("commit.after");
+      return absl::OkStatus();
+    }
+    // A full disk or an I/O error may pass: the commit is kept and retried,
+    // so that nothing is lost and ingest resumes by itself.
+    const bool retryable = s.code() == absl::StatusCode::kResourceExhausted ||
+                           s.code() == absl::StatusCode::kUnavailable;
+    if (!retryable) {
+      broken_ = true;
+      return absl::Status(s.code(), absl::StrCat(s.code() == absl::StatusCode::kCancelled
+                                                     ? "ingest stopped: "
+                                                     : "committing state failed; restart "
+                                                       "hubmetricsd to resume from the last "
+                                                       "commit: ",
+                                                 s.message()));
+    }
+    const bool full = s.code() == absl::StatusCode::kResourceExhausted;
+    if (!failed_before) {
+      LogError(
+          "cannot write the state (%s); ingest waits and retries every %s, queries are "
+          "answered meanwhile",
+          s.message(), absl::FormatDuration(options_.disk_retry_interval));
+    }
+    failed_before = true;
+    SetStateCondition(
+        full ? "disk_full" : "io_error",
+        absl::StrCat(
+            full ? "the state's disk is full" : "writing the state failed", " (", s.message(),
+            "); ingest waits and retries, queries are answered. ",
+            full ? "Free space on the state's disk." : "Check the state's disk and the log."));
+    if (StopRequestedWithin(options_.disk_retry_interval)) {
+      broken_ = true;
+      return absl::CancelledError(
+          "ingest stopped while the state could not be written; the batch was not committed "
+          "and is read again after a restart");
+    }
+    if (absl::Status r = store_->Recover(); !r.ok()) {
+      LogWarning("state store not writable yet: %s", r.message());
+    }
   }
-  return absl::OkStatus();
+}
+
+absl::Status Pipeline::WaitForDiskSpace() {
+  if (options_.min_free_disk_bytes == 0) return absl::OkStatus();
+  while (true) {
+    absl::StatusOr<uint64_t> free = store_->FreeBytes();
+    // Unknown free space: the write itself says whether the disk is full.
+    if (!free.ok() || *free >= options_.min_free_disk_bytes) return absl::OkStatus();
+    const std::string detail = absl::StrCat(
+        *free >> 20, " MiB free on the state's disk, below the reserve of ",
+        options_.min_free_disk_bytes >> 20,
+        " MiB (--min_free_disk_mb): ingest waits until space is freed, queries are answered");
+    bool first = false;
+    {
+      absl::MutexLock lock(&status_mu_);
+      first = state_condition_ != "disk_full";
+    }
+    if (first) LogError("%s", detail);
+    SetStateCondition("disk_full", detail);
+    if (StopRequestedWithin(options_.disk_retry_interval)) {
+      return absl::CancelledError(
+          "stopped while waiting for disk space; the batch was not committed and is read again "
+          "after a restart");
+    }
+  }
+}
+
+bool Pipeline::StopRequestedWithin(absl::Duration d) {
+  absl::MutexLock lock(&status_mu_);
+  auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(status_mu_) { return stop_requested_; };
+  status_mu_.AwaitWithTimeout(absl::Condition(&stopped), d);
+  return stop_requested_;
+}
+
+void Pipeline::Stop() {
+  absl::MutexLock lock(&status_mu_);
+  stop_requested_ = true;
+}
+
+void Pipeline::SetStateCondition(std::string condition, std::string detail) {
+  absl::MutexLock lock(&status_mu_);
+  state_condition_ = std::move(condition);
+  state_condition_detail_ = std::move(detail);
 }
 
 void Pipeline::BumpVersion() { ++version_; }
@@ -648,6 +743,14 @@ v1::IngestStats Pipeline::GetIngestStats() const {
     absl::MutexLock lock(&status_mu_);
     out.set_source_exhausted(source_exhausted_);
     out.set_source_condition(source_condition_);
+    if (!state_condition_.empty()) {
+      out.set_state_condition(state_condition_);
+      out.set_state_condition_detail(state_condition_detail_);
+    } else if (const std::string loss = store_->RecoveryLoss(); !loss.empty()) {
+      // Until the next start: the loss happened, whatever came after.
+      out.set_state_condition("wal_corrupted");
+      out.set_state_condition_detail(loss);
+    }
     int64_t lag = 0;
     for (const v1::PartitionLag& p : lags_) {
       *out.add_partitions() = p;

@@ -15,10 +15,13 @@
 // same for catalog records (after the submitted batches) and re-credits past
 // counts.
 //
-// If a commit or a dead-letter flush fails, the in-memory state is ahead of
-// the stored state: the pipeline refuses further ingest (FailedPrecondition)
-// and the process must restart, which rebuilds memory from the store. Queries
-// keep working meanwhile.
+// A commit that cannot be written for lack of disk space (or an I/O error)
+// waits and is retried until it is written, so ingest pauses and resumes by
+// itself, exactly; GetIngestStats says why meanwhile (state_condition). If a
+// commit fails otherwise, or a dead-letter flush fails, the in-memory state is
+// ahead of the stored state: the pipeline refuses further ingest
+// (FailedPrecondition) and the process must restart, which rebuilds memory
+// from the store. Queries keep working meanwhile.
 //
 // Query side: the MetricsBackend methods, callable from any thread.
 #ifndef HUBMETRICS_LIB_INGEST_PIPELINE_H_
@@ -63,6 +66,16 @@ struct PipelineOptions {
   // The same for the (model, day) count changes staged per hold (each costs
   // up to 60 hash-map updates: 12 views x the live windows).
   size_t max_deltas_per_lock = 256;
+  // Free space the state's disk keeps: below it, a commit waits (ingest
+  // pauses; queries are answered; GetIngestStats says "disk_full") until
+  // space is freed. RocksDB's flushes and compactions write beside the live
+  // files, so a disk filled to the last byte fails them; the reserve leaves
+  // them room. 0: no reserve (a full disk then surfaces as a failed write,
+  // retried the same way).
+  uint64_t min_free_disk_bytes = uint64_t{512} << 20;
+  // How often a waiting commit looks at the free space again, and retries a
+  // write that failed for lack of space or an I/O error.
+  absl::Duration disk_retry_interval = absl::Seconds(1);
 };
 
 // One record as a source read it. `value` is only valid during the call it
@@ -144,6 +157,11 @@ class Pipeline final : public MetricsBackend {
   void ExpectPartitions(std::span<const int32_t> partitions);
   // The stored next offset of `source_key`, if any.
   std::optional<int64_t> StoredOffset(std::string_view source_key) const;
+  // Ends every wait for disk space or for a failed write's retry: that
+  // commit fails (Cancelled), is not written, and ingest stops; a restart
+  // reads its records again. Call before stopping the sources, so that they
+  // do not wait for a commit that may never come. Any thread.
+  void Stop();
 
   // --- Source status, shown in GetIngestStats; any thread. ---
   void SetSourceExhausted(bool exhausted);
@@ -178,7 +196,15 @@ class Pipeline final : public MetricsBackend {
   PreparedBatch Prepare(std::span<const SourceRecord> records, EventFormat format,
                         std::span<const SourceOffset> offsets, DeadLetterSink* dead_letters);
   absl::Status ApplyPrepared(PreparedBatch& batch);
+  // Writes `commit`, waiting for disk space and retrying a write that failed
+  // for lack of it or an I/O error; any other failure breaks ingest.
   absl::Status CommitOrBreak(const StateCommit& commit);
+  // Returns OK once the disk has the reserve free (or its free space cannot
+  // be read), Cancelled if Stop() came first.
+  absl::Status WaitForDiskSpace();
+  // Sleeps `d`; true if Stop() was called (before or meanwhile).
+  bool StopRequestedWithin(absl::Duration d);
+  void SetStateCondition(std::string condition, std::string detail);
   void BumpVersion() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CountRejection(RejectReason reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FillWatermark(google::protobuf::Timestamp* out) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -231,6 +257,10 @@ class Pipeline final : public MetricsBackend {
   std::shared_ptr<const LiveSnapshot> snapshot_ ABSL_GUARDED_BY(snapshot_mu_);
 
   mutable absl::Mutex status_mu_;
+  bool stop_requested_ ABSL_GUARDED_BY(status_mu_) = false;
+  // GetIngestStats' state_condition and its detail (see the proto).
+  std::string state_condition_ ABSL_GUARDED_BY(status_mu_);
+  std::string state_condition_detail_ ABSL_GUARDED_BY(status_mu_);
   bool source_exhausted_ ABSL_GUARDED_BY(status_mu_) = false;
   std::string source_condition_ ABSL_GUARDED_BY(status_mu_);
   std::vector<v1::PartitionLag> lags_ ABSL_GUARDED_BY(status_mu_);

@@ -35,11 +35,11 @@ class PipelineTest : public ::testing::Test {
  protected:
   PipelineTest() : clock_(*ParseRfc3339("2025-03-20T00:00:00Z")) {}
 
-  std::unique_ptr<Pipeline> Open() {
+  std::unique_ptr<Pipeline> Open(PipelineOptions options = {}) {
     std::array<uint8_t, 16> key{};
     key[0] = 1;
-    auto p = Pipeline::Open(PipelineOptions{}, std::make_unique<UnownedStateStore>(&store_),
-                            &clock_, UserHasher(key));
+    auto p = Pipeline::Open(options, std::make_unique<UnownedStateStore>(&store_), &clock_,
+                            UserHasher(key));
     EXPECT_TRUE(p.ok()) << p.status();
     return std::move(*p);
   }
@@ -113,13 +113,33 @@ TEST_F(PipelineTest, RestartResumesFromStoredStateAndOffsets) {
   EXPECT_EQ(Query(*p, "model", "direct").total_downloads(), 1u);
 }
 
+TEST_F(PipelineTest, StateIsBoundToItsUserHashKey) {
+  {
+    auto p = Open();
+    ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u1", "2025-03-10T01:00:00Z")}, 1).ok());
+  }
+  std::array<uint8_t, 16> other{};
+  other[0] = 2;
+  auto refused = Pipeline::Open(PipelineOptions{}, std::make_unique<UnownedStateStore>(&store_),
+                                &clock_, UserHasher(other));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("restore the original key"));
+  // The key it was built with still opens it, and counts u1 once.
+  auto p = Open();
+  ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u1", "2025-03-10T02:00:00Z")}, 2).ok());
+  EXPECT_EQ(p->GetIngestStats().unique_downloads(), 1u);
+  EXPECT_EQ(p->GetIngestStats().duplicates(), 1u);
+}
+
 TEST_F(PipelineTest, FailedCommitStopsIngestAndRestartReplaysExactly) {
   {
     auto p = Open();
     ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u1", "2025-03-10T01:00:00Z")}, 10).ok());
-    store_.FailNextCommits(1, absl::UnavailableError("disk full"));
+    store_.FailNextCommits(1, absl::DataLossError("checksum mismatch"));
     absl::Status s = Ingest(p.get(), {Event("a/x", "u2", "2025-03-10T01:00:00Z")}, 20);
-    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
     EXPECT_EQ(Ingest(p.get(), {Event("a/x", "u3", "2025-03-10T01:00:00Z")}, 30).code(),
               absl::StatusCode::kFailedPrecondition);
   }
@@ -129,6 +149,63 @@ TEST_F(PipelineTest, FailedCommitStopsIngestAndRestartReplaysExactly) {
   v1::IngestStats s = p->GetIngestStats();
   EXPECT_EQ(s.events_read(), 2u);
   EXPECT_EQ(s.unique_downloads(), 2u);
+}
+
+// Waits (without a time bound of its own: the test's timeout is the bound)
+// until the pipeline reports `condition`.
+void AwaitStateCondition(const Pipeline& p, const std::string& condition) {
+  while (p.GetIngestStats().state_condition() != condition) std::this_thread::yield();
+}
+
+TEST_F(PipelineTest, FullDiskPausesIngestAndItResumesExactlyWhenSpaceIsBack) {
+  PipelineOptions options;
+  options.min_free_disk_bytes = 1000;
+  options.disk_retry_interval = absl::Milliseconds(1);
+  auto p = Open(options);
+  ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u1", "2025-03-10T01:00:00Z")}, 10).ok());
+
+  // Below the reserve: the commit waits, queries answer, nothing is stored.
+  store_.SetFreeBytes(999);
+  absl::Status waited;
+  std::thread ingest(
+      [&] { waited = Ingest(p.get(), {Event("a/x", "u2", "2025-03-10T01:00:00Z")}, 20); });
+  AwaitStateCondition(*p, "disk_full");
+  EXPECT_THAT(p->GetIngestStats().state_condition_detail(), ::testing::HasSubstr("reserve"));
+  EXPECT_EQ(Query(*p, "model", "direct").total_downloads(), 2u);  // applied, not stored
+  EXPECT_EQ(store_.Load()->offsets.at("file:test"), 10);
+  store_.SetFreeBytes(1000);
+  ingest.join();
+  ASSERT_TRUE(waited.ok()) << waited;
+  EXPECT_EQ(p->GetIngestStats().state_condition(), "");
+  EXPECT_EQ(store_.Load()->offsets.at("file:test"), 20);
+
+  // A write that fails for lack of space (the reserve did not keep it) or an
+  // I/O error is retried after a recovery, until it is written.
+  const int recovers = store_.recovers();
+  store_.FailNextCommits(2, absl::ResourceExhaustedError("no space left on device"));
+  ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u3", "2025-03-10T01:00:00Z")}, 30).ok());
+  store_.FailNextCommits(1, absl::UnavailableError("input/output error"));
+  ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u3", "2025-03-10T02:00:00Z")}, 40).ok());
+  EXPECT_EQ(store_.recovers(), recovers + 3);
+  v1::IngestStats s = p->GetIngestStats();
+  EXPECT_EQ(s.unique_downloads(), 3u);
+  EXPECT_EQ(s.duplicates(), 1u);
+  EXPECT_EQ(s.state_condition(), "");
+
+  // Stopping while it waits: the batch is not stored, and a restart reads it again.
+  store_.SetFreeBytes(0);
+  std::thread stopped(
+      [&] { waited = Ingest(p.get(), {Event("a/x", "u4", "2025-03-10T01:00:00Z")}, 50); });
+  AwaitStateCondition(*p, "disk_full");
+  p->Stop();
+  stopped.join();
+  EXPECT_EQ(waited.code(), absl::StatusCode::kCancelled);
+  p.reset();
+  store_.SetFreeBytes(uint64_t{1} << 30);
+  p = Open(options);
+  EXPECT_EQ(p->StoredOffset("file:test"), 40);
+  ASSERT_TRUE(Ingest(p.get(), {Event("a/x", "u4", "2025-03-10T01:00:00Z")}, 50).ok());
+  EXPECT_EQ(p->GetIngestStats().unique_downloads(), 4u);
 }
 
 // Pipelined submits: many batches submitted back to back end in the same
@@ -182,18 +259,19 @@ TEST_F(PipelineTest, SubmittedBatchesCommitInOrderAndErrorsSurface) {
     auto p = Open();  // restart on the pipelined state: the same answers
     EXPECT_EQ(Query(*p, "developer", "direct", "trailing:4").DebugString(), want_top);
     EXPECT_EQ(p->GetIngestStats().unique_downloads(), want.unique_downloads());
-    store_.FailNextCommits(1, absl::UnavailableError("disk full"));
+    store_.FailNextCommits(1, absl::InternalError("device gone"));
     ASSERT_TRUE(submit(p.get(), 0).ok());  // fails on the apply thread
-    EXPECT_EQ(p->Drain().code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(p->Drain().code(), absl::StatusCode::kInternal);
     const absl::Status refused = submit(p.get(), 1);
     EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_THAT(refused.message(),
-                ::testing::HasSubstr("disk full"));  // the cause, for the operator
+                ::testing::HasSubstr("device gone"));  // the cause, for the operator
   }
 }
 
 TEST_F(PipelineTest, ReleaseRunsOnTheApplyThreadAfterTheCommitAndBeforeDrainReturns) {
   auto p = Open();
+  const int commits_at_open = store_.commits();
   const std::vector<std::string> lines = {Event("org/a", "u1", "2025-03-10T00:00:00Z"),
                                           Event("org/a", "u2", "2025-03-10T00:00:00Z")};
   std::vector<SourceRecord> records;
@@ -211,12 +289,12 @@ TEST_F(PipelineTest, ReleaseRunsOnTheApplyThreadAfterTheCommitAndBeforeDrainRetu
   ASSERT_TRUE(p->Drain().ok());
   EXPECT_EQ(released.load(), 1);
   EXPECT_FALSE(on_caller.load());
-  EXPECT_EQ(commits_seen.load(), 1);  // the batch was committed before its records went
+  EXPECT_EQ(commits_seen.load(), commits_at_open + 1);  // committed before its records went
 
   // A batch refused (ingest broke on a failed commit) drops its release uncalled, at once.
-  store_.FailNextCommits(1, absl::UnavailableError("disk full"));
+  store_.FailNextCommits(1, absl::DataLossError("disk broken"));
   ASSERT_TRUE(p->SubmitEvents(records, EventFormat::kJson, {&off, 1}, &sink_).ok());
-  EXPECT_EQ(p->Drain().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(p->Drain().code(), absl::StatusCode::kDataLoss);
   auto alive = std::make_shared<int>(0);
   std::weak_ptr<int> watch = alive;
   bool called = false;
@@ -230,9 +308,10 @@ TEST_F(PipelineTest, ReleaseRunsOnTheApplyThreadAfterTheCommitAndBeforeDrainRetu
 
 TEST_F(PipelineTest, UnacknowledgedDeadLettersBlockTheCommit) {
   auto p = Open();
+  const int commits_at_open = store_.commits();
   sink_.flush_status = absl::UnavailableError("broker down");
   EXPECT_EQ(Ingest(p.get(), {"garbage"}, 10).code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(store_.commits(), 0);
+  EXPECT_EQ(store_.commits(), commits_at_open);
 }
 
 TEST_F(PipelineTest, CatalogChangeRecreditsPastCounts) {

@@ -12,6 +12,7 @@ absl::StatusOr<StoredState> FakeStateStore::Load() {
   for (const auto& [key, count] : daily_)
     out.daily_counts.push_back({key.first, key.second, count});
   out.offsets = offsets_;
+  out.user_hash_key_fingerprint = user_hash_key_fingerprint_;
   return out;
 }
 
@@ -43,6 +44,7 @@ absl::Status FakeStateStore::Commit(const StateCommit& c) {
   if (c.watermark_micros) watermark_ = c.watermark_micros;
   for (const auto& [p, w] : c.partition_watermarks_micros) partition_watermarks_[p] = w;
   if (c.counters) counters_ = *c.counters;
+  if (c.user_hash_key_fingerprint) user_hash_key_fingerprint_ = c.user_hash_key_fingerprint;
   return absl::OkStatus();
 }
 

@@ -1,4 +1,8 @@
+#include <sys/statvfs.h>
+
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -37,6 +41,9 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
         absl::StrCat(msg, " (is another hubmetricsd running on this --state_dir?)"));
   }
   if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kSpaceLimit) {
+    return absl::ResourceExhaustedError(absl::StrCat(msg, " (the state's disk is full)"));
+  }
   if (s.IsIOError()) return absl::UnavailableError(msg);
   if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
   return absl::InternalError(msg);
@@ -49,14 +56,42 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
     if (!hm_rs_.ok()) return FromRocks(hm_rs_, (what)); \
   } while (false)
 
+// RocksDB's own messages (warnings and errors) go to hubmetricsd's log, not
+// to a LOG file in the state directory: an operator sees them where the
+// daemon's other messages are (a corrupt WAL, a failed flush), and a full
+// disk cannot break the logging itself (Debian's RocksDB, built with
+// assertions, aborted the process when its LOG file had failed to write
+// before).
+class ForwardingLogger final : public rocksdb::Logger {
+ public:
+  explicit ForwardingLogger(rocksdb::InfoLogLevel level) : rocksdb::Logger(level) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char buf[2048];
+    std::vsnprintf(buf, sizeof buf, format, ap);
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      LogError("rocksdb: %s", buf);
+    } else if (level >= rocksdb::InfoLogLevel::WARN_LEVEL) {
+      LogWarning("rocksdb: %s", buf);
+    } else {
+      LogInfo("rocksdb: %s", buf);
+    }
+  }
+};
+
 class RocksDbStateStore final : public StateStore {
  public:
   RocksDbStateStore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> cfs,
-                    RocksDbStateOptions options, std::string directory)
+                    RocksDbStateOptions options, std::string directory, std::string recovery_loss)
       : db_(std::move(db)),
         cfs_(std::move(cfs)),
         options_(options),
-        directory_(std::move(directory)) {}
+        directory_(std::move(directory)),
+        recovery_loss_(std::move(recovery_loss)) {}
 
   ~RocksDbStateStore() override {
     for (auto* cf : cfs_) db_->DestroyColumnFamilyHandle(cf);
@@ -183,6 +218,14 @@ class RocksDbStateStore final : public StateStore {
     } else if (!s.IsNotFound()) {
       return FromRocks(s, "reading watermark");
     }
+    s = db_->Get(ro, cfs_[kMeta], "user_hash_key_fingerprint", &v);
+    if (s.ok()) {
+      auto f = state_keys::DecodeFixed64(v);
+      if (!f) return absl::DataLossError("stored user_hash_key_fingerprint is not 8 bytes");
+      out.user_hash_key_fingerprint = *f;
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "reading user_hash_key_fingerprint");
+    }
     s = db_->Get(ro, cfs_[kMeta], "counters", &v);
     if (s.ok()) {
       if (!out.counters.ParseFromString(v))
@@ -306,10 +349,28 @@ class RocksDbStateStore final : public StateStore {
       RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "counters", c.counters->SerializeAsString()),
                       "batching counters");
     }
+    if (c.user_hash_key_fingerprint) {
+      RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "user_hash_key_fingerprint",
+                                state_keys::EncodeFixed64(*c.user_hash_key_fingerprint)),
+                      "batching user_hash_key_fingerprint");
+    }
     RETURN_IF_ROCKS(db_->Write(WriteOptions(), &batch), "committing state");
     next_dedup_seq_ = next_seq;
     return absl::OkStatus();
   }
+
+  absl::Status Recover() override { return FromRocks(db_->Resume(), "resuming writes"); }
+
+  absl::StatusOr<uint64_t> FreeBytes() const override {
+    struct statvfs st;
+    if (::statvfs(directory_.c_str(), &st) != 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot read free space of ", directory_, ": ", std::strerror(errno)));
+    }
+    return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+  }
+
+  std::string RecoveryLoss() const override { return recovery_loss_; }
 
   uint64_t DiskBytes() const override {
     uint64_t total = 0;
@@ -331,25 +392,45 @@ class RocksDbStateStore final : public StateStore {
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
   RocksDbStateOptions options_;
   std::string directory_;
+  std::string recovery_loss_;
   uint64_t next_dedup_seq_ = 0;  // loaded by Load(); advanced by Commit()
 };
 
 }  // namespace
 
+bool StateExists(const std::string& directory) {
+  std::error_code ec;
+  return std::filesystem::exists(directory + "/rocksdb/CURRENT", ec);
+}
+
 absl::StatusOr<std::unique_ptr<StateStore>> OpenRocksDbStateStore(
     const std::string& directory, const RocksDbStateOptions& options) {
   std::error_code ec;
-  std::filesystem::create_directories(directory, ec);
+  const bool created = std::filesystem::create_directories(directory, ec);
   if (ec) {
     return absl::PermissionDeniedError(
         absl::StrCat("cannot create state directory ", directory, ": ", ec.message()));
+  }
+  namespace fs = std::filesystem;
+  if (created) {
+    fs::permissions(directory, fs::perms::owner_all, fs::perm_options::replace, ec);
+    if (ec) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot make state directory ", directory, " private: ", ec.message()));
+    }
+  } else if (const fs::perms p = fs::status(directory, ec).permissions();
+             !ec && (p & (fs::perms::group_all | fs::perms::others_all)) != fs::perms::none) {
+    LogWarning(
+        "state directory %s may be entered by other users; 'chmod 700 %s' keeps the "
+        "state private",
+        directory, directory);
   }
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
   db_options.info_log_level = rocksdb::WARN_LEVEL;
-  db_options.keep_log_file_num = 3;
+  db_options.info_log = std::make_shared<ForwardingLogger>(rocksdb::WARN_LEVEL);
   db_options.max_total_wal_size = options.max_wal_bytes;
 
   rocksdb::BlockBasedTableOptions table;
@@ -373,11 +454,29 @@ absl::StatusOr<std::unique_ptr<StateStore>> OpenRocksDbStateStore(
   db_options.allow_concurrent_memtable_write = false;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
+  // A record torn at the end of the write-ahead log is what a machine crash
+  // leaves: it was never acknowledged, so dropping it loses nothing. A corrupt
+  // record before the end is damage: committed state after it is lost. Then
+  // the state is opened at its last intact commit (point in time), and said
+  // loudly: the sources re-read from the offsets stored with that commit,
+  // which a Kafka topic can serve only while they are within its retention.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   rocksdb::Status s =
       rocksdb::DB::Open(db_options, directory + "/rocksdb", descriptors, &handles, &raw);
+  std::string recovery_loss;
+  if (s.IsCorruption()) {
+    recovery_loss = absl::StrCat(
+        "the state's write-ahead log in ", directory, " is corrupt (", s.ToString(),
+        "); the state was rolled back to its last intact commit, and the sources re-read "
+        "from there: events no longer in their retention are lost");
+    LogError("%s", recovery_loss);
+    db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    handles.clear();
+    s = rocksdb::DB::Open(db_options, directory + "/rocksdb", descriptors, &handles, &raw);
+  }
   if (!s.ok()) return FromRocks(s, absl::StrCat("opening RocksDB state in ", directory));
-  auto store = std::make_unique<RocksDbStateStore>(std::unique_ptr<rocksdb::DB>(raw),
-                                                   std::move(handles), options, directory);
+  auto store = std::make_unique<RocksDbStateStore>(
+      std::unique_ptr<rocksdb::DB>(raw), std::move(handles), options, directory, recovery_loss);
   if (absl::Status st = store->CheckFormat(); !st.ok()) return st;
   return std::unique_ptr<StateStore>(std::move(store));
 }

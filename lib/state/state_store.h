@@ -12,6 +12,10 @@
 //                 "dedup_seq"      -> uint64 little-endian, the next dedup record number
 //                 "dedup_floor"    -> day (int32 as uint64 little-endian): dedup days before it
 //                 were dropped
+//                 "user_hash_key_fingerprint" -> uint64 little-endian,
+//                 UserHasher::KeyFingerprint() of the key the dedup records were hashed
+//                 under (added without a version bump: absent in older states, which are
+//                 bound to the key they are next opened with)
 //   CF "catalog"  model_id         -> hubmetrics.v1.ModelInfo
 //   CF "daily"    model_id 0x00 day(4)              -> uint64 little-endian unique downloads,
 //                 for days before dedup_floor only (closed days, written when their
@@ -20,7 +24,9 @@
 //   CF "dedup"    day(4) seq(8 big-endian)          -> dedup record: the (model, user hash)
 //                 pairs of that day first counted by one commit, grouped by model; repeated
 //                 { varint32 len, model_id, varint32 n, n x uint64 little-endian user_hash }
-//   CF "offsets"  source key (e.g. "kafka:hub.downloads:3") -> int64 little-endian next offset
+//   CF "offsets"  source key (e.g. "kafka:hub.downloads:3") -> int64 little-endian next offset;
+//                 for "models_file:" + absolute path, the digest of the models file's content
+//                 last applied (see file_source.h) instead of an offset
 // Raw user ids are never stored: only their keyed hash appears, in dedup records.
 //
 // Format history: version 1 had one dedup key per unique download,
@@ -52,6 +58,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "lib/time/time.h"
 #include "proto/hubmetrics/v1/events.pb.h"
 #include "proto/hubmetrics/v1/metrics.pb.h"
@@ -94,11 +101,14 @@ struct StateCommit {
   std::optional<v1::IngestStats> counters;
   // Drop every dedup key of a day before this one (old days, past lateness).
   std::optional<Day> drop_dedup_before;
+  // Binds the state to the user-hash key (written once, see the format).
+  std::optional<uint64_t> user_hash_key_fingerprint;
 
   bool empty() const {
     return dedup_groups.empty() && daily_counts.empty() && catalog_puts.empty() &&
            catalog_deletes.empty() && offsets.empty() && !watermark_micros &&
-           partition_watermarks_micros.empty() && !counters && !drop_dedup_before;
+           partition_watermarks_micros.empty() && !counters && !drop_dedup_before &&
+           !user_hash_key_fingerprint;
   }
 };
 
@@ -112,6 +122,7 @@ struct StoredState {
   std::vector<v1::ModelInfo> catalog;
   std::vector<StoredDailyCount> daily_counts;
   absl::flat_hash_map<std::string, int64_t> offsets;
+  std::optional<uint64_t> user_hash_key_fingerprint;
 };
 
 class StateStore {
@@ -123,12 +134,25 @@ class StateStore {
   // Calls `fn` for every stored dedup triple with day >= from_day, in day order.
   virtual absl::Status ForEachDedupKey(Day from_day,
                                        const std::function<void(const StoredDedupKey&)>& fn) = 0;
-  // Applies `commit` atomically. On error nothing of it was applied; the
-  // caller's in-memory state is then ahead of storage and must be rebuilt
-  // (hubmetricsd exits and restarts from the store).
+  // Applies `commit` atomically. On error nothing of it was applied.
+  // ResourceExhausted: the disk is full; Unavailable: an I/O error. After
+  // either, Recover() and then the same Commit() may succeed (the caller's
+  // memory is ahead of storage until one does). Any other error is final:
+  // the caller must rebuild its memory from the store (hubmetricsd restarts).
   virtual absl::Status Commit(const StateCommit& commit) = 0;
+  // After a failed Commit(), makes the store writable again if it can
+  // (the error's cause, e.g. a full disk, must be gone); an error says why
+  // not yet.
+  virtual absl::Status Recover() = 0;
   // Bytes on disk (SST + WAL), for benchmarks and stats.
   virtual uint64_t DiskBytes() const = 0;
+  // Bytes an unprivileged writer may still use on the state's file system.
+  virtual absl::StatusOr<uint64_t> FreeBytes() const = 0;
+  // Non-empty when opening the store found part of it damaged and gave it up
+  // (a corrupt write-ahead log: the state rolled back to its last intact
+  // commit): what was lost, for an operator. Sources then re-read from the
+  // offsets stored with the rolled-back state.
+  virtual std::string RecoveryLoss() const { return ""; }
 };
 
 struct RocksDbStateOptions {
@@ -147,10 +171,19 @@ struct RocksDbStateOptions {
   uint64_t max_wal_bytes = 128 << 20;
 };
 
-// Opens (creating if needed) the database in `directory`. FailedPrecondition
-// if it holds a newer format; Unavailable if another process holds its lock.
+// Opens (creating if needed, mode 0700) the database in `directory`.
+// FailedPrecondition if it holds a newer format; Unavailable if another
+// process holds its lock.
+//
+// State files are private to the service's user: a directory it creates is
+// mode 0700 (an existing one is left as it is, with a warning when others may
+// enter it).
 absl::StatusOr<std::unique_ptr<StateStore>> OpenRocksDbStateStore(
     const std::string& directory, const RocksDbStateOptions& options);
+
+// Whether `directory` holds a state (one OpenRocksDbStateStore created),
+// without opening it.
+bool StateExists(const std::string& directory);
 
 // An in-memory StateStore for unit tests, with a failure switch.
 class FakeStateStore final : public StateStore {
@@ -159,13 +192,27 @@ class FakeStateStore final : public StateStore {
   absl::Status ForEachDedupKey(Day from_day,
                                const std::function<void(const StoredDedupKey&)>& fn) override;
   absl::Status Commit(const StateCommit& commit) override;
+  absl::Status Recover() override {
+    ++recovers_;
+    return absl::OkStatus();
+  }
   uint64_t DiskBytes() const override { return 0; }
+  absl::StatusOr<uint64_t> FreeBytes() const override {
+    absl::MutexLock lock(&free_mu_);
+    return free_bytes_;
+  }
 
   // The next `n` commits fail with `status` and apply nothing.
   void FailNextCommits(int n, absl::Status status) {
     fail_commits_ = n;
     fail_status_ = std::move(status);
   }
+  // What FreeBytes() answers from now on (any thread).
+  void SetFreeBytes(uint64_t bytes) {
+    absl::MutexLock lock(&free_mu_);
+    free_bytes_ = bytes;
+  }
+  int recovers() const { return recovers_; }
   int commits() const { return commits_; }
   size_t dedup_keys() const { return dedup_.size(); }
 
@@ -173,6 +220,9 @@ class FakeStateStore final : public StateStore {
   int fail_commits_ = 0;
   absl::Status fail_status_;
   int commits_ = 0;
+  int recovers_ = 0;
+  mutable absl::Mutex free_mu_;
+  uint64_t free_bytes_ ABSL_GUARDED_BY(free_mu_) = uint64_t{1} << 40;
   std::optional<int64_t> watermark_;
   absl::flat_hash_map<int32_t, int64_t> partition_watermarks_;
   std::optional<Day> dedup_floor_;
@@ -181,6 +231,7 @@ class FakeStateStore final : public StateStore {
   std::map<std::pair<std::string, Day>, uint64_t> daily_;
   std::map<std::tuple<Day, uint64_t, std::string>, bool> dedup_;
   absl::flat_hash_map<std::string, int64_t> offsets_;
+  std::optional<uint64_t> user_hash_key_fingerprint_;
 };
 
 // Forwards to a StateStore it does not own (which must outlive it): lets a
@@ -194,7 +245,10 @@ class UnownedStateStore final : public StateStore {
     return inner_->ForEachDedupKey(from_day, fn);
   }
   absl::Status Commit(const StateCommit& commit) override { return inner_->Commit(commit); }
+  absl::Status Recover() override { return inner_->Recover(); }
   uint64_t DiskBytes() const override { return inner_->DiskBytes(); }
+  absl::StatusOr<uint64_t> FreeBytes() const override { return inner_->FreeBytes(); }
+  std::string RecoveryLoss() const override { return inner_->RecoveryLoss(); }
 
  private:
   StateStore* inner_;

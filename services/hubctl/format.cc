@@ -193,6 +193,10 @@ std::string FormatIngestStats(const v1::IngestStats& s) {
   status.Add({"watermark", Watermark(s.has_watermark(), s.watermark())});
   status.Add({"source exhausted", s.source_exhausted() ? "yes" : "no"});
   status.Add({"source condition", s.source_condition().empty() ? "healthy" : s.source_condition()});
+  status.Add({"state condition",
+              s.state_condition().empty()
+                  ? "healthy"
+                  : absl::StrCat(s.state_condition(), ": ", s.state_condition_detail())});
 
   std::string out = absl::StrCat(counters.Render(), "\n", status.Render());
   if (!s.partitions().empty()) {

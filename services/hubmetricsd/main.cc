@@ -102,6 +102,10 @@ ABSL_FLAG(int, grpc_realtime_priority, 0,
           "up to a scheduler tick behind ingest, the broker or other services (other unary "
           "calls and ingest stay time-shared). Needs CAP_SYS_NICE or RLIMIT_RTPRIO >= the "
           "value: without, the daemon does not start. 0: time-shared like every thread.");
+ABSL_FLAG(int64_t, min_free_disk_mb, 512,
+          "Free space (MiB) kept on the state's disk: below it, ingest waits (queries are "
+          "answered; hubctl stats says disk_full) and resumes by itself once space is freed. "
+          "It leaves RocksDB's flushes and compactions room to write; 0: no reserve.");
 ABSL_FLAG(
     bool, sync_commits, false,
     "fsync every commit. Off, a process crash loses nothing; a machine crash may lose the last "
@@ -122,6 +126,10 @@ absl::StatusOr<PipelineOptions> OptionsFromFlags() {
     return absl::InvalidArgumentError("--lateness_days must be between 0 and 365");
   }
   options.validator.max_future_skew = absl::GetFlag(FLAGS_max_future_skew);
+  if (absl::GetFlag(FLAGS_min_free_disk_mb) < 0) {
+    return absl::InvalidArgumentError("--min_free_disk_mb must be 0 or more");
+  }
+  options.min_free_disk_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_min_free_disk_mb)) << 20;
   options.aggregates.live_trailing_weeks.clear();
   for (const std::string& w : absl::GetFlag(FLAGS_live_trailing_weeks)) {
     int n = 0;
@@ -134,10 +142,19 @@ absl::StatusOr<PipelineOptions> OptionsFromFlags() {
   return options;
 }
 
-absl::StatusOr<UserHasher> HasherFromFlags(const std::string& state_dir) {
+// `state_existed`: the state directory held a state before this start; its
+// key is never created afresh then (see Pipeline::Open for a different one).
+absl::StatusOr<UserHasher> HasherFromFlags(const std::string& state_dir, bool state_existed) {
   const std::string key_file = absl::GetFlag(FLAGS_user_hash_key_file);
   if (!key_file.empty()) return UserHasher::FromKeyFile(key_file);
-  return UserHasher::LoadOrCreateKeyFile(state_dir + "/user_hash.key");
+  const std::string path = state_dir + "/user_hash.key";
+  if (state_existed && access(path.c_str(), F_OK) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the state in ", state_dir, " exists but its user-hash key ", path,
+        " is missing: restore the key file from a backup (a new key would count every user "
+        "again), or start with a new --state_dir"));
+  }
+  return UserHasher::LoadOrCreateKeyFile(path);
 }
 
 std::atomic<int> g_exit_code{0};
@@ -157,7 +174,9 @@ void RunFileSources(Pipeline* pipeline, const std::atomic<bool>* stop) {
       LogInfo("events file %s read to its end; serving", events);
     }
   }
-  if (!s.ok()) {
+  // Cancelled after a stop: a commit that waited for disk space gave up, to be
+  // read again after a restart; the stop itself is clean.
+  if (!s.ok() && !(stop->load() && s.code() == absl::StatusCode::kCancelled)) {
     LogError("ingest failed: %s", s.ToString());
     pipeline->SetSourceCondition(std::string(s.message()));
     g_exit_code = 1;
@@ -253,9 +272,11 @@ int Run() {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  const bool state_existed = StateExists(state_dir);
   absl::StatusOr<std::unique_ptr<StateStore>> store = OpenRocksDbStateStore(
       state_dir, RocksDbStateOptions{.sync_commits = absl::GetFlag(FLAGS_sync_commits)});
-  absl::StatusOr<UserHasher> hasher = store.ok() ? HasherFromFlags(state_dir) : store.status();
+  absl::StatusOr<UserHasher> hasher =
+      store.ok() ? HasherFromFlags(state_dir, state_existed) : store.status();
   if (!hasher.ok()) {
     LogError("cannot start: %s", hasher.status().ToString());
     return 1;
@@ -295,6 +316,7 @@ int Run() {
   sigwait(&signals, &sig);
   LogInfo("stopping on signal %d", sig);
   stop = true;
+  (*pipeline)->Stop();  // a commit waiting for disk space gives up: read again after a restart
   if (sources.joinable()) sources.join();
   kafka_ingest.reset();
   (*server)->Shutdown();
