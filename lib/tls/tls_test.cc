@@ -32,8 +32,8 @@ using ::testing::HasSubstr;
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    char tmpl[] = "/tmp/tls_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    std::string tmpl = ::testing::TempDir() + "tls_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = new std::string(tmpl);
     const std::string script = absl::StrCat("set -e; cd '", *dir_, "'\n",
                                             R"(
