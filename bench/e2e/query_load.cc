@@ -43,6 +43,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "lib/base/thread_priority.h"
+#include "lib/tls/tls.h"
 #include "proto/hubmetrics/v1/metrics.grpc.pb.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "hubmetricsd's gRPC address, HOST:PORT.");
@@ -50,6 +51,14 @@ ABSL_FLAG(double, rps, 5000, "Requests per second (open loop).");
 ABSL_FLAG(double, seconds, 15, "How long to send.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "Deadline of each request.");
 ABSL_FLAG(int, channels, 2, "gRPC channels (connections) the requests are spread over.");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "PEM CA certificates hubmetricsd's certificate must chain to: connect over TLS. Empty "
+          "(default): plaintext.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM client certificate chain for a daemon that requires client certificates (mTLS); "
+          "with --tls_key_file and --tls_ca_file. Empty (default): none.");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "PEM private key (unencrypted) of --tls_cert_file. Empty (default): none.");
 ABSL_FLAG(int, realtime_priority, 0,
           "SCHED_FIFO priority (1..99) of every client thread; 0: time-shared.");
 
@@ -96,12 +105,21 @@ int Run() {
     std::fprintf(stderr, "query_load: --rps and --seconds must be > 0\n");
     return 2;
   }
+  hubmetrics::tls::ClientTlsFiles tls_files;
+  tls_files.ca.path = absl::GetFlag(FLAGS_tls_ca_file);
+  tls_files.cert.path = absl::GetFlag(FLAGS_tls_cert_file);
+  tls_files.key.path = absl::GetFlag(FLAGS_tls_key_file);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      hubmetrics::tls::ChannelCredentials(tls_files);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "query_load: %s\n", std::string(credentials.status().message()).c_str());
+    return 2;
+  }
   std::vector<std::unique_ptr<v1::MetricsService::Stub>> stubs;
   for (int c = 0; c < num_channels; ++c) {
     grpc::ChannelArguments args;
     args.SetInt("grpc.channel_id", c);  // distinct arguments: distinct connections
-    auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_addr),
-                                             grpc::InsecureChannelCredentials(), args);
+    auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_addr), *credentials, args);
     if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
       std::fprintf(stderr, "query_load: cannot connect to %s\n", absl::GetFlag(FLAGS_addr).c_str());
       return 1;

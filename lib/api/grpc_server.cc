@@ -29,7 +29,10 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string&
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(
+        listen_address,
+        options.credentials != nullptr ? options.credentials : grpc::InsecureServerCredentials(),
+        &port);
     // gRPC sets SO_REUSEPORT by default on Linux: two servers could then bind
     // the same port and split its traffic without an error.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -45,6 +45,20 @@ struct GrpcServerOptions {
   // fails with PermissionDenied without it. Default 0: time-shared, like every
   // other thread.
   int realtime_priority = 0;
+
+  // How the listening port authenticates (grpc::SslServerCredentials for TLS,
+  // with a client CA for mTLS; lib/tls builds them from the --tls_* flags).
+  // Exactly one port is opened with them: a TLS server has no plaintext port
+  // a client could fall back to.
+  //
+  // TLS keeps the API's answers and the clients' questions private on a
+  // shared network and, with client certificates, limits it to the holders
+  // of a certificate of the deployment's CA. The cost: certificates to issue,
+  // mount and rotate (a restart reads new files), a handshake per connection
+  // (clients keep theirs open) and plaintext tools (grpcurl -plaintext, a
+  // Kubernetes gRPC probe, which cannot do TLS) no longer connect. Default
+  // null: plaintext, for loopback or a network that is already private.
+  std::shared_ptr<grpc::ServerCredentials> credentials = nullptr;
 };
 
 class GrpcServer {

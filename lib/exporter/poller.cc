@@ -115,12 +115,15 @@ std::vector<prometheus::MetricFamily> Poller::Collect() const {
   return families_;
 }
 
-std::shared_ptr<grpc::Channel> NewDaemonChannel(const std::string& target) {
+std::shared_ptr<grpc::Channel> NewDaemonChannel(
+    const std::string& target, std::shared_ptr<grpc::ChannelCredentials> credentials) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(
+      target, credentials != nullptr ? std::move(credentials) : grpc::InsecureChannelCredentials(),
+      args);
 }
 
 }  // namespace hubmetrics::exporter

@@ -30,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/security/credentials.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/metric_family.h"
@@ -70,7 +71,10 @@ class Poller final : public prometheus::Collectable {
 
 // Channel arguments for the daemon: reconnect within seconds after a daemon
 // restart instead of gRPC's default back-off of up to two minutes.
-std::shared_ptr<grpc::Channel> NewDaemonChannel(const std::string& target);
+// `credentials`: TLS / mTLS (lib/tls builds them from the --tls_* flags); null:
+// plaintext.
+std::shared_ptr<grpc::Channel> NewDaemonChannel(
+    const std::string& target, std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
 
 }  // namespace hubmetrics::exporter
 

@@ -9,6 +9,19 @@
 // last snapshot and never waits on the daemon. See lib/exporter/poller.h for what
 // happens while the daemon is down (hubmetrics_up 0, the exporter keeps serving).
 //
+// /metrics is served by civetweb (inside prometheus-cpp's Exposer), one worker
+// thread per open connection: --web_threads bounds how many clients it serves
+// at once and --web_request_timeout how long an idle or slow connection may
+// hold a thread, so that a few clients that connect and send nothing cannot
+// block Prometheus' scrapes.
+//
+// /metrics is plain HTTP. civetweb could serve HTTPS, but Debian 12's is built
+// for the OpenSSL 1.1 API and loads libssl at run time: it calls
+// SSL_get_peer_certificate, which OpenSSL 3 no longer exports, through a null
+// pointer on every HTTPS connection (the process dies). Where /metrics must be
+// encrypted, a TLS-terminating proxy in front of a loopback --listen does it
+// (README, "TLS").
+//
 // Stops on SIGINT/SIGTERM.
 #include <pthread.h>
 #include <signal.h>
@@ -17,16 +30,19 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "lib/base/log.h"
 #include "lib/exporter/poller.h"
 #include "lib/exporter/translate.h"
+#include "lib/tls/tls.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
@@ -41,6 +57,23 @@ ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(5),
 ABSL_FLAG(int, top_entities, 10,
           "Leaderboard entries (hubmetrics_top_entity_share) per view and window, 0..100.");
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(5), "Deadline of each RPC to the daemon.");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "PEM CA certificates the daemon's certificate must chain to: poll it over TLS (the host "
+          "of --target must be in the certificate's subjectAltName). Empty (default): plaintext.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM client certificate chain presented to a daemon that requires client certificates "
+          "(mTLS); with --tls_key_file and --tls_ca_file. Empty (default): none.");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "PEM private key (unencrypted) of --tls_cert_file. Empty (default): none.");
+ABSL_FLAG(int, web_threads, 16,
+          "Connections /metrics serves at once, 1..1024 (one thread each). An open connection "
+          "holds its thread until it has been answered or --web_request_timeout passed, so this "
+          "must exceed the scrapers, probes and other clients connected at the same time. "
+          "Default 16.");
+ABSL_FLAG(absl::Duration, web_request_timeout, absl::Seconds(10),
+          "Longest wait for each read or write of a /metrics connection (the request, the "
+          "answer) before it is closed and its thread freed: how long an idle or stalled client "
+          "can hold a thread. Default 10s.");
 
 namespace hubmetrics {
 namespace {
@@ -87,6 +120,28 @@ int Run() {
     return 2;
   }
 
+  const int web_threads = absl::GetFlag(FLAGS_web_threads);
+  if (web_threads < 1 || web_threads > 1024) {
+    LogError("--web_threads=%d: must be between 1 and 1024", web_threads);
+    return 2;
+  }
+  const absl::Duration web_timeout = absl::GetFlag(FLAGS_web_request_timeout);
+  if (web_timeout < absl::Milliseconds(100) || web_timeout > absl::Minutes(10)) {
+    LogError("--web_request_timeout=%s: must be between 100ms and 10m",
+             absl::FormatDuration(web_timeout));
+    return 2;
+  }
+  tls::ClientTlsFiles daemon_tls;
+  daemon_tls.ca.path = absl::GetFlag(FLAGS_tls_ca_file);
+  daemon_tls.cert.path = absl::GetFlag(FLAGS_tls_cert_file);
+  daemon_tls.key.path = absl::GetFlag(FLAGS_tls_key_file);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      tls::ChannelCredentials(daemon_tls);
+  if (!credentials.ok()) {
+    LogError("%s", credentials.status().message());
+    return 2;
+  }
+
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -101,23 +156,36 @@ int Run() {
           .Register(*registry)
           .Add({});
   auto poller = std::make_shared<exporter::Poller>(
-      exporter::NewDaemonChannel(absl::GetFlag(FLAGS_target)),
+      exporter::NewDaemonChannel(absl::GetFlag(FLAGS_target), *std::move(credentials)),
       exporter::PollerOptions{.windows = *windows, .top_entities = top, .rpc_timeout = rpc_timeout},
       &errors);
 
+  // civetweb's options (prometheus-cpp passes them through). Keep-alive off
+  // (civetweb's default, said here because it matters): an idle kept-alive
+  // connection would hold a thread between scrapes.
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  std::vector<std::string> web_options = {
+      "listening_ports",    listen,
+      "num_threads",        absl::StrCat(web_threads),
+      "request_timeout_ms", absl::StrCat(absl::ToInt64Milliseconds(web_timeout)),
+      "enable_keep_alive",  "no"};
   // prometheus-cpp (civetweb) reports a port it cannot bind by throwing; this is
   // the only place it can, and it ends here as an exit code.
   std::unique_ptr<prometheus::Exposer> exposer;
   try {
-    exposer = std::make_unique<prometheus::Exposer>(absl::GetFlag(FLAGS_listen), 2);
+    exposer = std::make_unique<prometheus::Exposer>(web_options);
   } catch (const std::exception& e) {
-    LogError("cannot listen on %s (--listen): %s", absl::GetFlag(FLAGS_listen), e.what());
+    LogError("cannot listen on %s (--listen): %s", listen, e.what());
     return 1;
   }
   exposer->RegisterCollectable(poller);
   exposer->RegisterCollectable(registry);
-  LogInfo("hubmetrics-exporter serving http://%s/metrics, polling %s every %s",
-          absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_target), absl::FormatDuration(interval));
+  LogInfo("hubmetrics-exporter serving http://%s/metrics, polling %s (%s) every %s", listen,
+          absl::GetFlag(FLAGS_target),
+          !daemon_tls.tls()         ? "plaintext"
+          : daemon_tls.cert.given() ? "mTLS"
+                                    : "TLS",
+          absl::FormatDuration(interval));
 
   absl::Notification stop;
   std::thread loop(PollLoop, poller.get(), interval, &stop);
@@ -137,6 +205,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "hubmetrics-exporter --target=127.0.0.1:50051 --listen=127.0.0.1:9464 "
       "[--windows=week:current,trailing:4,trailing:52] [--poll_interval=5s] [--top_entities=10]\n"
+      "[--tls_ca_file=CA.pem [--tls_cert_file=CLIENT.pem --tls_key_file=CLIENT.key]]\n"
       "Serves hubmetricsd's concentration measures and ingest counters on /metrics.");
   absl::ParseCommandLine(argc, argv);
   return hubmetrics::Run();

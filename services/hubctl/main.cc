@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "lib/tls/tls.h"
 #include "proto/hubmetrics/v1/metrics.grpc.pb.h"
 #include "services/hubctl/format.h"
 
@@ -29,6 +30,15 @@ ABSL_FLAG(bool, json, false,
           "with the proto field names and zero values.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10),
           "Time limit for connecting and getting the answer (watch: for connecting only).");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "PEM CA certificates the server's certificate must chain to: connect over TLS (the "
+          "host of --addr must be in the certificate's subjectAltName). Empty (default): "
+          "plaintext.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM client certificate chain for a server that requires client certificates (mTLS); "
+          "with --tls_key_file and --tls_ca_file. Empty (default): none.");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "PEM private key (unencrypted) of --tls_cert_file. Empty (default): none.");
 ABSL_FLAG(std::string, level, "", "View level: model | developer | country (required).");
 ABSL_FLAG(std::string, filter, "all", "View filter: all | rolling_1y.");
 ABSL_FLAG(std::string, attribution, "direct", "View attribution: direct | recursive.");
@@ -48,7 +58,9 @@ namespace {
 constexpr char kUsage[] =
     R"(query hubmetricsd, live concentration of model downloads.
 
-usage: hubctl [--addr=127.0.0.1:50051] [--json] [--timeout=10s] COMMAND [flags]
+usage: hubctl [--addr=127.0.0.1:50051] [--json] [--timeout=10s]
+              [--tls_ca_file=CA.pem [--tls_cert_file=CLIENT.pem --tls_key_file=CLIENT.key]]
+              COMMAND [flags]
 
 commands:
   concentration VIEW [--window=W] [--top_k=1,10,100]  HHI, Gini and top-k shares
@@ -103,20 +115,30 @@ int Print(const M& message, std::string (*format)(const M&)) {
 
 // Connects now, so that an unreachable server gets its own message instead of
 // an UNAVAILABLE that could also be the server's own answer. Fails fast when
-// the connection is refused; waits at most until `deadline` otherwise.
-bool Connect(grpc::Channel& channel, absl::Time deadline, std::string* why) {
-  grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
+// the connection is refused or its TLS handshake fails; waits at most until
+// `deadline` otherwise.
+bool Connect(const std::shared_ptr<grpc::Channel>& channel, absl::Time deadline, std::string* why) {
+  grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/true);
   while (state != GRPC_CHANNEL_READY) {
     if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) {
-      *why = "connection failed";
+      // The channel keeps no reason; a call that does not wait for the
+      // connection fails at once with gRPC's last connection error (refused,
+      // the TLS handshake's error, the socket closed by the server).
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(deadline));
+      v1::IngestStats ignored;
+      grpc::Status s = v1::MetricsService::NewStub(channel)->GetIngestStats(
+          &ctx, v1::IngestStatsRequest(), &ignored);
+      if (s.ok()) return true;  // connected in the meantime
+      *why = s.error_message();
       return false;
     }
-    if (!channel.WaitForStateChange(state, absl::ToChronoTime(deadline))) {
+    if (!channel->WaitForStateChange(state, absl::ToChronoTime(deadline))) {
       *why =
           absl::StrCat("no connection within ", absl::FormatDuration(absl::GetFlag(FLAGS_timeout)));
       return false;
     }
-    state = channel.GetState(/*try_to_connect=*/true);
+    state = channel->GetState(/*try_to_connect=*/true);
   }
   return true;
 }
@@ -286,13 +308,25 @@ int Run(const std::vector<char*>& args) {
   std::optional<std::vector<uint32_t>> top_k = TopKFromFlags();
   if (!top_k.has_value()) return kExitUsage;
 
+  tls::ClientTlsFiles tls_files;
+  tls_files.ca.path = absl::GetFlag(FLAGS_tls_ca_file);
+  tls_files.cert.path = absl::GetFlag(FLAGS_tls_cert_file);
+  tls_files.key.path = absl::GetFlag(FLAGS_tls_key_file);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      tls::ChannelCredentials(tls_files);
+  if (!credentials.ok()) return UsageError(std::string(credentials.status().message()));
+
   const std::string addr = absl::GetFlag(FLAGS_addr);
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(addr, *credentials);
   const absl::Time deadline = absl::Now() + absl::GetFlag(FLAGS_timeout);
-  if (std::string why; !Connect(*channel, deadline, &why)) {
+  if (std::string why; !Connect(channel, deadline, &why)) {
     std::cerr << "hubctl: cannot reach hubmetricsd at " << addr << ": " << why
-              << " (is it running there? set --addr=HOST:PORT)\n";
+              << " (is it running there? set --addr=HOST:PORT"
+              << (tls_files.tls() ? "; does it serve TLS with a certificate of --tls_ca_file's CA, "
+                                    "and does it require a client certificate "
+                                    "(--tls_cert_file, --tls_key_file)?"
+                                  : "; if it serves TLS, give --tls_ca_file")
+              << ")\n";
     return kExitServer;
   }
   const Call call{v1::MetricsService::NewStub(channel), deadline};

@@ -29,6 +29,7 @@
 #include "lib/ingest/pipeline.h"
 #include "lib/kafka/kafka_ingest.h"
 #include "lib/state/state_store.h"
+#include "lib/tls/tls.h"
 
 #ifdef HUBMETRICS_JEMALLOC
 // jemalloc reads its options from this symbol at start (MALLOC_CONF in the
@@ -106,6 +107,15 @@ ABSL_FLAG(int64_t, min_free_disk_mb, 512,
           "Free space (MiB) kept on the state's disk: below it, ingest waits (queries are "
           "answered; hubctl stats says disk_full) and resumes by itself once space is freed. "
           "It leaves RocksDB's flushes and compactions room to write; 0: no reserve.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain (leaf first) of the gRPC API. With --tls_key_file the API "
+          "serves TLS only, no plaintext port. Empty (default): plaintext.");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "PEM private key (unencrypted) of --tls_cert_file. Empty (default): plaintext.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA certificates; when given (with --tls_cert_file/--tls_key_file), every client "
+          "must present a certificate that chains to one of them (mTLS). Empty (default): no "
+          "client certificates asked for.");
 ABSL_FLAG(
     bool, sync_commits, false,
     "fsync every commit. Off, a process crash loses nothing; a machine crash may lose the last "
@@ -258,6 +268,16 @@ int Run() {
     LogError("--grpc_realtime_priority must be 0 (off) or a SCHED_FIFO priority 1..99");
     return 2;
   }
+  tls::ServerTlsFiles tls_files;
+  tls_files.cert.path = absl::GetFlag(FLAGS_tls_cert_file);
+  tls_files.key.path = absl::GetFlag(FLAGS_tls_key_file);
+  tls_files.client_ca.path = absl::GetFlag(FLAGS_tls_client_ca_file);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      tls::ServerCredentials(tls_files);
+  if (!credentials.ok()) {
+    LogError("%s", credentials.status().message());
+    return 2;
+  }
   const bool kafka = !absl::GetFlag(FLAGS_kafka_brokers).empty();
   absl::StatusOr<KafkaIngestOptions> kafka_options =
       kafka ? KafkaOptionsFromFlags() : KafkaIngestOptions{};
@@ -289,12 +309,17 @@ int Run() {
   }
   absl::StatusOr<std::unique_ptr<GrpcServer>> server =
       GrpcServer::Start(absl::GetFlag(FLAGS_grpc_listen), pipeline->get(),
-                        GrpcServerOptions{.realtime_priority = realtime_priority});
+                        GrpcServerOptions{.realtime_priority = realtime_priority,
+                                          .credentials = *std::move(credentials)});
   if (!server.ok()) {
     LogError("cannot serve: %s", server.status().ToString());
     return 1;
   }
-  LogInfo("hubmetricsd serving on %s (state in %s)", absl::GetFlag(FLAGS_grpc_listen), state_dir);
+  LogInfo("hubmetricsd serving on %s (%s; state in %s)", absl::GetFlag(FLAGS_grpc_listen),
+          !tls_files.tls()              ? "plaintext"
+          : tls_files.client_ca.given() ? "TLS, client certificates required"
+                                        : "TLS",
+          state_dir);
 
   std::atomic<bool> stop{false};
   std::thread sources;

@@ -117,6 +117,49 @@ def check_k8s(k8s):
         check(r.returncode == 0, f"kubectl kustomize: {r.stderr.decode()[:300]}")
 
 
+def check_k8s_tls(overlay):
+    """The TLS overlay rendered by kubectl: each container's TLS flags name files of a
+    Secret mounted into it, and no daemon probe is a (plaintext) gRPC probe."""
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        print("note: kubectl not installed, the TLS overlay (deploy/k8s-tls) is not rendered")
+        return
+    r = subprocess.run([kubectl, "kustomize", overlay], capture_output=True, timeout=60)
+    if not check(r.returncode == 0, f"kubectl kustomize {overlay}: {r.stderr.decode()[:300]}"):
+        return
+    docs = [d for d in yaml.safe_load_all(r.stdout) if d]
+    sts = next((d for d in docs if d["kind"] == "StatefulSet"), None)
+    if not check(sts is not None, "the TLS overlay renders the StatefulSet"):
+        return
+    pod = sts["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    containers = {c["name"]: c for c in pod["containers"]}
+    wanted = {"hubmetricsd": {"tls_cert_file", "tls_key_file", "tls_client_ca_file"},
+              "exporter": {"tls_ca_file", "tls_cert_file", "tls_key_file"}}
+    for name, flags in wanted.items():
+        c = containers.get(name, {})
+        args = c.get("args", [])
+        given = {m.group(1) for a in args if (m := re.fullmatch(r"--(\w+_file)=.*", a))}
+        check(flags <= given, f"TLS overlay: {name} has {sorted(flags)} in its args (has {sorted(given)})")
+        probe_args = [a for p in ("startupProbe", "readinessProbe", "livenessProbe")
+                      for a in c.get(p, {}).get("exec", {}).get("command", [])]
+        for a in args + probe_args:
+            m = re.fullmatch(r"--\w+_file=(.*)", a)
+            if not m:
+                continue
+            path = m.group(1)
+            mount = next((mt for mt in c.get("volumeMounts", [])
+                          if path.startswith(mt["mountPath"].rstrip("/") + "/")), None)
+            secret = volumes.get(mount["name"], {}).get("secret") if mount else None
+            items = {i["path"] for i in (secret or {}).get("items", [])}
+            check(secret is not None and os.path.relpath(path, mount["mountPath"]) in items,
+                  f"TLS overlay: {name}'s {a} is a file of a Secret mounted into it")
+    for p in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = containers.get("hubmetricsd", {}).get(p, {})
+        check(probe and "grpc" not in probe,
+              f"TLS overlay: the daemon's {p} is not kubelet's plaintext gRPC probe")
+
+
 def check_grafana(deploy):
     ds = yaml.safe_load(open(os.path.join(deploy, "grafana/provisioning/datasources/prometheus.yml")))
     uids = {d["uid"] for d in ds["datasources"]}
@@ -163,6 +206,7 @@ def main():
     ap.add_argument("--deploy", required=True)
     args = ap.parse_args()
     check_k8s(os.path.join(args.deploy, "k8s"))
+    check_k8s_tls(os.path.join(args.deploy, "k8s-tls"))
     check_compose(args.deploy, check_grafana(args.deploy))
     print(f"deploy checks: {len(failures)} failed")
     sys.exit(1 if failures else 0)
