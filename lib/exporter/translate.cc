@@ -281,6 +281,14 @@ std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int t
     }
     out.push_back(std::move(rejected));
 
+    MetricFamily lost = Family(
+        "hubmetrics_events_lost_to_retention_total",
+        "Events deleted from a Kafka partition (retention) before hubmetricsd read them: never "
+        "counted. Any increase needs the operator.",
+        MetricType::Counter);
+    AddCounter(lost, {}, static_cast<double>(s.events_lost_to_retention()));
+    out.push_back(std::move(lost));
+
     MetricFamily state = Family(
         "hubmetrics_state_condition",
         "1 for the state store's condition when it is not healthy (disk_full, io_error: ingest "

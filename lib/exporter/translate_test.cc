@@ -253,11 +253,11 @@ TEST(ToFamiliesTest, IngestStatsAreCountersAndGauges) {
   p->set_lag(42);
   st.mutable_watermark()->set_seconds(1741091696);
   const auto families = ToFamilies(s, 10);
-  EXPECT_THAT(
-      Names(families),
-      ElementsAre("hubmetrics_up", "hubmetrics_events_total", "hubmetrics_rejected_total",
-                  "hubmetrics_state_condition", "hubmetrics_consumer_lag",
-                  "hubmetrics_consumer_partition_lag", "hubmetrics_watermark_timestamp_seconds"));
+  EXPECT_THAT(Names(families),
+              ElementsAre("hubmetrics_up", "hubmetrics_events_total", "hubmetrics_rejected_total",
+                          "hubmetrics_events_lost_to_retention_total", "hubmetrics_state_condition",
+                          "hubmetrics_consumer_lag", "hubmetrics_consumer_partition_lag",
+                          "hubmetrics_watermark_timestamp_seconds"));
   const std::string text = Serialize(families);
   EXPECT_THAT(text, HasSubstr("# TYPE hubmetrics_events_total counter\n"
                               "hubmetrics_events_total{outcome=\"unique\"} 70\n"
@@ -279,6 +279,7 @@ TEST(ToFamiliesTest, IngestStatsAreCountersAndGauges) {
       HasSubstr("hubmetrics_consumer_partition_lag{topic=\"hub.downloads\",partition=\"3\"} 42\n"));
   EXPECT_THAT(text, HasSubstr("hubmetrics_watermark_timestamp_seconds 1741091696\n"));
   EXPECT_THAT(text, HasSubstr("hubmetrics_state_condition{condition=\"healthy\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_events_lost_to_retention_total 0\n"));
   EXPECT_THAT(text, HasSubstr("hubmetrics_state_condition{condition=\"disk_full\"} 0\n"));
 
   st.set_state_condition("disk_full");

@@ -535,6 +535,11 @@ void Pipeline::CountCatalogRejected() {
   counters_.set_catalog_rejected(counters_.catalog_rejected() + 1);
 }
 
+void Pipeline::CountEventsLostToRetention(uint64_t n) {
+  absl::MutexLock lock(&mu_);
+  counters_.set_events_lost_to_retention(counters_.events_lost_to_retention() + n);
+}
+
 void Pipeline::ExpectPartitions(std::span<const int32_t> partitions) {
   validator_.ExpectPartitions(partitions);
 }

@@ -152,6 +152,9 @@ class Pipeline final : public MetricsBackend {
                             std::span<const SourceOffset> offsets);
   // A catalog record that could not be decoded; counted in catalog_rejected.
   void CountCatalogRejected();
+  // `n` events a source lost before they were read (deleted by retention);
+  // counted in events_lost_to_retention, stored with the next commit.
+  void CountEventsLostToRetention(uint64_t n);
   // The source partitions the next events will come from (see
   // EventValidator::ExpectPartitions). Ingest thread.
   void ExpectPartitions(std::span<const int32_t> partitions);

@@ -376,6 +376,7 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
       }
       LogInfo("assigned %s partitions %s (offsets from the state)", options_.topic,
               absl::StrJoin(described, ", "));
+      CheckRetention(partitions);
       std::vector<int32_t> assigned;
       for (RdKafka::TopicPartition* tp : partitions) assigned.push_back(tp->partition());
       pipeline_->ExpectPartitions(assigned);
@@ -528,6 +529,32 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
       condition_set_ = false;
       absl::MutexLock lock(&events_.mu);
       events_.brokers_down = false;
+    }
+  }
+
+  // A partition that now starts after the offset stored with the state lost
+  // the events between to retention (or a deletion) before they were read:
+  // said loudly and counted, since nothing can bring them back.
+  void CheckRetention(const std::vector<RdKafka::TopicPartition*>& partitions) {
+    for (RdKafka::TopicPartition* tp : partitions) {
+      const int64_t stored = stored_offset_[tp->partition()];
+      if (stored < 0) continue;
+      int64_t low = -1;
+      int64_t high = -1;
+      if (RdKafka::ErrorCode e = consumer_->query_watermark_offsets(options_.topic, tp->partition(),
+                                                                    &low, &high, 5000);
+          e != RdKafka::ERR_NO_ERROR) {
+        LogWarning("cannot check the retention of %s partition %d: %s", options_.topic,
+                   tp->partition(), RdKafka::err2str(e));
+        continue;
+      }
+      if (low <= stored) continue;
+      LogError(
+          "%s partition %d now starts at offset %d, after offset %d stored with the state: %d "
+          "events were deleted (retention) before they were counted and are lost for good; keep "
+          "the topic's retention longer than hubmetricsd may be down or behind",
+          options_.topic, tp->partition(), low, stored, low - stored);
+      pipeline_->CountEventsLostToRetention(static_cast<uint64_t>(low - stored));
     }
   }
 

@@ -187,6 +187,7 @@ std::string FormatIngestStats(const v1::IngestStats& s) {
   counters.Add({"catalog models", absl::StrCat(s.catalog_models())});
   counters.Add({"catalog rejected", absl::StrCat(s.catalog_rejected())});
   counters.Add({"consumer lag", absl::StrCat(s.consumer_lag())});
+  counters.Add({"lost to retention", absl::StrCat(s.events_lost_to_retention())});
   counters.Add({"state on disk (bytes)", absl::StrCat(s.state_disk_bytes())});
 
   Table status({Align::kLeft, Align::kLeft});

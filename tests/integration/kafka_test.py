@@ -19,6 +19,8 @@ Scenarios (one ctest case each):
               reason in the DLQ with its headers and original bytes; counts match
   catalog     a model re-published with a new base_model and a tombstone:
               views re-credit as the reference says
+  retention   records deleted from the topic (DeleteRecords) past the offset stored
+              with the state: counted as lost, logged, the rest exact
 
 Ordering note: with several partitions the interleaving of partitions is not
 fixed, and `too_late` depends on the order (the watermark). The multi-partition
@@ -498,6 +500,54 @@ class Scenario:
         self.c.check(counts == exp, "[dlq] counts per reason match", [f"expected {exp} got {counts}"])
         d.signal(signal.SIGTERM)
 
+    def retention(self) -> None:
+        """Events deleted from the topic before they were read are counted as lost, loudly,
+        and everything else is exact: the reference of exactly the events still there."""
+        ev, mo = self.generate(20000, seed=17)
+        models = self.produce(mo, self.models_topic, "models")
+        events = self.produce(ev, self.events_topic, "events", partition=0)
+        state = os.path.join(self.tmp, "state")
+        # Three commits of at most 2,000 events: the state stops at an offset below 6,000.
+        small = ["--batch_max_events=2000", "--kafka_property=group.instance.id=it-retention",
+                 "--kafka_property=session.timeout.ms=6000"]
+        d = self.daemon("retention-first", state, extra=small + ["--kill_at=commit.after:3"])
+        e2e.check_killed_at(self.c, d, "commit.after", 3,
+                            ended=lambda s: e2e.u64(s, "events_read") >= len(events))
+        deleted_before = 12000
+        p = subprocess.run([self.produce_tool, f"--brokers={self.broker.address}",
+                            f"--topic={self.events_topic}", "--partition=0",
+                            f"--delete_before={deleted_before}"], capture_output=True, timeout=120)
+        if not self.c.check(p.returncode == 0, "[retention] records deleted before 12,000",
+                            [p.stderr.decode(errors="replace")]):
+            return
+        d = self.daemon("retention", state, extra=small)
+        remaining = len(events) - deleted_before
+        stats, err = None, ""
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and d.alive():
+            s, err = d.ctl.run("stats")
+            if s and e2e.u64(s, "events_lost_to_retention") and \
+                    e2e.u64(s, "events_read") + e2e.u64(s, "events_lost_to_retention") >= len(events):
+                stats = s
+                break
+            time.sleep(0.25)
+        if not self.c.check(stats is not None, "[retention] reads on after the deleted records",
+                            [err or "timed out"]):
+            return
+        lost = e2e.u64(stats, "events_lost_to_retention")
+        stored = deleted_before - lost
+        self.c.check(0 < stored <= 6000, "[retention] the loss is the deleted range after the "
+                     "stored offset", [f"lost {lost}: stored offset {stored}"])
+        with open(d.log_path, "rb") as f:
+            said = b"were deleted (retention) before they were counted" in f.read()
+        self.c.check(said, "[retention] an error line says so", [d.log_path])
+        r = ref.Reference(lateness_days=LATENESS_MULTI)
+        r.set_catalog(ref.load_catalog(models))
+        r.ingest_events(events[:stored] + events[deleted_before:])
+        log(f"[retention] stored offset {stored}, {lost} lost, {remaining} read after them")
+        self.compare(r, d, stats, "retention")
+        d.signal(signal.SIGTERM)
+
     def catalog(self) -> None:
         ev, mo = self.generate(30000, seed=16)
         models = self.produce(mo, self.models_topic, "models")
@@ -558,7 +608,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--bin_dir", required=True, help="the build folder")
     p.add_argument("--scenario", required=True,
-                   choices=["partitions", "binary", "crash", "outage", "dlq", "catalog"])
+                   choices=["partitions", "binary", "crash", "outage", "dlq", "catalog", "retention"])
     p.add_argument("--keep", action="store_true")
     args = p.parse_args()
     s = Scenario(args)

@@ -3,6 +3,11 @@
 //
 //   produce_tool --brokers=H:P --topic=T --kind=events|models --format=json|binary
 //                [--partition=N] [--emitted=FILE] < lines
+//   produce_tool --brokers=H:P --topic=T --partition=N --delete_before=OFFSET
+//
+// The second form produces nothing: it deletes the partition's records before
+// OFFSET (Kafka's DeleteRecords, what retention does to old segments), so a
+// test can make a topic lose data at an offset it chooses.
 //
 // models: the key is the record's model_id; a line "TOMBSTONE <model_id>" is a
 // null value with that key. events: no key (librdkafka spreads them over the
@@ -11,6 +16,7 @@
 // skipped. --emitted gets exactly what was produced, for the reference: the
 // lines, or in binary mode the canonical JSON of each binary value.
 // Exits non-zero unless every produced message was acknowledged.
+#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
 #include <cstdio>
@@ -27,6 +33,7 @@ namespace {
 struct Flags {
   std::string brokers, topic, kind = "events", format = "json", emitted;
   int partition = -1;
+  long long delete_before = -1;
 };
 
 bool Parse(int argc, char** argv, Flags* f) {
@@ -47,6 +54,8 @@ bool Parse(int argc, char** argv, Flags* f) {
       f->emitted = v;
     else if (k == "partition")
       f->partition = std::stoi(v);
+    else if (k == "delete_before")
+      f->delete_before = std::stoll(v);
     else
       return false;
   }
@@ -65,6 +74,41 @@ struct Reports : RdKafka::DeliveryReportCb {
   }
   long ok = 0, failed = 0;
 };
+
+// Kafka's DeleteRecords: the partition then starts at `before`.
+int DeleteRecords(RdKafka::Producer* producer, const Flags& f) {
+  rd_kafka_t* rk = producer->c_ptr();
+  rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(offsets, f.topic.c_str(), f.partition)->offset =
+      f.delete_before;
+  rd_kafka_DeleteRecords_t* del = rd_kafka_DeleteRecords_new(offsets);
+  rd_kafka_topic_partition_list_destroy(offsets);
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_DeleteRecords(rk, &del, 1, nullptr, queue);
+  rd_kafka_DeleteRecords_destroy(del);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 60000);
+  int rc = 1;
+  if (ev == nullptr) {
+    std::cerr << "delete records: no answer within 60 s\n";
+  } else if (rd_kafka_event_error(ev)) {
+    std::cerr << "delete records: " << rd_kafka_event_error_string(ev) << "\n";
+  } else {
+    const rd_kafka_topic_partition_list_t* result =
+        rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
+    if (result->cnt == 1 && result->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      std::cerr << "produce_tool: " << f.topic << " partition " << f.partition
+                << " now starts at offset " << result->elems[0].offset << "\n";
+      rc = 0;
+    } else {
+      std::cerr << "delete records: "
+                << (result->cnt == 1 ? rd_kafka_err2str(result->elems[0].err) : "no result")
+                << "\n";
+    }
+  }
+  if (ev) rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(queue);
+  return rc;
+}
 
 }  // namespace
 
@@ -88,6 +132,13 @@ int main(int argc, char** argv) {
   if (!producer) {
     std::cerr << err << "\n";
     return 1;
+  }
+  if (f.delete_before >= 0) {
+    if (f.partition < 0) {
+      std::cerr << "--delete_before needs --partition\n";
+      return 2;
+    }
+    return DeleteRecords(producer.get(), f);
   }
   std::ofstream emitted;
   if (!f.emitted.empty()) emitted.open(f.emitted, std::ios::binary);
