@@ -45,6 +45,8 @@ struct GrpcServerOptions {
   // fails with PermissionDenied without it. Default 0: time-shared, like every
   // other thread.
   int realtime_priority = 0;
+  // The API's limits on open watches and queued calls (MetricsServiceOptions).
+  MetricsServiceOptions service = {};
 };
 
 class GrpcServer {

@@ -63,6 +63,11 @@ struct PipelineOptions {
   // The same for the (model, day) count changes staged per hold (each costs
   // up to 60 hash-map updates: 12 views x the live windows).
   size_t max_deltas_per_lock = 256;
+  // Event records (an NDJSON line without its newline, or a Kafka value) longer
+  // than this many bytes are rejected too_large before they are decoded (see
+  // kDefaultMaxEventBytes for the default's reasons). The file source reads an
+  // over-long line without keeping more than this of it.
+  uint64_t max_event_bytes = kDefaultMaxEventBytes;
 };
 
 // One record as a source read it. `value` is only valid during the call it
@@ -76,6 +81,10 @@ struct SourceRecord {
   int64_t offset = -1;
   // The Kafka message key (empty: none or not Kafka), for the dead letter.
   std::string_view key = {};
+  // The record's length in bytes when `value` holds only its first bytes (a
+  // file line too long to keep whole: it is rejected too_large); -1: the
+  // record is `value`.
+  int64_t size = -1;
 };
 
 // Where rejected records go (a DLQ topic, or a log for files).
@@ -142,6 +151,8 @@ class Pipeline final : public MetricsBackend {
   // The source partitions the next events will come from (see
   // EventValidator::ExpectPartitions). Ingest thread.
   void ExpectPartitions(std::span<const int32_t> partitions);
+  // Records longer than this are too_large (PipelineOptions::max_event_bytes).
+  uint64_t max_event_bytes() const { return options_.max_event_bytes; }
   // The stored next offset of `source_key`, if any.
   std::optional<int64_t> StoredOffset(std::string_view source_key) const;
 
