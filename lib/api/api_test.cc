@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -316,6 +317,11 @@ TEST_F(ApiTest, UnaryCallsPassRequestsAndAnswersThrough) {
     Limit(&ctx);
     v1::IngestStats got;
     ASSERT_TRUE(stub_->GetIngestStats(&ctx, v1::IngestStatsRequest(), &got).ok());
+    // The edge adds its own limits and counts (the defaults, nothing refused).
+    EXPECT_EQ(got.api().max_watch_streams(), 256u);
+    EXPECT_EQ(got.api().max_queued_calls(), 1024u);
+    EXPECT_EQ(got.api().watch_streams_refused() + got.api().queued_calls_refused(), 0u);
+    got.clear_api();
     EXPECT_TRUE(MessageDifferencer::Equals(got, stats)) << got.DebugString();
   }
 }
@@ -486,6 +492,191 @@ TEST_F(ApiTest, ACallWhoseClientLeftWhileItWaitedForAThreadIsNotComputed) {
   // The server saw the late call end: shutting down waits for every call.
   server_->Shutdown();
   EXPECT_EQ(backend_.top_entities_calls(), busy);
+}
+
+// A MetricsServiceImpl with the given limits on its own loopback server, so
+// that the test can read the service's counts (Stats()) while calls are held.
+class LimitedServer {
+ public:
+  LimitedServer(const MetricsBackend* backend, MetricsServiceOptions options)
+      : service_(backend, options) {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    EXPECT_GT(port, 0);
+    stub_ = v1::MetricsService::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  }
+  ~LimitedServer() {
+    service_.BeginShutdown();
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    server_->Wait();
+  }
+  MetricsServiceImpl& service() { return service_; }
+  v1::MetricsService::Stub* stub() { return stub_.get(); }
+
+ private:
+  MetricsServiceImpl service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::MetricsService::Stub> stub_;
+};
+
+grpc::Status TopEntitiesCall(v1::MetricsService::Stub* stub) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  v1::TopEntitiesRequest req;
+  req.mutable_view()->set_level("model");
+  req.set_k(1);
+  v1::TopEntities out;
+  return stub->GetTopEntities(&ctx, req, &out);
+}
+
+TEST(ApiLimitsTest, ACallOverTheQueueLimitIsRefusedAtOnceAndCountedThenCallsAreAcceptedAgain) {
+  FakeMetricsBackend backend;
+  backend.SetValue(Value(100));
+  backend.SetAnswersNow(true);
+  constexpr int kMaxQueued = 2;
+  LimitedServer server(&backend, MetricsServiceOptions{.max_queued_calls = kMaxQueued});
+  backend.HoldTopEntities(true);
+  // Released however the test ends, before the server waits for the calls.
+  absl::Cleanup release = [&] { backend.HoldTopEntities(false); };
+  // Every query thread busy with a held call, then the queue full. One call at
+  // a time: a call counts as queued until a thread takes it.
+  const int threads = MetricsServiceImpl::kBlockingQueryThreads;
+  std::vector<std::unique_ptr<HeldCalls>> running;
+  for (int i = 1; i <= threads; ++i) {
+    running.push_back(std::make_unique<HeldCalls>(server.stub(), 1, absl::Seconds(20)));
+    ASSERT_TRUE(WaitUntil([&] { return backend.held_top_entities() == i; }));
+  }
+  std::vector<std::unique_ptr<HeldCalls>> queued;
+  for (int i = 1; i <= kMaxQueued; ++i) {
+    queued.push_back(std::make_unique<HeldCalls>(server.stub(), 1, absl::Seconds(20)));
+    ASSERT_TRUE(WaitUntil([&] { return server.service().Stats().queued_calls() == uint32_t(i); }));
+  }
+
+  // Call N+1 (and a stats call, which takes the same queue) is refused, and says why.
+  const grpc::Status refused = TopEntitiesCall(server.stub());
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("--max_queued_calls"));
+  EXPECT_THAT(refused.error_message(), HasSubstr(absl::StrCat(kMaxQueued)));
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    v1::IngestStats stats;
+    EXPECT_EQ(server.stub()->GetIngestStats(&ctx, v1::IngestStatsRequest(), &stats).error_code(),
+              grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  EXPECT_EQ(server.service().Stats().queued_calls_refused(), 2u);
+  // Answers that need no query thread are not held up by the full queue.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    v1::Concentration got;
+    EXPECT_TRUE(server.stub()->GetConcentration(&ctx, Request(), &got).ok());
+  }
+  EXPECT_EQ(backend.top_entities_calls(), threads);  // the refused call never reached it
+
+  backend.HoldTopEntities(false);
+  for (auto* calls : {&running, &queued}) {
+    for (auto& c : *calls) {
+      for (const grpc::Status& s : c->Wait()) EXPECT_TRUE(s.ok()) << s.error_message();
+    }
+  }
+  // Accepted again once the queue has drained; the stats report the limit and the refusals.
+  EXPECT_TRUE(TopEntitiesCall(server.stub()).ok());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  v1::IngestStats stats;
+  ASSERT_TRUE(server.stub()->GetIngestStats(&ctx, v1::IngestStatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.api().max_queued_calls(), uint32_t{kMaxQueued});
+  EXPECT_EQ(stats.api().queued_calls_refused(), 2u);
+  EXPECT_EQ(stats.api().queued_calls(), 0u);
+  EXPECT_EQ(stats.api().watch_streams_refused(), 0u);
+  EXPECT_EQ(backend.top_entities_calls(), threads + kMaxQueued + 1);
+}
+
+TEST(ApiLimitsTest, AWatchOverTheStreamLimitIsRefusedAndCountedThenAcceptedOnceOneEnds) {
+  FakeMetricsBackend backend;
+  backend.SetValue(Value(100));
+  constexpr int kMaxWatches = 2;
+  LimitedServer server(&backend, MetricsServiceOptions{.max_watch_streams = kMaxWatches});
+  struct Watch {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReader<v1::Concentration>> reader;
+    v1::Concentration first;
+  };
+  auto open = [&](Watch* w) {
+    w->ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    w->reader = server.stub()->WatchConcentration(&w->ctx, Request());
+    return w->reader->Read(&w->first);
+  };
+  // A stream counts from before its first message: these two are open.
+  Watch a, b;
+  ASSERT_TRUE(open(&a));
+  ASSERT_TRUE(open(&b));
+  EXPECT_EQ(server.service().Stats().watch_streams(), uint32_t{kMaxWatches});
+
+  Watch c;
+  EXPECT_FALSE(open(&c));
+  const grpc::Status refused = c.reader->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("--max_watch_streams"));
+  EXPECT_THAT(refused.error_message(), HasSubstr(absl::StrCat(kMaxWatches)));
+  v1::ApiStats api = server.service().Stats();
+  EXPECT_EQ(api.watch_streams_refused(), 1u);
+  EXPECT_EQ(api.max_watch_streams(), uint32_t{kMaxWatches});
+  EXPECT_EQ(api.queued_calls_refused(), 0u);
+
+  // The open streams are unaffected: they still deliver changes.
+  backend.SetValue(Value(101));
+  backend.BumpVersion();
+  v1::Concentration got;
+  ASSERT_TRUE(a.reader->Read(&got));
+  EXPECT_EQ(got.total_downloads(), 101u);
+
+  // Once a stream ends, a new one is accepted.
+  a.ctx.TryCancel();
+  while (a.reader->Read(&got)) {
+  }
+  EXPECT_EQ(a.reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  ASSERT_TRUE(WaitUntil([&] { return server.service().Stats().watch_streams() == 1u; }));
+  Watch d;
+  ASSERT_TRUE(open(&d));
+  EXPECT_EQ(d.first.total_downloads(), 101u);
+  EXPECT_EQ(server.service().Stats().watch_streams_refused(), 1u);
+  b.ctx.TryCancel();
+  d.ctx.TryCancel();
+}
+
+TEST(ApiLimitsTest, GrpcServerPassesTheLimitsToTheService) {
+  FakeMetricsBackend backend;
+  backend.SetValue(Value(100));
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(
+      "127.0.0.1:0", &backend, GrpcServerOptions{.service = {.max_watch_streams = 1}});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::MetricsService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", (*server)->port()), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext first_ctx;
+  first_ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  auto first = stub->WatchConcentration(&first_ctx, Request());
+  v1::Concentration got;
+  ASSERT_TRUE(first->Read(&got));
+  grpc::ClientContext second_ctx;
+  second_ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  auto second = stub->WatchConcentration(&second_ctx, Request());
+  EXPECT_FALSE(second->Read(&got));
+  EXPECT_EQ(second->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  v1::IngestStats stats;
+  ASSERT_TRUE(stub->GetIngestStats(&ctx, v1::IngestStatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.api().max_watch_streams(), 1u);
+  EXPECT_EQ(stats.api().watch_streams(), 1u);
+  EXPECT_EQ(stats.api().watch_streams_refused(), 1u);
+  EXPECT_EQ(stats.api().max_queued_calls(), 1024u);  // the default
+  first_ctx.TryCancel();
 }
 
 TEST_F(ApiTest, WatchWithInvalidRequestFailsAtOnce) {

@@ -19,7 +19,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string&
         "the gRPC listen address is empty; give HOST:PORT, e.g. 127.0.0.1:50051");
   }
   // Before any real-time scope: its hm-query threads stay time-shared.
-  auto service = std::make_unique<MetricsServiceImpl>(backend);
+  auto service = std::make_unique<MetricsServiceImpl>(backend, options.service);
   int port = 0;
   std::unique_ptr<grpc::Server> server;
   // gRPC starts its threads here (at its first use in the process, and when

@@ -59,6 +59,8 @@ struct GrpcServerOptions {
   // Kubernetes gRPC probe, which cannot do TLS) no longer connect. Default
   // null: plaintext, for loopback or a network that is already private.
   std::shared_ptr<grpc::ServerCredentials> credentials = nullptr;
+  // The API's limits on open watches and queued calls (MetricsServiceOptions).
+  MetricsServiceOptions service = {};
 };
 
 class GrpcServer {

@@ -1,5 +1,6 @@
 #include "lib/api/metrics_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -7,6 +8,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace hubmetrics {
@@ -69,19 +71,48 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(ToGrpcCode(status.code()), std::string(status.message()));
 }
 
+MetricsServiceImpl::MetricsServiceImpl(const MetricsBackend* backend,
+                                       const MetricsServiceOptions& options)
+    : backend_(backend), options_(options) {}
+
+v1::ApiStats MetricsServiceImpl::Stats() const {
+  v1::ApiStats out;
+  out.set_watch_streams(static_cast<uint32_t>(std::max(0, watch_streams_.load())));
+  out.set_max_watch_streams(static_cast<uint32_t>(std::max(0, options_.max_watch_streams)));
+  out.set_watch_streams_refused(watch_streams_refused_.load());
+  out.set_queued_calls(static_cast<uint32_t>(std::max(0, queued_calls_.load())));
+  out.set_max_queued_calls(static_cast<uint32_t>(std::max(0, options_.max_queued_calls)));
+  out.set_queued_calls_refused(queued_calls_refused_.load());
+  return out;
+}
+
 template <typename Response, typename Query>
 grpc::ServerUnaryReactor* MetricsServiceImpl::AnswerOnBlockingThread(
     grpc::CallbackServerContext* context, Response* response, Query query) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // A place in the queue is taken before the check, so concurrent calls cannot
+  // all pass it; it is given back when the call starts (or is refused).
+  if (queued_calls_.fetch_add(1) >= options_.max_queued_calls) {
+    queued_calls_.fetch_sub(1);
+    queued_calls_refused_.fetch_add(1);
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("too many queries waiting: ", options_.max_queued_calls,
+                     " calls already wait for one of the server's ", kBlockingQueryThreads,
+                     " query threads (limit --max_queued_calls); retry with backoff")));
+    return reactor;
+  }
   // The request and response stay valid until Finish(): gRPC frees them after.
-  blocking_queries_.Schedule([context, reactor, response, query = std::move(query)]() mutable {
-    if (context->IsCancelled() || context->deadline() < std::chrono::system_clock::now()) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED,
-                                   "the call ended before a thread was free to answer it"));
-      return;
-    }
-    reactor->Finish(Reply(query(), response));
-  });
+  blocking_queries_.Schedule(
+      [this, context, reactor, response, query = std::move(query)]() mutable {
+        queued_calls_.fetch_sub(1);
+        if (context->IsCancelled() || context->deadline() < std::chrono::system_clock::now()) {
+          reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                                       "the call ended before a thread was free to answer it"));
+          return;
+        }
+        reactor->Finish(Reply(query(), response));
+      });
   return reactor;
 }
 
@@ -123,7 +154,9 @@ grpc::ServerUnaryReactor* MetricsServiceImpl::GetIngestStats(
     grpc::CallbackServerContext* context, const v1::IngestStatsRequest* /*request*/,
     v1::IngestStats* response) {
   return AnswerOnBlockingThread(context, response, [this]() -> absl::StatusOr<v1::IngestStats> {
-    return backend_->GetIngestStats();
+    v1::IngestStats stats = backend_->GetIngestStats();
+    *stats.mutable_api() = Stats();
+    return stats;
   });
 }
 
@@ -133,6 +166,22 @@ grpc::Status MetricsServiceImpl::WatchConcentration(grpc::ServerContext* context
   // How long one wait may block before cancellation and shutdown are checked again.
   constexpr absl::Duration kPoll = absl::Milliseconds(100);
   const grpc::Status client_gone(grpc::StatusCode::CANCELLED, "watch cancelled by the client");
+
+  // As for queued calls: the place is taken first, then checked.
+  if (watch_streams_.fetch_add(1) >= options_.max_watch_streams) {
+    watch_streams_.fetch_sub(1);
+    watch_streams_refused_.fetch_add(1);
+    return grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("too many watches: ", options_.max_watch_streams,
+                     " WatchConcentration streams are open on this server (limit "
+                     "--max_watch_streams); close one, poll GetConcentration instead, or retry "
+                     "later"));
+  }
+  struct Release {
+    std::atomic<int>* open;
+    ~Release() { open->fetch_sub(1); }
+  } release{&watch_streams_};
 
   // The version is read before the value, so any change made after the value
   // was computed moves the version past `seen` and is picked up below.

@@ -23,6 +23,14 @@
 // those threads ends CANCELLED without being computed. WatchConcentration runs
 // on a thread of gRPC's synchronous server for as long as the stream lasts.
 //
+// Limits (MetricsServiceOptions): at most max_watch_streams streams are open
+// at once, and at most max_queued_calls unary calls wait for a blocking-query
+// thread. A call over either limit ends at once with RESOURCE_EXHAUSTED, a
+// message naming the limit and the hubmetricsd flag that raises it, and is
+// counted; GetIngestStats reports the counts (IngestStats.api). Without them a
+// client opening streams in a loop, or a burst of slow queries, would grow
+// threads or the queue (and its memory) without bound.
+//
 // Thread safety: all methods may be called concurrently. Lifetime: `backend`
 // is not owned and must outlive this object, which must outlive the
 // grpc::Server it is registered with (the server's Wait() returns only once
@@ -44,6 +52,24 @@ namespace hubmetrics {
 // The gRPC status with the same code (numeric meaning) and message as `status`.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
+struct MetricsServiceOptions {
+  // WatchConcentration streams open at once, at most (hubmetricsd
+  // --max_watch_streams). Each holds a thread of gRPC's synchronous server (about
+  // 100 KB of memory with its stack in use) and wakes every 100 ms, for as long
+  // as its client stays. Larger: more dashboards and services may follow views
+  // live; smaller: less memory and CPU a misbehaving client can take. At least 1.
+  int max_watch_streams = 256;
+  // Unary calls waiting for one of the kBlockingQueryThreads threads, at most
+  // (hubmetricsd --max_queued_calls); the calls being answered do not count. A
+  // queued call holds its request and a gRPC call object (a few KB). They wait
+  // while ingest applies a batch (milliseconds) or behind slow series; a queue
+  // this long means the clients ask faster than answers come, and refusing at
+  // once tells them to back off instead of letting every call's deadline pass
+  // in the queue. Larger: bursts ride through; smaller: less memory and a
+  // shorter worst-case wait. At least 1.
+  int max_queued_calls = 1024;
+};
+
 // Unary methods on the callback API; WatchConcentration synchronous.
 using MetricsServiceBase = v1::MetricsService::WithCallbackMethod_GetConcentration<
     v1::MetricsService::WithCallbackMethod_GetConcentrationSeries<
@@ -61,12 +87,16 @@ class MetricsServiceImpl final : public MetricsServiceBase {
   // queue a cheap GetIngestStats behind a slow series.
   static constexpr int kBlockingQueryThreads = 4;
 
-  explicit MetricsServiceImpl(const MetricsBackend* backend) : backend_(backend) {}
+  explicit MetricsServiceImpl(const MetricsBackend* backend,
+                              const MetricsServiceOptions& options = {});
 
   // Makes every open and future WatchConcentration stream end (UNAVAILABLE)
   // within ~100 ms, so that grpc::Server::Shutdown need not wait for them.
   // Unary calls are unaffected. Irreversible.
   void BeginShutdown() { shutting_down_.store(true); }
+
+  // The limits, what is open or queued now, and what was refused since start.
+  v1::ApiStats Stats() const;
 
   grpc::ServerUnaryReactor* GetConcentration(grpc::CallbackServerContext* context,
                                              const v1::ConcentrationRequest* request,
@@ -95,7 +125,14 @@ class MetricsServiceImpl final : public MetricsServiceBase {
                                                    Response* response, Query query);
 
   const MetricsBackend* const backend_;
+  const MetricsServiceOptions options_;
   std::atomic<bool> shutting_down_{false};
+  // Open WatchConcentration streams; calls scheduled on blocking_queries_ and
+  // not started yet; and what the limits refused.
+  std::atomic<int> watch_streams_{0};
+  std::atomic<int> queued_calls_{0};
+  std::atomic<uint64_t> watch_streams_refused_{0};
+  std::atomic<uint64_t> queued_calls_refused_{0};
   ThreadPool blocking_queries_{kBlockingQueryThreads, "hm-query"};
 };
 

@@ -592,6 +592,17 @@ absl::Status ValidateModel(const v1::ModelInfo& m) {
         absl::StrCat("invalid model id ", Quote(m.model_id()),
                      ": expected a Hub repo id like \"namespace/name\" or \"name\""));
   }
+  const std::pair<std::string_view, const std::string*> bounded[] = {
+      {"developer", &m.developer()},       {"country", &m.country()}, {"org_type", &m.org_type()},
+      {"pipeline_tag", &m.pipeline_tag()}, {"license", &m.license()},
+  };
+  for (const auto& [field, value] : bounded) {
+    if (value->size() > kMaxCatalogFieldBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model ", Quote(m.model_id()), ": field ", AV(field), " is ", value->size(),
+                       " bytes long; at most ", kMaxCatalogFieldBytes, " bytes allowed"));
+    }
+  }
   if (!m.base_model().empty() && !IsValidModelId(m.base_model())) {
     return absl::InvalidArgumentError(absl::StrCat("model ", Quote(m.model_id()),
                                                    ": invalid base_model ", Quote(m.base_model()),
@@ -610,7 +621,19 @@ absl::Status ValidateModel(const v1::ModelInfo& m) {
   return absl::OkStatus();
 }
 
+namespace {
+
+absl::Status CheckModelRecordSize(size_t size) {
+  if (size <= kMaxCatalogRecordBytes) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("model record of ", size,
+                                                 " bytes is longer than the limit of ",
+                                                 kMaxCatalogRecordBytes, " bytes"));
+}
+
+}  // namespace
+
 absl::StatusOr<v1::ModelInfo> DecodeJsonModel(std::string_view line) {
+  if (absl::Status s = CheckModelRecordSize(line.size()); !s.ok()) return s;
   v1::ModelInfo m;
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;
@@ -625,6 +648,7 @@ absl::StatusOr<v1::ModelInfo> DecodeJsonModel(std::string_view line) {
 }
 
 absl::StatusOr<v1::ModelInfo> DecodeBinaryModel(std::string_view bytes) {
+  if (absl::Status s = CheckModelRecordSize(bytes.size()); !s.ok()) return s;
   v1::ModelInfo m;
   if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
       !m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {

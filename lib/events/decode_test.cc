@@ -606,6 +606,73 @@ TEST(DecodeModelTest, BinaryRoundTripAndRejects) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ValidateModelTest, BoundedFieldsAcceptTheLimitAndRejectOneByteMoreNamingModelAndField) {
+  using Setter = void (v1::ModelInfo::*)(const std::string&);
+  const std::vector<std::pair<std::string, Setter>> fields = {
+      {"developer", &v1::ModelInfo::set_developer},
+      {"country", &v1::ModelInfo::set_country},
+      {"org_type", &v1::ModelInfo::set_org_type},
+      {"pipeline_tag", &v1::ModelInfo::set_pipeline_tag},
+      {"license", &v1::ModelInfo::set_license},
+  };
+  ASSERT_EQ(kMaxCatalogFieldBytes, 256u);
+  for (const auto& [name, set] : fields) {
+    v1::ModelInfo m;
+    m.set_model_id("org/m");
+    (m.*set)(std::string(256, 'x'));
+    EXPECT_TRUE(ValidateModel(m).ok()) << name;
+    EXPECT_TRUE(DecodeBinaryModel(m.SerializeAsString()).ok()) << name;
+    (m.*set)(std::string(257, 'x'));
+    const absl::Status s = ValidateModel(m);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_THAT(s.message(), HasSubstr(absl::StrCat("field ", name, " is 257 bytes"))) << name;
+    EXPECT_THAT(s.message(), HasSubstr("\"org/m\"")) << name;
+    EXPECT_EQ(DecodeBinaryModel(m.SerializeAsString()).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << name;
+    // The JSON path applies the same bound (to the decoded bytes).
+    const std::string json =
+        absl::StrCat(R"({"model_id":"org/m",")", name, R"(":")", std::string(257, 'x'), R"("})");
+    EXPECT_THAT(DecodeJsonModel(json).status().message(), HasSubstr(absl::StrCat("field ", name)))
+        << name;
+  }
+  // A multi-byte character counts in bytes: 86 x 3 = 258.
+  v1::ModelInfo m;
+  m.set_model_id("org/m");
+  std::string developer;
+  for (int i = 0; i < 86; ++i) developer += "\xe2\x82\xac";  // U+20AC
+  m.set_developer(developer);
+  EXPECT_FALSE(ValidateModel(m).ok());
+}
+
+TEST(DecodeModelTest, AWholeRecordOverTheLimitIsRejectedBeforeParsing) {
+  // Unknown fields are ignored, but still count towards the record's size.
+  const std::string head = R"({"model_id":"org/m","pad":")";
+  const std::string tail = R"("})";
+  const std::string at_limit =
+      head + std::string(kMaxCatalogRecordBytes - head.size() - tail.size(), 'p') + tail;
+  ASSERT_EQ(at_limit.size(), kMaxCatalogRecordBytes);
+  EXPECT_TRUE(DecodeJsonModel(at_limit).ok()) << DecodeJsonModel(at_limit).status();
+  const std::string over =
+      head + std::string(at_limit.size() - head.size() - tail.size() + 1, 'p') + tail;
+  absl::StatusOr<v1::ModelInfo> r = DecodeJsonModel(over);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr(absl::StrCat(kMaxCatalogRecordBytes + 1, " bytes")));
+
+  v1::ModelInfo m;
+  m.set_model_id("org/m");
+  std::string binary = m.SerializeAsString();
+  // An unknown length-delimited field 100 (tag 0xA2 0x06) of padding, up to one byte over.
+  const size_t pad = kMaxCatalogRecordBytes + 1 - binary.size() - 2 - 2;
+  binary += "\xa2\x06";
+  binary += static_cast<char>(0x80 | (pad & 0x7f));
+  binary += static_cast<char>(pad >> 7);
+  binary += std::string(pad, 'p');
+  ASSERT_EQ(binary.size(), kMaxCatalogRecordBytes + 1);
+  EXPECT_THAT(DecodeBinaryModel(binary).status().message(), HasSubstr("longer than the limit"));
+  EXPECT_TRUE(DecodeBinaryModel(binary.substr(0, m.ByteSizeLong())).ok());
+}
+
 TEST(ValidateModelTest, Boundaries) {
   v1::ModelInfo m;
   m.set_model_id("a");

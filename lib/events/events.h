@@ -36,11 +36,12 @@ enum class RejectReason : uint8_t {
   kInvalidTime = 4,     // not an RFC 3339 time in years 0001..9999
   kFuture = 5,          // more than max_future_skew ahead of the wall clock
   kTooLate = 6,         // day more than lateness_days before the watermark's day
+  kTooLarge = 7,        // record longer than the byte limit (checked before anything else)
 };
-inline constexpr int kNumRejectReasons = 7;
+inline constexpr int kNumRejectReasons = 8;
 
 // "malformed", "not_object", "missing_field", "invalid_model_id", "invalid_time",
-// "future", "too_late".
+// "future", "too_late", "too_large".
 std::string_view RejectReasonName(RejectReason r);
 std::optional<RejectReason> RejectReasonFromName(std::string_view name);
 
@@ -64,6 +65,19 @@ struct Rejection {
   RejectReason reason;
   std::string detail;  // for logs and DLQ; never contains the user id
 };
+
+// The default longest event record (an NDJSON line without its newline, or a
+// Kafka value), in bytes. A real DownloadEvent is a few hundred bytes (a model
+// id is at most 193); 64 KiB leaves room for fields a newer producer adds while
+// bounding what one record costs to read, keep, decode and dead-letter, and
+// stays well under Kafka's default 1 MB message size, so a rejected record
+// still fits in the DLQ whole.
+inline constexpr uint64_t kDefaultMaxEventBytes = 64 * 1024;
+
+// too_large when `size` (the record's length in bytes) is over `max_bytes`;
+// checked before decoding, so a record's size decides before its content does.
+// The detail gives both numbers, never the content.
+std::optional<Rejection> CheckEventSize(uint64_t size, uint64_t max_bytes);
 
 // Decodes one NDJSON line (the protobuf JSON mapping of DownloadEvent; unknown
 // fields ignored; surrounding whitespace allowed). Checks field presence,
@@ -117,8 +131,20 @@ DecodeViewResult DecodeBinaryEventView(
     std::string_view bytes,
     absl::FunctionRef<bool(std::string_view)> is_valid_model_id = IsValidModelId);
 
-// Decodes one catalog record (ModelInfo) from JSON or binary. model_id must be
-// valid; base_model, when set, must be valid too. InvalidArgument says what is wrong.
+// Bounds of a catalog record (ModelInfo). model_id and base_model are bounded
+// by the Hub repo-id rules (at most 96 + 1 + 96 bytes); developer, country,
+// org_type, pipeline_tag and license by kMaxCatalogFieldBytes each (real values
+// are tens of bytes; the bound keeps hostile records from growing the catalog,
+// its RocksDB copy and the metric labels built from developer and country); the
+// whole record (JSON line or binary value, unknown fields included) by
+// kMaxCatalogRecordBytes, checked before it is parsed.
+inline constexpr size_t kMaxCatalogFieldBytes = 256;
+inline constexpr size_t kMaxCatalogRecordBytes = 16 * 1024;
+
+// Decodes one catalog record (ModelInfo) from JSON or binary. The record must
+// be at most kMaxCatalogRecordBytes; model_id must be valid; base_model, when
+// set, must be valid too; the other string fields at most kMaxCatalogFieldBytes.
+// InvalidArgument says what is wrong (the model id and the field, when known).
 absl::StatusOr<v1::ModelInfo> DecodeJsonModel(std::string_view line);
 absl::StatusOr<v1::ModelInfo> DecodeBinaryModel(std::string_view bytes);
 absl::Status ValidateModel(const v1::ModelInfo& m);

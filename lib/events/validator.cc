@@ -11,7 +11,7 @@ namespace {
 
 constexpr std::array<std::string_view, kNumRejectReasons> kReasonNames = {
     "malformed",    "not_object", "missing_field", "invalid_model_id",
-    "invalid_time", "future",     "too_late",
+    "invalid_time", "future",     "too_late",      "too_large",
 };
 
 std::string DayLabel(Day day) { return FormatRfc3339(StartOfDay(day)).substr(0, 10); }
@@ -21,6 +21,13 @@ std::string DayLabel(Day day) { return FormatRfc3339(StartOfDay(day)).substr(0, 
 std::string_view RejectReasonName(RejectReason r) {
   const auto i = static_cast<size_t>(r);
   return i < kReasonNames.size() ? kReasonNames[i] : std::string_view("unknown");
+}
+
+std::optional<Rejection> CheckEventSize(uint64_t size, uint64_t max_bytes) {
+  if (size <= max_bytes) return std::nullopt;
+  return Rejection{RejectReason::kTooLarge,
+                   absl::StrCat("record of ", size, " bytes is longer than the limit of ",
+                                max_bytes, " bytes (--max_event_bytes)")};
 }
 
 std::optional<RejectReason> RejectReasonFromName(std::string_view name) {

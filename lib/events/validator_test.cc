@@ -33,7 +33,7 @@ std::optional<RejectReason> ReasonOf(const std::optional<Rejection>& r) {
 TEST(RejectReasonTest, NamesRoundTrip) {
   const char* const names[kNumRejectReasons] = {"malformed",        "not_object",   "missing_field",
                                                 "invalid_model_id", "invalid_time", "future",
-                                                "too_late"};
+                                                "too_late",         "too_large"};
   for (int i = 0; i < kNumRejectReasons; ++i) {
     const auto r = static_cast<RejectReason>(i);
     EXPECT_EQ(RejectReasonName(r), names[i]);
@@ -42,6 +42,20 @@ TEST(RejectReasonTest, NamesRoundTrip) {
   EXPECT_EQ(RejectReasonFromName(""), std::nullopt);
   EXPECT_EQ(RejectReasonFromName("Malformed"), std::nullopt);
   EXPECT_EQ(RejectReasonFromName("too-late"), std::nullopt);
+}
+
+TEST(CheckEventSizeTest, OverTheLimitIsTooLargeAndSaysBothSizes) {
+  EXPECT_EQ(CheckEventSize(0, 10), std::nullopt);
+  EXPECT_EQ(CheckEventSize(10, 10), std::nullopt);
+  const std::optional<Rejection> r = CheckEventSize(11, 10);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->reason, RejectReason::kTooLarge);
+  EXPECT_THAT(r->detail, HasSubstr("11 bytes"));
+  EXPECT_THAT(r->detail, HasSubstr("10 bytes"));
+  EXPECT_THAT(r->detail, HasSubstr("--max_event_bytes"));
+  const std::optional<Rejection> huge = CheckEventSize(uint64_t{1} << 30, kDefaultMaxEventBytes);
+  ASSERT_TRUE(huge.has_value());
+  EXPECT_THAT(huge->detail, HasSubstr("1073741824 bytes"));
 }
 
 TEST(EventValidatorTest, FutureBoundaryIsInclusive) {

@@ -26,7 +26,7 @@ using prometheus::MetricType;
 // the first scrape on.
 constexpr std::string_view kRejectReasons[] = {"malformed",        "not_object",   "missing_field",
                                                "invalid_model_id", "invalid_time", "future",
-                                               "too_late"};
+                                               "too_late",         "too_large"};
 
 ClientMetric::Label L(std::string name, std::string value) {
   return ClientMetric::Label{std::move(name), std::move(value)};
@@ -318,6 +318,34 @@ std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int t
                  static_cast<double>(p.lag()));
       }
       out.push_back(std::move(partition_lag));
+    }
+    if (s.has_api()) {
+      const v1::ApiStats& a = s.api();
+      MetricFamily refused =
+          Family("hubmetrics_api_refused_total",
+                 "gRPC calls refused with RESOURCE_EXHAUSTED by a limit of the API: watch_streams "
+                 "(hubmetricsd --max_watch_streams) or queued_calls (--max_queued_calls).",
+                 MetricType::Counter);
+      AddCounter(refused, {L("limit", "watch_streams")},
+                 static_cast<double>(a.watch_streams_refused()));
+      AddCounter(refused, {L("limit", "queued_calls")},
+                 static_cast<double>(a.queued_calls_refused()));
+      out.push_back(std::move(refused));
+      MetricFamily in_use =
+          Family("hubmetrics_api_in_use",
+                 "What a limit of the API counts now: open WatchConcentration streams "
+                 "(watch_streams), unary calls waiting for a query thread (queued_calls).",
+                 MetricType::Gauge);
+      AddGauge(in_use, {L("limit", "watch_streams")}, static_cast<double>(a.watch_streams()));
+      AddGauge(in_use, {L("limit", "queued_calls")}, static_cast<double>(a.queued_calls()));
+      out.push_back(std::move(in_use));
+      MetricFamily limit = Family("hubmetrics_api_limit",
+                                  "The API's limits: the most open WatchConcentration streams "
+                                  "(watch_streams) and queued unary calls (queued_calls).",
+                                  MetricType::Gauge);
+      AddGauge(limit, {L("limit", "watch_streams")}, static_cast<double>(a.max_watch_streams()));
+      AddGauge(limit, {L("limit", "queued_calls")}, static_cast<double>(a.max_queued_calls()));
+      out.push_back(std::move(limit));
     }
     if (std::optional<absl::Time> wm = WatermarkOf(s)) {
       MetricFamily watermark = Family(

@@ -265,8 +265,8 @@ TEST(ToFamiliesTest, IngestStatsAreCountersAndGauges) {
                               "hubmetrics_events_total{outcome=\"rejected\"} 10\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE hubmetrics_rejected_total counter\n"));
   // Every known reason is present from the start (0), plus what the daemon reports.
-  for (const char* reason :
-       {"malformed", "not_object", "missing_field", "invalid_model_id", "invalid_time", "future"}) {
+  for (const char* reason : {"malformed", "not_object", "missing_field", "invalid_model_id",
+                             "invalid_time", "future", "too_large"}) {
     EXPECT_THAT(text,
                 HasSubstr(absl::StrCat("hubmetrics_rejected_total{reason=\"", reason, "\"} 0\n")));
   }
@@ -286,6 +286,28 @@ TEST(ToFamiliesTest, IngestStatsAreCountersAndGauges) {
   const std::string full = Serialize(ToFamilies(s, 10));
   EXPECT_THAT(full, HasSubstr("hubmetrics_state_condition{condition=\"disk_full\"} 1\n"));
   EXPECT_THAT(full, HasSubstr("hubmetrics_state_condition{condition=\"healthy\"} 0\n"));
+}
+
+TEST(ToFamiliesTest, ApiLimitsAndRefusals) {
+  Snapshot s;
+  s.up = true;
+  s.stats.emplace();
+  EXPECT_EQ(Find(ToFamilies(s, 10), "hubmetrics_api_refused_total"), nullptr);  // an older daemon
+  v1::ApiStats* a = s.stats->mutable_api();
+  a->set_watch_streams(5);
+  a->set_max_watch_streams(256);
+  a->set_watch_streams_refused(2);
+  a->set_queued_calls(1);
+  a->set_max_queued_calls(1024);
+  a->set_queued_calls_refused(9);
+  const std::string text = Serialize(ToFamilies(s, 10));
+  EXPECT_THAT(text, HasSubstr("# TYPE hubmetrics_api_refused_total counter\n"
+                              "hubmetrics_api_refused_total{limit=\"watch_streams\"} 2\n"
+                              "hubmetrics_api_refused_total{limit=\"queued_calls\"} 9\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_api_in_use{limit=\"watch_streams\"} 5\n"
+                              "hubmetrics_api_in_use{limit=\"queued_calls\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_api_limit{limit=\"watch_streams\"} 256\n"
+                              "hubmetrics_api_limit{limit=\"queued_calls\"} 1024\n"));
 }
 
 TEST(ToFamiliesTest, NoWatermarkBeforeTheFirstEvent) {

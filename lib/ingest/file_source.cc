@@ -1,8 +1,12 @@
 #include "lib/ingest/file_source.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -63,54 +67,136 @@ void LoggingDeadLetterSink::Reject(const SourceRecord& record, const Rejection& 
 
 namespace {
 
+// Reads a file line by line in fixed chunks, keeping at most `keep` bytes of any
+// line: the rest of an over-long line is skipped while it streams by, so memory
+// stays at a chunk plus `keep` whatever the file holds (a 1 GB line included).
+// Lines are handed out as views into the buffer, valid until the next Refill().
+class LineReader {
+ public:
+  static constexpr size_t kChunkBytes = 1 << 20;
+
+  struct Line {
+    // The line without its newline, or its first `keep` bytes when longer.
+    std::string_view text;
+    // The line's whole length in bytes, without its newline.
+    uint64_t size;
+    // File offsets of its first byte and of the byte after its newline (or
+    // after its last byte, for a last line without one).
+    int64_t offset;
+    int64_t end;
+  };
+
+  LineReader(FILE* f, int64_t offset, size_t keep)
+      : f_(f), keep_(keep), offset_(offset), chunk_(kChunkBytes) {}
+
+  // Drops the lines handed out, shortens a partial line longer than `keep`,
+  // then reads the next chunk. DataLoss on a read error.
+  absl::Status Refill(const std::string& path) {
+    const size_t consumed = std::min(start_, buffer_.size());
+    if (consumed > 0) {
+      offset_ += static_cast<int64_t>(consumed) + dropped_;
+      dropped_ = 0;
+      buffer_.erase(0, consumed);
+    }
+    start_ = 0;
+    // What is left is the start of a line whose newline is still to come.
+    if (buffer_.size() > keep_) {
+      dropped_ += static_cast<int64_t>(buffer_.size() - keep_);
+      buffer_.resize(keep_);
+    }
+    if (eof_) return absl::OkStatus();
+    const size_t n = std::fread(chunk_.data(), 1, chunk_.size(), f_);
+    if (n < chunk_.size()) {
+      if (std::ferror(f_)) {
+        return absl::DataLossError(absl::StrCat("reading ", path, ": ", std::strerror(errno)));
+      }
+      eof_ = true;
+    }
+    buffer_.append(chunk_.data(), n);
+    return absl::OkStatus();
+  }
+
+  // The next line read whole, or nullopt when the buffer holds no more
+  // complete line (then Refill(), unless eof()). At the end of the file, a
+  // last line without a newline counts as a line.
+  std::optional<Line> Next() {
+    if (start_ >= buffer_.size()) return std::nullopt;
+    size_t nl = buffer_.find('\n', start_);
+    if (nl == std::string::npos) {
+      if (!eof_) return std::nullopt;
+      nl = buffer_.size();
+    }
+    // Bytes skipped so far belong to the line at buffer_[0]; the file offset
+    // of buffer_[i] is offset_ + i for that line, offset_ + dropped_ + i after it.
+    const int64_t skipped = start_ == 0 ? 0 : dropped_;
+    const int64_t own_dropped = start_ == 0 ? dropped_ : 0;
+    const size_t in_buffer = nl - start_;
+    Line line{std::string_view(buffer_.data() + start_, std::min(in_buffer, keep_)),
+              static_cast<uint64_t>(in_buffer) + static_cast<uint64_t>(own_dropped),
+              offset_ + skipped + static_cast<int64_t>(start_),
+              offset_ + dropped_ + static_cast<int64_t>(std::min(nl + 1, buffer_.size()))};
+    start_ = nl + 1;
+    return line;
+  }
+
+  // True once the file's end has been read (every line then comes from Next()).
+  bool eof() const { return eof_; }
+  // The file offset after the last line handed out.
+  int64_t position() const {
+    return offset_ + (start_ == 0 ? 0 : dropped_) +
+           static_cast<int64_t>(std::min(start_, buffer_.size()));
+  }
+
+ private:
+  FILE* const f_;
+  const size_t keep_;
+  // File offset of buffer_[0].
+  int64_t offset_;
+  std::string buffer_;
+  std::vector<char> chunk_;
+  // Next unread position in buffer_.
+  size_t start_ = 0;
+  // Bytes of the line at buffer_[0] that were read and not kept.
+  int64_t dropped_ = 0;
+  bool eof_ = false;
+};
+
 // Reads `f` from `offset` and submits its lines in batches.
 absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
                          const std::string& key, int64_t offset, const std::atomic<bool>& stop,
                          const FileSourceOptions& options, LoggingDeadLetterSink* dead_letters) {
-  std::string buffer;
-  std::vector<char> chunk(1 << 20);
+  // One byte more than the limit: a kept prefix of an over-long line is still over it.
+  const uint64_t max_bytes = pipeline->max_event_bytes();
+  const size_t keep =
+      static_cast<size_t>(std::min<uint64_t>(max_bytes, std::numeric_limits<uint32_t>::max()) + 1);
+  LineReader reader(f, offset, keep);
   std::vector<SourceRecord> batch;
-  bool eof = false;
-  while (!eof && !stop.load()) {
-    const size_t n = std::fread(chunk.data(), 1, chunk.size(), f);
-    if (n < chunk.size()) {
-      if (std::ferror(f)) {
-        return absl::DataLossError(absl::StrCat("reading ", path, ": ", std::strerror(errno)));
-      }
-      eof = true;
-    }
-    buffer.append(chunk.data(), n);
-    // Split complete lines (and, at EOF, a last line without newline) into batches.
-    size_t start = 0;
-    int64_t batch_end_offset = offset;
+  int64_t submitted = offset;  // the stored offset after the last batch submitted
+  auto flush = [&]() -> absl::Status {
+    SourceOffset position{key, reader.position()};
+    // Pipelined: the batch is applied while the next one is read and decoded.
+    RETURN_IF_ERROR(
+        pipeline->SubmitEvents(batch, EventFormat::kJson, {&position, 1}, dead_letters));
+    submitted = position.next_offset;
     batch.clear();
-    auto flush = [&]() -> absl::Status {
-      SourceOffset position{key, batch_end_offset};
-      // Pipelined: the batch is applied while the next one is read and decoded.
-      RETURN_IF_ERROR(
-          pipeline->SubmitEvents(batch, EventFormat::kJson, {&position, 1}, dead_letters));
-      batch.clear();
-      return absl::OkStatus();
-    };
-    while (true) {
-      size_t nl = buffer.find('\n', start);
-      if (nl == std::string::npos) {
-        if (!eof || start >= buffer.size()) break;
-        nl = buffer.size();
+    return absl::OkStatus();
+  };
+  while (!stop.load()) {
+    RETURN_IF_ERROR(reader.Refill(path));
+    while (std::optional<LineReader::Line> line = reader.Next()) {
+      if (line->size > max_bytes) {
+        // The pipeline rejects it (too_large) from its size; its content is not logged.
+        batch.push_back(
+            SourceRecord{line->text, path, -1, line->offset, {}, static_cast<int64_t>(line->size)});
+      } else if (!Blank(line->text)) {
+        batch.push_back(SourceRecord{TrimLine(line->text), path, -1, line->offset});
       }
-      std::string_view line(buffer.data() + start, nl - start);
-      const int64_t line_offset = offset + static_cast<int64_t>(start);
-      batch_end_offset = offset + static_cast<int64_t>(std::min(nl + 1, buffer.size()));
-      if (!Blank(line)) batch.push_back(SourceRecord{TrimLine(line), path, -1, line_offset});
-      start = nl + 1;
       if (batch.size() >= options.batch_lines) RETURN_IF_ERROR(flush());
-      if (start > buffer.size()) break;
     }
-    // Blank-only tails still advance the stored offset.
-    if (!batch.empty() || batch_end_offset != offset) RETURN_IF_ERROR(flush());
-    const size_t consumed = std::min(start, buffer.size());
-    offset += static_cast<int64_t>(consumed);
-    buffer.erase(0, consumed);
+    // Blank-only tails and skipped parts of a line still advance the stored
+    // offset only once a line ends, so a restart re-reads an unfinished line.
+    if (!batch.empty() || reader.position() != submitted) RETURN_IF_ERROR(flush());
+    if (reader.eof()) break;
   }
   return absl::OkStatus();
 }
@@ -140,25 +226,51 @@ absl::Status IngestEventsFile(Pipeline* pipeline, const std::string& path,
 absl::Status LoadModelsFile(Pipeline* pipeline, const std::string& path) {
   std::string absolute;
   ASSIGN_OR_RETURN(File f, OpenForRead(path, &absolute));
-  std::vector<std::string> lines;
-  char* raw = nullptr;
-  size_t cap = 0;
-  ssize_t len;
   // A digest of the whole file, chained line by line (SipHash-2-4 under a
   // fixed key: stable across runs, unlike absl::Hash).
   constexpr std::array<uint8_t, 16> kDigestKey = {'h', 'u', 'b', 'm', 'e', 't', 'r', 'i',
                                                   'c', 's', '-', 'm', 'o', 'd', 'e', 'l'};
   uint64_t digest = SipHash24(kDigestKey, "");
-  while ((len = getline(&raw, &cap, f.get())) >= 0) {
-    lines.emplace_back(raw, static_cast<size_t>(len));
-    std::string chained(reinterpret_cast<const char*>(&digest), sizeof digest);
-    chained += lines.back();
-    digest = SipHash24(kDigestKey, chained);
-  }
-  std::free(raw);
-  if (std::ferror(f.get())) {
-    return absl::DataLossError(absl::StrCat("reading ", path, ": ", std::strerror(errno)));
-  }
+  // Like a compacted topic, the last record of a model is the one that
+  // counts: the ones before it are never applied, so they cannot re-credit.
+  std::vector<CatalogRecord> records;
+  absl::flat_hash_map<std::string, size_t> last_of_model;
+  // Rejections are logged and counted only if the file is applied.
+  std::vector<std::string> rejections;
+  // Lines over the record limit are skipped as they stream by, never held whole.
+  LineReader reader(f.get(), 0, kMaxCatalogRecordBytes + 1);
+  int64_t line_no = 0;
+  auto reject = [&](absl::string_view why) {
+    rejections.push_back(absl::StrCat(path, " line ", line_no, ": catalog record rejected: ", why));
+  };
+  do {
+    RETURN_IF_ERROR(reader.Refill(path));
+    while (std::optional<LineReader::Line> line = reader.Next()) {
+      ++line_no;
+      std::string chained(reinterpret_cast<const char*>(&digest), sizeof digest);
+      absl::StrAppend(&chained, line->size, ":",
+                      absl::string_view(line->text.data(), line->text.size()));
+      digest = SipHash24(kDigestKey, chained);
+      if (line->size > kMaxCatalogRecordBytes) {
+        reject(absl::StrCat("record of ", line->size, " bytes is longer than the limit of ",
+                            kMaxCatalogRecordBytes, " bytes"));
+        continue;
+      }
+      const std::string_view text = TrimLine(line->text);
+      if (Blank(text)) continue;
+      absl::StatusOr<v1::ModelInfo> m = DecodeJsonModel(text);
+      if (!m.ok()) {
+        reject(m.status().message());
+        continue;
+      }
+      auto [it, inserted] = last_of_model.try_emplace(m->model_id(), records.size());
+      if (inserted) {
+        records.push_back(CatalogRecord{m->model_id(), std::move(*m)});
+      } else {
+        records[it->second].info = std::move(*m);
+      }
+    }
+  } while (!reader.eof());
   // The digest is stored with the catalog it produced: a restart on the same
   // file re-applies nothing and counts its bad lines no second time.
   const SourceOffset applied{absl::StrCat("models_file:", absolute), static_cast<int64_t>(digest)};
@@ -166,32 +278,13 @@ absl::Status LoadModelsFile(Pipeline* pipeline, const std::string& path) {
     LogInfo("models file %s: unchanged since it was last applied", path);
     return absl::OkStatus();
   }
-  // Like a compacted topic, the last record of a model is the one that
-  // counts: the ones before it are never applied, so they cannot re-credit.
-  std::vector<CatalogRecord> records;
-  absl::flat_hash_map<std::string, size_t> last_of_model;
-  int64_t bad = 0;
-  for (size_t i = 0; i < lines.size(); ++i) {
-    std::string_view text = TrimLine(lines[i]);
-    if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
-    text = TrimLine(text);
-    if (Blank(text)) continue;
-    absl::StatusOr<v1::ModelInfo> m = DecodeJsonModel(text);
-    if (!m.ok()) {
-      ++bad;
-      pipeline->CountCatalogRejected();
-      LogWarning("%s line %d: catalog record rejected: %s", path, i + 1, m.status().message());
-      continue;
-    }
-    auto [it, inserted] = last_of_model.try_emplace(m->model_id(), records.size());
-    if (inserted) {
-      records.push_back(CatalogRecord{m->model_id(), std::move(*m)});
-    } else {
-      records[it->second].info = std::move(*m);
-    }
+  for (size_t i = 0; i < rejections.size(); ++i) {
+    pipeline->CountCatalogRejected();
+    if (i < 100) LogWarning("%s", rejections[i]);
   }
   RETURN_IF_ERROR(pipeline->ApplyCatalog(records, {&applied, 1}));
-  LogInfo("models file %s: %d models, %d records rejected", path, records.size(), bad);
+  LogInfo("models file %s: %d models, %d records rejected", path, records.size(),
+          rejections.size());
   return absl::OkStatus();
 }
 

@@ -5,15 +5,22 @@
 // key "file:" + absolute path) to its end, in batches; each batch commits with
 // the offset after its last line, so a restart neither loses nor repeats a
 // line. Rejected lines are logged with their byte offset and reason (never
-// their content: it holds a user id) and counted per reason.
+// their content: it holds a user id) and counted per reason. A line longer than
+// the pipeline's max_event_bytes is rejected too_large without being held: the
+// reader keeps its first max_event_bytes + 1 bytes and skips the rest as it
+// streams by, so memory stays flat (a chunk of 1 MiB plus that prefix) whatever
+// a line's length; the stored offset moves past such a line only once its
+// newline has been read.
 //
 // The models file is read whole at every start. A file whose content is the
 // one last applied (a digest is stored with the state, source key
 // "models_file:" + absolute path) changes nothing. Otherwise the last record
 // of each model counts, as in a compacted topic: records equal to the stored
 // catalog change nothing, changed ones re-credit past counts. Lines that do
-// not decode are logged and counted (catalog_rejected), once per content of
-// the file.
+// not decode or validate (kMaxCatalogRecordBytes and the field bounds of
+// lib/events included; over-long lines skipped the same way) are logged with
+// their line number and counted (catalog_rejected), once per content of the
+// file.
 #ifndef HUBMETRICS_LIB_INGEST_FILE_SOURCE_H_
 #define HUBMETRICS_LIB_INGEST_FILE_SOURCE_H_
 

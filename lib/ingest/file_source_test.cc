@@ -22,9 +22,9 @@ class FileSourceTest : public ::testing::Test {
   }
   ~FileSourceTest() override { std::filesystem::remove_all(dir_); }
 
-  std::unique_ptr<Pipeline> Open() {
-    auto p = Pipeline::Open(PipelineOptions{}, std::make_unique<UnownedStateStore>(&store_),
-                            &clock_, UserHasher(std::array<uint8_t, 16>{}));
+  std::unique_ptr<Pipeline> Open(PipelineOptions options = {}) {
+    auto p = Pipeline::Open(options, std::make_unique<UnownedStateStore>(&store_), &clock_,
+                            UserHasher(std::array<uint8_t, 16>{}));
     EXPECT_TRUE(p.ok()) << p.status();
     return std::move(*p);
   }
@@ -36,6 +36,18 @@ class FileSourceTest : public ::testing::Test {
   static std::string Event(int user, int day = 10) {
     return absl::StrCat(R"({"model_id":"a/x","user_id":"u)", user, R"(","time":"2025-03-)", day,
                         R"(T01:00:00Z"})");
+  }
+
+  static PipelineOptions Limited(uint64_t max_event_bytes) {
+    PipelineOptions o;
+    o.max_event_bytes = max_event_bytes;
+    return o;
+  }
+  static uint64_t Rejected(const v1::IngestStats& s, const std::string& reason) {
+    for (const v1::RejectCount& r : s.rejected_by_reason()) {
+      if (r.reason() == reason) return r.count();
+    }
+    return 0;
   }
 
   std::string dir_;
@@ -69,6 +81,73 @@ TEST_F(FileSourceTest, ResumesAfterTheStoredOffsetWithoutRereading) {
   EXPECT_EQ(s.events_read(), 4u);  // the first two lines were not read again
   EXPECT_EQ(s.duplicates(), 0u);
   EXPECT_EQ(s.unique_downloads(), 4u);
+}
+
+TEST_F(FileSourceTest, LinesOverTheLimitAreTooLargeAndSkippedWhereverTheyStartAndEnd) {
+  constexpr uint64_t kLimit = 100;
+  // Lines longer than a read chunk (1 MiB) cross several reads; the last one
+  // has no newline. Lengths count without the newline ('\r' included).
+  const std::string at_limit(kLimit, 'x');                       // not JSON: malformed
+  const std::string one_over = std::string(kLimit, ' ') + "\r";  // blank, but too long
+  const std::string long_line(3 * 1024 * 1024 + 17, 'y');
+  const std::string last_line(2 * 1024 * 1024 + 5, 'z');
+  const std::string path =
+      Write("e.ndjson", absl::StrCat(Event(1), "\n", at_limit, "\n", one_over, "\n", long_line,
+                                     "\n", Event(2), "\n\n", last_line));
+  std::atomic<bool> stop{false};
+  {
+    auto p = Open(Limited(kLimit));
+    ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, FileSourceOptions{.batch_lines = 2}).ok());
+    const v1::IngestStats s = p->GetIngestStats();
+    EXPECT_EQ(s.events_read(), 6u);
+    EXPECT_EQ(s.unique_downloads(), 2u);
+    EXPECT_EQ(Rejected(s, "too_large"), 3u);
+    EXPECT_EQ(Rejected(s, "malformed"), 1u);
+    EXPECT_EQ(s.rejected(), 4u);
+    EXPECT_EQ(p->StoredOffset(absl::StrCat("file:", path)),
+              static_cast<int64_t>(std::filesystem::file_size(path)));
+  }
+  // A restart reads only what was appended: the stored offset counted the
+  // skipped bytes exactly (an offset inside a skipped line would show as
+  // malformed records here).
+  Write("e.ndjson", absl::StrCat("\n", Event(3), "\n", long_line, "\n", Event(4), "\n"),
+        /*append=*/true);
+  auto p = Open(Limited(kLimit));
+  ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, {}).ok());
+  const v1::IngestStats s = p->GetIngestStats();
+  EXPECT_EQ(s.events_read(), 9u);
+  EXPECT_EQ(s.unique_downloads(), 4u);
+  EXPECT_EQ(Rejected(s, "too_large"), 4u);
+  EXPECT_EQ(Rejected(s, "malformed"), 1u);
+}
+
+TEST_F(FileSourceTest, TheDefaultLimitIs64KiB) {
+  const std::string pad_head =
+      R"({"model_id":"a/x","user_id":"u1","time":"2025-03-10T01:00:00Z","p":")";
+  const std::string fits = pad_head + std::string(65536 - pad_head.size() - 2, 'p') + "\"}";
+  ASSERT_EQ(fits.size(), 65536u);
+  const std::string over = pad_head + std::string(65537 - pad_head.size() - 2, 'q') + "\"}";
+  const std::string path = Write("e.ndjson", fits + "\n" + over + "\n");
+  auto p = Open();
+  std::atomic<bool> stop{false};
+  ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, {}).ok());
+  const v1::IngestStats s = p->GetIngestStats();
+  EXPECT_EQ(s.unique_downloads(), 1u);
+  EXPECT_EQ(Rejected(s, "too_large"), 1u);
+}
+
+TEST_F(FileSourceTest, ModelsFileRecordsOverTheBoundsAreRejectedAndCounted) {
+  const std::string huge =
+      absl::StrCat(R"({"model_id":"a/big","pad":")", std::string(3 * 1024 * 1024, 'p'), R"("})");
+  const std::string long_developer =
+      absl::StrCat(R"({"model_id":"a/dev","developer":")", std::string(257, 'd'), R"("})");
+  const std::string path =
+      Write("m.ndjson", absl::StrCat(huge, "\n", long_developer, "\n",
+                                     R"({"model_id":"a/x","developer":"ok"})", "\n"));
+  auto p = Open();
+  ASSERT_TRUE(LoadModelsFile(p.get(), path).ok());
+  EXPECT_EQ(p->GetIngestStats().catalog_rejected(), 2u);
+  EXPECT_EQ(p->GetIngestStats().catalog_models(), 1u);
 }
 
 TEST_F(FileSourceTest, MissingFileIsNotFound) {

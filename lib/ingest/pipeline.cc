@@ -335,6 +335,12 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
     return IsValidModelId(id);
   };
   for (size_t i = 0; i < records.size(); ++i) {
+    const int64_t size =
+        records[i].size >= 0 ? records[i].size : static_cast<int64_t>(records[i].value.size());
+    if (auto rej = CheckEventSize(static_cast<uint64_t>(size), options_.max_event_bytes)) {
+      rejected.emplace_back(i, std::move(*rej));
+      continue;
+    }
     DecodeViewResult r = format == EventFormat::kJson
                              ? DecodeJsonEventView(records[i].value, is_valid_model_id)
                              : DecodeBinaryEventView(records[i].value, is_valid_model_id);

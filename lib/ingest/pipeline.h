@@ -76,6 +76,11 @@ struct PipelineOptions {
   // How often a waiting commit looks at the free space again, and retries a
   // write that failed for lack of space or an I/O error.
   absl::Duration disk_retry_interval = absl::Seconds(1);
+  // Event records (an NDJSON line without its newline, or a Kafka value) longer
+  // than this many bytes are rejected too_large before they are decoded (see
+  // kDefaultMaxEventBytes for the default's reasons). The file source reads an
+  // over-long line without keeping more than this of it.
+  uint64_t max_event_bytes = kDefaultMaxEventBytes;
 };
 
 // One record as a source read it. `value` is only valid during the call it
@@ -89,6 +94,10 @@ struct SourceRecord {
   int64_t offset = -1;
   // The Kafka message key (empty: none or not Kafka), for the dead letter.
   std::string_view key = {};
+  // The record's length in bytes when `value` holds only its first bytes (a
+  // file line too long to keep whole: it is rejected too_large); -1: the
+  // record is `value`.
+  int64_t size = -1;
 };
 
 // Where rejected records go (a DLQ topic, or a log for files).
@@ -158,6 +167,8 @@ class Pipeline final : public MetricsBackend {
   // The source partitions the next events will come from (see
   // EventValidator::ExpectPartitions). Ingest thread.
   void ExpectPartitions(std::span<const int32_t> partitions);
+  // Records longer than this are too_large (PipelineOptions::max_event_bytes).
+  uint64_t max_event_bytes() const { return options_.max_event_bytes; }
   // The stored next offset of `source_key`, if any.
   std::optional<int64_t> StoredOffset(std::string_view source_key) const;
   // Ends every wait for disk space or for a failed write's retry: that

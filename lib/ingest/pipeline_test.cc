@@ -99,6 +99,31 @@ TEST_F(PipelineTest, CountsUniqueDuplicateAndRejectedAndMeasuresExactly) {
   EXPECT_EQ(c.watermark().seconds(), absl::ToUnixSeconds(*ParseRfc3339("2025-03-11T05:00:00Z")));
 }
 
+TEST_F(PipelineTest, ARecordOverTheByteLimitIsTooLargeBeforeAnyOtherCheckAndDeadLettered) {
+  auto p = Open();
+  ASSERT_EQ(p->max_event_bytes(), kDefaultMaxEventBytes);
+  // A valid event padded with an unknown field to one byte over the limit, and
+  // binary garbage of the same size: both too_large, not accepted or malformed.
+  const std::string head =
+      R"({"model_id":"a/x","user_id":"u1","time":"2025-03-10T01:00:00Z","p":")";
+  const std::string over =
+      head + std::string(kDefaultMaxEventBytes + 1 - head.size() - 2, 'p') + R"("})";
+  ASSERT_EQ(over.size(), kDefaultMaxEventBytes + 1);
+  const std::string fits = over.substr(0, over.size() - 3) + R"("})";
+  const std::string garbage(kDefaultMaxEventBytes + 1, '\xff');
+  ASSERT_TRUE(Ingest(p.get(), {over, fits, garbage}, 3).ok());
+  const v1::IngestStats s = p->GetIngestStats();
+  EXPECT_EQ(s.events_read(), 3u);
+  EXPECT_EQ(s.unique_downloads(), 1u);
+  EXPECT_EQ(s.rejected(), 2u);
+  ASSERT_EQ(sink_.got.size(), 2u);
+  EXPECT_EQ(sink_.got[0], std::make_pair(over, std::string("too_large")));  // its original bytes
+  EXPECT_EQ(sink_.got[1].second, "too_large");
+  for (const v1::RejectCount& r : s.rejected_by_reason()) {
+    EXPECT_EQ(r.count(), r.reason() == "too_large" ? 2u : 0u) << r.reason();
+  }
+}
+
 TEST_F(PipelineTest, RestartResumesFromStoredStateAndOffsets) {
   {
     auto p = Open();

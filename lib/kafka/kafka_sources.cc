@@ -152,6 +152,7 @@ absl::StatusOr<std::unique_ptr<KafkaDeadLetterSink>> KafkaDeadLetterSink::Create
 
 void KafkaDeadLetterSink::Reject(const SourceRecord& record, const Rejection& rejection) {
   const std::string_view key = record.key;
+  std::string_view value = record.value;
   while (true) {
     RdKafka::Headers* headers = RdKafka::Headers::create();
     headers->add("reason", std::string(RejectReasonName(rejection.reason)));
@@ -159,14 +160,24 @@ void KafkaDeadLetterSink::Reject(const SourceRecord& record, const Rejection& re
     headers->add("source_topic", std::string(record.source));
     headers->add("source_partition", absl::StrCat(record.partition));
     headers->add("source_offset", absl::StrCat(record.offset));
+    if (value.size() < record.value.size()) {
+      headers->add("value_truncated_from", absl::StrCat(record.value.size()));
+    }
     const RdKafka::ErrorCode err =
         producer_->produce(topic_, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                           const_cast<char*>(record.value.data()), record.value.size(),
+                           const_cast<char*>(value.data()), value.size(),
                            key.empty() ? nullptr : key.data(), key.size(), 0, headers, nullptr);
     if (err == RdKafka::ERR_NO_ERROR) break;  // librdkafka owns the headers now
     delete headers;
     if (err == RdKafka::ERR__QUEUE_FULL && !(stop_ && stop_->load())) {
       producer_->poll(100);
+      continue;
+    }
+    if (err == RdKafka::ERR_MSG_SIZE_TOO_LARGE && value.size() > kDeadLetterCutBytes) {
+      // A record larger than the producer may send (message.max.bytes, 1 MB by
+      // default; the events topic may allow more): its first bytes go instead,
+      // marked, rather than a failed delivery stopping ingest on every restart.
+      value = value.substr(0, kDeadLetterCutBytes);
       continue;
     }
     absl::MutexLock lock(&delivery_->mu);

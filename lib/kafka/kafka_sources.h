@@ -57,8 +57,16 @@ std::string KafkaSourceKey(std::string_view topic, int32_t partition);
 // Produces each rejected event to the DLQ topic: the original value and key,
 // headers reason, detail, source_topic, source_partition, source_offset.
 // Idempotent producer (no duplicates from retries). Used by one thread.
+//
+// A value larger than the producer may send (message.max.bytes, 1,000,000 by
+// default, possible only when the events topic allows larger messages than
+// that) goes as its first kDeadLetterCutBytes bytes with a header
+// value_truncated_from=<original size>, instead of failing the batch's commit
+// on every restart.
 class KafkaDeadLetterSink final : public DeadLetterSink {
  public:
+  static constexpr size_t kDeadLetterCutBytes = 64 * 1024;
+
   // `stop` (not owned, may be null) ends a Flush() that waits for an
   // unreachable broker, with an error, so that shutdown is not held up.
   static absl::StatusOr<std::unique_ptr<KafkaDeadLetterSink>> Create(const KafkaSettings& settings,

@@ -189,6 +189,14 @@ std::string FormatIngestStats(const v1::IngestStats& s) {
   counters.Add({"consumer lag", absl::StrCat(s.consumer_lag())});
   counters.Add({"lost to retention", absl::StrCat(s.events_lost_to_retention())});
   counters.Add({"state on disk (bytes)", absl::StrCat(s.state_disk_bytes())});
+  if (s.has_api()) {
+    const v1::ApiStats& a = s.api();
+    counters.Add(
+        {"watch streams open", absl::StrCat(a.watch_streams(), " of ", a.max_watch_streams())});
+    counters.Add({"watch streams refused", absl::StrCat(a.watch_streams_refused())});
+    counters.Add({"queued calls", absl::StrCat(a.queued_calls(), " of ", a.max_queued_calls())});
+    counters.Add({"queued calls refused", absl::StrCat(a.queued_calls_refused())});
+  }
 
   Table status({Align::kLeft, Align::kLeft});
   status.Add({"watermark", Watermark(s.has_watermark(), s.watermark())});

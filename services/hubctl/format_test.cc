@@ -228,6 +228,27 @@ TEST(TableTest, StatsShowsCountersAndRejectsByReason) {
               ElementsAre("source", "condition", "healthy"));
   EXPECT_THAT(WordsOfLineWith(t, "hub.downloads"),
               ElementsAre("hub.downloads", "2", "83", "100", "17"));
+  EXPECT_THAT(t, Not(HasSubstr("watch streams")));  // no API stats: no API rows
+}
+
+TEST(TableTest, StatsShowsTheApiLimitsAndRefusals) {
+  v1::IngestStats s;
+  v1::ApiStats* a = s.mutable_api();
+  a->set_watch_streams(3);
+  a->set_max_watch_streams(256);
+  a->set_watch_streams_refused(7);
+  a->set_queued_calls(0);
+  a->set_max_queued_calls(1024);
+  a->set_queued_calls_refused(12);
+  const std::string t = FormatIngestStats(s);
+  EXPECT_THAT(WordsOfLineWith(t, "watch streams open"),
+              ElementsAre("watch", "streams", "open", "3", "of", "256"));
+  EXPECT_THAT(WordsOfLineWith(t, "watch streams refused"),
+              ElementsAre("watch", "streams", "refused", "7"));
+  EXPECT_THAT(WordsOfLineWith(t, "queued calls "),
+              ElementsAre("queued", "calls", "0", "of", "1024"));
+  EXPECT_THAT(WordsOfLineWith(t, "queued calls refused"),
+              ElementsAre("queued", "calls", "refused", "12"));
 }
 
 TEST(TableTest, WatchRowsLineUpWithTheHeader) {

@@ -61,6 +61,23 @@ ABSL_FLAG(
     "as too_late.");
 ABSL_FLAG(absl::Duration, max_future_skew, absl::Hours(1),
           "Events further than this ahead of the wall clock are rejected as future.");
+ABSL_FLAG(int64_t, max_event_bytes, 64 * 1024,
+          "Longest event record in bytes (an --events_file line without its newline, or a Kafka "
+          "value); longer ones are rejected as too_large (counted, logged without their content, "
+          "sent to the DLQ) before they are decoded, and the file source skips such a line "
+          "without holding it. Default 65536: a real DownloadEvent is a few hundred bytes, so "
+          "this leaves room for fields a newer producer adds, bounds what one record costs, and "
+          "keeps a rejected record under Kafka's default 1 MB message size so it reaches the DLQ "
+          "whole. 1..67108864.");
+ABSL_FLAG(int, max_watch_streams, 256,
+          "WatchConcentration streams open at once, at most; one more is refused with "
+          "RESOURCE_EXHAUSTED and counted (hubctl stats). Each open stream holds a gRPC thread "
+          "and polls the state every 100 ms. At least 1.");
+ABSL_FLAG(int, max_queued_calls, 1024,
+          "Unary calls waiting for one of the API's 4 query threads, at most (GetConcentration "
+          "answered from the live snapshot does not wait); one more is refused with "
+          "RESOURCE_EXHAUSTED and counted (hubctl stats), so a burst cannot grow the queue and "
+          "its memory without bound. At least 1.");
 ABSL_FLAG(
     std::vector<std::string>, live_trailing_weeks, std::vector<std::string>({"1", "4", "13", "52"}),
     "Trailing windows (in weeks) kept live and exact per event; others are computed per query.");
@@ -140,6 +157,12 @@ absl::StatusOr<PipelineOptions> OptionsFromFlags() {
     return absl::InvalidArgumentError("--min_free_disk_mb must be 0 or more");
   }
   options.min_free_disk_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_min_free_disk_mb)) << 20;
+  const int64_t max_event_bytes = absl::GetFlag(FLAGS_max_event_bytes);
+  if (max_event_bytes < 1 || max_event_bytes > (int64_t{64} << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_event_bytes must be between 1 and 67108864 (64 MiB), not ", max_event_bytes));
+  }
+  options.max_event_bytes = static_cast<uint64_t>(max_event_bytes);
   options.aggregates.live_trailing_weeks.clear();
   for (const std::string& w : absl::GetFlag(FLAGS_live_trailing_weeks)) {
     int n = 0;
@@ -278,6 +301,13 @@ int Run() {
     LogError("%s", credentials.status().message());
     return 2;
   }
+  const MetricsServiceOptions api_limits{
+      .max_watch_streams = absl::GetFlag(FLAGS_max_watch_streams),
+      .max_queued_calls = absl::GetFlag(FLAGS_max_queued_calls)};
+  if (api_limits.max_watch_streams < 1 || api_limits.max_queued_calls < 1) {
+    LogError("--max_watch_streams and --max_queued_calls must be at least 1");
+    return 2;
+  }
   const bool kafka = !absl::GetFlag(FLAGS_kafka_brokers).empty();
   absl::StatusOr<KafkaIngestOptions> kafka_options =
       kafka ? KafkaOptionsFromFlags() : KafkaIngestOptions{};
@@ -310,7 +340,8 @@ int Run() {
   absl::StatusOr<std::unique_ptr<GrpcServer>> server =
       GrpcServer::Start(absl::GetFlag(FLAGS_grpc_listen), pipeline->get(),
                         GrpcServerOptions{.realtime_priority = realtime_priority,
-                                          .credentials = *std::move(credentials)});
+                                          .credentials = *std::move(credentials),
+                                          .service = api_limits});
   if (!server.ok()) {
     LogError("cannot serve: %s", server.status().ToString());
     return 1;

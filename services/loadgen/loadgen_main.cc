@@ -39,6 +39,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/json_util.h"
 #include "lib/time/time.h"
 #include "proto/hubmetrics/v1/events.pb.h"
@@ -251,11 +252,18 @@ std::string ToValue(const std::string& json, bool binary, google::protobuf::Mess
 // an invalid time has no protobuf equivalent — protobuf's JSON parser would
 // accept some of those times that hubmetricsd rejects, turning a bad record into
 // a good one that moves the watermark — so it is sent as its raw bytes.
+//
+// A too_large record is encoded like a good event plus an unknown field of
+// padding (protobuf's JSON parser would drop the JSON record's padding field and
+// turn it into a small good event), so that the binary value is as long as the
+// JSON line, just over hubmetricsd's default --max_event_bytes.
 std::string EventValue(const hubmetrics::loadgen::EventRecord& e, bool binary,
                        hubmetrics::v1::DownloadEvent* scratch) {
   using hubmetrics::loadgen::BadKind;
   if (!binary || e.kind == BadKind::kInvalidTime) return e.json;
-  if (e.kind != BadKind::kNone) return ToValue(e.json, binary, scratch);
+  if (e.kind != BadKind::kNone && e.kind != BadKind::kTooLarge) {
+    return ToValue(e.json, binary, scratch);
+  }
   scratch->Clear();
   scratch->set_model_id(e.model_id);
   scratch->set_user_id(e.user_id);
@@ -263,6 +271,12 @@ std::string EventValue(const hubmetrics::loadgen::EventRecord& e, bool binary,
   scratch->mutable_time()->set_seconds(micros / 1000000 - (micros % 1000000 < 0 ? 1 : 0));
   scratch->mutable_time()->set_nanos(
       static_cast<int32_t>(((micros % 1000000) + 1000000) % 1000000 * 1000));
+  if (e.kind == BadKind::kTooLarge) {
+    // Field 15, unknown to DownloadEvent, of padding: the value's length is the JSON line's.
+    const size_t base = scratch->ByteSizeLong() + 1 + 3;  // tag, 3-byte length (< 2 MiB)
+    scratch->GetReflection()->MutableUnknownFields(scratch)->AddLengthDelimited(
+        15, std::string(e.json.size() > base ? e.json.size() - base : 0, 'p'));
+  }
   return scratch->SerializeAsString();
 }
 

@@ -211,6 +211,8 @@ std::string_view BadKindName(BadKind kind) {
       return "future";
     case BadKind::kTooLate:
       return "too_late";
+    case BadKind::kTooLarge:
+      return "too_large";
   }
   return "unknown";
 }
@@ -226,6 +228,10 @@ struct TrafficGenerator::Impl {
 
   // Event generation.
   Rng event_rng{0};
+  // Which bad records become too_large, and their contents (a stream of its
+  // own, so event_rng's sequence is what it was before they existed).
+  Rng size_rng{0};
+  int64_t too_large_left = kMaxTooLargeRecords;
   std::vector<std::vector<double>> day_cumulative;  // per sample day, over models
   std::vector<int64_t> day_end;                     // events before the end of each day
   int64_t next_event = 0;
@@ -252,6 +258,7 @@ struct TrafficGenerator::Impl {
   std::string FormatEventTime(absl::Time t);
   EventRecord GoodEvent(int64_t day_index, absl::Time t);
   EventRecord BadEvent(absl::Time now);
+  void MakeTooLarge(EventRecord& e, absl::Time now);
   void Count(const EventRecord& e, int model, int user);
 };
 
@@ -871,7 +878,8 @@ EventRecord TrafficGenerator::Impl::BadEvent(absl::Time now) {
     return absl::StrCat("{\"model_id\":", m, ",\"user_id\":", u, ",\"time\":", t, "}");
   };
   const std::string qm = JsonString(model), qu = JsonString(user), qt = JsonString(time);
-  e.kind = static_cast<BadKind>(1 + event_rng.Below(kNumBadKinds - 1));
+  // The kinds malformed..too_late (too_large records are made by MakeTooLarge).
+  e.kind = static_cast<BadKind>(1 + event_rng.Below(static_cast<uint64_t>(BadKind::kTooLate)));
   switch (e.kind) {
     case BadKind::kMalformed: {
       const std::string good = line(qm, qu, qt);
@@ -959,10 +967,28 @@ EventRecord TrafficGenerator::Impl::BadEvent(absl::Time now) {
       break;
     }
     case BadKind::kNone:
+    case BadKind::kTooLarge:
       break;
   }
   Count(e, -1, -1);
   return e;
+}
+
+void TrafficGenerator::Impl::MakeTooLarge(EventRecord& e, absl::Time now) {
+  --shape.bad_by_kind[static_cast<int>(e.kind)];
+  ++shape.bad_by_kind[static_cast<int>(BadKind::kTooLarge)];
+  --too_large_left;
+  e.kind = BadKind::kTooLarge;
+  e.model_id = models[size_rng.Below(models.size())].id;
+  e.user_id = UserId(static_cast<int>(size_rng.Below(opt.users)));
+  e.time = now;
+  const size_t size = static_cast<size_t>(kTooLargeMinBytes) + size_rng.Below(1024);
+  e.json =
+      absl::StrCat("{\"model_id\":", JsonString(e.model_id), ",\"user_id\":", JsonString(e.user_id),
+                   ",\"time\":\"", FormatUtc(now), "\",\"padding\":\"");
+  const std::string tail = "\"}";
+  e.json.append(size - e.json.size() - tail.size(), 'p');
+  e.json += tail;
 }
 
 TrafficGenerator::TrafficGenerator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -988,6 +1014,7 @@ absl::StatusOr<std::unique_ptr<TrafficGenerator>> TrafficGenerator::Create(
   impl->start_day = UtcDay(options.start);
   Rng catalog_rng(Mix(options.seed ^ 0x636174616c6f67ULL));
   impl->event_rng = Rng(Mix(options.seed ^ 0x6576656e7473ULL));
+  impl->size_rng = Rng(Mix(options.seed ^ 0x746f6f6c61726765ULL));
   impl->BuildCatalog(catalog_rng);
   impl->BuildEventPlan();
   impl->shape.catalog_records = static_cast<int64_t>(impl->catalog_records.size());
@@ -1017,7 +1044,11 @@ std::optional<EventRecord> TrafficGenerator::NextEvent() {
   if (s.event_rng.Chance(0.25)) secs += s.event_rng.Between(-600, 600);
   const absl::Time t = absl::FromUnixSeconds(secs);
   // Bad records only after the first events, so that the watermark is set.
-  if (i >= 50 && s.event_rng.Chance(s.opt.bad_fraction)) return s.BadEvent(now);
+  if (i >= 50 && s.event_rng.Chance(s.opt.bad_fraction)) {
+    EventRecord e = s.BadEvent(now);
+    if (s.too_large_left > 0 && s.size_rng.Chance(1.0 / 8)) s.MakeTooLarge(e, now);
+    return e;
+  }
   return s.GoodEvent(day_index, t);
 }
 

@@ -56,9 +56,17 @@ enum class BadKind : uint8_t {
   kInvalidTime,
   kFuture,
   kTooLate,
+  // A well-formed event padded with an unknown field to just over hubmetricsd's
+  // default --max_event_bytes (64 KiB). An eighth of the bad records, at most
+  // kMaxTooLargeRecords per run (about 4 MB), chosen from a random stream of
+  // their own: the other records are exactly what they were before this kind.
+  kTooLarge,
 };
-inline constexpr int kNumBadKinds = 8;
-std::string_view BadKindName(BadKind kind);  // "ok", "malformed", ..., "too_late"
+inline constexpr int kNumBadKinds = 9;
+inline constexpr int64_t kMaxTooLargeRecords = 64;
+// Bytes of a too_large record: kTooLargeMinBytes plus up to 1023.
+inline constexpr int64_t kTooLargeMinBytes = 64 * 1024 + 1;
+std::string_view BadKindName(BadKind kind);  // "ok", "malformed", ..., "too_late", "too_large"
 
 struct ModelRecord {
   std::string model_id;
@@ -66,8 +74,9 @@ struct ModelRecord {
 };
 
 struct EventRecord {
-  // What hubmetricsd must do with it. For good events, model_id/user_id/time
-  // are what the record says; for bad ones they are unspecified.
+  // What hubmetricsd must do with it. For good and too_large events,
+  // model_id/user_id/time are what the record says; for other bad ones they
+  // are unspecified.
   BadKind kind = BadKind::kNone;
   std::string model_id;
   std::string user_id;

@@ -165,6 +165,22 @@ TEST_F(DefaultShapeTest, BadRecordsCoverEveryReason) {
   EXPECT_LT(bad, expected * 1.2);
 }
 
+TEST_F(DefaultShapeTest, TooLargeRecordsAreWellFormedEventsJustOverTheDefaultLimitAndBounded) {
+  int64_t n = 0;
+  for (const EventRecord& e : output_->events) {
+    if (e.kind != BadKind::kTooLarge) continue;
+    ++n;
+    EXPECT_GE(static_cast<int64_t>(e.json.size()), kTooLargeMinBytes);
+    EXPECT_LT(static_cast<int64_t>(e.json.size()), kTooLargeMinBytes + 1024);
+    // Only its size is wrong: the fields are those of a good event.
+    EXPECT_EQ(Field(e.json, "model_id"), e.model_id);
+    EXPECT_EQ(Field(e.json, "user_id"), e.user_id);
+    EXPECT_EQ(e.json.back(), '}');
+  }
+  EXPECT_GT(n, 20);
+  EXPECT_LE(n, kMaxTooLargeRecords);
+}
+
 TEST_F(DefaultShapeTest, EventsAreRoughlyInTimeOrder) {
   std::optional<absl::Time> max_time;
   int64_t out_of_order = 0;

@@ -8,7 +8,10 @@ downloads, and for every view (level x filter x attribution) and window the
 concentration measures, leaderboards, entity reports and weekly series.
 
 Rules (normative, shared with the C++):
-- Events are checked in order: not strictly valid JSON -> malformed; not an
+- A record (an events line without its "\n", a "\r" included, or a Kafka
+  value) longer than max_event_bytes (65536) bytes -> too_large, before
+  anything else (even a blank line that long).
+- Events are then checked in order: not strictly valid JSON -> malformed; not an
   object -> not_object; model_id/user_id/time present but not a string ->
   malformed (null counts as absent); any of them absent or "" -> missing_field;
   model_id not a Hub repo id -> invalid_model_id; time not RFC 3339 ->
@@ -16,7 +19,9 @@ Rules (normative, shared with the C++):
   day(time) < day(watermark) - lateness -> too_late; else accepted and the
   watermark advances. An accepted event is a unique download when its
   (model_id, user_id, UTC day) is new, else a duplicate.
-- Catalog: the last record per model_id wins (as a whole).
+- Catalog: the last record per model_id wins (as a whole). A record longer
+  than 16384 bytes, or with developer, country, org_type, pipeline_tag or
+  license longer than 256 bytes (UTF-8), changes nothing.
 - root(m) follows base_model; a cycle or a 33rd link credits m itself; a
   base_model without a catalog record is itself the root.
 
@@ -43,7 +48,12 @@ REASONS = (
     "invalid_time",
     "future",
     "too_late",
+    "too_large",
 )
+MAX_EVENT_BYTES = 64 * 1024
+MAX_CATALOG_RECORD_BYTES = 16 * 1024
+MAX_CATALOG_FIELD_BYTES = 256
+BOUNDED_CATALOG_FIELDS = ("developer", "country", "org_type", "pipeline_tag", "license")
 LEVELS = ("model", "developer", "country")
 FILTERS = ("all", "rolling_1y")
 ATTRIBUTIONS = ("direct", "recursive")
@@ -113,6 +123,40 @@ def utc_day(ns: int) -> int:
     return ns // NS_PER_DAY  # floors: days before 1970 are negative
 
 
+class Oversized:
+    """A line too long to hold in memory: only its length in bytes."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+
+def stream_lines(path: str, keep: int = 1 << 20) -> Iterable[bytes | Oversized]:
+    """The lines of a file without their "\n" (a last line without one
+    included), streamed: a line longer than `keep` bytes comes as
+    Oversized(its length), read through without being held whole."""
+    with open(path, "rb") as f:
+        while True:
+            part = f.readline(keep + 1)
+            if not part:
+                return
+            if part.endswith(b"\n"):
+                yield part[:-1]
+                continue
+            if len(part) <= keep:
+                yield part  # the last line, without a newline
+                continue
+            size = len(part)
+            while True:
+                more = f.readline(1 << 20)
+                if not more:
+                    break
+                if more.endswith(b"\n"):
+                    size += len(more) - 1
+                    break
+                size += len(more)
+            yield Oversized(size)
+
+
 def _reject_constant(name: str):
     raise ValueError(f"not JSON: {name}")
 
@@ -173,11 +217,17 @@ def load_catalog(lines: Iterable[bytes | str]) -> dict[str, CatalogEntry]:
             line = line.rstrip("\r\n")
         if not line:
             continue
+        size = len(line) if isinstance(line, bytes) else len(line.encode("utf-8"))
+        if size > MAX_CATALOG_RECORD_BYTES:
+            continue
         try:
             rec = strict_json(line)
         except ValueError:
             continue
         if not isinstance(rec, dict):
+            continue
+        if any(len(_str_field(rec, f).encode("utf-8")) > MAX_CATALOG_FIELD_BYTES
+               for f in BOUNDED_CATALOG_FIELDS):
             continue
         mid = _str_field(rec, "model_id")
         base = _str_field(rec, "base_model")
@@ -220,8 +270,9 @@ def measures(counts: Iterable[int], top_k: Iterable[int] = DEFAULT_TOP_K) -> dic
 
 class Reference:
     def __init__(self, lateness_days: int = 3, max_future_ns: int = 3600 * NS_PER_SECOND,
-                 now_ns: int | None = None):
+                 now_ns: int | None = None, max_event_bytes: int = MAX_EVENT_BYTES):
         self.lateness_days = lateness_days
+        self.max_event_bytes = max_event_bytes
         self.max_future_ns = max_future_ns
         self.now_ns = now_ns if now_ns is not None else _time.time_ns()
         self.events_read = 0
@@ -240,8 +291,16 @@ class Reference:
 
     # -- events
 
-    def classify(self, line: bytes | str) -> tuple[str, tuple[str, str, int] | None]:
+    def classify(self, line: bytes | str | Oversized) -> tuple[str, tuple[str, str, int] | None]:
         """("ok", (model, user, time_ns)) or (reason, None). Advances the watermark."""
+        if isinstance(line, Oversized):
+            size = line.size
+        else:
+            size = len(line) if isinstance(line, bytes) else len(line.encode("utf-8"))
+        if size > self.max_event_bytes:
+            return "too_large", None
+        if isinstance(line, Oversized):
+            raise ValueError("an Oversized line within max_event_bytes: stream with a larger keep")
         try:
             obj = strict_json(line)
         except (ValueError, RecursionError):
@@ -269,7 +328,7 @@ class Reference:
         self.watermark_ns = t if self.watermark_ns is None else max(self.watermark_ns, t)
         return "ok", (values["model_id"], values["user_id"], t)
 
-    def ingest_event(self, line: bytes | str) -> str:
+    def ingest_event(self, line: bytes | str | Oversized) -> str:
         """Applies one events line; returns "unique", "duplicate" or the rejection reason."""
         self.events_read += 1
         self._views.clear()
@@ -288,7 +347,7 @@ class Reference:
         self.daily[dk] = self.daily.get(dk, 0) + 1
         return "unique"
 
-    def ingest_events(self, lines: Iterable[bytes | str]) -> None:
+    def ingest_events(self, lines: Iterable[bytes | str | Oversized]) -> None:
         for line in lines:
             self.ingest_event(line)
 

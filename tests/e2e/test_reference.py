@@ -113,6 +113,21 @@ class ClassifyTest(unittest.TestCase):
         self.assertEqual(r.rejected, 17)
         self.assertEqual(r.rejected_by_reason["malformed"], 6)
 
+    def test_too_large_before_anything_else(self):
+        head = '{"model_id":"a/b","user_id":"u","time":"%s","p":"' % self.T
+        fits = head + "p" * (65536 - len(head) - 2) + '"}'
+        self.assertEqual(len(fits), 65536)
+        over = fits[:-2] + 'q"}'
+        got, r = self.outcomes([over, fits, " " * 65537, "{" * 70000, b"\xff" * 65537,
+                                fits.encode()[:-2] + b'\r"}'])
+        # Bytes count, not characters, and the line's "\r" with them.
+        self.assertEqual(got, ["too_large", "unique", "too_large", "too_large", "too_large",
+                               "too_large"])
+        self.assertEqual(r.rejected_by_reason["too_large"], 5)
+        self.assertEqual(r.watermark_ns, ref.parse_rfc3339(self.T))  # only the one accepted
+        got, _ = self.outcomes(["\u20ac" * 21846])  # 65538 bytes, 21846 characters
+        self.assertEqual(got, ["too_large"])
+
     def test_lateness_and_watermark(self):
         got, r = self.outcomes([
             ev("a/b", "u", "2025-03-10T00:00:00Z"),  # watermark day 10
@@ -164,6 +179,17 @@ class CatalogTest(unittest.TestCase):
         self.assertEqual(set(c), {"a/m"})
         e = c["a/m"]
         self.assertEqual((e.developer, e.country, e.base_model, e.created_day), ("", "FR", "", None))
+
+    def test_bounded_fields_and_record_size(self):
+        c = catalog('{"model_id":"a/ok","developer":"%s","license":"%s"}' % ("d" * 256, "l" * 256),
+                    '{"model_id":"a/dev","developer":"%s"}' % ("d" * 257),
+                    '{"model_id":"a/cty","country":"%s"}' % ("c" * 257),
+                    '{"model_id":"a/org","org_type":"%s"}' % ("o" * 257),
+                    '{"model_id":"a/tag","pipeline_tag":"%s"}' % ("t" * 257),
+                    '{"model_id":"a/lic","license":"%s"}' % ("l" * 257),
+                    '{"model_id":"a/utf","developer":"%s"}' % ("\u20ac" * 86),  # 258 bytes
+                    '{"model_id":"a/big","pad":"%s"}' % ("p" * 16384))
+        self.assertEqual(set(c), {"a/ok"})
 
     def test_developer_and_country_fallbacks(self):
         r = ref.Reference()

@@ -16,7 +16,8 @@ Scenarios (one ctest case each):
   outage      the broker stopped for 20 s mid-stream: queries answer and the
               condition is reported meanwhile; final results exact
   dlq         one partition in file order (lateness 3 days): each rejection
-              reason in the DLQ with its headers and original bytes; counts match
+              reason in the DLQ with its headers and original bytes (a 200 KiB
+              value too_large among them); counts match
   catalog     a model re-published with a new base_model and a tombstone:
               views re-credit as the reference says
   retention   records deleted from the topic (DeleteRecords) past the offset stored
@@ -459,7 +460,16 @@ class Scenario:
     def dlq(self) -> None:
         ev, mo = self.generate(8000, seed=15, bad_fraction=0.05)
         models = self.produce(mo, self.models_topic, "models")
-        events = self.produce(ev, self.events_topic, "events", partition=0)
+        # Besides loadgen's too_large records (just over the limit), one value of
+        # 200 KiB: a well-formed event but for its length.
+        with open(ev, "rb") as f:
+            lines = [l for l in f.read().split(b"\n") if l]
+        long_at = len(lines) // 3
+        head = b'{"model_id":"gpt2","user_id":"dlq-long-user","time":"2025-02-01T00:00:00Z","p":"'
+        long_value = head + b"p" * (200 * 1024 - len(head) - 2) + b'"}'
+        lines.insert(long_at, long_value)
+        events = self.produce(lines, self.events_topic, "events", partition=0)
+        self.c.check(events[long_at] == long_value, "[dlq] the long value is produced in place")
         r = ref.Reference(lateness_days=3)
         r.set_catalog(ref.load_catalog(models))
         outcome = [r.ingest_event(l) for l in events]  # offset i = line i (one partition, fresh)
@@ -496,6 +506,12 @@ class Scenario:
                 if m["value"] != events[off]:
                     diffs.append(f"offset {off}: value is not the original bytes")
         self.c.check(not diffs, "[dlq] headers, reasons and original bytes", diffs[:20])
+        long_dl = [m for m in dlq if m["headers"].get("source_offset") == str(long_at)]
+        self.c.check(len(long_dl) == 1 and long_dl[0]["headers"].get("reason") == "too_large"
+                     and long_dl[0]["value"] == long_value
+                     and "value_truncated_from" not in long_dl[0]["headers"],
+                     "[dlq] the 200 KiB value: reason too_large, its original bytes",
+                     [str(m["headers"]) + f" value {len(m['value'])} bytes" for m in long_dl])
         exp = {k: v for k, v in r.rejected_by_reason.items() if v}
         self.c.check(counts == exp, "[dlq] counts per reason match", [f"expected {exp} got {counts}"])
         d.signal(signal.SIGTERM)

@@ -9,7 +9,9 @@ import org.apache.kafka.common.serialization.Deserializer;
 
 /**
  * One input record after decoding: either a decoded event or the reason it is rejected. The
- * decode rules are hubmetricsd's (lib/events/decode.cc, DecodeBinaryEvent): not a parseable
+ * decode rules are hubmetricsd's (lib/events/decode.cc, DecodeBinaryEvent; lib/ingest/pipeline.cc
+ * for the size): longer than 65536 bytes (hubmetricsd's default --max_event_bytes) -> too_large,
+ * before anything else; not a parseable
  * binary DownloadEvent -> malformed; model_id, user_id or time absent/empty -> missing_field;
  * model_id not a Hub repo id -> invalid_model_id; time outside years 0001..9999 or nanos outside
  * [0, 1e9) -> invalid_time. The time checks (future, too_late) come later, in the topology.
@@ -21,6 +23,7 @@ final class ParsedEvent {
   static final long MIN_SECONDS = -62135596800L; // 0001-01-01T00:00:00Z
   static final long MAX_SECONDS = 253402300799L; // 9999-12-31T23:59:59Z
   static final long DAY_MS = 86_400_000L;
+  static final int MAX_EVENT_BYTES = 64 * 1024;
 
   final byte[] raw;
   String reason; // null while accepted
@@ -40,6 +43,12 @@ final class ParsedEvent {
   static ParsedEvent decode(byte[] bytes) {
     final byte[] raw = bytes == null ? new byte[0] : bytes;
     final ParsedEvent p = new ParsedEvent(raw);
+    if (raw.length > MAX_EVENT_BYTES) {
+      return p.reject(
+          "too_large",
+          "record of " + raw.length + " bytes is longer than the limit of " + MAX_EVENT_BYTES
+              + " bytes");
+    }
     final DownloadEvent e;
     try {
       e = DownloadEvent.parseFrom(raw);
