@@ -65,16 +65,28 @@ def micro_figures(workdir: str, errors: list[str]) -> dict:
     return out
 
 
-def machine() -> dict:
-    model = ""
+def cpu_model() -> str:
+    """lscpu's "Model name" (/proc/cpuinfo's "model name" where lscpu is missing)."""
+    try:
+        r = subprocess.run(["lscpu"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True, timeout=10, env={**os.environ, "LC_ALL": "C"})
+        for line in r.stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return ""
+
+
+def machine() -> dict:
+    model = cpu_model()
     mem_gib = None
     try:
         with open("/proc/meminfo") as f:
@@ -225,22 +237,39 @@ def fmt(v, suffix=""):
 
 
 LIMITS_HEADING = "## What limits it now"
+SOAK_HEADING = "## Soak"
 
 
-def kept_limits(md_path: str | None) -> str | None:
-    """The "What limits it now" section of an existing BENCHMARKS.md (written by people), if any."""
+def section_span(text: str, heading: str) -> tuple[int, int] | None:
+    """[start, end) of the section `heading` (a "## " line) up to the next "## " heading or the
+    end of the text."""
+    i = 0 if text.startswith(heading + "\n") else text.find("\n" + heading + "\n")
+    if i < 0:
+        return None
+    if i > 0:
+        i += 1
+    j = text.find("\n## ", i + len(heading))
+    return i, (len(text) if j < 0 else j + 1)
+
+
+def kept_section(md_path: str | None, heading: str) -> str | None:
+    """The section `heading` of an existing BENCHMARKS.md, if any."""
     if not md_path or not os.path.exists(md_path):
         return None
     with open(md_path) as f:
         text = f.read()
-    i = text.find(LIMITS_HEADING)
-    if i < 0:
-        return None
-    section = text[i:].rstrip() + "\n"
-    return None if "(The lead fills this in" in section else section
+    span = section_span(text, heading)
+    return None if span is None else text[span[0]:span[1]].rstrip() + "\n"
 
 
-def markdown(r: dict, limits: str | None = None, json_name: str | None = None) -> str:
+def kept_limits(md_path: str | None) -> str | None:
+    """The "What limits it now" section of an existing BENCHMARKS.md (written by people), if any."""
+    section = kept_section(md_path, LIMITS_HEADING)
+    return None if section is None or "(The lead fills this in" in section else section
+
+
+def markdown(r: dict, limits: str | None = None, json_name: str | None = None,
+             soak: str | None = None) -> str:
     m = r["machine"]
     e2e = r.get("e2e") or {}
     fr = e2e.get("freshness") or {}
@@ -399,7 +428,102 @@ def markdown(r: dict, limits: str | None = None, json_name: str | None = None) -
         w("(The lead fills this in from the profile of this run; scripts/bench keeps this section")
         w("when it rewrites the file.)")
         w("")
+    if soak:
+        w(soak)
     return "\n".join(out)
+
+
+def soak_markdown(s: dict) -> str:
+    """The "Soak" section of BENCHMARKS.md from the JSON line of bench/e2e/soak.py; every figure
+    and verdict comes from that line."""
+    m = s.get("machine") or {}
+    out = []
+    w = out.append
+    w(SOAK_HEADING)
+    w("")
+    w(f"Written by `bench/e2e/soak.py --write_doc` from its run of {s.get('date')} (git commit "
+      f"`{s.get('git_commit')}`) on {m.get('nproc')} cores ({m.get('cpu_model')}), RAM "
+      f"{m.get('ram_gib')} GiB, one machine for the broker, the daemon and the clients:")
+    w("")
+    w("```sh")
+    w(str(s.get("command")))
+    w("```")
+    w("")
+    w(f"{fmt(s.get('duration_seconds'), ' s')} of `freshness_probe` traffic at "
+      f"{fmt(s.get('rate_target'))} events/s ({fmt(s.get('probe_users'))} distinct users) "
+      f"through a local Kafka broker into hubmetricsd, while "
+      f"`query_load` sent GetConcentration at {fmt(s.get('query_rps_target'))} requests/s; "
+      f"hubmetricsd sampled every {fmt(s.get('sample_every_seconds'), ' s')} "
+      f"({fmt(len(s.get('samples') or []))} samples), the first "
+      f"{fmt(s.get('warmup_seconds'), ' s')} counted as warm-up.")
+    w("")
+    w("| figure | value |")
+    w("|---|---|")
+    for label, key, suffix in (
+        ("events ingested (events_read during the traffic)", "events_ingested", ""),
+        ("ingest rate", "events_per_sec", " events/s"),
+        ("probe's production rate", "probe_rate_achieved", " events/s"),
+        ("hubmetricsd CPU seconds per million events (utime+stime)",
+         "cpu_seconds_per_million_events", " s"),
+        ("hubmetricsd peak RSS (VmHWM, seed catch-up included)", "peak_rss_mb", " MB"),
+        ("new unique downloads", "unique_downloads_added", ""),
+        ("RSS growth after the warm-up per million new unique downloads",
+         "rss_mb_per_million_new_uniques", " MB"),
+        ("GetConcentration p50", "query_p50_ms", " ms"),
+        ("GetConcentration p99", "query_p99_ms", " ms"),
+        ("GetConcentration requests / errors", None, ""),
+        ("freshness p50", "freshness_p50_ms", " ms"),
+        ("freshness p99", "freshness_p99_ms", " ms"),
+        ("consumer lag at the end (messages)", "lag_end", ""),
+        ("consumer lag, max of the samples (messages)", "lag_max", ""),
+        ("hubmetricsd exit status on SIGTERM at the end", "daemon_exit_code", ""),
+    ):
+        if key is None:
+            q = s.get("query") or {}
+            w(f"| {label} | {fmt(q.get('requests'))} / {fmt(q.get('errors'))} |")
+        else:
+            w(f"| {label} | {fmt(s.get(key), suffix)} |")
+    w("")
+    w("| hubmetricsd | first after warm-up | last | max | least-squares slope per hour |")
+    w("|---|---|---|---|---|")
+    for label, key in (("RSS (VmRSS, MB)", "rss_mb"), ("open files", "fds"),
+                       ("threads", "threads"), ("state dir (MB)", "state_mb")):
+        f = s.get(key) or {}
+        w(f"| {label} | {fmt(f.get('first'))} | {fmt(f.get('last'))} | {fmt(f.get('max'))} | "
+          f"{fmt(f.get('slope_per_hour'))} |")
+    w("")
+    w(f"Verdict: **flat: {str(s.get('flat')).lower()}**. Rule: {s.get('flat_rule')}.")
+    w(f"Lag: **{'bounded' if s.get('lag_ok') else 'grew'}**. Rule: {s.get('lag_rule')}.")
+    w("")
+    for key, heading in (("failures", "Failures"), ("errors", "Errors"),
+                         ("warnings", "Shortfalls")):
+        if s.get(key):
+            w(f"{heading} in this run:")
+            w("")
+            for e in s[key]:
+                w(f"- {e}")
+            w("")
+    return "\n".join(out)
+
+
+def write_soak_section(md_path: str, s: dict) -> None:
+    """Puts soak_markdown(s) in md_path in place of its "Soak" section (appended when it has none);
+    every other section is kept as it is."""
+    text = ""
+    if os.path.exists(md_path):
+        with open(md_path) as f:
+            text = f.read()
+    section = soak_markdown(s)
+    span = section_span(text, SOAK_HEADING)
+    if span is not None:
+        rest = text[span[1]:]
+        text = text[:span[0]] + section + ("\n" + rest if rest else "")
+    elif text.strip():
+        text = text.rstrip() + "\n\n" + section
+    else:
+        text = "# Benchmarks\n\n" + section
+    with open(md_path, "w") as f:
+        f.write(text)
 
 
 def main() -> int:
@@ -419,13 +543,14 @@ def main() -> int:
             f.write("\n")
     if args.md_out:
         limits = kept_limits(args.md_out)
+        soak = kept_section(args.md_out, SOAK_HEADING)  # written by bench/e2e/soak.py
         json_name = None
         if args.json_out:
             json_name = os.path.relpath(os.path.abspath(args.json_out), args.repo)
             if json_name.startswith(".."):
                 json_name = args.json_out
         with open(args.md_out, "w") as f:
-            f.write(markdown(r, limits, json_name))
+            f.write(markdown(r, limits, json_name, soak))
     print(json.dumps(r, separators=(",", ":")), flush=True)
     return 0
 

@@ -73,10 +73,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 from e2e_test import free_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+LOG_NAME = "run_e2e"  # the prefix of log lines; scripts that import these helpers set their own
 
 
 def log(msg: str) -> None:
-    print(f"[run_e2e {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    print(f"[{LOG_NAME} {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 class Failed(Exception):
@@ -144,12 +145,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def vm_hwm_mb(pid: int) -> float:
+def status_field(pid: int, name: str) -> int:
+    """A number of /proc/<pid>/status ("VmHWM", "VmRSS" in kB, "Threads"); 0 when absent."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return 0.0
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def vm_hwm_mb(pid: int) -> float:
+    return status_field(pid, "VmHWM") / 1024.0
 
 
 def dir_bytes(path: str) -> tuple[int, int]:
@@ -158,11 +164,15 @@ def dir_bytes(path: str) -> tuple[int, int]:
     for root, _dirs, files in os.walk(path):
         for name in files:
             p = os.path.join(root, name)
-            if os.path.isfile(p) and not os.path.islink(p):
+            try:
+                if not os.path.isfile(p) or os.path.islink(p):
+                    continue
                 size = os.path.getsize(p)
-                total += size
-                if name.endswith(".log") and name[:-4].isdigit():
-                    wal += size
+            except FileNotFoundError:  # deleted meanwhile (a live daemon's compaction)
+                continue
+            total += size
+            if name.endswith(".log") and name[:-4].isdigit():
+                wal += size
     return total, wal
 
 
