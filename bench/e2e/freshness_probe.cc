@@ -53,6 +53,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "lib/tls/client_flags.h"
 #include "lib/tls/tls.h"
 #include "proto/hubmetrics/v1/events.pb.h"
 #include "proto/hubmetrics/v1/metrics.grpc.pb.h"
@@ -60,14 +61,6 @@
 ABSL_FLAG(std::string, brokers, "127.0.0.1:9092", "Kafka bootstrap servers.");
 ABSL_FLAG(std::string, topic, "hub.downloads", "Events topic hubmetricsd consumes.");
 ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "hubmetricsd's gRPC address.");
-ABSL_FLAG(std::string, tls_ca_file, "",
-          "PEM CA certificates hubmetricsd's certificate must chain to: connect over TLS. Empty "
-          "(default): plaintext.");
-ABSL_FLAG(std::string, tls_cert_file, "",
-          "PEM client certificate chain for a daemon that requires client certificates (mTLS); "
-          "with --tls_key_file and --tls_ca_file. Empty (default): none.");
-ABSL_FLAG(std::string, tls_key_file, "",
-          "PEM private key (unencrypted) of --tls_cert_file. Empty (default): none.");
 ABSL_FLAG(double, rate, 100000, "Background events per second.");
 ABSL_FLAG(int, marker_every_ms, 50, "Interval between markers; 0: no markers.");
 ABSL_FLAG(double, seconds, 20, "Duration of the measured production phase.");
@@ -227,10 +220,7 @@ int Run() {
   std::string run = absl::GetFlag(FLAGS_run);
   if (run.empty()) run = absl::StrCat(absl::ToUnixSeconds(absl::Now()));
 
-  hubmetrics::tls::ClientTlsFiles tls_files;
-  tls_files.ca.path = absl::GetFlag(FLAGS_tls_ca_file);
-  tls_files.cert.path = absl::GetFlag(FLAGS_tls_cert_file);
-  tls_files.key.path = absl::GetFlag(FLAGS_tls_key_file);
+  const hubmetrics::tls::ClientTlsFiles tls_files = hubmetrics::tls::ClientTlsFilesFromFlags();
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       hubmetrics::tls::ChannelCredentials(tls_files);
   if (!credentials.ok()) {

@@ -43,6 +43,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "lib/base/thread_priority.h"
+#include "lib/tls/client_flags.h"
 #include "lib/tls/tls.h"
 #include "proto/hubmetrics/v1/metrics.grpc.pb.h"
 
@@ -51,14 +52,6 @@ ABSL_FLAG(double, rps, 5000, "Requests per second (open loop).");
 ABSL_FLAG(double, seconds, 15, "How long to send.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "Deadline of each request.");
 ABSL_FLAG(int, channels, 2, "gRPC channels (connections) the requests are spread over.");
-ABSL_FLAG(std::string, tls_ca_file, "",
-          "PEM CA certificates hubmetricsd's certificate must chain to: connect over TLS. Empty "
-          "(default): plaintext.");
-ABSL_FLAG(std::string, tls_cert_file, "",
-          "PEM client certificate chain for a daemon that requires client certificates (mTLS); "
-          "with --tls_key_file and --tls_ca_file. Empty (default): none.");
-ABSL_FLAG(std::string, tls_key_file, "",
-          "PEM private key (unencrypted) of --tls_cert_file. Empty (default): none.");
 ABSL_FLAG(int, realtime_priority, 0,
           "SCHED_FIFO priority (1..99) of every client thread; 0: time-shared.");
 
@@ -105,10 +98,7 @@ int Run() {
     std::fprintf(stderr, "query_load: --rps and --seconds must be > 0\n");
     return 2;
   }
-  hubmetrics::tls::ClientTlsFiles tls_files;
-  tls_files.ca.path = absl::GetFlag(FLAGS_tls_ca_file);
-  tls_files.cert.path = absl::GetFlag(FLAGS_tls_cert_file);
-  tls_files.key.path = absl::GetFlag(FLAGS_tls_key_file);
+  const hubmetrics::tls::ClientTlsFiles tls_files = hubmetrics::tls::ClientTlsFilesFromFlags();
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       hubmetrics::tls::ChannelCredentials(tls_files);
   if (!credentials.ok()) {

@@ -42,6 +42,7 @@
 #include "lib/base/log.h"
 #include "lib/exporter/poller.h"
 #include "lib/exporter/translate.h"
+#include "lib/tls/client_flags.h"
 #include "lib/tls/tls.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
@@ -57,14 +58,6 @@ ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(5),
 ABSL_FLAG(int, top_entities, 10,
           "Leaderboard entries (hubmetrics_top_entity_share) per view and window, 0..100.");
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(5), "Deadline of each RPC to the daemon.");
-ABSL_FLAG(std::string, tls_ca_file, "",
-          "PEM CA certificates the daemon's certificate must chain to: poll it over TLS (the host "
-          "of --target must be in the certificate's subjectAltName). Empty (default): plaintext.");
-ABSL_FLAG(std::string, tls_cert_file, "",
-          "PEM client certificate chain presented to a daemon that requires client certificates "
-          "(mTLS); with --tls_key_file and --tls_ca_file. Empty (default): none.");
-ABSL_FLAG(std::string, tls_key_file, "",
-          "PEM private key (unencrypted) of --tls_cert_file. Empty (default): none.");
 ABSL_FLAG(int, web_threads, 16,
           "Connections /metrics serves at once, 1..1024 (one thread each). An open connection "
           "holds its thread until it has been answered or --web_request_timeout passed, so this "
@@ -131,10 +124,7 @@ int Run() {
              absl::FormatDuration(web_timeout));
     return 2;
   }
-  tls::ClientTlsFiles daemon_tls;
-  daemon_tls.ca.path = absl::GetFlag(FLAGS_tls_ca_file);
-  daemon_tls.cert.path = absl::GetFlag(FLAGS_tls_cert_file);
-  daemon_tls.key.path = absl::GetFlag(FLAGS_tls_key_file);
+  const tls::ClientTlsFiles daemon_tls = tls::ClientTlsFilesFromFlags();
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       tls::ChannelCredentials(daemon_tls);
   if (!credentials.ok()) {

@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "lib/tls/client_flags.h"
 #include "lib/tls/tls.h"
 #include "proto/hubmetrics/v1/metrics.grpc.pb.h"
 #include "services/hubctl/format.h"
@@ -30,15 +31,6 @@ ABSL_FLAG(bool, json, false,
           "with the proto field names and zero values.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10),
           "Time limit for connecting and getting the answer (watch: for connecting only).");
-ABSL_FLAG(std::string, tls_ca_file, "",
-          "PEM CA certificates the server's certificate must chain to: connect over TLS (the "
-          "host of --addr must be in the certificate's subjectAltName). Empty (default): "
-          "plaintext.");
-ABSL_FLAG(std::string, tls_cert_file, "",
-          "PEM client certificate chain for a server that requires client certificates (mTLS); "
-          "with --tls_key_file and --tls_ca_file. Empty (default): none.");
-ABSL_FLAG(std::string, tls_key_file, "",
-          "PEM private key (unencrypted) of --tls_cert_file. Empty (default): none.");
 ABSL_FLAG(std::string, level, "", "View level: model | developer | country (required).");
 ABSL_FLAG(std::string, filter, "all", "View filter: all | rolling_1y.");
 ABSL_FLAG(std::string, attribution, "direct", "View attribution: direct | recursive.");
@@ -308,10 +300,7 @@ int Run(const std::vector<char*>& args) {
   std::optional<std::vector<uint32_t>> top_k = TopKFromFlags();
   if (!top_k.has_value()) return kExitUsage;
 
-  tls::ClientTlsFiles tls_files;
-  tls_files.ca.path = absl::GetFlag(FLAGS_tls_ca_file);
-  tls_files.cert.path = absl::GetFlag(FLAGS_tls_cert_file);
-  tls_files.key.path = absl::GetFlag(FLAGS_tls_key_file);
+  const tls::ClientTlsFiles tls_files = tls::ClientTlsFilesFromFlags();
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       tls::ChannelCredentials(tls_files);
   if (!credentials.ok()) return UsageError(std::string(credentials.status().message()));
