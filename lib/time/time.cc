@@ -138,10 +138,11 @@ absl::StatusOr<absl::Time> ParseRfc3339(std::string_view text) {
 }
 
 std::string FormatRfc3339(absl::Time t) {
+  // %E4Y, not %Y: RFC 3339 years have four digits, and %Y writes year 1 as "1".
   if (absl::ToUnixNanos(t) % 1000000000 == 0) {
-    return absl::FormatTime("%Y-%m-%d%ET%H:%M:%SZ", t, absl::UTCTimeZone());
+    return absl::FormatTime("%E4Y-%m-%d%ET%H:%M:%SZ", t, absl::UTCTimeZone());
   }
-  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E*SZ", t, absl::UTCTimeZone());
+  return absl::FormatTime("%E4Y-%m-%d%ET%H:%M:%E*SZ", t, absl::UTCTimeZone());
 }
 
 int64_t ToUnixMicros(absl::Time t) { return absl::ToUnixMicros(t); }

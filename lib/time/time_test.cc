@@ -125,6 +125,18 @@ TEST(Rfc3339, FormatRoundTrips) {
   EXPECT_EQ(*ParseRfc3339(FormatRfc3339(t + absl::Microseconds(7))), t + absl::Microseconds(7));
 }
 
+// Years before 1000 keep their four digits (found by tests/fuzz: "%Y" wrote
+// "1-01-01T01:30:00Z", which ParseRfc3339 rejects and too_late details cut wrong).
+TEST(Rfc3339, FormatPadsEarlyYearsToFourDigits) {
+  for (const char* text :
+       {"0001-01-01T00:00:00Z", "0099-12-31T23:59:59.5Z", "0999-06-01T00:00:00Z"}) {
+    absl::Time t = *ParseRfc3339(text);
+    EXPECT_EQ(FormatRfc3339(t), text);
+    EXPECT_EQ(*ParseRfc3339(FormatRfc3339(t)), t) << text;
+  }
+  EXPECT_EQ(FormatRfc3339(*ParseRfc3339("0001-01-01T00:30:00-01:00")), "0001-01-01T01:30:00Z");
+}
+
 TEST(ManualClock, AdvancesOnlyWhenTold) {
   ManualClock clock(absl::FromUnixSeconds(100));
   EXPECT_EQ(clock.Now(), absl::FromUnixSeconds(100));
