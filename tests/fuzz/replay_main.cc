@@ -44,7 +44,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "replay: cannot read %s\n", path.c_str());
       return 2;
     }
-    // A copy of exactly the input's size, so ASan sees reads past its end.
+    // A copy of exactly the input's size, so ASan sees reads past its end. An
+    // empty input arrives as a null pointer, as a default std::string_view has
+    // (libFuzzer never passes one).
     std::vector<uint8_t> data(bytes.begin(), bytes.end());
     LLVMFuzzerTestOneInput(data.data(), data.size());
   }
