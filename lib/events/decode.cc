@@ -253,6 +253,9 @@ struct JsonField {
 
 DecodeViewResult DecodeJsonEventView(std::string_view line,
                                      absl::FunctionRef<bool(std::string_view)> is_valid_model_id) {
+  // A default std::string_view has no data: simdjson would memcpy from a null
+  // pointer (undefined behaviour even for 0 bytes).
+  if (line.data() == nullptr) line = std::string_view("", 0);
   thread_local simdjson::dom::parser reused_parser;
   // The parser of the last huge line: the returned views point into it, so it
   // lives until the next call (which frees it, whatever that line's size).

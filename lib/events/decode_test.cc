@@ -61,6 +61,15 @@ TEST(DecodeJsonEventTest, Accepts) {
   EXPECT_EQ(e.time, At(2025, 3, 4, 12, 34, 56));
 }
 
+// An empty view without data (a default std::string_view) is an empty line,
+// not undefined behaviour: simdjson copied from its null pointer (found by
+// the tests/fuzz corpus replay under UBSan; this test fails there without the fix).
+TEST(DecodeJsonEventTest, RejectsADefaultStringView) {
+  ExpectJsonReject(std::string_view(), RejectReason::kMalformed);
+  // An empty protobuf message is a DownloadEvent without its fields.
+  EXPECT_EQ(DecodeBinaryEvent(std::string_view()).rejection->reason, RejectReason::kMissingField);
+}
+
 TEST(DecodeJsonEventTest, AcceptsWhitespaceUnknownFieldsAndAnyOrder) {
   const absl::Time t = At(2025, 3, 4, 12, 34, 56);
   for (const std::string& line : std::vector<std::string>{

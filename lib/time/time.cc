@@ -138,6 +138,7 @@ absl::StatusOr<absl::Time> ParseRfc3339(std::string_view text) {
 }
 
 std::string FormatRfc3339(absl::Time t) {
+  // %E4Y, not %Y: RFC 3339 years have four digits, and %Y writes year 1 as "1".
   if (absl::ToUnixNanos(t) % 1000000000 == 0) {
     return absl::FormatTime("%E4Y-%m-%d%ET%H:%M:%SZ", t, absl::UTCTimeZone());
   }
