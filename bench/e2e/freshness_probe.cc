@@ -30,8 +30,6 @@
 // rate_achieved counts background events handed to produce() per second of the
 // production phase. Exit status 1 on a setup failure or when no marker arrived.
 // --marker_every_ms=0 produces only background traffic (load for other phases).
-#include <librdkafka/rdkafkacpp.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -41,8 +39,10 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -53,6 +53,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "lib/kafka/kafka_producer.h"
 #include "lib/tls/client_flags.h"
 #include "lib/tls/tls.h"
 #include "proto/hubmetrics/v1/events.pb.h"
@@ -77,8 +78,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace v1 = hubmetrics::v1;
 
-volatile std::sig_atomic_t g_stop = 0;
-void OnSignal(int) { g_stop = 1; }
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
+void OnSignal(int) { g_stop = true; }
 
 v1::View ProbeView() {
   v1::View v;
@@ -88,65 +90,48 @@ v1::View ProbeView() {
   return v;
 }
 
-class Producer {
- public:
-  static std::unique_ptr<Producer> Create(const std::string& brokers) {
-    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    std::string err;
-    for (const auto& [k, v] : std::initializer_list<std::pair<const char*, std::string>>{
-             {"bootstrap.servers", brokers},
-             {"client.id", "hubmetrics-freshness-probe"},
-             {"linger.ms", "5"},
-             {"batch.num.messages", "10000"},
-             {"queue.buffering.max.messages", "1000000"},
-             {"compression.type", "lz4"}}) {
-      if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) {
-        std::fprintf(stderr, "freshness_probe: %s=%s: %s\n", k, v.c_str(), err.c_str());
-        return nullptr;
-      }
+// The probe's producer: no idempotence (latency first), small batches.
+std::unique_ptr<hubmetrics::KafkaProducer> NewProducer(const std::string& brokers) {
+  hubmetrics::KafkaSettings settings;
+  settings.brokers = brokers;
+  hubmetrics::KafkaProducerOptions options;
+  options.client_id = "hubmetrics-freshness-probe";
+  options.idempotence = false;
+  options.linger = absl::Milliseconds(5);
+  options.batch_messages = 10000;
+  options.queue_messages = 1000000;
+  options.compression = "lz4";
+  // While the local queue is full: until a signal.
+  options.max_queue_wait = absl::InfiniteDuration();
+  options.stop = &g_stop;
+  options.close_timeout = absl::ZeroDuration();  // flushed before the figures
+  options.on_delivery_failure = [failures = 0](const absl::Status& s) mutable {
+    if (failures++ < 5) {
+      std::fprintf(stderr, "freshness_probe: delivery failed: %s\n",
+                   std::string(s.message()).c_str());
     }
-    auto p = std::unique_ptr<Producer>(new Producer());
-    if (conf->set("dr_cb", &p->reports_, err) != RdKafka::Conf::CONF_OK) return nullptr;
-    p->producer_.reset(RdKafka::Producer::create(conf.get(), err));
-    if (!p->producer_) {
-      std::fprintf(stderr, "freshness_probe: producer: %s\n", err.c_str());
-      return nullptr;
-    }
-    return p;
-  }
-
-  // Queues one message (copies it); serves delivery reports while the queue is full.
-  bool Produce(const std::string& topic, const std::string& key, const std::string& value) {
-    while (true) {
-      const RdKafka::ErrorCode e =
-          producer_->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                             const_cast<char*>(value.data()), value.size(),
-                             key.empty() ? nullptr : key.data(), key.size(), 0, nullptr);
-      if (e == RdKafka::ERR_NO_ERROR) return true;
-      if (e != RdKafka::ERR__QUEUE_FULL || g_stop) {
-        std::fprintf(stderr, "freshness_probe: produce: %s\n", RdKafka::err2str(e).c_str());
-        return false;
-      }
-      producer_->poll(5);
-    }
-  }
-  void Poll() { producer_->poll(0); }
-  void Flush(int ms) { producer_->flush(ms); }
-  int64_t failed() const { return reports_.failed; }
-
- private:
-  struct Reports : RdKafka::DeliveryReportCb {
-    void dr_cb(RdKafka::Message& m) override {
-      if (m.err() && failed++ < 5) {
-        std::fprintf(stderr, "freshness_probe: delivery failed: %s\n", m.errstr().c_str());
-      }
-    }
-    int64_t failed = 0;
   };
-  Producer() = default;
-  Reports reports_;
-  std::unique_ptr<RdKafka::Producer> producer_;
-};
+  auto p = hubmetrics::KafkaProducer::Create(settings, std::move(options));
+  if (!p.ok()) {
+    std::fprintf(stderr, "freshness_probe: producer: %s\n",
+                 std::string(p.status().message()).c_str());
+    return nullptr;
+  }
+  return *std::move(p);
+}
+
+// Queues one message (copied; no key when `key` is empty); serves delivery
+// reports while the queue is full. False (said on stderr) on an error or a
+// signal.
+bool Produce(hubmetrics::KafkaProducer& producer, const std::string& topic, const std::string& key,
+             const std::string& value) {
+  const absl::Status s =
+      producer.Produce(topic, hubmetrics::KafkaProducer::kAnyPartition,
+                       key.empty() ? std::nullopt : std::optional<std::string_view>(key), value);
+  if (s.ok()) return true;
+  std::fprintf(stderr, "freshness_probe: produce: %s\n", std::string(s.message()).c_str());
+  return false;
+}
 
 // Zipf(s=1) ranks over the pool, users uniform, a fraction of repeats.
 class Background {
@@ -255,7 +240,7 @@ int Run() {
   std::fprintf(stderr, "freshness_probe: pool of %zu existing models, run %s\n", pool.size(),
                run.c_str());
 
-  std::unique_ptr<Producer> producer = Producer::Create(absl::GetFlag(FLAGS_brokers));
+  std::unique_ptr<hubmetrics::KafkaProducer> producer = NewProducer(absl::GetFlag(FLAGS_brokers));
   if (!producer) return 1;
   Background background(pool, std::max(1, absl::GetFlag(FLAGS_users)),
                         absl::GetFlag(FLAGS_repeat_fraction), absl::GetFlag(FLAGS_seed));
@@ -321,7 +306,7 @@ int Run() {
       const double elapsed = std::chrono::duration<double>(now - begin).count();
       const auto due = static_cast<int64_t>(elapsed * rate);
       while (phase_sent < due && !failed) {
-        failed = !producer->Produce(topic, "", background.Next());
+        failed = !Produce(*producer, topic, "", background.Next());
         ++phase_sent;
         if ((phase_sent & 1023) == 0) {
           producer->Poll();
@@ -335,7 +320,7 @@ int Run() {
         Background::SetNow(&marker);
         marker.SerializeToString(&marker_value);
         sent_ns[static_cast<size_t>(k)] = Clock::now().time_since_epoch().count();
-        failed = !producer->Produce(topic, marker_key, marker_value);
+        failed = !Produce(*producer, topic, marker_key, marker_value);
         markers_sent = k;
         next_marker += std::chrono::milliseconds(marker_every_ms);
       }
@@ -366,7 +351,8 @@ int Run() {
   const int64_t warmup_sent = background_sent;
   const double measured = produce_phase(seconds, marker_every_ms > 0);
   const double rate_achieved = static_cast<double>(background_sent - warmup_sent) / measured;
-  producer->Flush(10000);
+  // Its outcome is not checked (as ever): failed deliveries count in failed().
+  static_cast<void>(producer->Flush(absl::Now() + absl::Seconds(10)));
 
   int64_t lost = 0;
   std::vector<double> observed;

@@ -99,118 +99,77 @@ std::string KafkaSourceKey(std::string_view topic, int32_t partition) {
 
 // ---------------------------------------------------------------- dead letters
 
-// Delivery reports are served by whichever thread polls the producer: the
-// ingest thread in Reject(), the apply thread in Flush(). Hence the mutex,
-// which also guards the sink's first produce error.
-struct KafkaDeadLetterSink::DeliveryState : public RdKafka::DeliveryReportCb {
-  void dr_cb(RdKafka::Message& message) override {
-    absl::MutexLock lock(&mu);
-    if (message.err() == RdKafka::ERR_NO_ERROR) {
-      ++delivered;
-    } else {
-      ++failed;
-      if (first_error.empty()) first_error = message.errstr();
-    }
-  }
-  absl::Mutex mu;
-  uint64_t delivered ABSL_GUARDED_BY(mu) = 0;
-  uint64_t failed ABSL_GUARDED_BY(mu) = 0;
-  std::string first_error ABSL_GUARDED_BY(mu);
-  std::string produce_error ABSL_GUARDED_BY(mu);  // first local produce() failure since Flush
-};
-
 KafkaDeadLetterSink::KafkaDeadLetterSink(std::string dlq_topic, const std::atomic<bool>* stop)
-    : topic_(std::move(dlq_topic)), stop_(stop), delivery_(std::make_unique<DeliveryState>()) {}
+    : topic_(std::move(dlq_topic)), stop_(stop) {}
 
-KafkaDeadLetterSink::~KafkaDeadLetterSink() {
-  if (producer_) producer_->flush(2000);
-}
+// The producer waits up to its close_timeout (2 s) for the last dead letters.
+KafkaDeadLetterSink::~KafkaDeadLetterSink() = default;
 
 absl::StatusOr<std::unique_ptr<KafkaDeadLetterSink>> KafkaDeadLetterSink::Create(
     const KafkaSettings& settings, std::string dlq_topic, const std::atomic<bool>* stop) {
   if (dlq_topic.empty()) return absl::InvalidArgumentError("--dlq_topic is empty");
   std::unique_ptr<KafkaDeadLetterSink> sink(new KafkaDeadLetterSink(std::move(dlq_topic), stop));
-  ASSIGN_OR_RETURN(std::unique_ptr<RdKafka::Conf> conf,
-                   NewKafkaConf(settings,
-                                {{"client.id", "hubmetricsd-dlq"},
-                                 // Wait for the broker however long an outage lasts: a
-                                 // failed delivery would stop ingest until a restart.
-                                 {"message.timeout.ms", "0"},
-                                 {"linger.ms", "5"}},
-                                {{"enable.idempotence", "true"}}));
-  std::string err;
-  if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(sink->delivery_.get()), err) !=
-      RdKafka::Conf::CONF_OK) {
-    return absl::InternalError(absl::StrCat("dr_cb: ", err));
-  }
-  sink->producer_.reset(RdKafka::Producer::create(conf.get(), err));
-  if (!sink->producer_) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot create the DLQ producer: ", err));
-  }
+  KafkaProducerOptions options;
+  options.client_id = "hubmetricsd-dlq";
+  options.idempotence = true;
+  // Wait for the broker however long an outage lasts: a failed delivery
+  // would stop ingest until a restart. The stop flag ends the waits.
+  options.delivery_timeout = absl::InfiniteDuration();
+  options.max_queue_wait = stop != nullptr ? absl::InfiniteDuration() : absl::Minutes(5);
+  options.linger = absl::Milliseconds(5);
+  options.stop = stop;
+  ASSIGN_OR_RETURN(sink->producer_, KafkaProducer::Create(settings, std::move(options)));
   return sink;
 }
 
 void KafkaDeadLetterSink::Reject(const SourceRecord& record, const Rejection& rejection) {
-  const std::string_view key = record.key;
+  std::vector<KafkaHeader> headers = {{"reason", std::string(RejectReasonName(rejection.reason))},
+                                      {"detail", rejection.detail},
+                                      {"source_topic", std::string(record.source)},
+                                      {"source_partition", absl::StrCat(record.partition)},
+                                      {"source_offset", absl::StrCat(record.offset)}};
+  const std::optional<std::string_view> key =
+      record.key.empty() ? std::nullopt : std::optional<std::string_view>(record.key);
   std::string_view value = record.value;
-  while (true) {
-    RdKafka::Headers* headers = RdKafka::Headers::create();
-    headers->add("reason", std::string(RejectReasonName(rejection.reason)));
-    headers->add("detail", rejection.detail);
-    headers->add("source_topic", std::string(record.source));
-    headers->add("source_partition", absl::StrCat(record.partition));
-    headers->add("source_offset", absl::StrCat(record.offset));
-    if (value.size() < record.value.size()) {
-      headers->add("value_truncated_from", absl::StrCat(record.value.size()));
-    }
-    const RdKafka::ErrorCode err =
-        producer_->produce(topic_, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                           const_cast<char*>(value.data()), value.size(),
-                           key.empty() ? nullptr : key.data(), key.size(), 0, headers, nullptr);
-    if (err == RdKafka::ERR_NO_ERROR) break;  // librdkafka owns the headers now
-    delete headers;
-    if (err == RdKafka::ERR__QUEUE_FULL && !(stop_ && stop_->load())) {
-      producer_->poll(100);
-      continue;
-    }
-    if (err == RdKafka::ERR_MSG_SIZE_TOO_LARGE && value.size() > kDeadLetterCutBytes) {
-      // A record larger than the producer may send (message.max.bytes, 1 MB by
-      // default; the events topic may allow more): its first bytes go instead,
-      // marked, rather than a failed delivery stopping ingest on every restart.
-      value = value.substr(0, kDeadLetterCutBytes);
-      continue;
-    }
-    absl::MutexLock lock(&delivery_->mu);
-    if (delivery_->produce_error.empty()) {
-      delivery_->produce_error =
-          absl::StrCat("cannot produce to ", topic_, ": ", RdKafka::err2str(err));
-    }
-    break;
+  absl::Status s = producer_->Produce(topic_, KafkaProducer::kAnyPartition, key, value, headers);
+  if (KafkaErrorCode(s) == RdKafka::ERR_MSG_SIZE_TOO_LARGE && value.size() > kDeadLetterCutBytes) {
+    // A record larger than the producer may send (message.max.bytes, 1 MB by
+    // default; the events topic may allow more): its first bytes go instead,
+    // marked, rather than a failed delivery stopping ingest on every restart.
+    value = value.substr(0, kDeadLetterCutBytes);
+    headers.emplace_back("value_truncated_from", absl::StrCat(record.value.size()));
+    s = producer_->Produce(topic_, KafkaProducer::kAnyPartition, key, value, headers);
   }
-  producer_->poll(0);
+  if (!s.ok()) {
+    absl::MutexLock lock(&mu_);
+    if (produce_error_.empty()) produce_error_ = std::string(s.message());
+  }
+  producer_->Poll();
 }
 
 absl::Status KafkaDeadLetterSink::Flush() {
   const absl::Time start = absl::Now();
-  while (producer_->outq_len() > 0) {
+  absl::Status flushed;
+  // In slices, for the stall hook and the stop flag.
+  while (
+      absl::IsDeadlineExceeded(flushed = producer_->Flush(absl::Now() + absl::Milliseconds(500)))) {
     if (stall_hook_ && absl::Now() - start > absl::Seconds(2)) stall_hook_();
-    if (stop_ && stop_->load()) {
+    if (stop_ != nullptr && stop_->load()) {
       return absl::UnavailableError(absl::StrCat(
-          "stopping while ", producer_->outq_len(), " dead letters to ", topic_,
+          "stopping while ", producer_->pending(), " dead letters to ", topic_,
           " were not acknowledged; their batch is not committed and will be read again"));
     }
-    producer_->flush(500);
   }
-  absl::MutexLock lock(&delivery_->mu);
-  delivered_ = delivery_->delivered;
-  std::string error = std::move(delivery_->produce_error);
-  delivery_->produce_error.clear();
-  if (delivery_->failed > 0 && error.empty()) {
-    error = absl::StrCat(delivery_->failed, " dead letters could not be delivered to ", topic_,
-                         ": ", delivery_->first_error);
+  std::string error;
+  {
+    absl::MutexLock lock(&mu_);
+    error = std::move(produce_error_);
+    produce_error_.clear();
   }
-  delivery_->failed = 0;
-  delivery_->first_error.clear();
+  if (!flushed.ok() && error.empty()) {
+    error =
+        absl::StrCat("dead letters could not be delivered to ", topic_, ": ", flushed.message());
+  }
   if (!error.empty()) return absl::UnavailableError(error);
   return absl::OkStatus();
 }

@@ -38,10 +38,7 @@
 #include "absl/time/time.h"
 #include "lib/ingest/pipeline.h"
 #include "lib/kafka/kafka_config.h"
-
-namespace RdKafka {
-class Producer;
-}
+#include "lib/kafka/kafka_producer.h"
 
 namespace hubmetrics {
 
@@ -56,7 +53,8 @@ std::string KafkaSourceKey(std::string_view topic, int32_t partition);
 
 // Produces each rejected event to the DLQ topic: the original value and key,
 // headers reason, detail, source_topic, source_partition, source_offset.
-// Idempotent producer (no duplicates from retries). Used by one thread.
+// Idempotent producer (no duplicates from retries), a KafkaProducer. Reject()
+// is called by one thread, Flush() by another (possibly meanwhile).
 //
 // A value larger than the producer may send (message.max.bytes, 1,000,000 by
 // default, possible only when the events topic allows larger messages than
@@ -88,9 +86,7 @@ class KafkaDeadLetterSink final : public DeadLetterSink {
   absl::Status Flush() override;
 
   // Records acknowledged so far (for tests and logs).
-  uint64_t delivered() const { return delivered_.load(); }
-
-  struct DeliveryState;
+  uint64_t delivered() const { return producer_->acknowledged(); }
 
  private:
   KafkaDeadLetterSink(std::string dlq_topic, const std::atomic<bool>* stop);
@@ -98,10 +94,10 @@ class KafkaDeadLetterSink final : public DeadLetterSink {
   const std::string topic_;
   const std::atomic<bool>* const stop_;
   std::function<void()> stall_hook_;
-  std::unique_ptr<DeliveryState> delivery_;
-  std::unique_ptr<RdKafka::Producer> producer_;
-  std::atomic<uint64_t> delivered_{0};
-  std::string produce_error_;  // first local produce() failure since the last Flush
+  std::unique_ptr<KafkaProducer> producer_;
+  absl::Mutex mu_;
+  // The first local produce failure since the last Flush().
+  std::string produce_error_ ABSL_GUARDED_BY(mu_);
 };
 
 struct KafkaEventSourceOptions {

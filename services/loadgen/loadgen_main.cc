@@ -18,8 +18,6 @@
 //
 // Both modes print the shape of the traffic to stderr at the end; Kafka mode
 // also prints progress every few seconds.
-#include <librdkafka/rdkafkacpp.h>
-
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -28,7 +26,9 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -41,6 +41,7 @@
 #include "absl/time/time.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/json_util.h"
+#include "lib/kafka/kafka_producer.h"
 #include "lib/time/time.h"
 #include "proto/hubmetrics/v1/events.pb.h"
 #include "services/loadgen/traffic.h"
@@ -76,9 +77,11 @@ namespace {
 
 using hubmetrics::loadgen::TrafficGenerator;
 
-// Set by SIGINT/SIGTERM; the produce loop checks it between messages.
-volatile std::sig_atomic_t g_stop = 0;
-void OnSignal(int) { g_stop = 1; }
+// Set by SIGINT/SIGTERM; the produce loop checks it between messages, the
+// producer while the local queue is full.
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
+void OnSignal(int) { g_stop = true; }
 
 absl::StatusOr<std::unique_ptr<TrafficGenerator>> MakeGenerator() {
   hubmetrics::loadgen::TrafficOptions options;
@@ -116,124 +119,51 @@ absl::Status RunFiles(const std::string& out, const std::string& models_out) {
   return absl::OkStatus();
 }
 
-// Counts broker acknowledgements; called from poll()/flush() on the producing
-// thread only.
-class DeliveryCounter : public RdKafka::DeliveryReportCb {
- public:
-  void dr_cb(RdKafka::Message& message) override {
-    if (message.err()) {
-      if (failed_++ < 5) std::cerr << "loadgen: delivery failed: " << message.errstr() << "\n";
-    } else {
-      ++delivered_;
+// The producer of Kafka mode: the generator's records, acknowledged before
+// exit. Extra properties come from --kafka_property (key=value;key=value),
+// applied after loadgen's own.
+absl::StatusOr<std::unique_ptr<hubmetrics::KafkaProducer>> NewProducer(const std::string& brokers) {
+  hubmetrics::KafkaSettings settings;
+  settings.brokers = brokers;
+  const std::string extra = absl::GetFlag(FLAGS_kafka_property);
+  size_t begin = 0;
+  while (begin < extra.size()) {
+    size_t end = extra.find(';', begin);
+    if (end == std::string::npos) end = extra.size();
+    const std::string item = extra.substr(begin, end - begin);
+    begin = end + 1;
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--kafka_property: '", item, "' is not key=value"));
     }
+    settings.properties.emplace_back(item.substr(0, eq), item.substr(eq + 1));
   }
-  int64_t delivered() const { return delivered_; }
-  int64_t failed() const { return failed_; }
+  hubmetrics::KafkaProducerOptions options;
+  options.client_id = "hubmetrics-loadgen";
+  options.idempotence = true;
+  options.linger = absl::Milliseconds(5);
+  options.batch_messages = 100000;
+  options.queue_messages = 1000000;
+  options.compression = "lz4";
+  // While the local queue is full: until a signal.
+  options.max_queue_wait = absl::InfiniteDuration();
+  options.stop = &g_stop;
+  options.close_timeout = absl::ZeroDuration();  // flushed before exit
+  options.on_delivery_failure = [failures = 0](const absl::Status& s) mutable {
+    if (failures++ < 5) std::cerr << "loadgen: delivery failed: " << s.message() << "\n";
+  };
+  return hubmetrics::KafkaProducer::Create(settings, std::move(options));
+}
 
- private:
-  int64_t delivered_ = 0;
-  int64_t failed_ = 0;
-};
-
-class KafkaSink {
- public:
-  static absl::StatusOr<std::unique_ptr<KafkaSink>> Create(const std::string& brokers) {
-    auto sink = std::unique_ptr<KafkaSink>(new KafkaSink());
-    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-    std::string err;
-    auto set = [&](const std::string& key, const std::string& value) -> absl::Status {
-      if (conf->set(key, value, err) != RdKafka::Conf::CONF_OK) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("Kafka property ", key, "=", value, ": ", err));
-      }
-      return absl::OkStatus();
-    };
-    for (const auto& [key, value] : std::initializer_list<std::pair<std::string, std::string>>{
-             {"bootstrap.servers", brokers},
-             {"client.id", "hubmetrics-loadgen"},
-             {"enable.idempotence", "true"},
-             {"linger.ms", "5"},
-             {"batch.num.messages", "100000"},
-             {"queue.buffering.max.messages", "1000000"},
-             {"compression.type", "lz4"}}) {
-      if (absl::Status s = set(key, value); !s.ok()) return s;
-    }
-    const std::string extra = absl::GetFlag(FLAGS_kafka_property);
-    size_t begin = 0;
-    while (begin < extra.size()) {
-      size_t end = extra.find(';', begin);
-      if (end == std::string::npos) end = extra.size();
-      const std::string item = extra.substr(begin, end - begin);
-      begin = end + 1;
-      if (item.empty()) continue;
-      const size_t eq = item.find('=');
-      if (eq == std::string::npos) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--kafka_property: '", item, "' is not key=value"));
-      }
-      if (absl::Status s = set(item.substr(0, eq), item.substr(eq + 1)); !s.ok()) return s;
-    }
-    if (conf->set("dr_cb", &sink->counter_, err) != RdKafka::Conf::CONF_OK) {
-      return absl::InternalError(err);
-    }
-    sink->producer_.reset(RdKafka::Producer::create(conf.get(), err));
-    if (!sink->producer_) {
-      return absl::InvalidArgumentError(absl::StrCat("cannot create a Kafka producer: ", err));
-    }
-    return sink;
-  }
-
-  // Queues one message; waits (serving delivery reports) while the local
-  // queue is full. Fails on errors other than a full queue, or when a signal
-  // arrives while waiting.
-  absl::Status Produce(const std::string& topic, const std::string& key, const std::string& value) {
-    while (true) {
-      const RdKafka::ErrorCode e =
-          producer_->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-                             const_cast<char*>(value.data()), value.size(),
-                             key.empty() ? nullptr : key.data(), key.size(), 0, nullptr);
-      if (e == RdKafka::ERR_NO_ERROR) {
-        ++produced_;
-        return absl::OkStatus();
-      }
-      if (e != RdKafka::ERR__QUEUE_FULL) {
-        return absl::UnavailableError(
-            absl::StrCat("produce to ", topic, ": ", RdKafka::err2str(e)));
-      }
-      if (g_stop) return absl::CancelledError("interrupted");
-      producer_->poll(20);
-    }
-  }
-
-  void Poll() { producer_->poll(0); }
-
-  // Waits up to `timeout` for every queued message to be acknowledged.
-  // Unavailable if some are still queued or any delivery failed.
-  absl::Status Flush(absl::Duration timeout) {
-    producer_->flush(static_cast<int>(absl::ToInt64Milliseconds(timeout)));
-    if (producer_->outq_len() > 0) {
-      return absl::UnavailableError(
-          absl::StrCat(producer_->outq_len(), " messages not acknowledged by ",
-                       absl::GetFlag(FLAGS_kafka_brokers), " after ", absl::FormatDuration(timeout),
-                       "; is the broker reachable?"));
-    }
-    if (counter_.failed() > 0) {
-      return absl::UnavailableError(
-          absl::StrCat(counter_.failed(), " messages failed delivery (see above)"));
-    }
-    return absl::OkStatus();
-  }
-
-  int64_t produced() const { return produced_; }
-  int64_t delivered() const { return counter_.delivered(); }
-  int64_t failed() const { return counter_.failed(); }
-
- private:
-  KafkaSink() = default;
-  DeliveryCounter counter_;
-  std::unique_ptr<RdKafka::Producer> producer_;
-  int64_t produced_ = 0;
-};
+// Queues one message (no key when `key` is empty). Fails on errors other than
+// a full queue, or when a signal arrives while the queue is full.
+absl::Status Produce(hubmetrics::KafkaProducer& producer, const std::string& topic,
+                     const std::string& key, const std::string& value) {
+  return producer.Produce(topic, hubmetrics::KafkaProducer::kAnyPartition,
+                          key.empty() ? std::nullopt : std::optional<std::string_view>(key), value);
+}
 
 // The value to send for a JSON record: the record converted to binary protobuf
 // (or as is in json mode); a record that has no protobuf equivalent is sent as
@@ -295,9 +225,12 @@ absl::Status RunKafka(const std::string& brokers) {
   const std::string models_topic = absl::GetFlag(FLAGS_models_topic);
   auto generator = MakeGenerator();
   if (!generator.ok()) return generator.status();
-  auto sink_or = KafkaSink::Create(brokers);
-  if (!sink_or.ok()) return sink_or.status();
-  KafkaSink& sink = **sink_or;
+  auto producer_or = NewProducer(brokers);
+  if (!producer_or.ok()) return producer_or.status();
+  hubmetrics::KafkaProducer& producer = **producer_or;
+  // Waits up to a minute for every message so far to be acknowledged (a
+  // signal does not cut it short).
+  auto flush = [&producer] { return producer.Flush(absl::Now() + absl::Seconds(60)); };
 
   // The catalog first, flushed, so that hubmetricsd attributes the first
   // events with the full catalog.
@@ -305,15 +238,16 @@ absl::Status RunKafka(const std::string& brokers) {
   int64_t models_sent = 0;
   while (auto m = (*generator)->NextModel()) {
     if (g_stop) break;
-    if (absl::Status s = sink.Produce(models_topic, m->model_id, ToValue(m->json, binary, &model));
+    if (absl::Status s =
+            Produce(producer, models_topic, m->model_id, ToValue(m->json, binary, &model));
         !s.ok()) {
       if (g_stop) break;
       return s;
     }
     ++models_sent;
-    sink.Poll();
+    producer.Poll();
   }
-  if (absl::Status s = sink.Flush(absl::Seconds(60)); !s.ok()) return s;
+  if (absl::Status s = flush(); !s.ok()) return s;
   std::cerr << absl::StrFormat("loadgen: %d catalog records sent to %s (%s)\n", models_sent,
                                models_topic, format);
 
@@ -334,7 +268,7 @@ absl::Status RunKafka(const std::string& brokers) {
       tokens = std::min(capacity, tokens + absl::ToDoubleSeconds(now - last_refill) * rate);
       last_refill = now;
       if (tokens < 1) {
-        sink.Poll();
+        producer.Poll();
         const double wait_s = std::min(0.005, (1 - tokens) / rate);
         std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(wait_s * 1e6)));
         continue;
@@ -347,20 +281,22 @@ absl::Status RunKafka(const std::string& brokers) {
       break;
     }
     if (e->kind == hubmetrics::loadgen::BadKind::kNone) last_event_time = e->time;
-    if (absl::Status s = sink.Produce(events_topic, "", EventValue(*e, binary, &event)); !s.ok()) {
+    if (absl::Status s = Produce(producer, events_topic, "", EventValue(*e, binary, &event));
+        !s.ok()) {
       if (g_stop) break;
       return s;
     }
     ++sent;
-    if ((sent & 255) == 0) sink.Poll();
+    if ((sent & 255) == 0) producer.Poll();
     const absl::Time now = absl::Now();
     if (now - last_report >= progress_every) {
       std::cerr << absl::StrFormat(
           "loadgen: %d events sent (%.0f/s now, %.0f/s overall), %d acknowledged, %d failed, "
           "simulated time %s\n",
           sent, (sent - sent_at_last_report) / absl::ToDoubleSeconds(now - last_report),
-          sent / std::max(1e-9, absl::ToDoubleSeconds(now - begin)), sink.delivered() - models_sent,
-          sink.failed(),
+          sent / std::max(1e-9, absl::ToDoubleSeconds(now - begin)),
+          static_cast<int64_t>(producer.acknowledged()) - models_sent,
+          static_cast<int64_t>(producer.failed()),
           last_event_time == absl::InfinitePast() ? "-"
                                                   : hubmetrics::FormatRfc3339(last_event_time));
       last_report = now;
@@ -372,11 +308,13 @@ absl::Status RunKafka(const std::string& brokers) {
                                : exhausted ? "the generator's --events are exhausted"
                                            : "--total reached",
                                sent);
-  const absl::Status flushed = sink.Flush(absl::Seconds(60));
+  const absl::Status flushed = flush();
   const double seconds = std::max(1e-9, absl::ToDoubleSeconds(absl::Now() - begin));
   std::cerr << absl::StrFormat(
       "loadgen: %d events sent to %s (%s) in %.1f s (%.0f/s), %d acknowledged, %d failed\n", sent,
-      events_topic, format, seconds, sent / seconds, sink.delivered() - models_sent, sink.failed());
+      events_topic, format, seconds, sent / seconds,
+      static_cast<int64_t>(producer.acknowledged()) - models_sent,
+      static_cast<int64_t>(producer.failed()));
   std::cerr << hubmetrics::loadgen::FormatShape((*generator)->Shape());
   return flushed;
 }

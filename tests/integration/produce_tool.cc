@@ -23,9 +23,12 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "google/protobuf/util/json_util.h"
+#include "lib/kafka/kafka_producer.h"
 #include "proto/hubmetrics/v1/events.pb.h"
 
 namespace {
@@ -62,18 +65,6 @@ bool Parse(int argc, char** argv, Flags* f) {
   return !f->brokers.empty() && !f->topic.empty() && (f->kind == "events" || f->kind == "models") &&
          (f->format == "json" || f->format == "binary");
 }
-
-struct Reports : RdKafka::DeliveryReportCb {
-  void dr_cb(RdKafka::Message& m) override {
-    if (m.err()) {
-      ++failed;
-      std::cerr << "delivery failed: " << m.errstr() << "\n";
-    } else {
-      ++ok;
-    }
-  }
-  long ok = 0, failed = 0;
-};
 
 // Kafka's DeleteRecords: the partition then starts at `before`.
 int DeleteRecords(RdKafka::Producer* producer, const Flags& f) {
@@ -119,26 +110,30 @@ int main(int argc, char** argv) {
                  "--format=json|binary [--partition=N] [--emitted=FILE] < lines\n";
     return 2;
   }
-  std::string err;
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  Reports reports;
-  if (conf->set("bootstrap.servers", f.brokers, err) ||
-      conf->set("enable.idempotence", "true", err) || conf->set("linger.ms", "20", err) ||
-      conf->set("dr_cb", &reports, err)) {
-    std::cerr << err << "\n";
-    return 2;
-  }
-  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), err));
-  if (!producer) {
-    std::cerr << err << "\n";
-    return 1;
+  hubmetrics::KafkaSettings settings;
+  settings.brokers = f.brokers;
+  hubmetrics::KafkaProducerOptions options;
+  options.client_id = "hubmetrics-produce-tool";
+  options.idempotence = true;
+  options.linger = absl::Milliseconds(20);
+  // While the local queue is full: however long (librdkafka's delivery
+  // timeout frees it).
+  options.max_queue_wait = absl::InfiniteDuration();
+  options.close_timeout = absl::ZeroDuration();  // flushed before exit
+  options.on_delivery_failure = [](const absl::Status& s) {
+    std::cerr << "delivery failed: " << s.message() << "\n";
+  };
+  auto producer = hubmetrics::KafkaProducer::Create(settings, std::move(options));
+  if (!producer.ok()) {
+    std::cerr << producer.status().message() << "\n";
+    return absl::IsInvalidArgument(producer.status()) ? 2 : 1;
   }
   if (f.delete_before >= 0) {
     if (f.partition < 0) {
       std::cerr << "--delete_before needs --partition\n";
       return 2;
     }
-    return DeleteRecords(producer.get(), f);
+    return DeleteRecords((*producer)->rdkafka(), f);
   }
   std::ofstream emitted;
   if (!f.emitted.empty()) emitted.open(f.emitted, std::ios::binary);
@@ -181,29 +176,26 @@ int main(int argc, char** argv) {
         line = canonical;
       }
     }
-    while (true) {
-      RdKafka::ErrorCode e =
-          producer->produce(f.topic, f.partition < 0 ? RdKafka::Topic::PARTITION_UA : f.partition,
-                            RdKafka::Producer::RK_MSG_COPY, null_value ? nullptr : value.data(),
-                            null_value ? 0 : value.size(), key.empty() ? nullptr : key.data(),
-                            key.size(), 0, nullptr);
-      if (e == RdKafka::ERR__QUEUE_FULL) {
-        producer->poll(50);
-        continue;
-      }
-      if (e) {
-        std::cerr << "produce: " << RdKafka::err2str(e) << "\n";
-        return 1;
-      }
-      break;
+    if (absl::Status s = (*producer)->Produce(
+            f.topic, f.partition < 0 ? hubmetrics::KafkaProducer::kAnyPartition : f.partition,
+            key.empty() ? std::nullopt : std::optional<std::string_view>(key),
+            null_value ? std::nullopt : std::optional<std::string_view>(value));
+        !s.ok()) {
+      std::cerr << "produce: " << s.message() << "\n";
+      return 1;
     }
     ++produced;
     if (emitted.is_open()) emitted << line << "\n";
-    producer->poll(0);
+    (*producer)->Poll();
   }
-  while (producer->outq_len() > 0) producer->flush(1000);
-  std::cerr << "produce_tool: " << produced << " produced to " << f.topic << ", " << reports.ok
-            << " acknowledged, " << reports.failed << " failed, " << skipped
+  // Until every message has its delivery report, however long that takes.
+  absl::Status flushed;
+  do {
+    flushed = (*producer)->Flush(absl::Now() + absl::Seconds(1));
+  } while (absl::IsDeadlineExceeded(flushed));
+  const uint64_t acknowledged = (*producer)->acknowledged();
+  std::cerr << "produce_tool: " << produced << " produced to " << f.topic << ", " << acknowledged
+            << " acknowledged, " << (*producer)->failed() << " failed, " << skipped
             << " skipped (no binary form)\n";
-  return reports.failed == 0 && reports.ok == produced ? 0 : 1;
+  return flushed.ok() && acknowledged == static_cast<uint64_t>(produced) ? 0 : 1;
 }
