@@ -1,32 +1,29 @@
 // hubmetrics-exporter: the Prometheus sidecar of hubmetricsd.
 //
 // Polls the daemon's gRPC MetricsService every --poll_interval and serves the
-// result on http://--listen/metrics in the Prometheus text format (prometheus-cpp
-// Exposer). Polling rather than WatchConcentration because it is simple and its
+// result on http(s)://--listen/metrics in the Prometheus text format (prometheus-cpp's
+// TextSerializer). Polling rather than WatchConcentration because it is simple and its
 // load is bounded: one GetIngestStats plus one GetConcentration and one
 // GetTopEntities per view x window per interval (12 views x 3 windows by default:
 // 73 small RPCs every 5 s), independent of the event rate; a scrape reads the
 // last snapshot and never waits on the daemon. See lib/exporter/poller.h for what
 // happens while the daemon is down (hubmetrics_up 0, the exporter keeps serving).
 //
-// /metrics is served by civetweb (inside prometheus-cpp's Exposer), one worker
-// thread per open connection: --web_threads bounds how many clients it serves
-// at once and --web_request_timeout how long an idle or slow connection may
-// hold a thread, so that a few clients that connect and send nothing cannot
-// block Prometheus' scrapes.
+// /metrics is served by libmicrohttpd (lib/exporter/metrics_http_server.h) on
+// one event-loop thread: an open connection costs a socket, not a thread, so
+// idle clients cannot delay Prometheus' scrapes. --web_max_connections bounds
+// the open connections (one more is closed at once) and --web_idle_timeout
+// closes a connection that sends nothing.
 //
-// /metrics is plain HTTP. civetweb could serve HTTPS, but Debian 12's is built
-// for the OpenSSL 1.1 API and loads libssl at run time: it calls
-// SSL_get_peer_certificate, which OpenSSL 3 no longer exports, through a null
-// pointer on every HTTPS connection (the process dies). Where /metrics must be
-// encrypted, a TLS-terminating proxy in front of a loopback --listen does it
-// (README, "TLS").
+// With --web_tls_cert_file and --web_tls_key_file /metrics is HTTPS only (GnuTLS);
+// with --web_tls_client_ca_file too, a scrape must present a client certificate
+// of that CA (mTLS). These are independent of --tls_*, which secure the polls
+// of the daemon.
 //
 // Stops on SIGINT/SIGTERM.
 #include <pthread.h>
 #include <signal.h>
 
-#include <exception>
 #include <memory>
 #include <string>
 #include <thread>
@@ -40,12 +37,12 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "lib/base/log.h"
+#include "lib/exporter/metrics_http_server.h"
 #include "lib/exporter/poller.h"
 #include "lib/exporter/translate.h"
 #include "lib/tls/client_flags.h"
 #include "lib/tls/tls.h"
 #include "prometheus/counter.h"
-#include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "gRPC address of hubmetricsd.");
@@ -58,15 +55,23 @@ ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(5),
 ABSL_FLAG(int, top_entities, 10,
           "Leaderboard entries (hubmetrics_top_entity_share) per view and window, 0..100.");
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(5), "Deadline of each RPC to the daemon.");
-ABSL_FLAG(int, web_threads, 16,
-          "Connections /metrics serves at once, 1..1024 (one thread each). An open connection "
-          "holds its thread until it has been answered or --web_request_timeout passed, so this "
-          "must exceed the scrapers, probes and other clients connected at the same time. "
-          "Default 16.");
-ABSL_FLAG(absl::Duration, web_request_timeout, absl::Seconds(10),
-          "Longest wait for each read or write of a /metrics connection (the request, the "
-          "answer) before it is closed and its thread freed: how long an idle or stalled client "
-          "can hold a thread. Default 10s.");
+ABSL_FLAG(int, web_max_connections, 64,
+          "Connections /metrics keeps open at once, 1..65536. One more is closed at once (the "
+          "client sees it closed, it does not wait), so this must exceed the scrapers, probes "
+          "and other clients connected at the same time. An open connection costs a socket, not "
+          "a thread. Default 64.");
+ABSL_FLAG(absl::Duration, web_idle_timeout, absl::Seconds(10),
+          "A /metrics connection that sends nothing (or does not read its answer) for this long "
+          "is closed, 1s..1h, whole seconds. Default 10s.");
+ABSL_FLAG(std::string, web_tls_cert_file, "",
+          "PEM certificate chain (leaf first) of /metrics: given (with --web_tls_key_file), "
+          "/metrics is served over HTTPS only. Default empty: plain HTTP.");
+ABSL_FLAG(std::string, web_tls_key_file, "",
+          "PEM private key (unencrypted) of --web_tls_cert_file. Default empty.");
+ABSL_FLAG(std::string, web_tls_client_ca_file, "",
+          "PEM CA certificates: given, a scrape must present a client certificate that chains "
+          "to one of them (mTLS; others are answered 403). Needs --web_tls_cert_file and "
+          "--web_tls_key_file. Default empty: no client certificate asked for.");
 
 namespace hubmetrics {
 namespace {
@@ -113,15 +118,27 @@ int Run() {
     return 2;
   }
 
-  const int web_threads = absl::GetFlag(FLAGS_web_threads);
-  if (web_threads < 1 || web_threads > 1024) {
-    LogError("--web_threads=%d: must be between 1 and 1024", web_threads);
+  exporter::MetricsHttpServerOptions web{
+      .listen = absl::GetFlag(FLAGS_listen),
+      .max_connections = absl::GetFlag(FLAGS_web_max_connections),
+      .idle_timeout = absl::GetFlag(FLAGS_web_idle_timeout),
+  };
+  if (web.max_connections < 1 || web.max_connections > exporter::kMaxWebConnections) {
+    LogError("--web_max_connections=%d: must be between 1 and %d", web.max_connections,
+             exporter::kMaxWebConnections);
     return 2;
   }
-  const absl::Duration web_timeout = absl::GetFlag(FLAGS_web_request_timeout);
-  if (web_timeout < absl::Milliseconds(100) || web_timeout > absl::Minutes(10)) {
-    LogError("--web_request_timeout=%s: must be between 100ms and 10m",
-             absl::FormatDuration(web_timeout));
+  if (web.idle_timeout < absl::Seconds(1) || web.idle_timeout > absl::Hours(1)) {
+    LogError("--web_idle_timeout=%s: must be between 1s and 1h",
+             absl::FormatDuration(web.idle_timeout));
+    return 2;
+  }
+  exporter::MetricsTlsFiles web_tls;
+  web_tls.cert.path = absl::GetFlag(FLAGS_web_tls_cert_file);
+  web_tls.key.path = absl::GetFlag(FLAGS_web_tls_key_file);
+  web_tls.client_ca.path = absl::GetFlag(FLAGS_web_tls_client_ca_file);
+  if (absl::Status s = exporter::ReadMetricsTlsFiles(web_tls, &web); !s.ok()) {
+    LogError("%s", s.message());
     return 2;
   }
   const tls::ClientTlsFiles daemon_tls = tls::ClientTlsFilesFromFlags();
@@ -150,28 +167,16 @@ int Run() {
       exporter::PollerOptions{.windows = *windows, .top_entities = top, .rpc_timeout = rpc_timeout},
       &errors);
 
-  // civetweb's options (prometheus-cpp passes them through). Keep-alive off
-  // (civetweb's default, said here because it matters): an idle kept-alive
-  // connection would hold a thread between scrapes.
-  const std::string listen = absl::GetFlag(FLAGS_listen);
-  std::vector<std::string> web_options = {
-      "listening_ports",    listen,
-      "num_threads",        absl::StrCat(web_threads),
-      "request_timeout_ms", absl::StrCat(absl::ToInt64Milliseconds(web_timeout)),
-      "enable_keep_alive",  "no"};
-  // prometheus-cpp (civetweb) reports a port it cannot bind by throwing; this is
-  // the only place it can, and it ends here as an exit code.
-  std::unique_ptr<prometheus::Exposer> exposer;
-  try {
-    exposer = std::make_unique<prometheus::Exposer>(web_options);
-  } catch (const std::exception& e) {
-    LogError("cannot listen on %s (--listen): %s", listen, e.what());
-    return 1;
+  absl::StatusOr<std::unique_ptr<exporter::MetricsHttpServer>> server =
+      exporter::MetricsHttpServer::Start(std::move(web), {poller, registry});
+  if (!server.ok()) {
+    LogError("%s", server.status().message());
+    return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
-  exposer->RegisterCollectable(poller);
-  exposer->RegisterCollectable(registry);
-  LogInfo("hubmetrics-exporter serving http://%s/metrics, polling %s (%s) every %s", listen,
-          absl::GetFlag(FLAGS_target),
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  LogInfo("hubmetrics-exporter serving %s://%s/metrics%s, polling %s (%s) every %s",
+          (*server)->tls() ? "https" : "http", listen,
+          (*server)->mtls() ? " (client certificates required)" : "", absl::GetFlag(FLAGS_target),
           !daemon_tls.tls()         ? "plaintext"
           : daemon_tls.cert.given() ? "mTLS"
                                     : "TLS",
@@ -184,7 +189,7 @@ int Run() {
   LogInfo("stopping on signal %d", sig);
   stop.Notify();
   loop.join();
-  exposer.reset();
+  server->reset();
   return 0;
 }
 
@@ -196,6 +201,8 @@ int main(int argc, char** argv) {
       "hubmetrics-exporter --target=127.0.0.1:50051 --listen=127.0.0.1:9464 "
       "[--windows=week:current,trailing:4,trailing:52] [--poll_interval=5s] [--top_entities=10]\n"
       "[--tls_ca_file=CA.pem [--tls_cert_file=CLIENT.pem --tls_key_file=CLIENT.key]]\n"
+      "[--web_tls_cert_file=SERVER.pem --web_tls_key_file=SERVER.key "
+      "[--web_tls_client_ca_file=CA.pem]]\n"
       "Serves hubmetricsd's concentration measures and ingest counters on /metrics.");
   absl::ParseCommandLine(argc, argv);
   return hubmetrics::Run();

@@ -15,14 +15,19 @@ unrelated CA. hubmetricsd ingests a small loadgen file; then
   mtls     with --tls_client_ca_file: hubctl without a client certificate is refused,
            with one it works; the exporter polls through mTLS and its /metrics shows
            the daemon's counts; an exporter without a client certificate is refused;
-  idle     the exporter's /metrics answers while more idle connections are open than
-           the 2 threads its HTTP server used to have, and closes an idle connection
-           after --web_request_timeout.
+  web      the exporter's own /metrics over HTTPS (--web_tls_cert_file, --web_tls_key_file):
+           a scrape trusting the CA gets the daemon's counts, one trusting another CA and
+           a plain-HTTP request are refused; with --web_tls_client_ca_file a scrape
+           without a client certificate is refused (403) and one with it is answered;
+           bad --web_tls_* combinations stop the exporter (exit 2);
+  idle     the exporter's /metrics answers at once while 64 idle connections are open
+           (its HTTP server is one event loop: an idle connection costs a socket, not a
+           thread), and closes an idle connection after --web_idle_timeout.
 
 Every server listens on 127.0.0.1. Readiness is awaited by polling a condition with a
 generous deadline; no sleep decides an outcome.
 
-  tls_test.py --bin_dir BUILD/services [--only flags,tls,mtls,idle] [--keep]
+  tls_test.py --bin_dir BUILD/services [--only flags,tls,mtls,web,idle] [--keep]
 
 Prints "N passed, N failed" last; exits non-zero on any failure.
 """
@@ -36,6 +41,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -49,7 +55,7 @@ from e2e_test import Checker, free_port, u64  # noqa: E402
 
 DEADLINE_S = 60  # for any one condition to come true
 EVENTS = 2000
-CHECKS = ("flags", "tls", "mtls", "idle")
+CHECKS = ("flags", "tls", "mtls", "web", "idle")
 
 
 def log(msg: str) -> None:
@@ -148,9 +154,9 @@ class Servers:
             self.stop(name)
 
 
-def http_get(url: str, timeout: float = DEADLINE_S) -> tuple[int, str]:
+def http_get(url: str, timeout: float = DEADLINE_S, context: ssl.SSLContext | None = None) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as r:
             return r.status, r.read().decode("utf-8", errors="replace")
     except urllib.error.HTTPError as e:
         return e.code, ""
@@ -364,37 +370,113 @@ def check_mtls(e: Env) -> None:
     e.servers.stop("exporter-mtls")
 
 
-IDLE_CONNECTIONS = 6  # more than the 2 threads the exporter's HTTP server had
+def check_web(e: Env) -> None:
+    """The exporter's /metrics over HTTPS, and with client certificates (mTLS)."""
+    c = e.c
+    port = e.start_daemon("web")
+    stats = e.wait_exhausted("web", port)
+    if stats is None:
+        return
+    web_tls = [f"--web_tls_cert_file={e.cert('server.crt')}", f"--web_tls_key_file={e.cert('server.key')}"]
+
+    def exporter(name: str, *flags: str) -> int:
+        mport = free_port()
+        e.servers.start(name, [e.exporter_bin, f"--target=127.0.0.1:{port}", f"--listen=127.0.0.1:{mport}",
+                               "--poll_interval=200ms", "--windows=all", *flags])
+        return mport
+
+    def context(ca: str = "ca.crt", client_cert: bool = False) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=e.cert(ca))
+        if client_cert:
+            ctx.load_cert_chain(e.cert("client.crt"), e.cert("client.key"))
+        return ctx
+
+    def events(body: str) -> float | None:
+        got = [metric(body, "hubmetrics_events_total", f'{{outcome="{o}"}}')
+               for o in ("unique", "duplicate", "rejected")]
+        return None if None in got else sum(got)
+
+    def scraped(url: str, ctx: ssl.SSLContext):
+        def ok():
+            status, body = http_get(url, timeout=10, context=ctx)
+            return body if status == 200 and events(body) == EVENTS else None
+        return wait_for(ok)
+
+    # HTTPS.
+    mport = exporter("exporter-https", *web_tls)
+    url = f"https://127.0.0.1:{mport}/metrics"
+    body = scraped(url, context())
+    c.check(body is not None and metric(body, "hubmetrics_up") == 1,
+            f"[web] an HTTPS scrape trusting the CA shows the daemon's {EVENTS} events read",
+            [(body or "")[:300], e.servers.log("exporter-https")[-800:]])
+    c.check(f"serving https://127.0.0.1:{mport}/metrics" in e.servers.log("exporter-https"),
+            "[web] the exporter says it serves https", [e.servers.log("exporter-https")[-500:]])
+    status, err = http_get(url, timeout=10, context=context("other-ca.crt"))
+    c.check(status == 0 and "CERTIFICATE_VERIFY_FAILED" in err,
+            "[web] a scrape trusting another CA is refused: certificate verify failed", [f"HTTP {status}: {err[:300]}"])
+    status, err = http_get(f"http://127.0.0.1:{mport}/metrics", timeout=10)
+    c.check(status != 200 and "hubmetrics_" not in err,
+            "[web] a plain-HTTP request to the HTTPS port gets no metrics", [f"HTTP {status}: {err[:300]}"])
+    e.servers.stop("exporter-https")
+
+    # mTLS.
+    mport = exporter("exporter-mtls-web", *web_tls, f"--web_tls_client_ca_file={e.cert('ca.crt')}")
+    url = f"https://127.0.0.1:{mport}/metrics"
+    body = scraped(url, context(client_cert=True))
+    c.check(body is not None, f"[web] with --web_tls_client_ca_file a scrape with a client certificate "
+            f"shows the {EVENTS} events read", [e.servers.log("exporter-mtls-web")[-800:]])
+    status, err = http_get(url, timeout=10, context=context())
+    c.check(status == 403 and "hubmetrics_" not in err,
+            "[web] ... and one without a client certificate is refused (403)", [f"HTTP {status}: {err[:300]}"])
+    e.servers.stop("exporter-mtls-web")
+
+    # Flags that make no sense stop the exporter.
+    for what, flags, names in (
+            ("only --web_tls_cert_file", [f"--web_tls_cert_file={e.cert('server.crt')}"],
+             ["--web_tls_cert_file=", "without --web_tls_key_file"]),
+            ("--web_tls_client_ca_file alone", [f"--web_tls_client_ca_file={e.cert('ca.crt')}"],
+             ["--web_tls_client_ca_file=", "--web_tls_cert_file"]),
+            ("the key of another certificate",
+             [f"--web_tls_cert_file={e.cert('server.crt')}", f"--web_tls_key_file={e.cert('client.key')}"],
+             ["--web_tls_key_file=", "does not belong"])):
+        r = Run([e.exporter_bin, f"--target=127.0.0.1:{port}", f"--listen=127.0.0.1:{free_port()}", *flags])
+        c.check(r.code == 2 and all(n in r.err for n in names),
+                f"[web] the exporter with {what} refuses to start (exit 2, naming {', '.join(names)})", r.detail())
+
+
+IDLE_CONNECTIONS = 64  # far more than the 2..16 threads the old thread-per-connection server had
 
 
 def check_idle(e: Env) -> None:
     c = e.c
-    # The idle connections must outlast the scrape: with a request timeout longer than
-    # the scrape's deadline, only free threads can answer it.
+    # The idle connections outlast the scrape (an idle timeout longer than the scrape's
+    # deadline): the scrape must be answered while they are all open, at once.
     mport = free_port()
     e.servers.start("exporter-idle", [
         e.exporter_bin, f"--target=127.0.0.1:{free_port()}", f"--listen=127.0.0.1:{mport}",
-        "--web_request_timeout=60s"])
+        "--web_idle_timeout=60s", "--web_max_connections=128"])
     url = f"http://127.0.0.1:{mport}/metrics"
     if not c.check(bool(wait_for(lambda: http_get(url, timeout=5)[0] == 200)),
                    "[idle] the exporter serves /metrics", [e.servers.log("exporter-idle")[-500:]]):
         return
     idle = [socket.create_connection(("127.0.0.1", mport), timeout=10) for _ in range(IDLE_CONNECTIONS)]
     try:
-        status, body = http_get(url, timeout=20)
-        c.check(status == 200 and metric(body, "hubmetrics_up") is not None,
-                f"[idle] a scrape is answered while {IDLE_CONNECTIONS} idle connections are open",
+        started = time.monotonic()
+        status, body = http_get(url, timeout=5)
+        took = time.monotonic() - started
+        c.check(status == 200 and metric(body, "hubmetrics_up") is not None and took < 2,
+                f"[idle] a scrape is answered at once ({took:.2f}s) while {IDLE_CONNECTIONS} idle connections are open",
                 [f"HTTP {status}: {body[:200]}"])
     finally:
         for s in idle:
             s.close()
     e.servers.stop("exporter-idle")
 
-    # An idle connection is closed after --web_request_timeout, freeing its thread.
+    # An idle connection is closed after --web_idle_timeout.
     mport = free_port()
     e.servers.start("exporter-timeout", [
         e.exporter_bin, f"--target=127.0.0.1:{free_port()}", f"--listen=127.0.0.1:{mport}",
-        "--web_request_timeout=1s"])
+        "--web_idle_timeout=1s"])
     url = f"http://127.0.0.1:{mport}/metrics"
     if not wait_for(lambda: http_get(url, timeout=5)[0] == 200):
         c.check(False, "[idle] the exporter serves /metrics", [e.servers.log("exporter-timeout")[-500:]])
@@ -435,7 +517,7 @@ def main() -> int:
         subprocess.run([e.loadgen_bin, f"--out={e.events}", f"--models_out={e.models}",
                         f"--events={EVENTS}", "--seed=1"], check=True, capture_output=True)
         for name, check in (("flags", check_flags), ("tls", check_tls), ("mtls", check_mtls),
-                            ("idle", check_idle)):
+                            ("web", check_web), ("idle", check_idle)):
             if name in only:
                 log(name)
                 check(e)

@@ -119,7 +119,8 @@ def check_k8s(k8s):
 
 def check_k8s_tls(overlay):
     """The TLS overlay rendered by kubectl: each container's TLS flags name files of a
-    Secret mounted into it, and no daemon probe is a (plaintext) gRPC probe."""
+    Secret mounted into it (the exporter's --web_tls_* too: /metrics over HTTPS), the pod
+    tells Prometheus to scrape with https, and no daemon probe is a (plaintext) gRPC probe."""
     kubectl = shutil.which("kubectl")
     if not kubectl:
         print("note: kubectl not installed, the TLS overlay (deploy/k8s-tls) is not rendered")
@@ -131,11 +132,15 @@ def check_k8s_tls(overlay):
     sts = next((d for d in docs if d["kind"] == "StatefulSet"), None)
     if not check(sts is not None, "the TLS overlay renders the StatefulSet"):
         return
+    annotations = sts["spec"]["template"].get("metadata", {}).get("annotations", {})
+    check(annotations.get("prometheus.io/scheme") == "https" and annotations.get("prometheus.io/scrape") == "true",
+          f"TLS overlay: the pod is scraped with https (annotations {annotations})")
     pod = sts["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     containers = {c["name"]: c for c in pod["containers"]}
     wanted = {"hubmetricsd": {"tls_cert_file", "tls_key_file", "tls_client_ca_file"},
-              "exporter": {"tls_ca_file", "tls_cert_file", "tls_key_file"}}
+              "exporter": {"tls_ca_file", "tls_cert_file", "tls_key_file",
+                           "web_tls_cert_file", "web_tls_key_file"}}
     for name, flags in wanted.items():
         c = containers.get(name, {})
         args = c.get("args", [])
