@@ -9,7 +9,7 @@ exit path, Ctrl-C and SIGTERM included):
     hubmetricsd on a fresh state dir until it has read them with lag 0, so that the view
     model/all/direct has the models freshness_probe draws its traffic from.
  3. The soak: freshness_probe at --rate events/s (today's timestamps, Zipf over 2,000 existing
-    models, --users users, 30% repeats, a marker every 50 ms) for --minutes, and from its 4th
+    models, --users users, 30% repeats, a marker every --marker_every_ms (50 ms)) for --minutes, and from its 4th
     second query_load at --rps GetConcentration requests/s until the traffic ends. Every
     --sample_seconds: hubmetricsd's VmRSS and Threads (/proc/PID/status), open files
     (/proc/PID/fd), state dir bytes, and consumer_lag, events_read, unique_downloads
@@ -253,7 +253,7 @@ def soak(opts, procs: Procs, broker: Broker, r: dict) -> None:
                              f"--brokers={opts.brokers}", f"--topic={opts.topic}",
                              f"--addr={daemon.addr}", f"--rate={opts.rate}",
                              f"--users={opts.users}",
-                             "--marker_every_ms=50", f"--seconds={duration}",
+                             f"--marker_every_ms={opts.marker_every_ms}", f"--seconds={duration}",
                              f"--warmup_seconds={probe_warmup}", f"--run=soak{int(time.time())}"],
                             stdout=pf)
     t0 = time.monotonic()
@@ -374,6 +374,10 @@ def main() -> int:
                     help="freshness_probe's distinct users (its default, 2,000,000: most events "
                          "are new unique downloads of today, which hubmetricsd's dedup set holds "
                          "in memory; a few hundred saturate the pairs within minutes)")
+    ap.add_argument("--marker_every_ms", type=int, default=50,
+                    help="freshness_probe's marker interval: each marker is a brand-new model, "
+                         "so markers add entities (and memory) for as long as the run lasts; "
+                         "1000 keeps that to one model a second")
     ap.add_argument("--sample_seconds", type=float, default=30)
     ap.add_argument("--warmup_seconds", type=float,
                     help="samples before this are warm-up (default 10%% of the run, <= 120 s)")
