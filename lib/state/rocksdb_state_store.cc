@@ -72,7 +72,15 @@ class ForwardingLogger final : public rocksdb::Logger {
   void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
     if (level < GetInfoLogLevel()) return;
     char buf[2048];
+    // The format is RocksDB's own, passed through its printf-style interface.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wformat-nonliteral"
+#endif
     std::vsnprintf(buf, sizeof buf, format, ap);
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
     if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
       LogError("rocksdb: %s", buf);
     } else if (level >= rocksdb::InfoLogLevel::WARN_LEVEL) {
