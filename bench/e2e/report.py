@@ -487,7 +487,8 @@ def soak_markdown(s: dict) -> str:
     w("| hubmetricsd | first after warm-up | last | max | least-squares slope per hour |")
     w("|---|---|---|---|---|")
     for label, key in (("RSS (VmRSS, MB)", "rss_mb"), ("open files", "fds"),
-                       ("threads", "threads"), ("state dir (MB)", "state_mb")):
+                       ("threads", "threads"), ("state dir (MB)", "state_mb"),
+                       ("RocksDB write buffers + block cache (MB)", "state_memory_mb")):
         f = s.get(key) or {}
         w(f"| {label} | {fmt(f.get('first'))} | {fmt(f.get('last'))} | {fmt(f.get('max'))} | "
           f"{fmt(f.get('slope_per_hour'))} |")

@@ -12,8 +12,8 @@ exit path, Ctrl-C and SIGTERM included):
     models, --users users, 30% repeats, a marker every --marker_every_ms (50 ms)) for --minutes, and from its 4th
     second query_load at --rps GetConcentration requests/s until the traffic ends. Every
     --sample_seconds: hubmetricsd's VmRSS and Threads (/proc/PID/status), open files
-    (/proc/PID/fd), state dir bytes, and consumer_lag, events_read, unique_downloads
-    (`hubctl --json stats`).
+    (/proc/PID/fd), state dir bytes, and consumer_lag, events_read, unique_downloads,
+    state_memory_bytes (RocksDB's write buffers and block cache; `hubctl --json stats`).
  4. hubmetricsd is stopped with SIGTERM (its exit status is reported), then the broker.
 
 The warm-up is 10% of the run, at most 120 s (--warmup_seconds). For RSS, open files, threads and
@@ -68,8 +68,8 @@ import run_e2e  # noqa: E402
 from run_e2e import (Daemon, Failed, Procs, cpu_seconds, dir_bytes, free_port,  # noqa: E402
                      last_json_line, log, status_field, u64, vm_hwm_mb)
 
-SAMPLE_FIELDS = ["t", "rss_mb", "fds", "threads", "state_bytes", "consumer_lag", "events_read",
-                 "unique_downloads"]
+SAMPLE_FIELDS = ["t", "rss_mb", "fds", "threads", "state_bytes", "state_memory_bytes",
+                 "consumer_lag", "events_read", "unique_downloads"]
 
 
 def relative_command(argv: list[str]) -> str:
@@ -174,7 +174,7 @@ def sample(daemon: Daemon, state_dir: str, t0: float) -> dict:
         x.update({"rss_mb": None, "threads": None, "fds": None})
     x["state_bytes"] = dir_bytes(state_dir)[0]
     st = daemon.stats()
-    for k in ("consumer_lag", "events_read", "unique_downloads"):
+    for k in ("consumer_lag", "events_read", "unique_downloads", "state_memory_bytes"):
         x[k] = None if st is None else u64(st, k)
     return x
 
@@ -350,6 +350,7 @@ def soak(opts, procs: Procs, broker: Broker, r: dict) -> None:
         "fds": series(samples, "fds", warmup),
         "threads": series(samples, "threads", warmup),
         "state_mb": series(samples, "state_bytes", warmup, 1e-6),
+        "state_memory_mb": series(samples, "state_memory_bytes", warmup, 1e-6),
         "rss_mb_per_million_new_uniques": rss_per_unique(samples, warmup),
         "lag_end": last.get("consumer_lag"),
         "lag_max": max((x["consumer_lag"] for x in samples if x["consumer_lag"] is not None),

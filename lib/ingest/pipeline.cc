@@ -770,6 +770,7 @@ v1::IngestStats Pipeline::GetIngestStats() const {
     out.set_consumer_lag(lag);
   }
   out.set_state_disk_bytes(store_->DiskBytes());
+  out.set_state_memory_bytes(store_->MemoryBytes());
   return out;
 }
 

@@ -380,6 +380,15 @@ class RocksDbStateStore final : public StateStore {
 
   std::string RecoveryLoss() const override { return recovery_loss_; }
 
+  uint64_t MemoryBytes() const override {
+    uint64_t memtables = 0;
+    uint64_t cache = 0;
+    db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+    // One cache serves every column family: asked once, not summed.
+    db_->GetIntProperty(rocksdb::DB::Properties::kBlockCacheUsage, &cache);
+    return memtables + cache;
+  }
+
   uint64_t DiskBytes() const override {
     uint64_t total = 0;
     std::error_code ec;
@@ -440,6 +449,7 @@ absl::StatusOr<std::unique_ptr<StateStore>> OpenRocksDbStateStore(
   db_options.info_log_level = rocksdb::WARN_LEVEL;
   db_options.info_log = std::make_shared<ForwardingLogger>(rocksdb::WARN_LEVEL);
   db_options.max_total_wal_size = options.max_wal_bytes;
+  db_options.db_write_buffer_size = options.memtable_budget_bytes;
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);

@@ -146,6 +146,9 @@ class StateStore {
   virtual absl::Status Recover() = 0;
   // Bytes on disk (SST + WAL), for benchmarks and stats.
   virtual uint64_t DiskBytes() const = 0;
+  // Bytes the store holds in memory (write buffers and read cache); 0 when it
+  // does not know. Thread-safe.
+  virtual uint64_t MemoryBytes() const { return 0; }
   // Bytes an unprivileged writer may still use on the state's file system.
   virtual absl::StatusOr<uint64_t> FreeBytes() const = 0;
   // Non-empty when opening the store found part of it damaged and gave it up
@@ -169,6 +172,13 @@ struct RocksDbStateOptions {
   // (up to 4x all write buffers, ~1.5 GB) on disk and in the replay on restart.
   // Lower: less disk and a faster restart, for more small flushes.
   uint64_t max_wal_bytes = 128 << 20;
+  // Bound on the memory of all column families' write buffers together
+  // (RocksDB's db_write_buffer_size, a WriteBufferManager): when reached, the
+  // largest memtable is flushed. Without it each of the column families may
+  // hold up to two 64 MiB memtables, and RSS rises and falls by hundreds of
+  // megabytes with them. Lower: less memory, more and smaller flushes (more
+  // compaction work); 0: no shared bound.
+  size_t memtable_budget_bytes = 128 << 20;
 };
 
 // Opens (creating if needed, mode 0700) the database in `directory`.
@@ -247,6 +257,7 @@ class UnownedStateStore final : public StateStore {
   absl::Status Commit(const StateCommit& commit) override { return inner_->Commit(commit); }
   absl::Status Recover() override { return inner_->Recover(); }
   uint64_t DiskBytes() const override { return inner_->DiskBytes(); }
+  uint64_t MemoryBytes() const override { return inner_->MemoryBytes(); }
   absl::StatusOr<uint64_t> FreeBytes() const override { return inner_->FreeBytes(); }
   std::string RecoveryLoss() const override { return inner_->RecoveryLoss(); }
 

@@ -189,6 +189,7 @@ std::string FormatIngestStats(const v1::IngestStats& s) {
   counters.Add({"consumer lag", absl::StrCat(s.consumer_lag())});
   counters.Add({"lost to retention", absl::StrCat(s.events_lost_to_retention())});
   counters.Add({"state on disk (bytes)", absl::StrCat(s.state_disk_bytes())});
+  counters.Add({"state in memory (bytes)", absl::StrCat(s.state_memory_bytes())});
   if (s.has_api()) {
     const v1::ApiStats& a = s.api();
     counters.Add(

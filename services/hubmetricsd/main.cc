@@ -138,6 +138,11 @@ ABSL_FLAG(
     "fsync every commit. Off, a process crash loses nothing; a machine crash may lose the last "
     "commits together with their offsets, which are then consumed again.");
 
+ABSL_FLAG(int64_t, state_memtable_mb, 128,
+          "Memory for RocksDB's write buffers of all column families together; when full, the "
+          "largest is flushed. Lower: less memory, more small flushes and compactions. 0: no "
+          "shared bound (each column family up to two 64 MiB buffers).");
+
 ABSL_FLAG(std::string, kill_at, "",
           "For crash tests only: NAME[:N] kills the process with SIGKILL the N-th time (default "
           "1) it passes the named point of the write path (lib/base/kill_point.cc lists them). "
@@ -324,7 +329,12 @@ int Run() {
 
   const bool state_existed = StateExists(state_dir);
   absl::StatusOr<std::unique_ptr<StateStore>> store = OpenRocksDbStateStore(
-      state_dir, RocksDbStateOptions{.sync_commits = absl::GetFlag(FLAGS_sync_commits)});
+      state_dir,
+      RocksDbStateOptions{
+          .sync_commits = absl::GetFlag(FLAGS_sync_commits),
+          .memtable_budget_bytes =
+              static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_state_memtable_mb)))
+              << 20});
   absl::StatusOr<UserHasher> hasher =
       store.ok() ? HasherFromFlags(state_dir, state_existed) : store.status();
   if (!hasher.ok()) {
