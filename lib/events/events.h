@@ -181,6 +181,9 @@ class UserHasher {
 // SipHash-2-4 of `data` under `key` (the reference algorithm; exposed for tests).
 uint64_t SipHash24(const std::array<uint8_t, 16>& key, std::string_view data);
 
+// How event records are encoded: NDJSON lines or binary DownloadEvent values.
+enum class EventFormat { kJson, kBinary };
+
 struct ValidatorOptions {
   // Events whose day is more than this many days before the watermark's day are too_late.
   int lateness_days = 3;

@@ -50,12 +50,24 @@
 #include "lib/events/events.h"
 #include "lib/state/state_store.h"
 #include "lib/time/time.h"
+#include "lib/unique/unique_record.h"
 
 namespace hubmetrics {
 
-enum class EventFormat { kJson, kBinary };
+// What a pipeline is fed with (hubmetricsd --role).
+enum class PipelineRole {
+  // Raw events (and the catalog): dedup, aggregates and queries in one
+  // process, state on the local disk. The default; no extra topic.
+  kAll,
+  // The unique topic's records (UniqueTopicRecord, written by dedup
+  // instances) and the catalog: aggregates and queries; no events, no dedup.
+  // A state is bound to its role at its first start (meta "role"): opening
+  // it in the other role is refused.
+  kMetrics,
+};
 
 struct PipelineOptions {
+  PipelineRole role = PipelineRole::kAll;
   ValidatorOptions validator;
   AggregateOptions aggregates;
   // Live-distribution updates applied per hold of the writer lock (see
@@ -155,6 +167,20 @@ class Pipeline final : public MetricsBackend {
   // SubmitEvents() then Drain(): returns once the batch is committed.
   absl::Status IngestEvents(std::span<const SourceRecord> records, EventFormat format,
                             std::span<const SourceOffset> offsets, DeadLetterSink* dead_letters);
+  // --- Metrics role only (FailedPrecondition otherwise; SubmitEvents and
+  // IngestEvents are FailedPrecondition in the metrics role). ---
+  // Applies records of the unique topic, in the order read, and commits them
+  // with `offsets` (source keys of the unique topic's partitions) in one
+  // commit; returns once committed. A count record replaces the stored count
+  // of its (partition, day, model) — the aggregates change by the difference
+  // — and a progress record replaces its partition's counters, which
+  // GetIngestStats sums over partitions (and whose watermarks give the
+  // watermark: the largest). Re-applying records already applied changes
+  // nothing, so a replay after a crash is harmless. Models are interned on
+  // first sight; the catalog attributes them as in the default role.
+  absl::Status ApplyUniqueRecords(std::span<const UniqueTopicRecord> records,
+                                  std::span<const SourceOffset> offsets);
+
   // Upserts must have passed ValidateModel. Records equal to the stored ones
   // change nothing (re-reading a models file is harmless).
   absl::Status ApplyCatalog(std::span<const CatalogRecord> records,

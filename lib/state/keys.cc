@@ -15,17 +15,9 @@ std::optional<uint64_t> DecodeFixed64(std::string_view s) {
   return v;
 }
 
-void AppendDay(std::string* out, Day day) {
-  const uint32_t u = static_cast<uint32_t>(day) ^ 0x80000000u;
-  for (int shift = 24; shift >= 0; shift -= 8)
-    out->push_back(static_cast<char>((u >> shift) & 0xff));
-}
+void AppendDay(std::string* out, Day day) { AppendSortableDay(out, day); }
 
-Day ReadDay(std::string_view b) {
-  uint32_t u = 0;
-  for (int i = 0; i < 4; ++i) u = (u << 8) | static_cast<uint8_t>(b[i]);
-  return static_cast<Day>(u ^ 0x80000000u);
-}
+Day ReadDay(std::string_view b) { return ReadSortableDay(b); }
 
 static void AppendBigEndian64(std::string* out, uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8)

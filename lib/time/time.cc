@@ -27,6 +27,18 @@ Day MondayOfWeek1(int iso_year) {
 
 }  // namespace
 
+void AppendSortableDay(std::string* out, Day day) {
+  const uint32_t u = static_cast<uint32_t>(day) ^ 0x80000000u;
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((u >> shift) & 0xff));
+}
+
+Day ReadSortableDay(std::string_view b) {
+  uint32_t u = 0;
+  for (int i = 0; i < 4; ++i) u = (u << 8) | static_cast<uint8_t>(b[i]);
+  return static_cast<Day>(u ^ 0x80000000u);
+}
+
 Day DayOf(absl::Time t) {
   // UTC days are exactly 86,400 s in absl (no leap seconds), so the day is a
   // floor division of the Unix time (ToUnixSeconds rounds down); the

@@ -26,6 +26,12 @@ using Day = int32_t;
 // The UTC day of `t`; saturates beyond the range of Day (the infinite times
 // included).
 Day DayOf(absl::Time t);
+
+// A day as 4 bytes that sort in numeric order (big-endian, sign bit flipped):
+// the form of days in stored keys (RocksDB state, unique topic).
+void AppendSortableDay(std::string* out, Day day);
+// The day of the first 4 bytes of `four_bytes` (at least 4 long).
+Day ReadSortableDay(std::string_view four_bytes);
 // Midnight UTC starting `day`.
 absl::Time StartOfDay(Day day);
 
