@@ -25,6 +25,12 @@ constexpr KillPointName kNames[] = {
      "a batch's dead letters are acknowledged by the sink; the batch is not committed"},
     {"commit.before", "a commit (events batch or catalog change) is built, not yet written"},
     {"commit.after", "a commit is written to the state store"},
+    {"dedup.before_produce",
+     "the dedup role began a transaction for a batch; nothing of it is produced"},
+    {"dedup.before_commit",
+     "the dedup role produced a batch's counts, progress and dead letters and sent its offsets "
+     "to the transaction; the transaction is not committed"},
+    {"dedup.after_commit", "the dedup role committed a batch's transaction"},
     {"catalog.recredit",
      "a changed catalog record's past counts are taken out of the aggregates, not yet "
      "credited anew"},

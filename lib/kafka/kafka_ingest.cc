@@ -25,10 +25,15 @@ absl::StatusOr<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
     SetCurrentThreadName("hm-kafka-init");
     LowerIngestPriority(nice);
     created = [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(k->dead_letters_,
-                       KafkaDeadLetterSink::Create(options.settings, options.dlq_topic, &k->stop_));
       ASSIGN_OR_RETURN(k->catalog_, KafkaCatalogSource::Create(options.settings, options.catalog,
                                                                pipeline, &k->gate_));
+      if (options.role == PipelineRole::kMetrics) {
+        ASSIGN_OR_RETURN(k->unique_, KafkaUniqueSource::Create(options.settings, options.unique,
+                                                               pipeline, &k->gate_));
+        return absl::OkStatus();
+      }
+      ASSIGN_OR_RETURN(k->dead_letters_,
+                       KafkaDeadLetterSink::Create(options.settings, options.dlq_topic, &k->stop_));
       ASSIGN_OR_RETURN(k->events_,
                        KafkaEventSource::Create(options.settings, options.events, pipeline,
                                                 &k->gate_, k->dead_letters_.get()));
@@ -52,7 +57,7 @@ absl::StatusOr<std::unique_ptr<KafkaIngest>> KafkaIngest::Start(
       absl::Status f = self->catalog_->Follow(self->stop_);
       if (!f.ok() && !self->stop_.load()) self->Fatal(f);
     });
-    s = self->events_->Run(self->stop_);
+    s = self->unique_ ? self->unique_->Run(self->stop_) : self->events_->Run(self->stop_);
     if (!s.ok() && !self->stop_.load()) self->Fatal(s);
   });
   return k;

@@ -19,12 +19,17 @@
 #include "absl/status/statusor.h"
 #include "lib/ingest/pipeline.h"
 #include "lib/kafka/kafka_sources.h"
+#include "lib/kafka/kafka_unique_source.h"
 
 namespace hubmetrics {
 
 struct KafkaIngestOptions {
   KafkaSettings settings;
+  // kAll: events from `events`; kMetrics: the unique topic from `unique`
+  // (no events, no dead letters). The pipeline must have the same role.
+  PipelineRole role = PipelineRole::kAll;
   KafkaEventSourceOptions events;
+  KafkaUniqueSourceOptions unique;
   KafkaCatalogSourceOptions catalog;
   std::string dlq_topic = "hub.downloads.dlq";
   // How many nice steps below the caller's own the ingest threads run: the
@@ -56,6 +61,7 @@ class KafkaIngest {
   std::unique_ptr<KafkaDeadLetterSink> dead_letters_;
   std::unique_ptr<KafkaCatalogSource> catalog_;
   std::unique_ptr<KafkaEventSource> events_;
+  std::unique_ptr<KafkaUniqueSource> unique_;
   std::thread events_thread_;
   std::thread catalog_thread_;
 };

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
@@ -285,6 +286,105 @@ uint64_t KafkaProducer::pending() const {
   const uint64_t done = delivery_->acknowledged.load() + delivery_->failed.load();
   const uint64_t queued = produced_.load();
   return queued > done ? queued - done : 0;
+}
+
+}  // namespace hubmetrics
+
+namespace hubmetrics {
+namespace {
+
+// A failed transaction call, by what the caller must do next (see the
+// header).
+absl::Status TransactionError(std::string_view call, RdKafka::ErrorCode code, std::string_view text,
+                              bool fatal, bool requires_abort, bool retriable) {
+  const std::string what =
+      absl::StrCat("Kafka transaction: ", absl::string_view(call.data(), call.size()), ": ",
+                   absl::string_view(text.data(), text.size()));
+  absl::Status s;
+  if (fatal) {
+    s = absl::FailedPreconditionError(absl::StrCat(
+        what,
+        " (fatal: the producer was fenced or lost its state; restart from the committed "
+        "offsets)"));
+  } else if (requires_abort) {
+    s = absl::AbortedError(absl::StrCat(what, " (the transaction must be aborted)"));
+  } else if (code == RdKafka::ERR__TIMED_OUT) {
+    s = absl::DeadlineExceededError(what);
+  } else if (retriable) {
+    s = absl::UnavailableError(what);
+  } else {
+    return KafkaError(code, what);
+  }
+  s.SetPayload(kErrorCodeUrl, absl::Cord(absl::StrCat(static_cast<int>(code))));
+  return s;
+}
+
+// The same for the C++ API's error (owned; null: success).
+absl::Status TransactionStatus(std::string_view call, RdKafka::Error* raw) {
+  std::unique_ptr<RdKafka::Error> error(raw);
+  if (!error) return absl::OkStatus();
+  return TransactionError(call, error->code(), error->str(), error->is_fatal(),
+                          error->txn_requires_abort(), error->is_retriable());
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<KafkaTransactionalProducer>> KafkaTransactionalProducer::Create(
+    const KafkaSettings& settings, KafkaProducerOptions options,
+    const std::string& transactional_id, absl::Duration timeout) {
+  if (transactional_id.empty()) {
+    return absl::InvalidArgumentError("a transactional producer needs a transactional id");
+  }
+  options.idempotence = true;
+  options.acks = "all";
+  std::unique_ptr<KafkaTransactionalProducer> producer(
+      new KafkaTransactionalProducer(settings.brokers, std::move(options)));
+  RETURN_IF_ERROR(producer->Init(settings, {{"transactional.id", transactional_id}}));
+  RETURN_IF_ERROR(
+      TransactionStatus("init", producer->rdkafka()->init_transactions(ToMillis(timeout))));
+  return producer;
+}
+
+absl::Status KafkaTransactionalProducer::Begin() {
+  return TransactionStatus("begin", rdkafka()->begin_transaction());
+}
+
+absl::Status KafkaTransactionalProducer::SendOffsets(const std::vector<TransactionOffset>& offsets,
+                                                     RdKafka::KafkaConsumer* consumer,
+                                                     absl::Duration timeout) {
+  // The C API: librdkafka's C++ TopicPartition carries no metadata.
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
+  for (const TransactionOffset& o : offsets) {
+    rd_kafka_topic_partition_t* tp =
+        rd_kafka_topic_partition_list_add(list, o.topic.c_str(), o.partition);
+    tp->offset = o.next_offset;
+    if (!o.metadata.empty()) {
+      tp->metadata = std::malloc(o.metadata.size());
+      std::memcpy(tp->metadata, o.metadata.data(), o.metadata.size());
+      tp->metadata_size = o.metadata.size();
+    }
+  }
+  rd_kafka_consumer_group_metadata_t* group = rd_kafka_consumer_group_metadata(consumer->c_ptr());
+  rd_kafka_error_t* error =
+      rd_kafka_send_offsets_to_transaction(rdkafka()->c_ptr(), list, group, ToMillis(timeout));
+  rd_kafka_consumer_group_metadata_destroy(group);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (error == nullptr) return absl::OkStatus();
+  absl::Status s = TransactionError(
+      "send offsets", static_cast<RdKafka::ErrorCode>(rd_kafka_error_code(error)),
+      rd_kafka_error_string(error), rd_kafka_error_is_fatal(error),
+      rd_kafka_error_txn_requires_abort(error), rd_kafka_error_is_retriable(error));
+  rd_kafka_error_destroy(error);
+  return s;
+}
+
+absl::Status KafkaTransactionalProducer::Commit(absl::Duration timeout) {
+  return TransactionStatus("commit", rdkafka()->commit_transaction(ToMillis(timeout)));
+}
+
+absl::Status KafkaTransactionalProducer::Abort(absl::Duration timeout) {
+  return TransactionStatus("abort", rdkafka()->abort_transaction(ToMillis(timeout)));
 }
 
 }  // namespace hubmetrics

@@ -25,11 +25,10 @@
 // a delivery that timed out is Unavailable); waits ended by the stop flag are
 // Cancelled.
 //
-// Transactions (planned): a transactional producer builds on this class (a
-// subclass that passes `transactional.id` to Init() as an enforced property,
-// then drives init/begin/send_offsets/commit through rdkafka()); this class
-// keeps everything that is common: settings, queue-full waits, delivery
-// accounting and flushing.
+// Transactions: KafkaTransactionalProducer (below) builds on this class; it
+// passes `transactional.id` to Init() as an enforced property and drives
+// init/begin/send_offsets/commit; this class keeps everything that is common:
+// settings, queue-full waits, delivery accounting and flushing.
 #ifndef HUBMETRICS_LIB_KAFKA_KAFKA_PRODUCER_H_
 #define HUBMETRICS_LIB_KAFKA_KAFKA_PRODUCER_H_
 
@@ -50,6 +49,7 @@
 
 namespace RdKafka {
 class Conf;
+class KafkaConsumer;
 class Producer;
 }  // namespace RdKafka
 
@@ -174,6 +174,52 @@ class KafkaProducer {
   std::unique_ptr<Delivery> delivery_;
   std::unique_ptr<RdKafka::Producer> producer_;
   std::atomic<uint64_t> produced_{0};
+};
+
+// One consumed position handed to a transaction: the next offset to read of
+// `topic` [`partition`], with the metadata string committed beside it.
+struct TransactionOffset {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t next_offset = 0;
+  std::string metadata;
+};
+
+// A transactional producer (consume-transform-produce, exactly once): the
+// records produced between Begin() and Commit(), and the consumer group's
+// offsets sent with SendOffsets(), become visible to read_committed readers
+// together, or not at all. Idempotence is on (enforced).
+//
+// Errors (every call): FailedPrecondition when the producer is fenced or
+// otherwise fatally broken (another producer with the same transactional id
+// took over, or the broker lost its state): the process must stop using it
+// and re-create it after re-reading from the committed offsets; Aborted when
+// the transaction must be aborted (Abort()) and its work redone from the
+// committed offsets; Unavailable when the call may simply be retried;
+// DeadlineExceeded when `timeout` ran out (a retry of the same call is
+// allowed).
+//
+// Thread safety: as KafkaProducer; transaction calls are made by one thread.
+class KafkaTransactionalProducer final : public KafkaProducer {
+ public:
+  // Creates the producer and initialises transactions for
+  // `transactional_id`: an open transaction of an earlier producer with that
+  // id is aborted, and that producer is fenced.
+  static absl::StatusOr<std::unique_ptr<KafkaTransactionalProducer>> Create(
+      const KafkaSettings& settings, KafkaProducerOptions options,
+      const std::string& transactional_id, absl::Duration timeout);
+
+  absl::Status Begin();
+  // Adds `offsets` (committed for the group of `consumer`, whose current
+  // group metadata fences zombies across rebalances) to the transaction.
+  absl::Status SendOffsets(const std::vector<TransactionOffset>& offsets,
+                           RdKafka::KafkaConsumer* consumer, absl::Duration timeout);
+  // Flushes the transaction's records and commits it with its offsets.
+  absl::Status Commit(absl::Duration timeout);
+  absl::Status Abort(absl::Duration timeout);
+
+ private:
+  using KafkaProducer::KafkaProducer;
 };
 
 // librdkafka's error code (an RdKafka::ErrorCode / rd_kafka_resp_err_t) in a

@@ -15,48 +15,15 @@
 #include "lib/base/log.h"
 #include "lib/base/status_macros.h"
 #include "lib/events/events.h"
+#include "lib/kafka/kafka_internal.h"
 
 namespace hubmetrics {
 namespace {
 
-int ToMillis(absl::Duration d) {
-  return static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 0, 1 << 30));
-}
-
-bool BrokersDown(RdKafka::ErrorCode err) {
-  return err == RdKafka::ERR__ALL_BROKERS_DOWN || err == RdKafka::ERR__TRANSPORT ||
-         err == RdKafka::ERR__RESOLVE;
-}
-
-// Owns the TopicPartition objects of a librdkafka partition list.
-struct PartitionList {
-  std::vector<RdKafka::TopicPartition*> list;
-  PartitionList() = default;
-  PartitionList(const PartitionList&) = delete;
-  PartitionList& operator=(const PartitionList&) = delete;
-  ~PartitionList() { RdKafka::TopicPartition::destroy(list); }
-};
-
-// The partitions of `topic`: nullopt when the brokers did not answer within
-// `timeout_ms`; empty when the topic does not exist.
-std::optional<std::vector<int32_t>> TopicPartitions(RdKafka::Handle* handle,
-                                                    const std::string& topic, int timeout_ms) {
-  std::string err;
-  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(handle, topic, nullptr, err));
-  if (!t) return std::nullopt;
-  RdKafka::Metadata* raw = nullptr;
-  if (handle->metadata(false, t.get(), &raw, timeout_ms) != RdKafka::ERR_NO_ERROR) {
-    return std::nullopt;
-  }
-  std::unique_ptr<RdKafka::Metadata> md(raw);
-  std::vector<int32_t> partitions;
-  for (const RdKafka::TopicMetadata* tm : *md->topics()) {
-    if (tm->topic() != topic || tm->err() != RdKafka::ERR_NO_ERROR) continue;
-    for (const RdKafka::PartitionMetadata* pm : *tm->partitions()) partitions.push_back(pm->id());
-  }
-  std::sort(partitions.begin(), partitions.end());
-  return partitions;
-}
+using kafka_internal::BrokersDown;
+using kafka_internal::PartitionList;
+using kafka_internal::ToMillis;
+using kafka_internal::TopicPartitions;
 
 // Error reporting from librdkafka's own threads goes through the consumer
 // queue; this callback sees what is not tied to a message (broker state).
@@ -122,7 +89,8 @@ absl::StatusOr<std::unique_ptr<KafkaDeadLetterSink>> KafkaDeadLetterSink::Create
   return sink;
 }
 
-void KafkaDeadLetterSink::Reject(const SourceRecord& record, const Rejection& rejection) {
+absl::Status ProduceDeadLetter(KafkaProducer* producer, const std::string& topic,
+                               const SourceRecord& record, const Rejection& rejection) {
   std::vector<KafkaHeader> headers = {{"reason", std::string(RejectReasonName(rejection.reason))},
                                       {"detail", rejection.detail},
                                       {"source_topic", std::string(record.source)},
@@ -131,16 +99,21 @@ void KafkaDeadLetterSink::Reject(const SourceRecord& record, const Rejection& re
   const std::optional<std::string_view> key =
       record.key.empty() ? std::nullopt : std::optional<std::string_view>(record.key);
   std::string_view value = record.value;
-  absl::Status s = producer_->Produce(topic_, KafkaProducer::kAnyPartition, key, value, headers);
-  if (KafkaErrorCode(s) == RdKafka::ERR_MSG_SIZE_TOO_LARGE && value.size() > kDeadLetterCutBytes) {
+  absl::Status s = producer->Produce(topic, KafkaProducer::kAnyPartition, key, value, headers);
+  if (KafkaErrorCode(s) == RdKafka::ERR_MSG_SIZE_TOO_LARGE &&
+      value.size() > KafkaDeadLetterSink::kDeadLetterCutBytes) {
     // A record larger than the producer may send (message.max.bytes, 1 MB by
     // default; the events topic may allow more): its first bytes go instead,
     // marked, rather than a failed delivery stopping ingest on every restart.
-    value = value.substr(0, kDeadLetterCutBytes);
+    value = value.substr(0, KafkaDeadLetterSink::kDeadLetterCutBytes);
     headers.emplace_back("value_truncated_from", absl::StrCat(record.value.size()));
-    s = producer_->Produce(topic_, KafkaProducer::kAnyPartition, key, value, headers);
+    s = producer->Produce(topic, KafkaProducer::kAnyPartition, key, value, headers);
   }
-  if (!s.ok()) {
+  return s;
+}
+
+void KafkaDeadLetterSink::Reject(const SourceRecord& record, const Rejection& rejection) {
+  if (absl::Status s = ProduceDeadLetter(producer_.get(), topic_, record, rejection); !s.ok()) {
     absl::MutexLock lock(&mu_);
     if (produce_error_.empty()) produce_error_ = std::string(s.message());
   }

@@ -100,6 +100,14 @@ class KafkaDeadLetterSink final : public DeadLetterSink {
   std::string produce_error_ ABSL_GUARDED_BY(mu_);
 };
 
+// Produces `record` as a dead letter to `topic` with `producer`: the original
+// value and key, headers reason, detail, source_topic, source_partition,
+// source_offset; a value over the producer's message size is cut to
+// KafkaDeadLetterSink::kDeadLetterCutBytes and marked value_truncated_from.
+// Returns Produce()'s status (queued, not yet acknowledged).
+absl::Status ProduceDeadLetter(KafkaProducer* producer, const std::string& topic,
+                               const SourceRecord& record, const Rejection& rejection);
+
 struct KafkaEventSourceOptions {
   std::string topic = "hub.downloads";
   std::string group_id = "hubmetrics";

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <memory>
@@ -27,6 +28,7 @@
 #include "lib/events/events.h"
 #include "lib/ingest/file_source.h"
 #include "lib/ingest/pipeline.h"
+#include "lib/kafka/kafka_dedup.h"
 #include "lib/kafka/kafka_ingest.h"
 #include "lib/state/state_store.h"
 #include "lib/tls/tls.h"
@@ -90,7 +92,25 @@ ABSL_FLAG(std::string, models_topic, "hub.models",
 ABSL_FLAG(std::string, dlq_topic, "hub.downloads.dlq",
           "Kafka topic receiving every rejected event with headers reason, source_topic, "
           "source_partition, source_offset.");
-ABSL_FLAG(std::string, group_id, "hubmetrics", "Kafka consumer group of the events topic.");
+ABSL_FLAG(std::string, group_id, "hubmetrics",
+          "Kafka consumer group of the events topic (roles all and dedup; all dedup instances "
+          "share one group).");
+ABSL_FLAG(std::string, role, "all",
+          "all: one process reads events, deduplicates, aggregates and serves (state on this "
+          "disk, no extra topic). dedup: one of N instances of --group_id over the events topic; "
+          "publishes unique counts to --unique_topic in Kafka transactions with the consumed "
+          "offsets; no API, no --state_dir (its dedup state is rebuilt from the events topic). "
+          "metrics: a replica that reads --unique_topic (and the models topic), keeps aggregates "
+          "in --state_dir and serves the API. See README.md, Scaling out.");
+ABSL_FLAG(std::string, unique_topic, "hubmetrics.unique",
+          "Roles dedup and metrics: the compacted topic of unique counts (created compacted by a "
+          "dedup instance when missing).");
+ABSL_FLAG(int32_t, unique_topic_partitions, 6,
+          "Role dedup: partitions of --unique_topic when it is created.");
+ABSL_FLAG(std::string, transactional_id, "",
+          "Role dedup: this instance's Kafka transactional id, unique per instance and stable "
+          "across its restarts (a restart fences the previous incarnation). Empty (default): "
+          "hubmetrics-dedup-<hostname> (a StatefulSet's pod name).");
 ABSL_FLAG(std::string, events_format, "binary",
           "Value format of both Kafka topics: binary (protobuf) or json.");
 ABSL_FLAG(int64_t, batch_max_events, 200000,
@@ -265,7 +285,22 @@ absl::StatusOr<KafkaIngestOptions> KafkaOptionsFromFlags() {
   k.catalog.topic = absl::GetFlag(FLAGS_models_topic);
   k.dlq_topic = absl::GetFlag(FLAGS_dlq_topic);
   k.ingest_nice = absl::GetFlag(FLAGS_ingest_nice);
+  k.unique.topic = absl::GetFlag(FLAGS_unique_topic);
   return k;
+}
+
+absl::StatusOr<PipelineRole> RoleFromFlags() {
+  const std::string role = absl::GetFlag(FLAGS_role);
+  if (role == "all") return PipelineRole::kAll;
+  if (role == "metrics") {
+    if (absl::GetFlag(FLAGS_kafka_brokers).empty()) {
+      return absl::InvalidArgumentError(
+          "--role=metrics reads --unique_topic: --kafka_brokers is required");
+    }
+    return PipelineRole::kMetrics;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--role must be all, dedup or metrics, not '", role, "'"));
 }
 
 void StopOnFatal(absl::Status s) {
@@ -274,7 +309,96 @@ void StopOnFatal(absl::Status s) {
   kill(getpid(), SIGTERM);
 }
 
+// The transactional id of this dedup instance: the flag, or one derived from
+// the host name (a StatefulSet's pod name is stable across restarts).
+std::string TransactionalId() {
+  if (std::string id = absl::GetFlag(FLAGS_transactional_id); !id.empty()) return id;
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) return "";
+  return absl::StrCat("hubmetrics-dedup-", host);
+}
+
+// --role=dedup: no state, no API; the Kafka loop until a signal.
+int RunDedup(sigset_t* signals) {
+  absl::StatusOr<PipelineOptions> options = OptionsFromFlags();
+  absl::StatusOr<KafkaIngestOptions> kafka =
+      options.ok() ? KafkaOptionsFromFlags() : options.status();
+  if (kafka.ok() && kafka->settings.brokers.empty()) {
+    kafka = absl::InvalidArgumentError("--role=dedup needs --kafka_brokers");
+  }
+  if (!kafka.ok()) {
+    LogError("%s", kafka.status().message());
+    return 2;
+  }
+  // The key only hashes user ids in memory (nothing is stored here), but
+  // instances that share it hash alike: give them one key file.
+  const std::string key_file = absl::GetFlag(FLAGS_user_hash_key_file);
+  const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
+  if (key_file.empty() && state_dir.empty()) {
+    LogError("--role=dedup needs --user_hash_key_file (or a --state_dir to keep one in)");
+    return 2;
+  }
+  absl::StatusOr<UserHasher> hasher =
+      !key_file.empty() ? UserHasher::FromKeyFile(key_file)
+                        : UserHasher::LoadOrCreateKeyFile(state_dir + "/user_hash.key");
+  if (!hasher.ok()) {
+    LogError("cannot start: %s", hasher.status().ToString());
+    return 1;
+  }
+  KafkaDedupOptions dedup;
+  dedup.settings = kafka->settings;
+  dedup.events_topic = kafka->events.topic;
+  dedup.unique_topic = absl::GetFlag(FLAGS_unique_topic);
+  dedup.dlq_topic = kafka->dlq_topic;
+  dedup.group_id = kafka->events.group_id;
+  dedup.transactional_id = TransactionalId();
+  dedup.unique_topic_partitions = absl::GetFlag(FLAGS_unique_topic_partitions);
+  dedup.deduper.validator = options->validator;
+  dedup.deduper.format = kafka->events.format;
+  dedup.deduper.max_event_bytes = options->max_event_bytes;
+  dedup.max_batch_messages = kafka->events.max_batch_messages;
+  dedup.max_batch_time = kafka->events.max_batch_time;
+  std::atomic<bool> stop{false};
+  absl::Status result;
+  // The Kafka clients start their threads at the ingest priority (see
+  // KafkaIngest::Start).
+  std::thread worker([&] {
+    SetCurrentThreadName("hm-dedup");
+    LowerIngestPriority(kafka->ingest_nice);
+    absl::StatusOr<std::unique_ptr<KafkaDedup>> d =
+        KafkaDedup::Create(std::move(dedup), &*hasher, &SystemClock::Get());
+    result = d.ok() ? (*d)->Run(stop) : d.status();
+    if (!result.ok() && !stop.load()) StopOnFatal(result);
+  });
+  int sig = 0;
+  sigwait(signals, &sig);
+  LogInfo("stopping on signal %d", sig);
+  stop = true;
+  worker.join();
+  LogInfo("stopped");
+  return g_exit_code.load();
+}
+
 int Run() {
+  if (const std::string kill_at = absl::GetFlag(FLAGS_kill_at); !kill_at.empty()) {
+    if (absl::Status s = ArmKillPoint(kill_at); !s.ok()) {
+      LogError("--kill_at: %s", s.message());
+      return 2;
+    }
+  }
+  if (absl::GetFlag(FLAGS_role) == "dedup") {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    return RunDedup(&signals);
+  }
+  absl::StatusOr<PipelineRole> role = RoleFromFlags();
+  if (!role.ok()) {
+    LogError("%s", role.status().message());
+    return 2;
+  }
   const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   if (state_dir.empty()) {
     LogError("--state_dir is required (a directory for the RocksDB state)");
@@ -285,12 +409,7 @@ int Run() {
     LogError("%s", options.status().message());
     return 2;
   }
-  if (const std::string kill_at = absl::GetFlag(FLAGS_kill_at); !kill_at.empty()) {
-    if (absl::Status s = ArmKillPoint(kill_at); !s.ok()) {
-      LogError("--kill_at: %s", s.message());
-      return 2;
-    }
-  }
+  options->role = *role;
   const int realtime_priority = absl::GetFlag(FLAGS_grpc_realtime_priority);
   if (realtime_priority < 0 || realtime_priority > 99) {
     LogError("--grpc_realtime_priority must be 0 (off) or a SCHED_FIFO priority 1..99");
@@ -320,6 +439,7 @@ int Run() {
     LogError("%s", kafka_options.status().message());
     return 2;
   }
+  kafka_options->role = *role;
   // Block the stop signals in every thread; main waits for them below.
   sigset_t signals;
   sigemptyset(&signals);
@@ -356,7 +476,8 @@ int Run() {
     LogError("cannot serve: %s", server.status().ToString());
     return 1;
   }
-  LogInfo("hubmetricsd serving on %s (%s; state in %s)", absl::GetFlag(FLAGS_grpc_listen),
+  LogInfo("hubmetricsd (role %s) serving on %s (%s; state in %s)", absl::GetFlag(FLAGS_role),
+          absl::GetFlag(FLAGS_grpc_listen),
           !tls_files.tls()              ? "plaintext"
           : tls_files.client_ca.given() ? "TLS, client certificates required"
                                         : "TLS",
@@ -398,7 +519,8 @@ int Run() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "hubmetricsd --state_dir=DIR [--grpc_listen=127.0.0.1:50051] [--events_file=F "
-      "--models_file=M | --kafka_brokers=HOST:PORT [--events_format=binary|json]]\nLive, exact "
+      "--models_file=M | --kafka_brokers=HOST:PORT [--events_format=binary|json] "
+      "[--role=all|dedup|metrics]]\nLive, exact "
       "concentration of model downloads; see README.md.");
   hubmetrics::CollectKafkaProperties(argc, argv);
   absl::ParseCommandLine(argc, argv);
