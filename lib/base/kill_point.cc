@@ -28,8 +28,8 @@ constexpr KillPointName kNames[] = {
     {"dedup.before_produce",
      "the dedup role began a transaction for a batch; nothing of it is produced"},
     {"dedup.before_commit",
-     "the dedup role produced a batch's counts, progress and dead letters and sent its offsets "
-     "to the transaction; the transaction is not committed"},
+     "the dedup role's batch (counts, progress, dead letters) is on the broker and its offsets "
+     "are sent to the transaction; the transaction is not committed"},
     {"dedup.after_commit", "the dedup role committed a batch's transaction"},
     {"catalog.recredit",
      "a changed catalog record's past counts are taken out of the aggregates, not yet "

@@ -460,6 +460,9 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
                          ProgressToOffsetMetadata(progress)});
     }
     if (s.ok()) s = producer_->SendOffsets(offsets, consumer_.get(), options_.kafka_timeout);
+    // Commit() would flush too; flushing first makes the kill point below
+    // land with every record of the transaction on the broker, uncommitted.
+    if (s.ok()) s = producer_->Flush(absl::Now() + options_.kafka_timeout);
     KillPoint("dedup.before_commit");
     if (s.ok()) s = producer_->Commit(options_.kafka_timeout);
     if (!s.ok()) {

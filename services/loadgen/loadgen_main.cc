@@ -281,7 +281,12 @@ absl::Status RunKafka(const std::string& brokers) {
       break;
     }
     if (e->kind == hubmetrics::loadgen::BadKind::kNone) last_event_time = e->time;
-    if (absl::Status s = Produce(producer, events_topic, "", EventValue(*e, binary, &event));
+    // Keyed by user id: every (model, user, day) lands in one partition, which
+    // the dedup role relies on (README, Scaling out). Bad records whose user
+    // id is unspecified go unkeyed.
+    const std::string& key =
+        e->kind == hubmetrics::loadgen::BadKind::kNone ? e->user_id : std::string();
+    if (absl::Status s = Produce(producer, events_topic, key, EventValue(*e, binary, &event));
         !s.ok()) {
       if (g_stop) break;
       return s;

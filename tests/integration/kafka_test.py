@@ -22,6 +22,13 @@ Scenarios (one ctest case each):
               views re-credit as the reference says
   retention   records deleted from the topic (DeleteRecords) past the offset stored
               with the state: counted as lost, logged, the rest exact
+  roles       scale-out on 6 input partitions: dedup instances SIGKILLed at the
+              transaction's kill points (before produce, between produce and commit,
+              after commit) and restarted; the open transaction invisible to
+              read_committed readers; then 3 dedup instances, a 4th added between two
+              halves of the stream (rebalance), 2 metrics replicas, one killed and
+              wiped in between: both replicas exact and equal to each other, the DLQ
+              exact read_committed
 
 Ordering note: with several partitions the interleaving of partitions is not
 fixed, and `too_late` depends on the order (the watermark). The multi-partition
@@ -86,10 +93,11 @@ def free_port_pair() -> int:
 
 
 class Broker:
-    def __init__(self, tmp: str):
+    def __init__(self, tmp: str, partitions: int = 3):
         self.port = free_port_pair()
         self.env = dict(os.environ, KAFKA_PORT=str(self.port),
-                        KAFKA_STATE_DIR=os.path.join(tmp, "kafka"))
+                        KAFKA_STATE_DIR=os.path.join(tmp, "kafka"),
+                        KAFKA_PARTITIONS=str(partitions))
         self.address = f"127.0.0.1:{self.port}"
         self.started = False
 
@@ -170,7 +178,8 @@ class Scenario:
         self.bin_dir = args.bin_dir
         self.tmp = tempfile.mkdtemp(prefix=f"hm-kafka-{args.scenario}-")
         self.c = e2e.Checker()
-        self.broker = Broker(self.tmp)
+        # Auto-created topics: 6 partitions for the scale-out scenario.
+        self.broker = Broker(self.tmp, partitions=6 if args.scenario == "roles" else 3)
         self.daemons: list[Daemon] = []
         self.loadgen = os.path.join(self.bin_dir, "services", "loadgen", "loadgen")
         self.produce_tool = os.path.join(self.bin_dir, "tests", "integration", "kafka_produce_tool")
@@ -297,6 +306,140 @@ class Scenario:
                 break
             time.sleep(1)
         return out
+
+    def role_daemon(self, name: str, role: str, extra: list[str]) -> Daemon:
+        """hubmetricsd --role=dedup|metrics of this scenario (one key file for all)."""
+        state = os.path.join(self.tmp, f"state-{name}")
+        d = Daemon(self.bin_dir, state, os.path.join(self.tmp, f"{name}.log"), [
+            f"--role={role}", f"--kafka_brokers={self.broker.address}",
+            f"--events_topic={self.events_topic}", f"--models_topic={self.models_topic}",
+            f"--dlq_topic={self.dlq_topic}", f"--unique_topic=it.{self.args.scenario}.unique",
+            f"--group_id=it-{self.args.scenario}-dedup", "--events_format=json",
+            f"--lateness_days={LATENESS_MULTI}", f"--user_hash_key_file={self.key_file}",
+            *extra])
+        self.daemons.append(d)
+        d.start()
+        return d
+
+    def topic_records(self, topic: str, committed: bool) -> int:
+        """Records of `topic` a read_committed (or read_uncommitted) reader sees."""
+        p = subprocess.run(["kcat", "-C", "-b", self.broker.address, "-t", topic, "-e", "-q",
+                            "-X", f"isolation.level=read_{'committed' if committed else 'uncommitted'}",
+                            "-f", "%o\n"], capture_output=True, timeout=120)
+        if p.returncode != 0:
+            raise RuntimeError(f"kcat failed: {p.stderr.decode(errors='replace')[-500:]}")
+        return len([l for l in p.stdout.split(b"\n") if l])
+
+    def wait_replica(self, d: Daemon, expected: int, tag: str, timeout: float = 300) -> dict | None:
+        """Stats once the replica has applied every transaction up to `expected` events: its
+        summed events_read is `expected` and the downloads it counts (view model/all/direct,
+        window all) equal the summed unique_downloads. A transaction's progress record and its
+        counts sit in different partitions of the unique topic and may be applied in different
+        batches; the two sums agree only once both are in."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if not d.alive():
+                last = f"exited with {d.proc.returncode} (log {d.log_path})"
+                break
+            s, err = d.ctl.run("stats", timeout=10)
+            c, _ = d.ctl.run("concentration", "--level=model", "--filter=all",
+                             "--attribution=direct", "--window=all", timeout=10)
+            if s is not None and c is not None:
+                n, unique = e2e.u64(s, "events_read"), e2e.u64(s, "unique_downloads")
+                total = e2e.u64(c, "total_downloads")
+                if n > expected:
+                    last = f"events_read {n} > {expected}: counted twice"
+                    break
+                if n == expected and total == unique:
+                    return s
+                last = f"events_read {n}, downloads {total} vs unique_downloads {unique}"
+            else:
+                last = err
+            time.sleep(0.25)
+        self.c.check(False, f"[{tag}] replica applied every transaction", [last])
+        return None
+
+    def roles(self) -> None:
+        self.key_file = os.path.join(self.tmp, "user_hash.key")
+        with open(os.open(self.key_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write("%032x\n" % random.Random(21).getrandbits(128))
+        ev, mo = self.generate(60000, seed=21)
+        with open(ev, "rb") as f:
+            lines = [l for l in f.read().split(b"\n") if l]
+        parts = [lines[:30000], lines[30000:45000], lines[45000:]]
+        models = self.produce(mo, self.models_topic, "models")
+        unique_topic = f"it.{self.args.scenario}.unique"
+        events = self.produce(parts[0], self.events_topic, "events")
+        # Kill points: one instance alone in the group (static membership, so
+        # that its restart gets the partitions back at once), small batches so
+        # that each run reaches its transaction's pass long before the end.
+        member = ["--kafka_property=group.instance.id=it-roles-d0",
+                  "--kafka_property=session.timeout.ms=6000", "--batch_max_events=500",
+                  "--transactional_id=it-roles-d0"]
+        for point, passes in (("dedup.before_produce", 2), ("dedup.before_commit", 3),
+                              ("dedup.after_commit", 4)):
+            d = self.role_daemon(f"dedup-kill-{point}", "dedup", member + [f"--kill_at={point}:{passes}"])
+            self.wait_killed(d, point, passes)
+            if point == "dedup.before_commit":
+                committed = self.topic_records(unique_topic, committed=True)
+                uncommitted = self.topic_records(unique_topic, committed=False)
+                self.c.check(uncommitted > committed,
+                             "[roles] the killed transaction's records are invisible read_committed",
+                             [f"read_committed {committed}, read_uncommitted {uncommitted}"])
+        d0 = self.role_daemon("dedup-0", "dedup", member[:2] + ["--transactional_id=it-roles-d0"])
+        m1 = self.role_daemon("metrics-1", "metrics", [])
+        m2 = self.role_daemon("metrics-2", "metrics", [])
+        r1 = self.reference(events, models)
+        self.wait_replica(m1, r1.events_read, "roles-phase1")
+        self.wait_replica(m2, r1.events_read, "roles-phase1")
+        d0.signal(signal.SIGTERM)
+        # Three instances, then a fourth between the two halves of the rest.
+        dedups = [self.role_daemon(f"dedup-{i}", "dedup", [f"--transactional_id=it-roles-d{i}"])
+                  for i in (1, 2, 3)]
+        events += self.produce(parts[1], self.events_topic, "events")
+        r2 = self.reference(events, models)
+        self.wait_replica(m1, r2.events_read, "roles-phase2")
+        # A replica killed and wiped: it rebuilds from the unique topic alone.
+        m2.signal(signal.SIGKILL)
+        shutil.rmtree(m2.state_dir)
+        m2 = self.role_daemon("metrics-2-rebuilt", "metrics", [])
+        dedups.append(self.role_daemon("dedup-4", "dedup", ["--transactional_id=it-roles-d4"]))
+        events += self.produce(parts[2], self.events_topic, "events")
+        r = self.reference(events, models)
+        s1 = self.wait_replica(m1, r.events_read, "roles")
+        s2 = self.wait_replica(m2, r.events_read, "roles-rebuilt")
+        if s1 is None or s2 is None:
+            return
+        self.check_stats(r, s1, "roles-metrics-1")
+        a1 = e2e.Comparison(r, m1.ctl, self.c, "roles-metrics-1").run()
+        self.check_stats(r, s2, "roles-metrics-2")
+        a2 = e2e.Comparison(r, m2.ctl, self.c, "roles-metrics-2").run()
+        diff = [k for k in a1 if a1.get(k) != a2.get(k)]
+        self.c.check(len(a1) > 100 and a1.keys() == a2.keys() and not diff,
+                     f"[roles] both replicas answer the same {len(a1)} queries identically",
+                     [f"{k}: {a1.get(k)} vs {a2.get(k)}" for k in diff[:5]])
+        dlq = self.topic_records(self.dlq_topic, committed=True)
+        self.c.check(dlq == r.rejected, "[roles] DLQ read_committed holds each rejected event once",
+                     [f"expected {r.rejected} got {dlq}"])
+        for d in dedups + [m1, m2]:
+            code = d.signal(signal.SIGTERM)
+            self.c.check(code == 0, f"[roles] {os.path.basename(d.log_path)} stops cleanly",
+                         [f"exit {code}"])
+
+    def wait_killed(self, d: Daemon, point: str, passes: int, timeout: float = 120) -> None:
+        """A dedup instance armed with --kill_at=point:passes died of SIGKILL there."""
+        what = f"[roles] dedup killed at {point}:{passes}"
+        try:
+            d.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.c.check(False, what, [f"still running after {timeout}s (log {d.log_path})"])
+            d.signal(signal.SIGKILL)
+            return
+        with open(d.log_path, "rb") as f:
+            said = f"kill point {point} reached (pass {passes})".encode() in f.read()
+        self.c.check(d.proc.returncode == -signal.SIGKILL and said, what,
+                     [f"exit {d.proc.returncode}, reached: {said} ({d.log_path})"])
 
     def cleanup(self) -> None:
         for d in self.daemons:
@@ -624,7 +767,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--bin_dir", required=True, help="the build folder")
     p.add_argument("--scenario", required=True,
-                   choices=["partitions", "binary", "crash", "outage", "dlq", "catalog", "retention"])
+                   choices=["partitions", "binary", "crash", "outage", "dlq", "catalog", "retention",
+                            "roles"])
     p.add_argument("--keep", action="store_true")
     args = p.parse_args()
     s = Scenario(args)

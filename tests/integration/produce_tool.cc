@@ -157,6 +157,9 @@ int main(int argc, char** argv) {
       msg = f.kind == "events" ? static_cast<google::protobuf::Message*>(&event) : &model;
       const bool parsed = google::protobuf::util::JsonStringToMessage(line, msg, opts).ok();
       if (f.kind == "models" && parsed) key = model.model_id();
+      // Events are keyed by user id, as the dedup role needs (every (model,
+      // user, day) in one partition).
+      if (f.kind == "events" && parsed) key = event.user_id();
       if (f.format == "binary") {
         if (!parsed) {
           ++skipped;
