@@ -158,8 +158,6 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
     KafkaProducerOptions producer_options;
     producer_options.client_id = "hubmetricsd-dedup";
     producer_options.linger = absl::Milliseconds(5);
-    // librdkafka requires message.timeout.ms <= transaction.timeout.ms (60 s).
-    producer_options.delivery_timeout = absl::Seconds(50);
     producer_options.max_queue_wait = options_.kafka_timeout;
     producer_options.compression = "lz4";
     ASSIGN_OR_RETURN(producer_, KafkaTransactionalProducer::Create(

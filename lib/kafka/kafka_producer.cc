@@ -337,9 +337,15 @@ absl::StatusOr<std::unique_ptr<KafkaTransactionalProducer>> KafkaTransactionalPr
   }
   options.idempotence = true;
   options.acks = "all";
+  // librdkafka requires message.timeout.ms <= transaction.timeout.ms (60 s by
+  // default): a delivery cannot outlive its transaction.
+  options.delivery_timeout = std::min(options.delivery_timeout, kTransactionTimeout);
   std::unique_ptr<KafkaTransactionalProducer> producer(
       new KafkaTransactionalProducer(settings.brokers, std::move(options)));
-  RETURN_IF_ERROR(producer->Init(settings, {{"transactional.id", transactional_id}}));
+  RETURN_IF_ERROR(producer->Init(
+      settings,
+      {{"transactional.id", transactional_id},
+       {"transaction.timeout.ms", absl::StrCat(absl::ToInt64Milliseconds(kTransactionTimeout))}}));
   RETURN_IF_ERROR(
       TransactionStatus("init", producer->rdkafka()->init_transactions(ToMillis(timeout))));
   return producer;

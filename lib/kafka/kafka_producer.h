@@ -202,6 +202,11 @@ struct TransactionOffset {
 // Thread safety: as KafkaProducer; transaction calls are made by one thread.
 class KafkaTransactionalProducer final : public KafkaProducer {
  public:
+  // transaction.timeout.ms: the broker aborts a transaction open longer than
+  // this (a crashed producer's). A delivery_timeout longer than this is cut
+  // to it (librdkafka's rule).
+  static constexpr absl::Duration kTransactionTimeout = absl::Seconds(60);
+
   // Creates the producer and initialises transactions for
   // `transactional_id`: an open transaction of an earlier producer with that
   // id is aborted, and that producer is fenced.
