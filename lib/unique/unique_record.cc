@@ -51,9 +51,9 @@ absl::StatusOr<UniqueTopicRecord> DecodeUniqueTopicRecord(std::string_view key,
                                                           std::string_view value) {
   if (key.empty()) return absl::InvalidArgumentError("unique topic record without a key");
   if (key[0] == kCountKind) {
-    if (key.size() < 10) {
+    if (key.size() < 9) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unique count key of ", key.size(), " bytes; at least 10 expected"));
+          absl::StrCat("unique count key of ", key.size(), " bytes; at least 9 expected"));
     }
     v1::UniqueCount c;
     if (!c.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
