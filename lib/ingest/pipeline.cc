@@ -1,7 +1,11 @@
 #include "lib/ingest/pipeline.h"
 
 #include <algorithm>
+#include <limits>
+#include <map>
+#include <tuple>
 #include <utility>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "lib/base/kill_point.h"
@@ -57,6 +61,16 @@ void FillConcentration(const View& view, const Window& window,
   }
 }
 
+const char* RoleName(PipelineRole role) {
+  switch (role) {
+    case PipelineRole::kAll:
+      return "all";
+    case PipelineRole::kMetrics:
+      return "metrics";
+  }
+  return "unknown";
+}
+
 struct PairHash {
   size_t operator()(const std::pair<ModelIdx, Day>& p) const {
     return absl::HashOf(p.first, p.second);
@@ -85,24 +99,62 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Open(PipelineOptions options
   return p;
 }
 
+absl::Status Pipeline::CheckRole(const StoredState& state) {
+  const std::string role = RoleName(options_.role);
+  std::optional<std::string> stored = state.role;
+  if (!stored) {
+    // States from before roles were all built from events: any trace of
+    // that makes them "all". Only a state with none of it (never fed
+    // events) may become a metrics replica's. The dedup scan is for that
+    // case only: a role-"all" state is scanned by Load() anyway.
+    bool from_events = !state.daily_counts.empty() || state.dedup_floor.has_value() ||
+                       state.watermark_micros.has_value() ||
+                       !state.partition_watermarks_micros.empty() ||
+                       state.counters.events_read() > 0;
+    if (!from_events && options_.role != PipelineRole::kAll) {
+      RETURN_IF_ERROR(
+          store_->ForEachDedupKey(INT32_MIN, [&](const StoredDedupKey&) { from_events = true; }));
+    }
+    if (from_events) stored = std::string(RoleName(PipelineRole::kAll));
+  }
+  if (stored && *stored != role) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this state was built in role \"", *stored, "\" and cannot be opened in role \"", role,
+        "\" (the roles keep different data: \"all\" deduplicates events, \"metrics\" sums "
+        "the unique topic's counts): start with --role=",
+        *stored, " to use it, or give role ", role, " another --state_dir"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Pipeline::Load() {
   ASSIGN_OR_RETURN(StoredState state, store_->Load());
+  RETURN_IF_ERROR(CheckRole(state));
+  StateCommit bind;
+  if (!state.role) bind.role = std::string(RoleName(options_.role));
   // The dedup records hold hashes under one key: under another, every user
-  // would be counted again, silently.
-  const uint64_t fingerprint = hasher_.KeyFingerprint();
-  if (!state.user_hash_key_fingerprint) {
-    StateCommit bind;
-    bind.user_hash_key_fingerprint = fingerprint;
-    RETURN_IF_ERROR(store_->Commit(bind));
-  } else if (*state.user_hash_key_fingerprint != fingerprint) {
-    return absl::FailedPreconditionError(
-        "the user-hash key is not the key this state was built with (its fingerprint "
-        "differs): restore the original key file (--user_hash_key_file, default "
-        "<state_dir>/user_hash.key), or start with a new --state_dir; a new key would count "
-        "every user again");
+  // would be counted again, silently. A metrics replica hashes nothing (its
+  // counts come hashed and counted), so its state is not bound to a key: a
+  // replica's key file may change freely.
+  if (options_.role == PipelineRole::kAll) {
+    const uint64_t fingerprint = hasher_.KeyFingerprint();
+    if (!state.user_hash_key_fingerprint) {
+      bind.user_hash_key_fingerprint = fingerprint;
+    } else if (*state.user_hash_key_fingerprint != fingerprint) {
+      return absl::FailedPreconditionError(
+          "the user-hash key is not the key this state was built with (its fingerprint "
+          "differs): restore the original key file (--user_hash_key_file, default "
+          "<state_dir>/user_hash.key), or start with a new --state_dir; a new key would count "
+          "every user again");
+    }
   }
+  if (!bind.empty()) RETURN_IF_ERROR(store_->Commit(bind));
   absl::MutexLock lock(&mu_);
   for (const v1::ModelInfo& m : state.catalog) catalog_.Put(m);
+  if (options_.role == PipelineRole::kMetrics) {
+    LoadMetricsRole(state);
+    return absl::OkStatus();
+  }
   // Days before the dedup floor are closed: their counts are stored. Open
   // days are counted from their dedup triples (daily records of open days,
   // as format version 1 wrote them, are equal to those and skipped).
@@ -145,6 +197,92 @@ absl::Status Pipeline::Load() {
       "state loaded: %d catalog records, %d daily counts, %d unique downloads, %d live dedup keys",
       state.catalog.size(), state.daily_counts.size(), aggregates_.TotalUniqueDownloads(), keys);
   return absl::OkStatus();
+}
+
+void Pipeline::LoadMetricsRole(StoredState& state) {
+  // Every day is in the parts (a metrics state closes none): the daily
+  // counts are their sums over partitions.
+  absl::flat_hash_map<std::pair<ModelIdx, Day>, int64_t, PairHash> counts;
+  for (const StoredUniquePart& u : state.unique_parts) {
+    const ModelIdx m = registry_.Intern(u.model_id);
+    unique_parts_[{m, u.day, u.partition}] = u.count;
+    counts[{m, u.day}] += static_cast<int64_t>(u.count);
+  }
+  std::vector<ModelDayDelta> deltas;
+  deltas.reserve(counts.size());
+  for (const auto& [key, n] : counts) {
+    if (n != 0) deltas.push_back({key.first, key.second, n});
+  }
+  aggregates_.Apply(deltas);
+  for (v1::PartitionProgress& p : state.partition_progress) {
+    const int32_t partition = p.partition();
+    progress_[partition] = std::move(p);
+  }
+  // The replica's own counters (catalog_*) are stored; the ingest counters
+  // are the dedup instances', from their progress.
+  counters_ = state.counters;
+  SetCountersFromProgress();
+  offsets_ = std::move(state.offsets);
+  PublishSnapshot();
+  LogInfo(
+      "state loaded (metrics role): %d catalog records, %d unique parts of %d input partitions, "
+      "%d unique downloads",
+      state.catalog.size(), unique_parts_.size(), progress_.size(),
+      aggregates_.TotalUniqueDownloads());
+}
+
+void Pipeline::SetCountersFromProgress() {
+  uint64_t events_read = 0;
+  uint64_t unique = 0;
+  uint64_t duplicates = 0;
+  uint64_t rejected = 0;
+  uint64_t lost = 0;
+  // By name: a dedup instance of a newer version may know reasons this one
+  // does not; they are shown after the known ones.
+  std::map<std::string, uint64_t, std::less<>> by_reason;
+  std::optional<int64_t> watermark_micros;
+  for (const auto& [partition, p] : progress_) {
+    events_read += p.events_read();
+    unique += p.unique_downloads();
+    duplicates += p.duplicates();
+    rejected += p.rejected();
+    lost += p.events_lost_to_retention();
+    for (const v1::RejectCount& r : p.rejected_by_reason()) by_reason[r.reason()] += r.count();
+    if (p.has_watermark_micros()) {
+      watermark_micros = std::max(watermark_micros.value_or(INT64_MIN), p.watermark_micros());
+    }
+  }
+  counters_.set_events_read(events_read);
+  counters_.set_unique_downloads(unique);
+  counters_.set_duplicates(duplicates);
+  counters_.set_rejected(rejected);
+  counters_.set_events_lost_to_retention(lost);
+  counters_.clear_rejected_by_reason();
+  for (int r = 0; r < kNumRejectReasons; ++r) {
+    const std::string_view name = RejectReasonName(static_cast<RejectReason>(r));
+    uint64_t n = 0;
+    if (auto it = by_reason.find(name); it != by_reason.end()) {
+      n = it->second;
+      by_reason.erase(it);
+    }
+    rejected_by_reason_[r] = n;
+    auto* rc = counters_.add_rejected_by_reason();
+    rc->set_reason(std::string(name));
+    rc->set_count(n);
+  }
+  for (const auto& [name, n] : by_reason) {
+    auto* rc = counters_.add_rejected_by_reason();
+    rc->set_reason(name);
+    rc->set_count(n);
+  }
+  if (watermark_micros) {
+    watermark_ = FromUnixMicros(*watermark_micros);
+    // Weeks only move forward: a partition's progress replaced by an older
+    // one (a replay) leaves the trailing windows where they are.
+    aggregates_.SetWatermarkWeek(*WeekOf(watermark_));
+  } else {
+    watermark_.reset();
+  }
 }
 
 absl::Status Pipeline::CommitOrBreak(const StateCommit& commit) {
@@ -277,6 +415,11 @@ absl::Status Pipeline::SubmitEvents(std::span<const SourceRecord> records, Event
                                     std::span<const SourceOffset> offsets,
                                     DeadLetterSink* dead_letters,
                                     absl::AnyInvocable<void()> release) {
+  if (options_.role == PipelineRole::kMetrics) {
+    return absl::FailedPreconditionError(
+        "a metrics replica reads the unique topic, not events (--role=metrics): point the event "
+        "source at a dedup or all-role instance");
+  }
   if (broken_) {
     // Say why: the error of the batch that broke ingest, if it was one of
     // ours (the apply thread is idle once it has failed).
@@ -536,6 +679,99 @@ absl::Status Pipeline::ApplyCatalog(std::span<const CatalogRecord> records,
   return CommitOrBreak(commit);
 }
 
+absl::Status Pipeline::ApplyUniqueRecords(std::span<const UniqueTopicRecord> records,
+                                          std::span<const SourceOffset> offsets) {
+  if (options_.role != PipelineRole::kMetrics) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "unique topic records are applied by a metrics replica (--role=metrics); this pipeline "
+        "is in role \"",
+        RoleName(options_.role), "\" and counts events itself"));
+  }
+  // Commits go out in order, after any catalog change's.
+  RETURN_IF_ERROR(Drain());
+  if (broken_) {
+    return absl::FailedPreconditionError(
+        "ingest stopped after a failed commit; restart hubmetricsd to resume from stored state");
+  }
+  for (const UniqueTopicRecord& r : records) {
+    if (const auto* c = std::get_if<UniqueCountUpdate>(&r); c && !IsValidModelId(c->model_id)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unique count record of input partition ", c->partition,
+          " has an invalid model id; nothing of the batch was applied (is the unique topic "
+          "written by hubmetricsd --role=dedup only?)"));
+    }
+  }
+  // The last record of a key in the batch wins (they are absolute values).
+  absl::flat_hash_map<std::tuple<ModelIdx, Day, int32_t>, uint64_t> counts;
+  std::map<int32_t, const v1::PartitionProgress*> progress;
+  {
+    absl::MutexLock lock(&mu_);  // interning
+    for (const UniqueTopicRecord& r : records) {
+      if (const auto* c = std::get_if<UniqueCountUpdate>(&r)) {
+        counts[{registry_.Intern(c->model_id), c->day, c->partition}] = c->unique_downloads;
+      } else {
+        const auto& p = std::get<v1::PartitionProgress>(r);
+        progress[p.partition()] = &p;
+      }
+    }
+  }
+  // Each count replaces its part: the (model, day) changes by the difference.
+  StateCommit commit;
+  absl::flat_hash_map<std::pair<ModelIdx, Day>, int64_t, PairHash> sums;
+  {
+    absl::ReaderMutexLock lock(&mu_);  // registry_.Name
+    for (const auto& [key, n] : counts) {
+      const auto [m, day, partition] = key;
+      auto [it, inserted] = unique_parts_.try_emplace(key, 0);
+      if (it->second == n) {
+        if (inserted) unique_parts_.erase(it);
+        continue;
+      }
+      sums[{m, day}] += static_cast<int64_t>(n) - static_cast<int64_t>(it->second);
+      it->second = n;
+      commit.unique_parts.push_back({registry_.Name(m), day, partition, n});
+    }
+  }
+  std::vector<ModelDayDelta> applied;
+  applied.reserve(sums.size());
+  for (const auto& [key, delta] : sums) {
+    if (delta != 0) applied.push_back({key.first, key.second, delta});
+  }
+  for (const auto& [partition, p] : progress) {
+    auto it = progress_.find(partition);
+    if (it != progress_.end() && it->second.SerializeAsString() == p->SerializeAsString()) continue;
+    commit.partition_progress.push_back(*p);
+  }
+  // As ApplyPrepared: staged in slices, applied a slice per hold of the lock.
+  for (size_t i = 0; i < applied.size(); i += options_.max_deltas_per_lock) {
+    absl::MutexLock lock(&mu_);
+    aggregates_.Stage(std::span<const ModelDayDelta>(applied).subspan(
+        i, std::min(options_.max_deltas_per_lock, applied.size() - i)));
+  }
+  for (bool done = applied.empty(); !done;) {
+    absl::MutexLock lock(&mu_);
+    done = aggregates_.ApplyStaged(options_.max_updates_per_lock);
+  }
+  const bool changed = !commit.unique_parts.empty() || !commit.partition_progress.empty();
+  {
+    absl::MutexLock lock(&mu_);
+    for (const v1::PartitionProgress& p : commit.partition_progress) progress_[p.partition()] = p;
+    if (!commit.partition_progress.empty()) SetCountersFromProgress();
+    if (changed) {
+      PublishSnapshot();
+      BumpVersion();
+    }
+    // With the source's position go the counters (catalog_rejected too).
+    if (changed || !offsets.empty()) commit.counters = counters_;
+  }
+  for (const SourceOffset& o : offsets) {
+    commit.offsets.emplace_back(o.source_key, o.next_offset);
+    offsets_[o.source_key] = o.next_offset;
+  }
+  if (commit.empty()) return absl::OkStatus();
+  return CommitOrBreak(commit);
+}
+
 void Pipeline::CountCatalogRejected() {
   absl::MutexLock lock(&mu_);
   counters_.set_catalog_rejected(counters_.catalog_rejected() + 1);
@@ -741,11 +977,15 @@ v1::IngestStats Pipeline::GetIngestStats() const {
   {
     absl::ReaderMutexLock lock(&mu_);
     out = counters_;
-    out.clear_rejected_by_reason();
-    for (int r = 0; r < kNumRejectReasons; ++r) {
-      auto* rc = out.add_rejected_by_reason();
-      rc->set_reason(std::string(RejectReasonName(static_cast<RejectReason>(r))));
-      rc->set_count(rejected_by_reason_[r]);
+    // The metrics role's reasons are summed by name from the progress
+    // records, with any a newer dedup instance added (SetCountersFromProgress).
+    if (options_.role != PipelineRole::kMetrics) {
+      out.clear_rejected_by_reason();
+      for (int r = 0; r < kNumRejectReasons; ++r) {
+        auto* rc = out.add_rejected_by_reason();
+        rc->set_reason(std::string(RejectReasonName(static_cast<RejectReason>(r))));
+        rc->set_count(rejected_by_reason_[r]);
+      }
     }
     FillWatermark(out.mutable_watermark());
     out.set_catalog_models(catalog_.size());

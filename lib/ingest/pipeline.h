@@ -23,17 +23,24 @@
 // (FailedPrecondition) and the process must restart, which rebuilds memory
 // from the store. Queries keep working meanwhile.
 //
+// In the metrics role (PipelineRole::kMetrics) the ingest side is
+// ApplyUniqueRecords() instead, on the calling thread: no events, no dedup
+// and no closed days (the state keeps every (model, day, input partition)
+// count read); catalog changes and queries work as in the default role.
+//
 // Query side: the MetricsBackend methods, callable from any thread.
 #ifndef HUBMETRICS_LIB_INGEST_PIPELINE_H_
 #define HUBMETRICS_LIB_INGEST_PIPELINE_H_
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -178,6 +185,8 @@ class Pipeline final : public MetricsBackend {
   // watermark: the largest). Re-applying records already applied changes
   // nothing, so a replay after a crash is harmless. Models are interned on
   // first sight; the catalog attributes them as in the default role.
+  // InvalidArgument, applying nothing, when a count record's model id is not
+  // a valid one (IsValidModelId: dedup instances only count valid ones).
   absl::Status ApplyUniqueRecords(std::span<const UniqueTopicRecord> records,
                                   std::span<const SourceOffset> offsets);
 
@@ -232,6 +241,13 @@ class Pipeline final : public MetricsBackend {
            UserHasher hasher);
   struct PreparedBatch;
   absl::Status Load();
+  // Load()'s check of the stored role against options_.role; what to bind.
+  absl::Status CheckRole(const StoredState& state);
+  // Load()'s rebuild of the metrics role's memory (parts, progress).
+  void LoadMetricsRole(StoredState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Metrics role: counters_, rejected_by_reason_ and watermark_ (and the
+  // aggregates' watermark week) from progress_, summed over partitions.
+  void SetCountersFromProgress() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The ingest thread's part of a batch, and the apply thread's.
   PreparedBatch Prepare(std::span<const SourceRecord> records, EventFormat format,
                         std::span<const SourceOffset> offsets, DeadLetterSink* dead_letters);
@@ -276,6 +292,13 @@ class Pipeline final : public MetricsBackend {
   // Apply-thread state (Load() and the apply thread's tasks, one at a time).
   UniqueDownloadCounter dedup_;
   Day dedup_dropped_before_ = INT32_MIN;
+  // Metrics-role state, touched by Load() and ApplyUniqueRecords() only (on
+  // the ingest thread, after Drain(): never beside the apply thread). The
+  // last count read per (model, day, input partition): the aggregates hold,
+  // per (model, day), the sum over partitions. And each input partition's
+  // last progress (what GetIngestStats sums).
+  absl::flat_hash_map<std::tuple<ModelIdx, Day, int32_t>, uint64_t> unique_parts_;
+  std::map<int32_t, v1::PartitionProgress> progress_;
   // Ingest-thread state (only the ingest thread touches these).
   EventValidator validator_;
   absl::flat_hash_map<std::string, int64_t> offsets_;

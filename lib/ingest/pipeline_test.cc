@@ -4,10 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
+#include <span>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -531,6 +535,460 @@ TEST_F(PipelineTest, InvalidRequestsSayWhatIsAllowed) {
   top.mutable_view()->set_level("model");
   top.set_k(20000);
   EXPECT_EQ(p->GetTopEntities(top).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// --- Metrics role ---
+
+// One raw event of the metrics-role tests, and the input partition it is
+// read from: users are partitioned (user % kPartitions), as a keyed topic
+// does, so a (model, user, day) is always deduplicated by one partition and
+// the per-partition counts sum to the global ones.
+constexpr int32_t kPartitions = 3;
+struct RawEvent {
+  std::string line;  // JSON, or garbage that is rejected malformed
+  int32_t partition = 0;
+  std::string model;
+  int user = -1;  // -1: rejected
+  absl::Time time;
+};
+
+// An independent dedup instance by brute force: per input partition, the set
+// of users per (day, model), and the records it would publish after each
+// event (the absolute count of the key the event changed, the progress).
+class OracleDeduper {
+ public:
+  void Feed(const RawEvent& e, std::vector<UniqueTopicRecord>* out) {
+    v1::PartitionProgress& p = progress_[e.partition];
+    p.set_partition(e.partition);
+    p.set_next_offset(p.next_offset() + 1);
+    p.set_events_read(p.events_read() + 1);
+    if (e.user < 0) {
+      p.set_rejected(p.rejected() + 1);
+      bool found = false;
+      for (auto& r : *p.mutable_rejected_by_reason()) {
+        if (r.reason() == "malformed") {
+          r.set_count(r.count() + 1);
+          found = true;
+        }
+      }
+      if (!found) {
+        auto* r = p.add_rejected_by_reason();
+        r->set_reason("malformed");
+        r->set_count(1);
+      }
+    } else {
+      const Day day = DayOf(e.time);
+      std::set<int>& users = users_[{e.partition, day, e.model}];
+      if (users.insert(e.user).second) {
+        p.set_unique_downloads(p.unique_downloads() + 1);
+        out->push_back(UniqueCountUpdate{e.partition, day, e.model, users.size()});
+      } else {
+        p.set_duplicates(p.duplicates() + 1);
+      }
+      const int64_t micros = ::hubmetrics::ToUnixMicros(e.time);
+      if (!p.has_watermark_micros() || p.watermark_micros() < micros) {
+        p.set_watermark_micros(micros);
+      }
+    }
+    out->push_back(p);
+  }
+
+ private:
+  std::map<int32_t, v1::PartitionProgress> progress_;
+  std::map<std::tuple<int32_t, Day, std::string>, std::set<int>> users_;
+};
+
+class MetricsRoleTest : public PipelineTest {
+ protected:
+  static constexpr const char* kUniqueSource = "kafka:hubmetrics.unique:0";
+
+  // `small_slices`: the aggregates are updated a few deltas and updates per
+  // hold of the lock, so a batch takes many slices.
+  std::unique_ptr<Pipeline> OpenOn(FakeStateStore* store, PipelineRole role,
+                                   bool small_slices = false) {
+    PipelineOptions options;
+    options.role = role;
+    if (small_slices) {
+      options.max_deltas_per_lock = 3;
+      options.max_updates_per_lock = 5;
+    }
+    std::array<uint8_t, 16> key{};
+    key[0] = 1;
+    auto p = Pipeline::Open(options, std::make_unique<UnownedStateStore>(store), &clock_,
+                            UserHasher(key));
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? std::move(*p) : nullptr;
+  }
+
+  // Events over three ISO weeks (2025-03-08 .. 03-18), days in order (within
+  // a day, any order), with duplicates, four models of three developers, and
+  // a malformed record; in chunks that end mid-day, so that a key's count
+  // grows across chunks.
+  static std::vector<std::vector<RawEvent>> MakeChunks() {
+    const std::string models[] = {"a/x", "a/y", "b/z", "c/w"};
+    const absl::Time start = *ParseRfc3339("2025-03-08T00:00:00Z");
+    uint64_t x = 42;
+    auto next = [&x](uint64_t n) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      return (x >> 33) % n;
+    };
+    std::vector<std::vector<RawEvent>> chunks;
+    size_t n = 0;
+    for (int day = 0; day < 11; ++day) {
+      for (int i = 0; i < 25; ++i) {
+        if (n++ % 40 == 0) chunks.emplace_back();
+        RawEvent e;
+        // Skewed towards the first models, so the measures are not trivial.
+        e.model = models[std::min(next(6), uint64_t{3})];
+        e.user = static_cast<int>(next(9));
+        e.partition = e.user % kPartitions;
+        e.time = start + absl::Hours(24 * day) + absl::Minutes(static_cast<int64_t>(next(1440)));
+        e.line = Event(e.model, absl::StrCat("u", e.user), FormatRfc3339(e.time));
+        chunks.back().push_back(std::move(e));
+      }
+      if (day == 4) {
+        RawEvent bad;
+        bad.line = "{not json";
+        bad.partition = 1;
+        chunks.back().push_back(std::move(bad));
+      }
+    }
+    return chunks;
+  }
+
+  // Feeds every chunk to the default-role pipeline as events and to the
+  // oracle; returns the unique records the oracle published, per chunk.
+  std::vector<std::vector<UniqueTopicRecord>> FeedAllRole(Pipeline* all) {
+    const int32_t parts[] = {0, 1, 2};
+    all->ExpectPartitions(parts);
+    OracleDeduper oracle;
+    std::vector<std::vector<UniqueTopicRecord>> out;
+    int64_t offset = 0;
+    for (const std::vector<RawEvent>& chunk : MakeChunks()) {
+      std::vector<SourceRecord> records;
+      out.emplace_back();
+      for (const RawEvent& e : chunk) {
+        records.push_back(SourceRecord{e.line, "test", e.partition, offset++});
+        oracle.Feed(e, &out.back());
+      }
+      SourceOffset off{"file:test", offset};
+      EXPECT_TRUE(all->IngestEvents(records, EventFormat::kJson, {&off, 1}, &sink_).ok());
+    }
+    return out;
+  }
+
+  absl::Status Apply(Pipeline* p, std::span<const UniqueTopicRecord> records, int64_t offset) {
+    SourceOffset off{kUniqueSource, offset};
+    return p->ApplyUniqueRecords(records, {&off, 1});
+  }
+
+  // Every view x window's concentration and leaderboard, in words.
+  static std::string Answers(const Pipeline& p) {
+    std::string out;
+    for (const char* level : {"model", "developer", "country"}) {
+      for (const char* attribution : {"direct", "recursive"}) {
+        for (const char* window : {"all", "trailing:1", "trailing:2", "trailing:4", "week:2025-W10",
+                                   "week:2025-W11", "week:2025-W12"}) {
+          v1::ConcentrationRequest req;
+          req.mutable_view()->set_level(level);
+          req.mutable_view()->set_attribution(attribution);
+          req.set_window(window);
+          auto c = p.GetConcentration(req);
+          EXPECT_TRUE(c.ok()) << c.status();
+          v1::TopEntitiesRequest top;
+          *top.mutable_view() = req.view();
+          top.set_window(window);
+          auto t = p.GetTopEntities(top);
+          EXPECT_TRUE(t.ok()) << t.status();
+          absl::StrAppend(&out, c->DebugString(), t->DebugString());
+        }
+      }
+    }
+    return out;
+  }
+
+  static std::string Counters(const Pipeline& p) {
+    const v1::IngestStats s = p.GetIngestStats();
+    std::string out = absl::StrCat(
+        "events_read ", s.events_read(), " unique ", s.unique_downloads(), " duplicates ",
+        s.duplicates(), " rejected ", s.rejected(), " catalog ", s.catalog_records(), " models ",
+        s.catalog_models(), " watermark ", s.watermark().DebugString());
+    for (const v1::RejectCount& r : s.rejected_by_reason()) {
+      absl::StrAppend(&out, " ", r.reason(), "=", r.count());
+    }
+    return out;
+  }
+
+  FakeStateStore all_store_;
+  FakeStateStore metrics_store_;
+};
+
+TEST_F(MetricsRoleTest, UniqueRecordsGiveTheAnswersOfTheEventsTheyCount) {
+  auto all = OpenOn(&all_store_, PipelineRole::kAll);
+  auto metrics = OpenOn(&metrics_store_, PipelineRole::kMetrics, /*small_slices=*/true);
+  const std::vector<std::vector<UniqueTopicRecord>> chunks = FeedAllRole(all.get());
+  // Keys repeat with growing counts within a chunk and across chunks.
+  int64_t offset = 0;
+  for (const auto& chunk : chunks) {
+    offset += static_cast<int64_t>(chunk.size());
+    ASSERT_TRUE(Apply(metrics.get(), chunk, offset).ok());
+  }
+  EXPECT_GT(Query(*all, "model", "direct").total_downloads(), 100u);
+  EXPECT_EQ(Answers(*metrics), Answers(*all));
+  EXPECT_EQ(Counters(*metrics), Counters(*all));
+  const v1::IngestStats s = metrics->GetIngestStats();
+  EXPECT_EQ(s.rejected(), 1u);
+  EXPECT_GT(s.duplicates(), 0u);
+  EXPECT_EQ(metrics->StoredOffset(kUniqueSource), offset);
+}
+
+TEST_F(MetricsRoleTest, ReplaysOfOldRecordsConvergeAndReapplyingChangesNothing) {
+  auto all = OpenOn(&all_store_, PipelineRole::kAll);
+  auto metrics = OpenOn(&metrics_store_, PipelineRole::kMetrics);
+  std::vector<UniqueTopicRecord> records;
+  for (const auto& chunk : FeedAllRole(all.get()))
+    records.insert(records.end(), chunk.begin(), chunk.end());
+  const std::span<const UniqueTopicRecord> log(records);
+  // All in one call (the last record of a key wins).
+  ASSERT_TRUE(Apply(metrics.get(), log, 1).ok());
+  const std::string want = Answers(*all);
+  ASSERT_EQ(Answers(*metrics), want);
+
+  // The same records again: nothing changes, not even the state version;
+  // only the source's offset is committed.
+  const uint64_t version = metrics->StateVersion();
+  const int commits = metrics_store_.commits();
+  ASSERT_TRUE(Apply(metrics.get(), log, 2).ok());
+  EXPECT_EQ(metrics->StateVersion(), version);
+  EXPECT_EQ(metrics_store_.commits(), commits + 1);
+  EXPECT_EQ(Answers(*metrics), want);
+  EXPECT_EQ(Counters(*metrics), Counters(*all));
+
+  // A replay from an early offset: the old records (lower counts) replace
+  // the stored ones, so the counts go down ...
+  const size_t third = records.size() / 3;
+  ASSERT_TRUE(Apply(metrics.get(), log.first(third), 3).ok());
+  EXPECT_LT(Query(*metrics, "model", "direct").total_downloads(),
+            Query(*all, "model", "direct").total_downloads());
+  EXPECT_LT(metrics->GetIngestStats().events_read(), all->GetIngestStats().events_read());
+  // ... and back once the rest of the log is read again.
+  ASSERT_TRUE(Apply(metrics.get(), log.subspan(third), 4).ok());
+  EXPECT_EQ(Answers(*metrics), want);
+  EXPECT_EQ(Counters(*metrics), Counters(*all));
+  // A replay and the rest of the log in one call.
+  ASSERT_TRUE(Apply(metrics.get(), log.first(third), 5).ok());
+  std::vector<UniqueTopicRecord> replay(log.begin(), log.begin() + static_cast<ptrdiff_t>(third));
+  replay.insert(replay.end(), log.begin(), log.end());
+  ASSERT_TRUE(Apply(metrics.get(), replay, 6).ok());
+  EXPECT_EQ(Answers(*metrics), want);
+  EXPECT_EQ(Counters(*metrics), Counters(*all));
+}
+
+TEST_F(MetricsRoleTest, RestartRebuildsTheSameAnswers) {
+  auto all = OpenOn(&all_store_, PipelineRole::kAll);
+  const std::vector<std::vector<UniqueTopicRecord>> chunks = FeedAllRole(all.get());
+  const size_t half = chunks.size() / 2;
+  {
+    auto metrics = OpenOn(&metrics_store_, PipelineRole::kMetrics);
+    for (size_t i = 0; i < half; ++i) {
+      ASSERT_TRUE(Apply(metrics.get(), chunks[i], static_cast<int64_t>(i + 1)).ok());
+    }
+  }
+  {
+    // After the restart, counts replace the reloaded ones (keys span the
+    // chunks: they are not added to them).
+    auto metrics = OpenOn(&metrics_store_, PipelineRole::kMetrics);
+    ASSERT_NE(metrics, nullptr);
+    EXPECT_EQ(metrics->StoredOffset(kUniqueSource), static_cast<int64_t>(half));
+    for (size_t i = half; i < chunks.size(); ++i) {
+      ASSERT_TRUE(Apply(metrics.get(), chunks[i], static_cast<int64_t>(i + 1)).ok());
+    }
+    EXPECT_EQ(Answers(*metrics), Answers(*all));
+  }
+  auto metrics = OpenOn(&metrics_store_, PipelineRole::kMetrics);
+  ASSERT_NE(metrics, nullptr);
+  EXPECT_EQ(metrics->StoredOffset(kUniqueSource), static_cast<int64_t>(chunks.size()));
+  EXPECT_EQ(Answers(*metrics), Answers(*all));
+  EXPECT_EQ(Counters(*metrics), Counters(*all));
+}
+
+TEST_F(MetricsRoleTest, CatalogChangeRecreditsInTheMetricsRole) {
+  auto all = OpenOn(&all_store_, PipelineRole::kAll);
+  auto metrics = OpenOn(&metrics_store_, PipelineRole::kMetrics);
+  const std::vector<std::vector<UniqueTopicRecord>> chunks = FeedAllRole(all.get());
+  // Half of the records before the catalog change, half after: the change
+  // re-credits the counts read so far, later counts are credited the new way.
+  ASSERT_TRUE(Apply(metrics.get(), chunks[0], 1).ok());
+  ASSERT_TRUE(Apply(metrics.get(), chunks[1], 2).ok());
+  v1::ModelInfo ft;
+  ft.set_model_id("a/y");
+  ft.set_base_model("b/z");
+  ft.set_country("FR");
+  v1::ModelInfo cw;
+  cw.set_model_id("c/w");
+  cw.set_developer("a");
+  const std::vector<CatalogRecord> catalog = {{"a/y", ft}, {"c/w", cw}};
+  const std::string before = Answers(*metrics);
+  ASSERT_TRUE(metrics->ApplyCatalog(catalog, {}).ok());
+  EXPECT_NE(Answers(*metrics), before);
+  for (size_t i = 2; i < chunks.size(); ++i) {
+    ASSERT_TRUE(Apply(metrics.get(), chunks[i], static_cast<int64_t>(i + 1)).ok());
+  }
+  ASSERT_TRUE(all->ApplyCatalog(catalog, {}).ok());
+  EXPECT_EQ(Answers(*metrics), Answers(*all));
+  EXPECT_EQ(Counters(*metrics), Counters(*all));
+  EXPECT_EQ(Query(*metrics, "model", "recursive").entities(), 3u);  // a/x, b/z, c/w
+  // A tombstone re-credits back; a restart keeps it all.
+  ASSERT_TRUE(metrics->ApplyCatalog({{CatalogRecord{"a/y", std::nullopt}}}, {}).ok());
+  ASSERT_TRUE(all->ApplyCatalog({{CatalogRecord{"a/y", std::nullopt}}}, {}).ok());
+  EXPECT_EQ(Answers(*metrics), Answers(*all));
+  metrics.reset();
+  metrics = OpenOn(&metrics_store_, PipelineRole::kMetrics);
+  EXPECT_EQ(Answers(*metrics), Answers(*all));
+  EXPECT_EQ(Counters(*metrics), Counters(*all));
+}
+
+TEST_F(MetricsRoleTest, StateIsBoundToItsRole) {
+  auto open = [&](FakeStateStore* store, PipelineRole role) {
+    PipelineOptions options;
+    options.role = role;
+    std::array<uint8_t, 16> key{};
+    return Pipeline::Open(options, std::make_unique<UnownedStateStore>(store), &clock_,
+                          UserHasher(key));
+  };
+  auto expect_refused = [&](FakeStateStore* store, PipelineRole role, const std::string& built,
+                            const std::string& asked) {
+    auto refused = open(store, role);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+    const std::string message(refused.status().message());
+    EXPECT_THAT(message, ::testing::HasSubstr(absl::StrCat("built in role \"", built, "\"")));
+    EXPECT_THAT(message, ::testing::HasSubstr(absl::StrCat("opened in role \"", asked, "\"")));
+    EXPECT_THAT(message, ::testing::HasSubstr("--state_dir"));
+  };
+  // Bound at the first start, even with nothing in it yet.
+  ASSERT_TRUE(open(&all_store_, PipelineRole::kAll).ok());
+  ASSERT_TRUE(open(&metrics_store_, PipelineRole::kMetrics).ok());
+  EXPECT_EQ(all_store_.Load()->role, "all");
+  EXPECT_EQ(metrics_store_.Load()->role, "metrics");
+  expect_refused(&all_store_, PipelineRole::kMetrics, "all", "metrics");
+  expect_refused(&metrics_store_, PipelineRole::kAll, "metrics", "all");
+  // Still open in their own roles.
+  EXPECT_TRUE(open(&all_store_, PipelineRole::kAll).ok());
+  EXPECT_TRUE(open(&metrics_store_, PipelineRole::kMetrics).ok());
+
+  // A state from before roles (no role key) that counted events is "all";
+  // one that holds nothing of events becomes whichever opens it first.
+  FakeStateStore legacy;
+  StateCommit c;
+  c.dedup_groups = {{20000, "a/x", {7}}};
+  ASSERT_TRUE(legacy.Commit(c).ok());
+  expect_refused(&legacy, PipelineRole::kMetrics, "all", "metrics");
+  EXPECT_FALSE(legacy.Load()->role);  // a refusal writes nothing
+  ASSERT_TRUE(open(&legacy, PipelineRole::kAll).ok());
+  EXPECT_EQ(legacy.Load()->role, "all");
+  FakeStateStore catalog_only;
+  c = StateCommit();
+  v1::ModelInfo m;
+  m.set_model_id("a/x");
+  c.catalog_puts = {m};
+  ASSERT_TRUE(catalog_only.Commit(c).ok());
+  ASSERT_TRUE(open(&catalog_only, PipelineRole::kMetrics).ok());
+  EXPECT_EQ(catalog_only.Load()->role, "metrics");
+}
+
+TEST_F(MetricsRoleTest, EachRoleRefusesTheOthersInput) {
+  auto all = OpenOn(&all_store_, PipelineRole::kAll);
+  auto metrics = OpenOn(&metrics_store_, PipelineRole::kMetrics);
+  const UniqueTopicRecord record = UniqueCountUpdate{0, 20000, "a/x", 1};
+  const absl::Status refused = Apply(all.get(), {&record, 1}, 1);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("--role=metrics"));
+  std::vector<std::string> lines = {Event("a/x", "u1", "2025-03-10T01:00:00Z")};
+  const absl::Status events = Ingest(metrics.get(), lines, 1);
+  EXPECT_EQ(events.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(events.message()),
+              ::testing::HasSubstr("a metrics replica reads the unique topic, not events"));
+  SourceRecord r{lines[0], "test", 0, 0};
+  EXPECT_EQ(metrics->SubmitEvents({&r, 1}, EventFormat::kJson, {}, &sink_).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(metrics_store_.Load()->offsets.count("file:test"), 0u);
+  EXPECT_EQ(all->GetIngestStats().unique_downloads(), 0u);
+}
+
+TEST_F(MetricsRoleTest, AnInvalidModelIdAppliesNothing) {
+  auto metrics = OpenOn(&metrics_store_, PipelineRole::kMetrics);
+  const std::vector<UniqueTopicRecord> records = {UniqueCountUpdate{0, 20000, "a/x", 2},
+                                                  UniqueCountUpdate{0, 20000, "a--b", 1}};
+  const std::vector<UniqueTopicRecord> with_nul = {
+      UniqueCountUpdate{0, 20000, "a/x", 2},
+      UniqueCountUpdate{0, 20000, std::string("a/\0y", 4), 1}};
+  for (const auto& batch : {records, with_nul}) {
+    const absl::Status s = Apply(metrics.get(), batch, 1);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(Query(*metrics, "model", "direct").total_downloads(), 0u);
+    EXPECT_FALSE(metrics->StoredOffset(kUniqueSource));
+  }
+  // Not broken: the next valid batch applies.
+  ASSERT_TRUE(Apply(metrics.get(), std::span(records).first(1), 1).ok());
+  EXPECT_EQ(Query(*metrics, "model", "direct").total_downloads(), 2u);
+}
+
+TEST_F(MetricsRoleTest, ProgressIsSummedByReasonNameAndWatermarkIsTheLargest) {
+  auto metrics = OpenOn(&metrics_store_, PipelineRole::kMetrics);
+  v1::PartitionProgress p0;
+  p0.set_partition(0);
+  p0.set_events_read(10);
+  p0.set_unique_downloads(4);
+  p0.set_duplicates(3);
+  p0.set_rejected(3);
+  p0.set_events_lost_to_retention(5);
+  p0.set_watermark_micros(::hubmetrics::ToUnixMicros(*ParseRfc3339("2025-03-11T00:00:00Z")));
+  auto* r = p0.add_rejected_by_reason();
+  r->set_reason("malformed");
+  r->set_count(2);
+  r = p0.add_rejected_by_reason();
+  r->set_reason("a_reason_of_a_newer_dedup");
+  r->set_count(1);
+  v1::PartitionProgress p1;
+  p1.set_partition(1);
+  p1.set_events_read(7);
+  p1.set_unique_downloads(7);
+  p1.set_watermark_micros(::hubmetrics::ToUnixMicros(*ParseRfc3339("2025-03-17T12:00:00Z")));
+  v1::PartitionProgress p2;  // no event accepted yet: no watermark
+  p2.set_partition(2);
+  p2.set_events_read(1);
+  p2.set_rejected(1);
+  r = p2.add_rejected_by_reason();
+  r->set_reason("malformed");
+  r->set_count(1);
+  const std::vector<UniqueTopicRecord> records = {p0, p1, p2};
+  ASSERT_TRUE(Apply(metrics.get(), records, 3).ok());
+  v1::IngestStats s = metrics->GetIngestStats();
+  EXPECT_EQ(s.events_read(), 18u);
+  EXPECT_EQ(s.unique_downloads(), 11u);
+  EXPECT_EQ(s.duplicates(), 3u);
+  EXPECT_EQ(s.rejected(), 4u);
+  EXPECT_EQ(s.events_lost_to_retention(), 5u);
+  std::map<std::string, uint64_t> reasons;
+  for (const v1::RejectCount& rc : s.rejected_by_reason()) reasons[rc.reason()] = rc.count();
+  EXPECT_EQ(reasons["malformed"], 3u);
+  EXPECT_EQ(reasons["a_reason_of_a_newer_dedup"], 1u);
+  EXPECT_EQ(reasons["too_late"], 0u);  // every known reason is shown
+  EXPECT_EQ(s.watermark().seconds(), absl::ToUnixSeconds(*ParseRfc3339("2025-03-17T12:00:00Z")));
+  // The watermark's week is the trailing windows' last.
+  EXPECT_EQ(Query(*metrics, "model", "direct", "trailing:1").last_week(), "2025-W12");
+  // A partition's progress replaces its earlier one (not added to it).
+  p1.set_events_read(9);
+  const UniqueTopicRecord again = p1;
+  ASSERT_TRUE(Apply(metrics.get(), {&again, 1}, 4).ok());
+  EXPECT_EQ(metrics->GetIngestStats().events_read(), 20u);
+  // Shown the same after a restart.
+  const std::string before = Counters(*metrics);
+  metrics.reset();
+  metrics = OpenOn(&metrics_store_, PipelineRole::kMetrics);
+  EXPECT_EQ(Counters(*metrics), before);
+  EXPECT_EQ(metrics->GetIngestStats().events_lost_to_retention(), 5u);
 }
 
 }  // namespace

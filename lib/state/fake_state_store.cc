@@ -13,6 +13,11 @@ absl::StatusOr<StoredState> FakeStateStore::Load() {
     out.daily_counts.push_back({key.first, key.second, count});
   out.offsets = offsets_;
   out.user_hash_key_fingerprint = user_hash_key_fingerprint_;
+  for (const auto& [key, count] : parts_) {
+    out.unique_parts.push_back({std::get<0>(key), std::get<1>(key), std::get<2>(key), count});
+  }
+  for (const auto& [p, progress] : progress_) out.partition_progress.push_back(progress);
+  out.role = role_;
   return out;
 }
 
@@ -45,6 +50,9 @@ absl::Status FakeStateStore::Commit(const StateCommit& c) {
   for (const auto& [p, w] : c.partition_watermarks_micros) partition_watermarks_[p] = w;
   if (c.counters) counters_ = *c.counters;
   if (c.user_hash_key_fingerprint) user_hash_key_fingerprint_ = c.user_hash_key_fingerprint;
+  for (const auto& u : c.unique_parts) parts_[{u.model_id, u.day, u.partition}] = u.count;
+  for (const auto& p : c.partition_progress) progress_[p.partition()] = p;
+  if (c.role) role_ = c.role;
   return absl::OkStatus();
 }
 

@@ -45,6 +45,26 @@ std::optional<std::pair<std::string, Day>> ParseDailyKey(std::string_view key) {
                         ReadDay(key.substr(key.size() - 4)));
 }
 
+std::string UniquePartKey(std::string_view model_id, Day day, int32_t partition) {
+  std::string k;
+  k.reserve(model_id.size() + 9);
+  k.append(model_id);
+  k.push_back('\0');
+  AppendDay(&k, day);
+  const auto u = static_cast<uint32_t>(partition);
+  for (int shift = 24; shift >= 0; shift -= 8) k.push_back(static_cast<char>((u >> shift) & 0xff));
+  return k;
+}
+
+std::optional<ParsedUniquePartKey> ParseUniquePartKey(std::string_view key) {
+  // A model id is never empty and holds no NUL (IsValidModelId).
+  if (key.size() < 10 || key[key.size() - 9] != '\0') return std::nullopt;
+  uint32_t u = 0;
+  for (size_t i = key.size() - 4; i < key.size(); ++i) u = (u << 8) | static_cast<uint8_t>(key[i]);
+  return ParsedUniquePartKey{std::string(key.substr(0, key.size() - 9)),
+                             ReadDay(key.substr(key.size() - 8, 4)), static_cast<int32_t>(u)};
+}
+
 std::string DedupKeyV1(Day day, uint64_t user_hash, std::string_view model_id) {
   std::string k;
   k.reserve(12 + model_id.size());

@@ -24,6 +24,15 @@ Day ReadDay(std::string_view four_bytes);
 std::string DailyKey(std::string_view model_id, Day day);
 std::optional<std::pair<std::string, Day>> ParseDailyKey(std::string_view key);
 
+// CF "parts": model_id 0x00 day(4) partition(4 big-endian).
+std::string UniquePartKey(std::string_view model_id, Day day, int32_t partition);
+struct ParsedUniquePartKey {
+  std::string model_id;
+  Day day;
+  int32_t partition;
+};
+std::optional<ParsedUniquePartKey> ParseUniquePartKey(std::string_view key);
+
 // Dedup records (format version 2).
 std::string DedupRecordKey(Day day, uint64_t seq);
 // The smallest dedup key of `day` (for range deletes and scans).

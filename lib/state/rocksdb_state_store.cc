@@ -29,9 +29,12 @@ namespace {
 
 constexpr const char* kFormatVersion = "2";
 const std::string kPartitionWatermarkPrefix = "watermark:";
+const std::string kProgressPrefix = "progress:";
+// "parts" came after format version 2 without a bump: create_missing_column_families
+// adds it to older states (empty), and every name here is opened.
 const std::string kCfNames[] = {
-    rocksdb::kDefaultColumnFamilyName, "meta", "catalog", "daily", "dedup", "offsets"};
-enum Cf { kDefault = 0, kMeta, kCatalog, kDaily, kDedup, kOffsets, kNumCfs };
+    rocksdb::kDefaultColumnFamilyName, "meta", "catalog", "daily", "dedup", "offsets", "parts"};
+enum Cf { kDefault = 0, kMeta, kCatalog, kDaily, kDedup, kOffsets, kParts, kNumCfs };
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
@@ -234,6 +237,42 @@ class RocksDbStateStore final : public StateStore {
     } else if (!s.IsNotFound()) {
       return FromRocks(s, "reading user_hash_key_fingerprint");
     }
+    s = db_->Get(ro, cfs_[kMeta], "role", &v);
+    if (s.ok()) {
+      out.role = v;
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "reading role");
+    }
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kMeta]));
+      for (it->Seek(kProgressPrefix); it->Valid() && it->key().starts_with(kProgressPrefix);
+           it->Next()) {
+        int32_t partition = 0;
+        v1::PartitionProgress progress;
+        if (!absl::SimpleAtoi(absl::string_view(it->key().data() + kProgressPrefix.size(),
+                                                it->key().size() - kProgressPrefix.size()),
+                              &partition) ||
+            !progress.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())) ||
+            progress.partition() != partition) {
+          return absl::DataLossError(
+              absl::StrCat("malformed partition progress record ", it->key().ToString()));
+        }
+        out.partition_progress.push_back(std::move(progress));
+      }
+      if (!it->status().ok()) return FromRocks(it->status(), "scanning partition progress");
+    }
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kParts]));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        auto key =
+            state_keys::ParseUniquePartKey(std::string_view(it->key().data(), it->key().size()));
+        auto count =
+            state_keys::DecodeFixed64(std::string_view(it->value().data(), it->value().size()));
+        if (!key || !count) return absl::DataLossError("malformed unique part record");
+        out.unique_parts.push_back({std::move(key->model_id), key->day, key->partition, *count});
+      }
+      if (!it->status().ok()) return FromRocks(it->status(), "scanning unique parts");
+    }
     s = db_->Get(ro, cfs_[kMeta], "counters", &v);
     if (s.ok()) {
       if (!out.counters.ParseFromString(v))
@@ -361,6 +400,20 @@ class RocksDbStateStore final : public StateStore {
       RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "user_hash_key_fingerprint",
                                 state_keys::EncodeFixed64(*c.user_hash_key_fingerprint)),
                       "batching user_hash_key_fingerprint");
+    }
+    for (const auto& u : c.unique_parts) {
+      RETURN_IF_ROCKS(
+          batch.Put(cfs_[kParts], state_keys::UniquePartKey(u.model_id, u.day, u.partition),
+                    state_keys::EncodeFixed64(u.count)),
+          "batching unique part");
+    }
+    for (const auto& p : c.partition_progress) {
+      RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], absl::StrCat(kProgressPrefix, p.partition()),
+                                p.SerializeAsString()),
+                      "batching partition progress");
+    }
+    if (c.role) {
+      RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "role", *c.role), "batching role");
     }
     RETURN_IF_ROCKS(db_->Write(WriteOptions(), &batch), "committing state");
     next_dedup_seq_ = next_seq;

@@ -16,6 +16,13 @@
 //                 UserHasher::KeyFingerprint() of the key the dedup records were hashed
 //                 under (added without a version bump: absent in older states, which are
 //                 bound to the key they are next opened with)
+//                 "role"           -> "all" | "metrics": the PipelineRole the state was
+//                 built by, written at its first start (added without a version bump:
+//                 absent in older states, which are "all" when they hold any dedup or
+//                 daily data and otherwise bound when next opened)
+//                 "progress:" partition (decimal) -> hubmetrics.v1.PartitionProgress, the
+//                 last progress record of that input partition read from the unique topic
+//                 (metrics role only)
 //   CF "catalog"  model_id         -> hubmetrics.v1.ModelInfo
 //   CF "daily"    model_id 0x00 day(4)              -> uint64 little-endian unique downloads,
 //                 for days before dedup_floor only (closed days, written when their
@@ -24,6 +31,12 @@
 //   CF "dedup"    day(4) seq(8 big-endian)          -> dedup record: the (model, user hash)
 //                 pairs of that day first counted by one commit, grouped by model; repeated
 //                 { varint32 len, model_id, varint32 n, n x uint64 little-endian user_hash }
+//   CF "parts"    model_id 0x00 day(4) partition(4 big-endian) -> uint64 little-endian: the
+//                 absolute unique downloads of (model, day) among one input partition's
+//                 events, as last read from the unique topic (metrics role only; every day is
+//                 kept: a metrics state closes no days). A (model, day)'s count is the sum
+//                 over its partitions. Added without a version bump (RocksDB creates a
+//                 missing column family on open; older states simply have it empty).
 //   CF "offsets"  source key (e.g. "kafka:hub.downloads:3") -> int64 little-endian next offset;
 //                 for "models_file:" + absolute path, the digest of the models file's content
 //                 last applied (see file_source.h) instead of an offset
@@ -62,6 +75,7 @@
 #include "lib/time/time.h"
 #include "proto/hubmetrics/v1/events.pb.h"
 #include "proto/hubmetrics/v1/metrics.pb.h"
+#include "proto/hubmetrics/v1/unique.pb.h"
 
 namespace hubmetrics {
 
@@ -86,6 +100,17 @@ struct StoredDedupGroup {
   std::vector<uint64_t> user_hashes;
 };
 
+// The absolute unique downloads of (model_id, day) among one input
+// partition's events (metrics role; CF "parts").
+struct StoredUniquePart {
+  std::string model_id;
+  Day day;
+  int32_t partition;
+  uint64_t count;
+
+  friend bool operator==(const StoredUniquePart&, const StoredUniquePart&) = default;
+};
+
 // Everything one atomic commit writes.
 struct StateCommit {
   std::vector<StoredDedupGroup> dedup_groups;
@@ -103,12 +128,19 @@ struct StateCommit {
   std::optional<Day> drop_dedup_before;
   // Binds the state to the user-hash key (written once, see the format).
   std::optional<uint64_t> user_hash_key_fingerprint;
+  // Metrics role: absolute counts replacing the stored ones (not deltas).
+  std::vector<StoredUniquePart> unique_parts;
+  // Metrics role: each replaces its partition's stored progress.
+  std::vector<v1::PartitionProgress> partition_progress;
+  // Binds the state to a pipeline role, "all" or "metrics" (written once).
+  std::optional<std::string> role;
 
   bool empty() const {
     return dedup_groups.empty() && daily_counts.empty() && catalog_puts.empty() &&
            catalog_deletes.empty() && offsets.empty() && !watermark_micros &&
            partition_watermarks_micros.empty() && !counters && !drop_dedup_before &&
-           !user_hash_key_fingerprint;
+           !user_hash_key_fingerprint && unique_parts.empty() && partition_progress.empty() &&
+           !role;
   }
 };
 
@@ -123,6 +155,12 @@ struct StoredState {
   std::vector<StoredDailyCount> daily_counts;
   absl::flat_hash_map<std::string, int64_t> offsets;
   std::optional<uint64_t> user_hash_key_fingerprint;
+  // Metrics role: every stored part (in no particular order) and every
+  // partition's progress.
+  std::vector<StoredUniquePart> unique_parts;
+  std::vector<v1::PartitionProgress> partition_progress;
+  // Absent in states from before roles and in a state never opened yet.
+  std::optional<std::string> role;
 };
 
 class StateStore {
@@ -242,6 +280,9 @@ class FakeStateStore final : public StateStore {
   std::map<std::tuple<Day, uint64_t, std::string>, bool> dedup_;
   absl::flat_hash_map<std::string, int64_t> offsets_;
   std::optional<uint64_t> user_hash_key_fingerprint_;
+  std::map<std::tuple<std::string, Day, int32_t>, uint64_t> parts_;
+  std::map<int32_t, v1::PartitionProgress> progress_;
+  std::optional<std::string> role_;
 };
 
 // Forwards to a StateStore it does not own (which must outlive it): lets a

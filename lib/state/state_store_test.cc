@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -131,6 +132,16 @@ TEST(StateKeys, RoundTrip) {
   EXPECT_EQ(k->model_id, "gpt2");
   EXPECT_EQ(state_keys::DecodeFixed64(state_keys::EncodeFixed64(1ull << 60)), 1ull << 60);
   EXPECT_FALSE(state_keys::DecodeFixed64("short"));
+  auto part = state_keys::ParseUniquePartKey(state_keys::UniquePartKey("org/model", -7, 258));
+  ASSERT_TRUE(part);
+  EXPECT_EQ(part->model_id, "org/model");
+  EXPECT_EQ(part->day, -7);
+  EXPECT_EQ(part->partition, 258);
+  // Parts of one (model, day) are adjacent, in partition order.
+  EXPECT_LT(state_keys::UniquePartKey("m", 5, 1), state_keys::UniquePartKey("m", 5, 300));
+  EXPECT_LT(state_keys::UniquePartKey("m", 5, 300), state_keys::UniquePartKey("m", 6, 0));
+  EXPECT_FALSE(state_keys::ParseUniquePartKey("m"));
+  EXPECT_FALSE(state_keys::ParseUniquePartKey(std::string("m\x01", 2) + std::string(8, 'x')));
 }
 
 // The same contract, checked on the real RocksDB store and on the fake.
@@ -222,6 +233,69 @@ TEST_P(StateStoreContract, EmptyStoreLoadsEmpty) {
   EXPECT_FALSE(loaded->watermark_micros);
   EXPECT_TRUE(loaded->catalog.empty());
   EXPECT_TRUE(loaded->daily_counts.empty());
+  EXPECT_TRUE(loaded->unique_parts.empty());
+  EXPECT_TRUE(loaded->partition_progress.empty());
+  EXPECT_FALSE(loaded->role);
+}
+
+v1::PartitionProgress Progress(int32_t partition, uint64_t events, std::optional<int64_t> w) {
+  v1::PartitionProgress p;
+  p.set_partition(partition);
+  p.set_next_offset(static_cast<int64_t>(events));
+  p.set_events_read(events);
+  p.set_unique_downloads(events / 2);
+  p.set_duplicates(events - events / 2);
+  auto* r = p.add_rejected_by_reason();
+  r->set_reason("malformed");
+  r->set_count(1);
+  if (w) p.set_watermark_micros(*w);
+  return p;
+}
+
+// The metrics role's records: absolute parts (a later value replaces an
+// earlier one, across partitions, days either side of the epoch and large
+// partition numbers), per-partition progress, and the role.
+TEST_P(StateStoreContract, UniquePartsProgressAndRoleSurviveAReopen) {
+  StateCommit c;
+  c.role = "metrics";
+  c.unique_parts = {{"a/x", 100, 0, 3}, {"a/x", 100, 1, 4}, {"a/x", -2, 0, 1}, {"b", 101, 7, 9}};
+  c.partition_progress = {Progress(0, 10, 1700000000000000), Progress(7, 5, std::nullopt)};
+  c.offsets = {{"kafka:hubmetrics.unique:0", 42}};
+  EXPECT_FALSE(c.empty());
+  ASSERT_TRUE(store_->Commit(c).ok());
+
+  StateCommit c2;
+  c2.unique_parts = {{"a/x", 100, 1, 6}, {"b", 101, 2147483647, 1}};
+  c2.partition_progress = {Progress(0, 12, 1700000001000000)};
+  ASSERT_TRUE(store_->Commit(c2).ok());
+  Reopen();
+
+  auto loaded = store_->Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->role, "metrics");
+  EXPECT_THAT(loaded->unique_parts,
+              ::testing::UnorderedElementsAre(
+                  StoredUniquePart{"a/x", 100, 0, 3}, StoredUniquePart{"a/x", 100, 1, 6},
+                  StoredUniquePart{"a/x", -2, 0, 1}, StoredUniquePart{"b", 101, 7, 9},
+                  StoredUniquePart{"b", 101, 2147483647, 1}));
+  std::map<int32_t, std::string> progress;
+  for (const auto& p : loaded->partition_progress) progress[p.partition()] = p.SerializeAsString();
+  EXPECT_EQ(progress, (std::map<int32_t, std::string>{
+                          {0, Progress(0, 12, 1700000001000000).SerializeAsString()},
+                          {7, Progress(7, 5, std::nullopt).SerializeAsString()}}));
+  EXPECT_EQ(loaded->offsets.at("kafka:hubmetrics.unique:0"), 42);
+  // Nothing of the default role's state appears.
+  EXPECT_TRUE(loaded->daily_counts.empty());
+  EXPECT_FALSE(loaded->watermark_micros);
+}
+
+TEST_P(StateStoreContract, RoleAloneIsACommit) {
+  StateCommit c;
+  c.role = "all";
+  EXPECT_FALSE(c.empty());
+  ASSERT_TRUE(store_->Commit(c).ok());
+  Reopen();
+  EXPECT_EQ(store_->Load()->role, "all");
 }
 
 INSTANTIATE_TEST_SUITE_P(RealAndFake, StateStoreContract, ::testing::Values(true, false),
