@@ -181,9 +181,13 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
                                    {"enable.auto.commit", "false"},
                                    {"enable.auto.offset.store", "false"},
                                    {"isolation.level", "read_committed"},
-                                   // Partitions move one at a time: the others
-                                   // keep their in-memory dedup state.
-                                   {"partition.assignment.strategy", "cooperative-sticky"}}));
+                                   // Eager rebalancing: every rebalance revokes every
+                                   // partition, and each owner rebuilds its open days.
+                                   // cooperative-sticky would keep the partitions that
+                                   // stay, but with librdkafka 2.0 a partition kept
+                                   // through a cooperative rebalance was seen to stop
+                                   // being delivered (docs/SCALING.md).
+                                   {"partition.assignment.strategy", "roundrobin"}}));
     std::string err;
     if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) !=
         RdKafka::Conf::CONF_OK) {
@@ -249,6 +253,7 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
     batch_.clear();
     rd_kafka_queue_destroy(queue_);
     queue_ = nullptr;
+    closing_ = true;
     consumer_->close();
     consumer_.reset();
     return failure_;
@@ -259,7 +264,11 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
     const bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
-      if (absl::Status s = Assign(partitions); !s.ok()) Fail(s);
+      // While closing (or after a failure) nothing more is read: the
+      // partitions are taken as librdkafka asks, without building state.
+      if (!closing_ && failure_.ok()) {
+        if (absl::Status s = Assign(partitions); !s.ok()) Fail(s);
+      }
       if (cooperative) {
         std::unique_ptr<RdKafka::Error> e(consumer->incremental_assign(partitions));
         if (e) Fail(absl::UnavailableError(absl::StrCat("incremental_assign: ", e->str())));
@@ -302,11 +311,51 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
   // Builds each newly assigned partition's deduper from its committed
   // offset and progress, and sets the offset to start reading at.
   absl::Status Assign(std::vector<RdKafka::TopicPartition*>& partitions) {
+    std::vector<int32_t> ps;
+    for (RdKafka::TopicPartition* tp : partitions) ps.push_back(tp->partition());
+    ASSIGN_OR_RETURN(std::vector<int64_t> starts, Restart(ps, "assigned"));
+    for (size_t i = 0; i < partitions.size(); ++i) partitions[i]->set_offset(starts[i]);
+    return absl::OkStatus();
+  }
+
+  // After an aborted transaction the dedupers are ahead of what was
+  // published: every owned partition starts again from its committed offset
+  // (rebuilding its open days), and the fetched messages are dropped.
+  absl::Status Rewind() {
+    batch_.clear();
+    std::vector<int32_t> ps;
+    for (const auto& [p, owned] : owned_) ps.push_back(p);
+    if (ps.empty()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(std::vector<int64_t> starts, Restart(ps, "restarting"));
+    PartitionListPtr seek(rd_kafka_topic_partition_list_new(static_cast<int>(ps.size())));
+    for (size_t i = 0; i < ps.size(); ++i) {
+      rd_kafka_topic_partition_list_add(seek.get(), options_.events_topic.c_str(), ps[i])->offset =
+          starts[i];
+    }
+    if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer_->c_ptr(), seek.get(),
+                                                       ToMillis(options_.kafka_timeout))) {
+      const std::string what = rd_kafka_error_string(e);
+      rd_kafka_error_destroy(e);
+      return absl::UnavailableError(absl::StrCat("seeking back to the committed offsets: ", what));
+    }
+    for (int i = 0; i < seek->cnt; ++i) {
+      if (seek->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return absl::UnavailableError(
+            absl::StrCat("seeking ", options_.events_topic, " partition ", seek->elems[i].partition,
+                         " back: ", rd_kafka_err2str(seek->elems[i].err)));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // (Re)creates the deduper of each partition from its committed offset and
+  // progress; returns, in the same order, where to start reading it.
+  absl::StatusOr<std::vector<int64_t>> Restart(const std::vector<int32_t>& partitions,
+                                               std::string_view what) {
     PartitionListPtr committed(
         rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
-    for (RdKafka::TopicPartition* tp : partitions) {
-      rd_kafka_topic_partition_list_add(committed.get(), options_.events_topic.c_str(),
-                                        tp->partition());
+    for (int32_t p : partitions) {
+      rd_kafka_topic_partition_list_add(committed.get(), options_.events_topic.c_str(), p);
     }
     if (rd_kafka_resp_err_t e = rd_kafka_committed(consumer_->c_ptr(), committed.get(),
                                                    ToMillis(options_.kafka_timeout));
@@ -315,9 +364,9 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
                                                  options_.events_topic, ": ", rd_kafka_err2str(e),
                                                  "; restart to retry"));
     }
+    std::vector<int64_t> starts;
     std::vector<std::string> described;
-    for (RdKafka::TopicPartition* tp : partitions) {
-      const int32_t p = tp->partition();
+    for (int32_t p : partitions) {
       rd_kafka_topic_partition_t* c =
           rd_kafka_topic_partition_list_find(committed.get(), options_.events_topic.c_str(), p);
       v1::PartitionProgress progress;
@@ -339,11 +388,9 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
       }
       auto deduper =
           std::make_unique<PartitionDeduper>(options_.deduper, progress, hasher_, clock_);
-      int64_t start = has_commit ? c->offset : RdKafka::Topic::OFFSET_BEGINNING;
-      if (has_commit) {
-        start = RebuildStart(p, *deduper, c->offset);
-      }
-      tp->set_offset(start);
+      const int64_t start = has_commit ? RebuildStart(p, *deduper, c->offset)
+                                       : int64_t{RdKafka::Topic::OFFSET_BEGINNING};
+      starts.push_back(start);
       Owned& owned = owned_[p];
       owned.deduper = std::move(deduper);
       owned.next_read = start < 0 ? 0 : start;
@@ -354,8 +401,8 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
                                                   : std::string())
                  : std::string("@beginning")));
     }
-    LogInfo("assigned %s partitions %s", options_.events_topic, absl::StrJoin(described, ", "));
-    return absl::OkStatus();
+    LogInfo("%s %s partitions %s", what, options_.events_topic, absl::StrJoin(described, ", "));
+    return starts;
   }
 
   // Where to start reading partition `p` committed at `committed`: the first
@@ -464,20 +511,35 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
     KillPoint("dedup.before_commit");
     if (s.ok()) s = producer_->Commit(options_.kafka_timeout);
     if (!s.ok()) {
-      // The in-memory dedup state is ahead of what was published: it is
-      // rebuilt by a restart from the committed offsets (nothing is lost,
-      // nothing counted twice).
-      if (!absl::IsFailedPrecondition(s)) {
-        if (absl::Status a = producer_->Abort(options_.kafka_timeout); !a.ok()) {
-          LogWarning("aborting the transaction: %s", a.message());
-        }
+      // The in-memory dedup state is ahead of what was published. An
+      // abortable failure (e.g. a rebalance moved the group to a new
+      // generation meanwhile) is aborted and the owned partitions start
+      // again from their committed offsets; anything else (fenced, fatal)
+      // stops the instance, and a restart does the same.
+      absl::Status a = absl::IsFailedPrecondition(s) ? s : producer_->Abort(options_.kafka_timeout);
+      if (a.ok()) {
+        LogWarning("transaction aborted (%s); reading again from the committed offsets",
+                   s.message());
+        a = Rewind();
       }
-      Fail(absl::Status(s.code(), absl::StrCat("publishing a batch failed (restart to resume "
-                                               "from the committed offsets): ",
-                                               s.message())));
+      if (!a.ok()) {
+        Fail(absl::Status(a.code(), absl::StrCat("publishing a batch failed (restart to resume "
+                                                 "from the committed offsets): ",
+                                                 s.message(), a == s ? "" : "; then: ",
+                                                 a == s ? "" : a.message())));
+      }
       return;
     }
     KillPoint("dedup.after_commit");
+    if (getenv("HM_DEBUG_DEDUP")) {
+      std::string d;
+      for (const auto& [p, idx] : by_partition) {
+        absl::StrAppend(&d, " p", p, ":", batch[idx.front()]->offset, "-",
+                        batch[idx.back()]->offset, "->",
+                        owned_.count(p) ? owned_[p].deduper->progress().next_offset() : -1);
+      }
+      LogInfo("DEBUG txn%s", d);
+    }
     published_counts_ += counts.size();
     published_batches_ += 1;
   }
@@ -504,6 +566,8 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
   std::map<int32_t, Owned> owned_;
   std::vector<Message> batch_;
   absl::Status failure_;
+  // Set before the consumer closes: assignments served meanwhile build nothing.
+  bool closing_ = false;
   uint64_t errors_logged_ = 0;
   uint64_t published_batches_ = 0;
   uint64_t published_counts_ = 0;

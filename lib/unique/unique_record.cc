@@ -2,6 +2,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "lib/events/events.h"
 
 namespace hubmetrics {
 namespace {
@@ -58,6 +59,9 @@ absl::StatusOr<UniqueTopicRecord> DecodeUniqueTopicRecord(std::string_view key,
     v1::UniqueCount c;
     if (!c.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
       return absl::InvalidArgumentError("unique count value does not parse as UniqueCount");
+    }
+    if (!IsValidModelId(key.substr(9))) {
+      return absl::InvalidArgumentError("unique count key with an invalid model id");
     }
     return UniqueCountUpdate{.partition = ReadPartition(key.substr(1, 4)),
                              .day = ReadSortableDay(key.substr(5, 4)),

@@ -57,8 +57,9 @@ std::string EncodeUniqueCountValue(uint64_t unique_downloads);
 using UniqueTopicRecord = std::variant<UniqueCountUpdate, v1::PartitionProgress>;
 
 // InvalidArgument (saying what is wrong, never the bytes) when the key is of
-// no known kind, is truncated, the value does not parse, or a progress
-// value's partition differs from its key's.
+// no known kind, is truncated, names an invalid model id (IsValidModelId),
+// the value does not parse, or a progress value's partition differs from its
+// key's.
 absl::StatusOr<UniqueTopicRecord> DecodeUniqueTopicRecord(std::string_view key,
                                                           std::string_view value);
 

@@ -32,9 +32,9 @@ TEST(UniqueRecord, CountKeyRoundTrips) {
       {0, -1, "legacy"},
       {3, -719162, "a"},                      // 0001-01-01
       {kMaxPartition, 2932896, "org/model"},  // 9999-12-31
-      {7, 0, ""},
-      {123456, std::numeric_limits<Day>::min(), std::string("\0\xff/odd", 6)},
-      {1, std::numeric_limits<Day>::max(), std::string(300, 'x')},
+      {7, 0, "x"},
+      {123456, std::numeric_limits<Day>::min(), "Org_1/model-v2.5_x"},
+      {1, std::numeric_limits<Day>::max(), std::string(96, 'x') + "/" + std::string(96, 'y')},
   };
   for (const auto& [partition, day, model_id] : cases) {
     const UniqueCountUpdate u =
@@ -57,7 +57,7 @@ TEST(UniqueRecord, CountKeysDifferAndSortByPartitionThenDay) {
   // the keys must sort in (partition, then day; model last).
   const std::vector<int32_t> partitions = {0, 1, 255, 256, 65536, 1 << 30};
   const std::vector<Day> days = {-800000, -1, 0, 1, 255, 256, 20000};
-  const std::vector<std::string> models = {"", "a", "a/b", "b"};
+  const std::vector<std::string> models = {"a", "a/b", "b"};
   std::vector<std::string> keys;
   for (int32_t p : partitions) {
     for (Day d : days) {
@@ -111,16 +111,19 @@ TEST(UniqueRecord, MalformedKeysAndValuesAreRejected) {
   // A field-1 varint whose continuation bit is never cleared.
   const std::string bad_value("\x08\xff\xff", 3);
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"", good_count},                      // no key
-      {"x", good_count},                     // unknown kind
-      {std::string("\0", 1), good_count},    // unknown kind
-      {count_key.substr(0, 8), good_count},  // day cut short
-      {count_key.substr(0, 1), good_count},  // kind only
-      {count_key.substr(0, 5), good_count},  // day cut off
-      {progress_key.substr(0, 4), ""},       // partition cut off
-      {progress_key + "x", ""},              // progress key too long
-      {count_key, bad_value},                // value does not parse
-      {progress_key, bad_value},             // value does not parse
+      {"", good_count},                                            // no key
+      {"x", good_count},                                           // unknown kind
+      {std::string("\0", 1), good_count},                          // unknown kind
+      {count_key.substr(0, 8), good_count},                        // day cut short
+      {count_key.substr(0, 9), good_count},                        // no model id
+      {UniqueCountKey(1, 2, std::string("a\0b", 3)), good_count},  // invalid model id
+      {UniqueCountKey(1, 2, "a--b"), good_count},                  // invalid model id
+      {count_key.substr(0, 1), good_count},                        // kind only
+      {count_key.substr(0, 5), good_count},                        // day cut off
+      {progress_key.substr(0, 4), ""},                             // partition cut off
+      {progress_key + "x", ""},                                    // progress key too long
+      {count_key, bad_value},                                      // value does not parse
+      {progress_key, bad_value},                                   // value does not parse
       {count_key, std::string("\x0a\x05"
                               "ab",
                               4)},  // truncated length-delimited field
