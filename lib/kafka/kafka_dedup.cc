@@ -531,15 +531,6 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
       return;
     }
     KillPoint("dedup.after_commit");
-    if (getenv("HM_DEBUG_DEDUP")) {
-      std::string d;
-      for (const auto& [p, idx] : by_partition) {
-        absl::StrAppend(&d, " p", p, ":", batch[idx.front()]->offset, "-",
-                        batch[idx.back()]->offset, "->",
-                        owned_.count(p) ? owned_[p].deduper->progress().next_offset() : -1);
-      }
-      LogInfo("DEBUG txn%s", d);
-    }
     published_counts_ += counts.size();
     published_batches_ += 1;
   }

@@ -330,7 +330,7 @@ class Scenario:
             raise RuntimeError(f"kcat failed: {p.stderr.decode(errors='replace')[-500:]}")
         return len([l for l in p.stdout.split(b"\n") if l])
 
-    def wait_replica(self, d: Daemon, expected: int, tag: str, timeout: float = 60) -> dict | None:
+    def wait_replica(self, d: Daemon, expected: int, tag: str, timeout: float = 300) -> dict | None:
         """Stats once the replica has applied every transaction up to `expected` events: its
         summed events_read is `expected` and the downloads it counts (view model/all/direct,
         window all) equal the summed unique_downloads. A transaction's progress record and its
