@@ -238,6 +238,7 @@ def fmt(v, suffix=""):
 
 LIMITS_HEADING = "## What limits it now"
 SOAK_HEADING = "## Soak"
+SCALEOUT_HEADING = "## Scale-out"
 
 
 def section_span(text: str, heading: str) -> tuple[int, int] | None:
@@ -269,7 +270,7 @@ def kept_limits(md_path: str | None) -> str | None:
 
 
 def markdown(r: dict, limits: str | None = None, json_name: str | None = None,
-             soak: str | None = None) -> str:
+             soak: str | None = None, scaleout: str | None = None) -> str:
     m = r["machine"]
     e2e = r.get("e2e") or {}
     fr = e2e.get("freshness") or {}
@@ -430,6 +431,8 @@ def markdown(r: dict, limits: str | None = None, json_name: str | None = None,
         w("")
     if soak:
         w(soak)
+    if scaleout:
+        w(scaleout)
     return "\n".join(out)
 
 
@@ -507,15 +510,14 @@ def soak_markdown(s: dict) -> str:
     return "\n".join(out)
 
 
-def write_soak_section(md_path: str, s: dict) -> None:
-    """Puts soak_markdown(s) in md_path in place of its "Soak" section (appended when it has none);
+def write_section(md_path: str, heading: str, section: str) -> None:
+    """Puts `section` in md_path in place of its section `heading` (appended when it has none);
     every other section is kept as it is."""
     text = ""
     if os.path.exists(md_path):
         with open(md_path) as f:
             text = f.read()
-    section = soak_markdown(s)
-    span = section_span(text, SOAK_HEADING)
+    span = section_span(text, heading)
     if span is not None:
         rest = text[span[1]:]
         text = text[:span[0]] + section + ("\n" + rest if rest else "")
@@ -525,6 +527,202 @@ def write_soak_section(md_path: str, s: dict) -> None:
         text = "# Benchmarks\n\n" + section
     with open(md_path, "w") as f:
         f.write(text)
+
+
+def write_soak_section(md_path: str, s: dict) -> None:
+    """Puts soak_markdown(s) in md_path in place of its "Soak" section (appended when it has none);
+    every other section is kept as it is."""
+    write_section(md_path, SOAK_HEADING, soak_markdown(s))
+
+
+def pct(a, b) -> str:
+    """a as a percentage of b ("97%"), "null" when either is missing."""
+    if a is None or not b:
+        return "null"
+    return f"{a / b * 100:.0f}%"
+
+
+def change(a, b) -> str:
+    """The change from a to b ("+4.1%"), "null" when either is missing."""
+    if a is None or b is None or not a:
+        return "null"
+    return f"{(b - a) / a * 100:+.1f}%"
+
+
+def med_range(f: dict | None, suffix: str = "") -> str:
+    """"median [min–max]" of one figure of scaleout.py's by_n."""
+    if not f:
+        return "null"
+    if f.get("min") == f.get("max"):
+        return fmt(f.get("median"), suffix)
+    return f"{fmt(f.get('median'), suffix)} [{fmt(f.get('min'))}–{fmt(f.get('max'))}]"
+
+
+def scaleout_markdown(s: dict) -> str:
+    """The "Scale-out" section of BENCHMARKS.md from the JSON line of bench/e2e/scaleout.py; every
+    figure and every sentence of analysis comes from that line."""
+    m = s.get("machine") or {}
+    by_n = s.get("by_n") or {}
+    ns = [int(n) for n in s.get("instances") or []]
+    runs = s.get("runs") or []
+    reb = s.get("rebuild") or {}
+    produce = s.get("produce") or {}
+    out = []
+    w = out.append
+    w(SCALEOUT_HEADING)
+    w("")
+    w(f"Written by `bench/e2e/scaleout.py --write_doc` from its run of {s.get('date')} (git commit "
+      f"`{s.get('git_commit')}`) on {m.get('nproc')} cores ({m.get('cpu_model')}), RAM "
+      f"{m.get('ram_gib')} GiB, one machine for the broker, the dedup instances, the replica "
+      f"and the clients:")
+    w("")
+    w("```sh")
+    w(str(s.get("command")))
+    w("```")
+    w("")
+    order = ", ".join(str(n) for n in ns)
+    w(f"{fmt(s.get('events'))} loadgen events (binary `DownloadEvent`, keyed by user id) on a "
+      f"{fmt(s.get('partitions'))}-partition events topic, produced once before anything was "
+      f"timed (`{produce.get('loadgen_args', '')}`). Each configuration: N `--role=dedup` "
+      f"instances in a fresh consumer group writing a fresh unique topic, and one "
+      f"`--role=metrics` replica on an empty state dir, timed from starting the dedup instances "
+      f"until the replica had applied everything (its events_read = {fmt(s.get('events'))} and "
+      f"the downloads of view model/all/direct, window all = its unique_downloads). CPU is "
+      f"utime+stime of the processes (the broker's from the start of the clock), read just "
+      f"before they were stopped. The configurations "
+      f"ran interleaved (N = {order}, after an unmeasured warm-up) in {fmt(s.get('rounds'))} "
+      f"round(s); each cell is the median [min–max] over the rounds.")
+    w("")
+    w("| dedup instances | catch-up events/s | seconds | dedup CPU s per million events | "
+      "replica CPU s per million events | dedup + replica | broker CPU s per million events | "
+      "cores busy (dedup + replica + broker) | unique-topic bytes per unique download |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    for n in ns:
+        f = by_n.get(str(n)) or {}
+        w(f"| {n} | {med_range(f.get('events_per_sec'))} | {med_range(f.get('seconds'))} | "
+          f"{med_range(f.get('dedup_cpu_seconds_per_million_events'))} | "
+          f"{med_range(f.get('replica_cpu_seconds_per_million_events'))} | "
+          f"{med_range(f.get('total_cpu_seconds_per_million_events'))} | "
+          f"{med_range(f.get('broker_cpu_seconds_per_million_events'))} | "
+          f"{med_range(f.get('cores_busy'))} | "
+          f"{med_range(f.get('unique_topic_bytes_per_unique'))} |")
+    w("")
+
+    def med(n, key):
+        return ((by_n.get(str(n)) or {}).get(key) or {}).get("median")
+
+    def rng(n, key):
+        f = (by_n.get(str(n)) or {}).get(key) or {}
+        return f.get("min"), f.get("max")
+
+    def inst(n):
+        return f"{n} instance" + ("" if n == 1 else "s")
+
+    if ns and by_n:
+        base, top = ns[0], ns[-1]
+        eps, dedup = "events_per_sec", "dedup_cpu_seconds_per_million_events"
+        both, busy = "total_cpu_seconds_per_million_events", "cores_busy"
+        rates = "; ".join(f"{inst(n)} {pct(med(n, eps), med(base, eps))}" for n in ns[1:])
+        if rates:
+            w(f"Catch-up rate (median) as a share of {inst(base)}'s: {rates}.")
+        lo_b, hi_b = rng(base, eps)
+        lo_t, hi_t = rng(top, eps)
+        if None not in (lo_b, hi_b, lo_t, hi_t) and base != top:
+            if len(runs) <= len(ns):
+                w("One round only: no spread to judge the difference against.")
+            elif lo_b <= hi_t and lo_t <= hi_b:
+                w(f"The ranges of {inst(base)} and {inst(top)} overlap: the difference is "
+                  f"within this machine's run-to-run spread.")
+            else:
+                w(f"The ranges of {inst(base)} and {inst(top)} do not overlap.")
+        ga = "assigned_after_seconds"
+        if med(base, ga) is not None and med(top, ga) is not None:
+            rebuilt = sum(x.get("partitions_rebuilt") or 0 for x in runs)
+            w(f"Of each run's time, the consumer group took {fmt(med(base, ga))} s (median) to "
+              f"give {inst(base)} its partitions and {fmt(med(top, ga))} s for {inst(top)}; "
+              f"{fmt(rebuilt)} partition(s) moved after being read and had to be re-read.")
+        w(f"Meanwhile the dedup instances, the replica and the broker kept "
+          f"{fmt(med(base, busy))} of the {fmt(m.get('nproc'))} cores busy on average with "
+          f"{inst(base)} and {fmt(med(top, busy))} with {inst(top)}.")
+        w(f"Dedup CPU per million events went from {fmt(med(base, dedup))} s with {inst(base)} "
+          f"to {fmt(med(top, dedup))} s with {inst(top)} "
+          f"({change(med(base, dedup), med(top, dedup))}); "
+          f"with the replica's, from {fmt(med(base, both))} s to {fmt(med(top, both))} s "
+          f"({change(med(base, both), med(top, both))}).")
+        cores = m.get("nproc")
+        if cores is not None and cores <= top:
+            w(f"This machine has {cores} cores for the broker, every dedup instance and the "
+              f"replica together, so more instances cannot add CPU here: what the figures show is "
+              f"what splitting the work costs per event (more, smaller transactions; each "
+              f"rebalance makes an instance re-read its new partitions' open days), how much of "
+              f"the cores one catch-up keeps busy, and that it stays exact, not how far it scales "
+              f"when each instance has cores of its own.")
+        elif cores is not None:
+            w(f"The broker, every dedup instance and the replica shared this machine's {cores} "
+              f"cores: the figures show what splitting the work costs and that it stays exact, "
+              f"not how far it scales when each instance has a machine of its own.")
+    w("")
+    exact = ", ".join(f"{fmt(s.get(k))} {k.replace('_', ' ')}" for k in
+                      ("events_read", "unique_downloads", "duplicates", "rejected"))
+    if s.get("answers_equal") is True:
+        w(f"Exactness: every run, and the rebuilt replica below, ended with the same counts "
+          f"({exact}).")
+    else:
+        w(f"Exactness: **the counts differed** between configurations (answers_equal "
+          f"{s.get('answers_equal')}); see the errors below.")
+    w("")
+    uniq = s.get("unique_downloads")
+    segs = s.get("unique_topic_segments")
+    w(f"Unique topic on disk (run {s.get('unique_topic_of_run')}): "
+      f"{fmt(s.get('unique_topic_log_bytes'))} bytes of log segments for {fmt(uniq)} unique "
+      f"downloads, {fmt(s.get('unique_topic_bytes_per_unique'))} bytes per unique download; "
+      f"{fmt(reb.get('records'))} records read_committed "
+      f"({fmt(ratio(reb.get('records'), uniq))} per unique download).")
+    if s.get("unique_topic_uncompacted") is True:
+        w(f"Each of its {fmt(s.get('partitions'))} partitions was still one active segment, which "
+          f"Kafka never compacts: this is the uncompacted size, every version of a count that "
+          f"changed from batch to batch included.")
+    elif segs is not None:
+        w(f"It had {fmt(segs)} segments: the log cleaner may have compacted the closed ones, so "
+          f"this is the size as it was after the run, not the uncompacted size.")
+    w("")
+    w(f"Rebuild: a fresh replica (empty state dir) read that topic in "
+      f"{fmt(reb.get('seconds'), ' s')}, {fmt(reb.get('records_per_sec'))} records/s "
+      f"({fmt(reb.get('cpu_seconds'), ' s')} CPU), until it had applied everything.")
+    last_catchup = next((x.get("seconds") for x in runs
+                         if f"n{x.get('n')}-r{x.get('round')}" == reb.get("of_run")), None)
+    if last_catchup and reb.get("seconds"):
+        w(f"That is {pct(reb.get('seconds'), last_catchup)} of the {fmt(last_catchup, ' s')} the "
+          f"run that wrote the topic took from its raw events.")
+    w("")
+    w("Every run, in the order run:")
+    w("")
+    w("| N | round | seconds | events/s | partitions assigned after | dedup CPU s | replica CPU s "
+      "| broker CPU s | unique-topic log bytes | segments | dedup exit | replica exit |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for x in runs:
+        w(f"| {x.get('n')} | {x.get('round')} | {fmt(x.get('seconds'))} | "
+          f"{fmt(x.get('events_per_sec'))} | {fmt(x.get('assigned_after_seconds'), ' s')} | "
+          f"{fmt(x.get('dedup_cpu_seconds'))} | {fmt(x.get('replica_cpu_seconds'))} | "
+          f"{fmt(x.get('broker_cpu_seconds'))} | {fmt(x.get('unique_topic_log_bytes'))} | "
+          f"{fmt(x.get('unique_topic_segments'))} | "
+          f"{','.join(str(c) for c in x.get('dedup_exit_codes') or [])} | "
+          f"{x.get('replica_exit_code')} |")
+    w("")
+    for key, heading in (("errors", "Errors"), ("warnings", "Shortfalls")):
+        if s.get(key):
+            w(f"{heading} in this run:")
+            w("")
+            for e in s[key]:
+                w(f"- {e}")
+            w("")
+    return "\n".join(out)
+
+
+def write_scaleout_section(md_path: str, s: dict) -> None:
+    """Puts scaleout_markdown(s) in md_path in place of its "Scale-out" section (appended when it
+    has none); every other section is kept as it is."""
+    write_section(md_path, SCALEOUT_HEADING, scaleout_markdown(s))
 
 
 def main() -> int:
@@ -545,13 +743,14 @@ def main() -> int:
     if args.md_out:
         limits = kept_limits(args.md_out)
         soak = kept_section(args.md_out, SOAK_HEADING)  # written by bench/e2e/soak.py
+        scaleout = kept_section(args.md_out, SCALEOUT_HEADING)  # by bench/e2e/scaleout.py
         json_name = None
         if args.json_out:
             json_name = os.path.relpath(os.path.abspath(args.json_out), args.repo)
             if json_name.startswith(".."):
                 json_name = args.json_out
         with open(args.md_out, "w") as f:
-            f.write(markdown(r, limits, json_name, soak))
+            f.write(markdown(r, limits, json_name, soak, scaleout))
     print(json.dumps(r, separators=(",", ":")), flush=True)
     return 0
 

@@ -72,9 +72,9 @@ SAMPLE_FIELDS = ["t", "rss_mb", "fds", "threads", "state_bytes", "state_memory_b
                  "consumer_lag", "events_read", "unique_downloads"]
 
 
-def relative_command(argv: list[str]) -> str:
-    """This command as run from the repository: paths under it made relative, other absolute
-    paths (this machine's) written as <path>."""
+def relative_command(argv: list[str], script: str = "bench/e2e/soak.py") -> str:
+    """This command (`script` with argv) as run from the repository: paths under it made
+    relative, other absolute paths (this machine's) written as <path>."""
     args = []
     for a in argv:
         head, sep, val = a.partition("=") if a.startswith("--") else ("", "", a)
@@ -82,7 +82,7 @@ def relative_command(argv: list[str]) -> str:
             inside = os.path.abspath(val).startswith(REPO + os.sep)
             val = os.path.relpath(val, REPO) if inside else "<path>"
         args.append(head + sep + val)
-    return shlex.join(["bench/e2e/soak.py"] + args)
+    return shlex.join([script] + args)
 
 
 def free_port_pair() -> int:
