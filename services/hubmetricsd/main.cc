@@ -309,6 +309,18 @@ void StopOnFatal(absl::Status s) {
   kill(getpid(), SIGTERM);
 }
 
+// SIGINT and SIGTERM: blocked in every thread (main() blocks them before any
+// thread exists, so every thread inherits the mask) and taken by sigwait in
+// Run(). A thread started with them unblocked would die of the signal's
+// default action instead, killing the process before its clean stop.
+sigset_t StopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  return signals;
+}
+
 // The transactional id of this dedup instance: the flag, or one derived from
 // the host name (a StatefulSet's pod name is stable across restarts).
 std::string TransactionalId() {
@@ -386,14 +398,8 @@ int Run() {
       return 2;
     }
   }
-  if (absl::GetFlag(FLAGS_role) == "dedup") {
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    return RunDedup(&signals);
-  }
+  sigset_t signals = StopSignals();
+  if (absl::GetFlag(FLAGS_role) == "dedup") return RunDedup(&signals);
   absl::StatusOr<PipelineRole> role = RoleFromFlags();
   if (!role.ok()) {
     LogError("%s", role.status().message());
@@ -440,12 +446,6 @@ int Run() {
     return 2;
   }
   kafka_options->role = *role;
-  // Block the stop signals in every thread; main waits for them below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const bool state_existed = StateExists(state_dir);
   absl::StatusOr<std::unique_ptr<StateStore>> store = OpenRocksDbStateStore(
@@ -517,6 +517,8 @@ int Run() {
 }  // namespace hubmetrics
 
 int main(int argc, char** argv) {
+  const sigset_t stop_signals = hubmetrics::StopSignals();
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   absl::SetProgramUsageMessage(
       "hubmetricsd --state_dir=DIR [--grpc_listen=127.0.0.1:50051] [--events_file=F "
       "--models_file=M | --kafka_brokers=HOST:PORT [--events_format=binary|json] "
