@@ -285,6 +285,14 @@ void Pipeline::SetCountersFromProgress() {
   }
 }
 
+void Pipeline::TakeOffsets(std::span<const SourceOffset> offsets,
+                           std::vector<std::pair<std::string, int64_t>>* out) {
+  for (const SourceOffset& o : offsets) {
+    out->emplace_back(o.source_key, o.next_offset);
+    offsets_[o.source_key] = o.next_offset;
+  }
+}
+
 absl::Status Pipeline::CommitOrBreak(const StateCommit& commit) {
   KillPoint("commit.before");
   bool failed_before = false;
@@ -530,10 +538,7 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
     batch.partition_watermarks_micros.emplace_back(p, ::hubmetrics::ToUnixMicros(w));
   }
   batch.oldest_accepted_day = validator_.OldestAcceptedDay();
-  for (const SourceOffset& o : offsets) {
-    batch.offsets.emplace_back(o.source_key, o.next_offset);
-    offsets_[o.source_key] = o.next_offset;
-  }
+  TakeOffsets(offsets, &batch.offsets);
   KillPoint("ingest.decoded");
   return batch;
 }
@@ -671,10 +676,7 @@ absl::Status Pipeline::ApplyCatalog(std::span<const CatalogRecord> records,
     // last commit.
     if (changed || !offsets.empty()) commit.counters = counters_;
   }
-  for (const SourceOffset& o : offsets) {
-    commit.offsets.emplace_back(o.source_key, o.next_offset);
-    offsets_[o.source_key] = o.next_offset;
-  }
+  TakeOffsets(offsets, &commit.offsets);
   if (commit.empty()) return absl::OkStatus();
   return CommitOrBreak(commit);
 }
@@ -764,10 +766,7 @@ absl::Status Pipeline::ApplyUniqueRecords(std::span<const UniqueTopicRecord> rec
     // With the source's position go the counters (catalog_rejected too).
     if (changed || !offsets.empty()) commit.counters = counters_;
   }
-  for (const SourceOffset& o : offsets) {
-    commit.offsets.emplace_back(o.source_key, o.next_offset);
-    offsets_[o.source_key] = o.next_offset;
-  }
+  TakeOffsets(offsets, &commit.offsets);
   if (commit.empty()) return absl::OkStatus();
   return CommitOrBreak(commit);
 }

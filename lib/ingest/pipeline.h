@@ -255,6 +255,10 @@ class Pipeline final : public MetricsBackend {
   // Writes `commit`, waiting for disk space and retrying a write that failed
   // for lack of it or an I/O error; any other failure breaks ingest.
   absl::Status CommitOrBreak(const StateCommit& commit);
+  // Appends `offsets` to what a commit writes (`out`) and remembers them as
+  // the sources' positions (StoredOffset). Ingest thread.
+  void TakeOffsets(std::span<const SourceOffset> offsets,
+                   std::vector<std::pair<std::string, int64_t>>* out);
   // Returns OK once the disk has the reserve free (or its free space cannot
   // be read), Cancelled if Stop() came first.
   absl::Status WaitForDiskSpace();

@@ -23,6 +23,7 @@
 namespace hubmetrics {
 namespace {
 
+using kafka_internal::ApplyRebalance;
 using kafka_internal::ToMillis;
 
 struct MessageFree {
@@ -262,19 +263,13 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
   // On the Run() thread, inside rd_kafka_consume_batch_queue() or close().
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
-    const bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       // While closing (or after a failure) nothing more is read: the
       // partitions are taken as librdkafka asks, without building state.
       if (!closing_ && failure_.ok()) {
         if (absl::Status s = Assign(partitions); !s.ok()) Fail(s);
       }
-      if (cooperative) {
-        std::unique_ptr<RdKafka::Error> e(consumer->incremental_assign(partitions));
-        if (e) Fail(absl::UnavailableError(absl::StrCat("incremental_assign: ", e->str())));
-      } else if (RdKafka::ErrorCode e = consumer->assign(partitions); e != RdKafka::ERR_NO_ERROR) {
-        Fail(absl::UnavailableError(absl::StrCat("assign: ", RdKafka::err2str(e))));
-      }
+      if (absl::Status s = ApplyRebalance(consumer, /*assign=*/true, partitions); !s.ok()) Fail(s);
       return;
     }
     // Revoked: publish what was read from them while they are still ours.
@@ -288,11 +283,8 @@ class KafkaDedup::Impl : public RdKafka::RebalanceCb {
     for (RdKafka::TopicPartition* tp : partitions) owned_.erase(tp->partition());
     LogInfo("revoked %d %s partitions%s", partitions.size(), options_.events_topic,
             consumer->assignment_lost() ? " (lost)" : "");
-    if (cooperative) {
-      std::unique_ptr<RdKafka::Error> e(consumer->incremental_unassign(partitions));
-      if (e) LogWarning("incremental_unassign: %s", e->str());
-    } else {
-      consumer->unassign();
+    if (absl::Status s = ApplyRebalance(consumer, /*assign=*/false, partitions); !s.ok()) {
+      LogWarning("%s", s.message());
     }
   }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
+
 namespace hubmetrics::kafka_internal {
 
 int ToMillis(absl::Duration d) {
@@ -12,6 +14,24 @@ int ToMillis(absl::Duration d) {
 bool BrokersDown(RdKafka::ErrorCode err) {
   return err == RdKafka::ERR__ALL_BROKERS_DOWN || err == RdKafka::ERR__TRANSPORT ||
          err == RdKafka::ERR__RESOLVE;
+}
+
+absl::Status ApplyRebalance(RdKafka::KafkaConsumer* consumer, bool assign,
+                            std::vector<RdKafka::TopicPartition*>& partitions) {
+  const char* what = nullptr;
+  std::string reason;
+  if (consumer->rebalance_protocol() == "COOPERATIVE") {
+    std::unique_ptr<RdKafka::Error> e(assign ? consumer->incremental_assign(partitions)
+                                             : consumer->incremental_unassign(partitions));
+    what = assign ? "incremental_assign" : "incremental_unassign";
+    if (e) reason = e->str();
+  } else {
+    const RdKafka::ErrorCode e = assign ? consumer->assign(partitions) : consumer->unassign();
+    what = assign ? "assign" : "unassign";
+    if (e != RdKafka::ERR_NO_ERROR) reason = RdKafka::err2str(e);
+  }
+  if (reason.empty()) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(what, ": ", reason));
 }
 
 std::optional<std::vector<int32_t>> TopicPartitions(RdKafka::Handle* handle,

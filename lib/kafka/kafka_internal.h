@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace hubmetrics::kafka_internal {
@@ -29,6 +30,13 @@ struct PartitionList {
   PartitionList& operator=(const PartitionList&) = delete;
   ~PartitionList() { RdKafka::TopicPartition::destroy(list); }
 };
+
+// Inside a rebalance callback: takes `partitions` (assign) or gives them up
+// (revoke) the way the group's protocol requires — incrementally for
+// cooperative assignors, the whole assignment for eager ones. Unavailable
+// with librdkafka's reason when it refuses.
+absl::Status ApplyRebalance(RdKafka::KafkaConsumer* consumer, bool assign,
+                            std::vector<RdKafka::TopicPartition*>& partitions);
 
 // The partitions of `topic`, ascending: nullopt when the brokers did not
 // answer within `timeout_ms`; empty when the topic does not exist.

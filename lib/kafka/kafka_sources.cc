@@ -20,6 +20,7 @@
 namespace hubmetrics {
 namespace {
 
+using kafka_internal::ApplyRebalance;
 using kafka_internal::BrokersDown;
 using kafka_internal::PartitionList;
 using kafka_internal::ToMillis;
@@ -305,7 +306,6 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
   // on the Run() thread.
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
-    const bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       std::vector<std::string> described;
       for (RdKafka::TopicPartition* tp : partitions) {
@@ -323,12 +323,7 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
       std::vector<int32_t> assigned;
       for (RdKafka::TopicPartition* tp : partitions) assigned.push_back(tp->partition());
       pipeline_->ExpectPartitions(assigned);
-      if (cooperative) {
-        std::unique_ptr<RdKafka::Error> e(consumer->incremental_assign(partitions));
-        if (e) Fail(absl::UnavailableError(absl::StrCat("incremental_assign: ", e->str())));
-      } else if (RdKafka::ErrorCode e = consumer->assign(partitions); e != RdKafka::ERR_NO_ERROR) {
-        Fail(absl::UnavailableError(absl::StrCat("assign: ", RdKafka::err2str(e))));
-      }
+      if (absl::Status s = ApplyRebalance(consumer, /*assign=*/true, partitions); !s.ok()) Fail(s);
       return;
     }
     // Revoked (or lost, or an error): commit what was read from them first.
@@ -340,11 +335,8 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
     }
     LogInfo("revoked %d %s partitions (in-flight batch committed first)", partitions.size(),
             options_.topic);
-    if (cooperative) {
-      std::unique_ptr<RdKafka::Error> e(consumer->incremental_unassign(partitions));
-      if (e) LogWarning("incremental_unassign: %s", e->str());
-    } else {
-      consumer->unassign();
+    if (absl::Status s = ApplyRebalance(consumer, /*assign=*/false, partitions); !s.ok()) {
+      LogWarning("%s", s.message());
     }
     PublishLags();
   }
