@@ -133,7 +133,7 @@ DecodeViewResult DecodeBinaryEventView(
 
 // Bounds of a catalog record (ModelInfo). model_id and base_model are bounded
 // by the Hub repo-id rules (at most 96 + 1 + 96 bytes); developer, country,
-// org_type, pipeline_tag and license by kMaxCatalogFieldBytes each (real values
+// org_type, pipeline_tag, license and base_relation by kMaxCatalogFieldBytes each (real values
 // are tens of bytes; the bound keeps hostile records from growing the catalog,
 // its RocksDB copy and the metric labels built from developer and country); the
 // whole record (JSON line or binary value, unknown fields included) by

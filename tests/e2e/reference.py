@@ -53,7 +53,8 @@ REASONS = (
 MAX_EVENT_BYTES = 64 * 1024
 MAX_CATALOG_RECORD_BYTES = 16 * 1024
 MAX_CATALOG_FIELD_BYTES = 256
-BOUNDED_CATALOG_FIELDS = ("developer", "country", "org_type", "pipeline_tag", "license")
+BOUNDED_CATALOG_FIELDS = ("developer", "country", "org_type", "pipeline_tag", "license",
+                          "base_relation")
 LEVELS = ("model", "developer", "country")
 FILTERS = ("all", "rolling_1y")
 ATTRIBUTIONS = ("direct", "recursive")
