@@ -49,8 +49,22 @@ void Aggregates::Contribute(LiveWindow& w, const Credit& c, int64_t all, int64_t
   for (Level level : {Level::kModel, Level::kDeveloper, Level::kCountry}) {
     for (Attribution a : {Attribution::kDirect, Attribution::kRecursive}) {
       const EntityId e = c.entity[CreditSlot(level, a)];
-      if (all != 0) w.dists[View{level, Filter::kAll, a}.Index()].Add(e, all);
-      if (rolling != 0) w.dists[View{level, Filter::kRolling1y, a}.Index()].Add(e, rolling);
+      if (all != 0)
+        w.dists[View{.level = level,
+                     .second = std::nullopt,
+                     .filter = Filter::kAll,
+                     .attribution = a,
+                     .sample = Sample::kAll}
+                    .LiveIndex()]
+            .Add(e, all);
+      if (rolling != 0)
+        w.dists[View{.level = level,
+                     .second = std::nullopt,
+                     .filter = Filter::kRolling1y,
+                     .attribution = a,
+                     .sample = Sample::kAll}
+                    .LiveIndex()]
+            .Add(e, rolling);
     }
   }
 }
@@ -71,6 +85,8 @@ void Aggregates::Apply(std::span<const ModelDayDelta> deltas) {
 void Aggregates::Stage(std::span<const ModelDayDelta> deltas) {
   // Updates sealed into lanes belong to an earlier batch: finish them first.
   if (lanes_[0].left() > 0 || lanes_[1].left() > 0) ApplyAllStaged();
+  ++version_;
+  std::optional<Day> versioned_monday;  // the week whose version this call moved last
   for (const ModelDayDelta& d : deltas) {
     if (d.delta == 0) continue;
     const Credit& c = EnsureCredit(d.model);
@@ -86,6 +102,15 @@ void Aggregates::Stage(std::span<const ModelDayDelta> deltas) {
     WeekCounts& wc = by_week_[monday][d.model];
     wc.all += d.delta;
     wc.rolling += rolling;
+    if (totals_.size() <= d.model) {
+      totals_.resize(std::max<size_t>(size_t{d.model} + 1, totals_.size() * 3 / 2));
+    }
+    totals_[d.model].all += d.delta;
+    totals_[d.model].rolling += rolling;
+    if (versioned_monday != monday) {
+      week_version_[monday] = version_;
+      versioned_monday = monday;
+    }
     for (size_t w = 0; w < live_.size(); ++w) {
       if (!live_[w].Covers(monday)) continue;
       PendingWindow& p = pending_[w];
@@ -110,9 +135,14 @@ void Aggregates::SealLanes() {
     for (Filter f : {Filter::kAll, Filter::kRolling1y}) {
       const int64_t delta = f == Filter::kAll ? wc.all : wc.rolling;
       if (delta == 0) continue;
-      const int view = View{level, f, a}.Index();
+      const int view = View{.level = level,
+                            .second = std::nullopt,
+                            .filter = f,
+                            .attribution = a,
+                            .sample = Sample::kAll}
+                           .LiveIndex();
       lanes_[(w + static_cast<size_t>(view)) & 1].updates.push_back(
-          {static_cast<uint32_t>(w * kNumViews + static_cast<size_t>(view)), e, delta});
+          {static_cast<uint32_t>(w * kNumLiveViews + static_cast<size_t>(view)), e, delta});
     }
   };
   for (size_t w = 0; w < pending_.size(); ++w) {
@@ -154,7 +184,7 @@ void Aggregates::Lane::Apply(std::vector<LiveWindow>& live, size_t n) {
   const size_t end = applied + std::min(n, left());
   for (; applied < end; ++applied) {
     const Update& u = updates[applied];
-    live[u.dist / kNumViews].dists[u.dist % kNumViews].Add(u.entity, u.delta);
+    live[u.dist / kNumLiveViews].dists[u.dist % kNumLiveViews].Add(u.entity, u.delta);
   }
 }
 
@@ -182,6 +212,7 @@ bool Aggregates::ApplyStaged(size_t max_updates) {
 void Aggregates::SetWatermarkWeek(IsoWeek week) {
   if (watermark_week_ && week <= *watermark_week_) return;
   ApplyAllStaged();
+  ++version_;
   watermark_week_ = week;
   for (LiveWindow& w : live_) {
     if (w.weeks == 0) continue;
@@ -220,6 +251,7 @@ std::vector<std::pair<Day, Aggregates::WeekCounts>> Aggregates::WeeksOf(
 
 void Aggregates::RemoveModels(std::span<const ModelIdx> models) {
   ApplyAllStaged();
+  ++version_;
   for (ModelIdx m : models) {
     if (m >= credit_.size() || !credit_[m].valid) continue;
     const Credit& c = credit_[m];
@@ -235,12 +267,15 @@ void Aggregates::RemoveModels(std::span<const ModelIdx> models) {
 
 void Aggregates::AddModels(std::span<const ModelIdx> models) {
   ApplyAllStaged();
+  ++version_;
   for (ModelIdx m : models) {
     if (m < credit_.size()) credit_[m].valid = false;
     const Credit& c = EnsureCredit(m);
     for (const auto& [monday, fresh] : WeeksOf(m, c.created_day)) {
       WeekCounts& wc = by_week_[monday][m];
-      wc.rolling = fresh.rolling;  // created_at may have changed
+      // created_at may have changed
+      totals_[m].rolling += fresh.rolling - wc.rolling;
+      wc.rolling = fresh.rolling;
       for (LiveWindow& w : live_) {
         if (w.Covers(monday)) Contribute(w, c, wc.all, wc.rolling);
       }
@@ -278,42 +313,18 @@ uint64_t Aggregates::DailyCount(ModelIdx model, Day day) const {
 uint64_t Aggregates::TotalUniqueDownloads() const { return total_unique_; }
 
 const Aggregates::LiveWindow* Aggregates::LiveFor(const Window& window) const {
-  switch (window.kind) {
-    case Window::Kind::kAll:
-      return &live_[0];
-    case Window::Kind::kTrailing:
-      for (const LiveWindow& w : live_) {
-        if (w.weeks == window.weeks) return &w;
-      }
-      return nullptr;
-    case Window::Kind::kWeek:
-      if (watermark_week_ && window.week == *watermark_week_) {
-        for (const LiveWindow& w : live_) {
-          if (w.weeks == 1) return &w;
-        }
-      }
-      return nullptr;
+  const std::optional<int> weeks = window.TrailingWeeks(watermark_week_);
+  if (!weeks) return nullptr;
+  for (const LiveWindow& w : live_) {
+    if (w.weeks == *weeks) return &w;
   }
   return nullptr;
 }
 
-Aggregates::Counts Aggregates::CountsFor(View view, const Window& window) const {
-  Counts out;
-  if (const LiveWindow* w = LiveFor(window)) {
-    out.live = &w->dists[view.Index()];
-    return out;
-  }
-  auto range = window.Range(watermark_week_);
-  if (!range) return out;  // trailing window before any event: empty
-  const int slot = CreditSlot(view.level, view.attribution);
-  for (auto it = by_week_.lower_bound(range->first.monday());
-       it != by_week_.end() && it->first <= range->second.monday(); ++it) {
-    for (const auto& [m, wc] : it->second) {
-      const int64_t n = view.filter == Filter::kAll ? wc.all : wc.rolling;
-      if (n > 0) out.collected[credit_[m].entity[slot]] += static_cast<uint64_t>(n);
-    }
-  }
-  return out;
+const ExactDistribution* Aggregates::LiveDistribution(View view, const Window& window) const {
+  if (!view.Liveable()) return nullptr;
+  const LiveWindow* w = LiveFor(window);
+  return w == nullptr ? nullptr : &w->dists[view.LiveIndex()];
 }
 
 const std::string& Aggregates::EntityName(Level level, EntityId e) const {
@@ -324,18 +335,17 @@ const std::string& Aggregates::EntityName(Level level, EntityId e) const {
       return developers_.Name(e);
     case Level::kCountry:
       return countries_.Name(e);
+    default:
+      break;
   }
   return registry_->Name(e);
 }
 
-ConcentrationValues Aggregates::Concentration(View view, const Window& window,
-                                              std::span<const uint32_t> ks) const {
-  Counts counts = CountsFor(view, window);
-  if (counts.live) return counts.live->Values(ks);
-  std::vector<uint64_t> values;
-  values.reserve(counts.collected.size());
-  for (const auto& [e, n] : counts.collected) values.push_back(n);
-  return RecomputeConcentration(std::move(values), ks);
+std::optional<ConcentrationValues> Aggregates::Concentration(View view, const Window& window,
+                                                             std::span<const uint32_t> ks) const {
+  const ExactDistribution* live = LiveDistribution(view, window);
+  if (live == nullptr) return std::nullopt;
+  return live->Values(ks);
 }
 
 std::vector<LiveWindowValues> Aggregates::LiveValues(std::span<const uint32_t> ks) const {
@@ -343,27 +353,22 @@ std::vector<LiveWindowValues> Aggregates::LiveValues(std::span<const uint32_t> k
   for (size_t w = 0; w < live_.size(); ++w) {
     out[w].weeks = live_[w].weeks;
     out[w].range = live_[w].range;
-    for (int v = 0; v < kNumViews; ++v) out[w].by_view[v] = live_[w].dists[v].Values(ks);
+    for (int v = 0; v < kNumLiveViews; ++v) out[w].by_view[v] = live_[w].dists[v].Values(ks);
   }
   return out;
 }
 
-Leaderboard Aggregates::Top(View view, const Window& window, uint32_t k) const {
-  Counts counts = CountsFor(view, window);
+std::optional<Leaderboard> Aggregates::Top(View view, const Window& window, uint32_t k) const {
+  const ExactDistribution* live = LiveDistribution(view, window);
+  if (live == nullptr) return std::nullopt;
   Leaderboard out;
   std::vector<std::pair<uint64_t, EntityId>> all;
-  auto take = [&](EntityId e, uint64_t n) {
+  all.reserve(live->entities());
+  live->ForEachCount([&](EntityId e, uint64_t n) {
     if (n == 0) return;
     all.push_back({n, e});
     out.total += n;
-  };
-  if (counts.live) {
-    all.reserve(counts.live->entities());
-    counts.live->ForEachCount(take);
-  } else {
-    all.reserve(counts.collected.size());
-    for (const auto& [e, n] : counts.collected) take(e, n);
-  }
+  });
   out.entities = all.size();
   auto before = [&](const std::pair<uint64_t, EntityId>& a,
                     const std::pair<uint64_t, EntityId>& b) {
@@ -382,8 +387,10 @@ Leaderboard Aggregates::Top(View view, const Window& window, uint32_t k) const {
   return out;
 }
 
-EntityStanding Aggregates::Entity(View view, const Window& window, std::string_view entity) const {
-  Counts counts = CountsFor(view, window);
+std::optional<EntityStanding> Aggregates::Entity(View view, const Window& window,
+                                                 std::string_view entity) const {
+  const ExactDistribution* live = LiveDistribution(view, window);
+  if (live == nullptr) return std::nullopt;
   EntityStanding out;
   out.entity.entity = std::string(entity);
   std::optional<EntityId> id;
@@ -397,28 +404,14 @@ EntityStanding Aggregates::Entity(View view, const Window& window, std::string_v
     case Level::kCountry:
       id = countries_.Find(entity);
       break;
+    default:
+      break;
   }
-  if (counts.live) {
-    out.total = counts.live->total();
-    out.entities = counts.live->entities();
-    if (id) {
-      out.entity.downloads = counts.live->Count(*id);
-      if (out.entity.downloads > 0)
-        out.entity.rank = 1 + counts.live->CountAbove(out.entity.downloads);
-    }
-    return out;
-  }
-  for (const auto& [e, n] : counts.collected) {
-    out.total += n;
-    out.entities += n > 0 ? 1 : 0;
-  }
+  out.total = live->total();
+  out.entities = live->entities();
   if (id) {
-    auto it = counts.collected.find(*id);
-    out.entity.downloads = it == counts.collected.end() ? 0 : it->second;
-  }
-  if (out.entity.downloads > 0) {
-    out.entity.rank = 1;
-    for (const auto& [e, n] : counts.collected) out.entity.rank += n > out.entity.downloads ? 1 : 0;
+    out.entity.downloads = live->Count(*id);
+    if (out.entity.downloads > 0) out.entity.rank = 1 + live->CountAbove(out.entity.downloads);
   }
   return out;
 }

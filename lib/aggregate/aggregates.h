@@ -3,11 +3,13 @@
 // measures, and the answers to view x window queries.
 //
 // Every answer is a pure function of (the daily counts, the current catalog,
-// the watermark's week), exactly as DESIGN.md section 2 defines it:
-//  - live windows ("all" and trailing:N for N in AggregateOptions) keep one
-//    ExactDistribution per view, updated per count change in O(log n);
-//  - other windows (week:W, other N) are summed from per-week counts at query
-//    time and measured by a batch recompute.
+// the watermark's week), exactly as docs/DEFINITIONS.md defines it. Live
+// windows ("all" and trailing:N for N in AggregateOptions) keep one
+// ExactDistribution per live view (View::Liveable), updated per count change
+// in O(log n); Concentration, Top and Entity answer those (nullopt for any
+// other view or window). Every other view x window is computed on request
+// from the per-model counts exposed here (weeks(), model_totals()) by
+// lib/query.
 // Catalog changes re-credit past counts: call RemoveModels(affected) before
 // changing the catalog and AddModels(affected) after, with the same set
 // (Catalog::AffectedBy).
@@ -31,10 +33,10 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "lib/aggregate/lane_worker.h"
-#include "lib/aggregate/views.h"
 #include "lib/catalog/catalog.h"
 #include "lib/concentration/distribution.h"
 #include "lib/time/time.h"
+#include "lib/views/views.h"
 
 namespace hubmetrics {
 
@@ -49,6 +51,16 @@ struct AggregateOptions {
   // other half: faster ingest when a core is free, one more thread.
   int apply_threads = 2;
 };
+
+// One model's unique downloads over some days: all of them, and those that
+// count in the rolling_1y filter.
+struct ModelWeekCounts {
+  int64_t all = 0;
+  int64_t rolling = 0;
+};
+// Per ISO week (key: its Monday), the counts of every model with downloads
+// that week.
+using WeekTable = absl::btree_map<Day, absl::flat_hash_map<ModelIdx, ModelWeekCounts>>;
 
 // A change of one model's unique-download count on one day.
 struct ModelDayDelta {
@@ -80,7 +92,7 @@ struct EntityStanding {
 struct LiveWindowValues {
   int weeks = 0;                                     // 0: all time, else trailing:weeks
   std::optional<std::pair<IsoWeek, IsoWeek>> range;  // trailing only; empty before a watermark
-  std::array<ConcentrationValues, kNumViews> by_view;
+  std::array<ConcentrationValues, kNumLiveViews> by_view;
 };
 
 class Aggregates {
@@ -116,22 +128,45 @@ class Aggregates {
   // Unique downloads over all models and days.
   uint64_t TotalUniqueDownloads() const;
 
-  ConcentrationValues Concentration(View view, const Window& window,
-                                    std::span<const uint32_t> ks) const;
-  Leaderboard Top(View view, const Window& window, uint32_t k) const;
+  // Whether view x window is kept live (and the three queries below answer it).
+  bool IsLive(View view, const Window& window) const {
+    return view.Liveable() && LiveFor(window) != nullptr;
+  }
+  // The answers of a live view x window; nullopt when !IsLive(view, window).
+  std::optional<ConcentrationValues> Concentration(View view, const Window& window,
+                                                   std::span<const uint32_t> ks) const;
+  std::optional<Leaderboard> Top(View view, const Window& window, uint32_t k) const;
   // Concentration() of every live window and view at once, for a snapshot
   // that queries read without the engine's lock. Excludes staged updates not
   // yet applied (call it when ApplyStaged() has returned true).
   std::vector<LiveWindowValues> LiveValues(std::span<const uint32_t> ks) const;
-  EntityStanding Entity(View view, const Window& window, std::string_view entity) const;
+  std::optional<EntityStanding> Entity(View view, const Window& window,
+                                       std::string_view entity) const;
+
+  // --- Reads for on-demand views (staged updates included). ---
+  const WeekTable& weeks() const { return by_week_; }
+  // All-time counts by ModelIdx (models past the end have none).
+  std::span<const ModelWeekCounts> model_totals() const { return totals_; }
+  // The model credited for a download of `m` (which has counts): m itself,
+  // or its attribution root.
+  ModelIdx Credited(ModelIdx m, Attribution a) const {
+    return a == Attribution::kDirect ? m : credit_[m].entity[kCreditSlotRoot];
+  }
+  // Grows whenever any count, credit or the watermark's week changes.
+  uint64_t version() const { return version_; }
+  // Grows whenever the level model / filter all counts of the week starting
+  // `monday` change (what the head sample is decided on).
+  uint64_t WeekVersion(Day monday) const {
+    auto it = week_version_.find(monday);
+    return it == week_version_.end() ? 0 : it->second;
+  }
 
  private:
-  struct WeekCounts {
-    int64_t all = 0;
-    int64_t rolling = 0;
-  };
+  using WeekCounts = ModelWeekCounts;
   // Where one model's downloads are credited: entity per (level, attribution).
   static constexpr int kCreditSlots = 6;
+  // The recursive model slot: the attribution root.
+  static constexpr int kCreditSlotRoot = 1;
   struct Credit {
     bool valid = false;
     std::array<EntityId, kCreditSlots> entity{};  // [level * 2 + attribution]
@@ -140,18 +175,12 @@ class Aggregates {
   struct LiveWindow {
     int weeks = 0;                                     // 0: all time
     std::optional<std::pair<IsoWeek, IsoWeek>> range;  // trailing only; empty before a watermark
-    std::array<ExactDistribution, kNumViews> dists;
+    std::array<ExactDistribution, kNumLiveViews> dists;
     bool Covers(Day monday) const {
       return weeks == 0 ||
              (range && monday >= range->first.monday() && monday <= range->second.monday());
     }
   };
-  // Either a live distribution or counts collected for the query.
-  struct Counts {
-    const ExactDistribution* live = nullptr;
-    absl::flat_hash_map<EntityId, uint64_t> collected;
-  };
-
   const Credit& EnsureCredit(ModelIdx m);
   // daily_'s count of (m, day), created at 0 if absent; valid until the next call.
   uint64_t& DailySlot(ModelIdx m, Day day);
@@ -165,7 +194,7 @@ class Aggregates {
   std::vector<std::pair<Day, WeekCounts>> WeeksOf(ModelIdx m, std::optional<Day> created_day) const;
 
   const LiveWindow* LiveFor(const Window& window) const;
-  Counts CountsFor(View view, const Window& window) const;
+  const ExactDistribution* LiveDistribution(View view, const Window& window) const;
   const std::string& EntityName(Level level, EntityId e) const;
 
   AggregateOptions options_;
@@ -182,6 +211,9 @@ class Aggregates {
   std::vector<LiveWindow> live_;                                             // live_[0] is "all"
   std::optional<IsoWeek> watermark_week_;
   uint64_t total_unique_ = 0;
+  std::vector<ModelWeekCounts> totals_;  // by ModelIdx
+  uint64_t version_ = 0;
+  absl::flat_hash_map<Day, uint64_t> week_version_;
   // The staged changes not yet in the live distributions. Stage() merges them
   // per live window and model (dense by ModelIdx); SealLanes() expands them
   // per view into one update per (distribution, entity) in two lanes that
@@ -193,7 +225,7 @@ class Aggregates {
   std::vector<PendingWindow> pending_;  // parallel to live_
   bool any_pending_ = false;
   struct Update {
-    uint32_t dist;  // window * kNumViews + view
+    uint32_t dist;  // window * kNumLiveViews + view
     EntityId entity;
     int64_t delta;
   };

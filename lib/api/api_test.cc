@@ -122,6 +122,15 @@ class FakeMetricsBackend final : public MetricsBackend {
     }
     return out;
   }
+  absl::StatusOr<v1::ShareSeries> GetShareSeries(
+      const v1::ShareSeriesRequest& request) const override {
+    if (request.view().level() != "developer") {
+      return absl::InvalidArgumentError("fake: only developer");
+    }
+    v1::ShareSeries out;
+    out.set_from_week(request.from_week());
+    return out;
+  }
   absl::StatusOr<v1::TopEntities> GetTopEntities(
       const v1::TopEntitiesRequest& request) const override {
     absl::MutexLock lock(&mu_);
@@ -278,6 +287,21 @@ TEST_F(ApiTest, UnaryCallsPassRequestsAndAnswersThrough) {
     EXPECT_EQ(got.points(0).window(), "week:2025-W01");
     EXPECT_EQ(got.points(1).window(), "week:2025-W02");
     EXPECT_EQ(got.points(1).total_downloads(), 100u);
+  }
+  {
+    grpc::ClientContext ctx;
+    Limit(&ctx);
+    v1::ShareSeriesRequest req;
+    req.mutable_view()->set_level("developer");
+    req.set_from_week("2025-W03");
+    v1::ShareSeries got;
+    ASSERT_TRUE(stub_->GetShareSeries(&ctx, req, &got).ok());
+    EXPECT_EQ(got.from_week(), "2025-W03");
+    grpc::ClientContext bad;
+    Limit(&bad);
+    req.mutable_view()->set_level("size");
+    EXPECT_EQ(stub_->GetShareSeries(&bad, req, &got).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
   }
   {
     grpc::ClientContext ctx;

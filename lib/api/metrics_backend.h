@@ -33,6 +33,8 @@ class MetricsBackend {
       const v1::ConcentrationRequest& request) const = 0;
   virtual absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
       const v1::ConcentrationSeriesRequest& request) const = 0;
+  virtual absl::StatusOr<v1::ShareSeries> GetShareSeries(
+      const v1::ShareSeriesRequest& request) const = 0;
   virtual absl::StatusOr<v1::TopEntities> GetTopEntities(
       const v1::TopEntitiesRequest& request) const = 0;
   virtual absl::StatusOr<v1::EntityReport> GetEntity(const v1::EntityRequest& request) const = 0;

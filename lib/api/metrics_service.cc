@@ -136,6 +136,13 @@ grpc::ServerUnaryReactor* MetricsServiceImpl::GetConcentrationSeries(
       context, response, [this, request] { return backend_->GetConcentrationSeries(*request); });
 }
 
+grpc::ServerUnaryReactor* MetricsServiceImpl::GetShareSeries(grpc::CallbackServerContext* context,
+                                                             const v1::ShareSeriesRequest* request,
+                                                             v1::ShareSeries* response) {
+  return AnswerOnBlockingThread(context, response,
+                                [this, request] { return backend_->GetShareSeries(*request); });
+}
+
 grpc::ServerUnaryReactor* MetricsServiceImpl::GetTopEntities(grpc::CallbackServerContext* context,
                                                              const v1::TopEntitiesRequest* request,
                                                              v1::TopEntities* response) {

@@ -73,10 +73,11 @@ struct MetricsServiceOptions {
 // Unary methods on the callback API; WatchConcentration synchronous.
 using MetricsServiceBase = v1::MetricsService::WithCallbackMethod_GetConcentration<
     v1::MetricsService::WithCallbackMethod_GetConcentrationSeries<
-        v1::MetricsService::WithCallbackMethod_GetTopEntities<
-            v1::MetricsService::WithCallbackMethod_GetEntity<
-                v1::MetricsService::WithCallbackMethod_GetIngestStats<
-                    v1::MetricsService::Service>>>>>;
+        v1::MetricsService::WithCallbackMethod_GetShareSeries<
+            v1::MetricsService::WithCallbackMethod_GetTopEntities<
+                v1::MetricsService::WithCallbackMethod_GetEntity<
+                    v1::MetricsService::WithCallbackMethod_GetIngestStats<
+                        v1::MetricsService::Service>>>>>>;
 
 class MetricsServiceImpl final : public MetricsServiceBase {
  public:
@@ -104,6 +105,9 @@ class MetricsServiceImpl final : public MetricsServiceBase {
   grpc::ServerUnaryReactor* GetConcentrationSeries(grpc::CallbackServerContext* context,
                                                    const v1::ConcentrationSeriesRequest* request,
                                                    v1::ConcentrationSeries* response) override;
+  grpc::ServerUnaryReactor* GetShareSeries(grpc::CallbackServerContext* context,
+                                           const v1::ShareSeriesRequest* request,
+                                           v1::ShareSeries* response) override;
   grpc::ServerUnaryReactor* GetTopEntities(grpc::CallbackServerContext* context,
                                            const v1::TopEntitiesRequest* request,
                                            v1::TopEntities* response) override;

@@ -33,6 +33,7 @@ void Catalog::Unlink(ModelIdx m) {
 }
 
 void Catalog::Put(const v1::ModelInfo& info) {
+  ++version_;
   const ModelIdx m = registry_->Intern(info.model_id());
   Unlink(m);
   Record r;
@@ -50,7 +51,10 @@ void Catalog::Put(const v1::ModelInfo& info) {
   ++records_count_;
 }
 
-void Catalog::Remove(ModelIdx m) { Unlink(m); }
+void Catalog::Remove(ModelIdx m) {
+  ++version_;
+  Unlink(m);
+}
 
 const v1::ModelInfo* Catalog::Find(ModelIdx m) const {
   if (m >= records_.size() || !records_[m]) return nullptr;
@@ -83,18 +87,8 @@ ModelIdx Catalog::Root(ModelIdx m) const {
   }
 }
 
-std::string Catalog::Developer(ModelIdx m) const {
-  if (const v1::ModelInfo* info = Find(m); info && !info->developer().empty()) {
-    return info->developer();
-  }
-  const std::string& id = registry_->Name(m);
-  const size_t slash = id.find('/');
-  return slash == std::string::npos ? id : id.substr(0, slash);
-}
-
-std::string Catalog::Country(ModelIdx m) const {
-  if (const v1::ModelInfo* info = Find(m); info && !info->country().empty()) return info->country();
-  return "Unknown";
+std::string Catalog::Entity(Level level, ModelIdx m) const {
+  return EntityOf(level, registry_->Name(m), Find(m));
 }
 
 std::optional<Day> Catalog::CreatedDay(ModelIdx m) const {

@@ -21,6 +21,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "lib/time/time.h"
+#include "lib/views/views.h"
 #include "proto/hubmetrics/v1/events.pb.h"
 
 namespace hubmetrics {
@@ -64,10 +65,14 @@ class Catalog {
   // base_model or no catalog record; that model is the root. On a cycle, or
   // when more than kMaxAttributionDepth links would be needed, `m` itself.
   ModelIdx Root(ModelIdx m) const;
-  // Catalog developer, else the namespace before '/', else the model id.
-  std::string Developer(ModelIdx m) const;
-  // Catalog country, else "Unknown".
-  std::string Country(ModelIdx m) const;
+  // The entity of `level` for a download credited to `m` (its row of
+  // LevelTable() applied to m's record).
+  std::string Entity(Level level, ModelIdx m) const;
+  std::string Developer(ModelIdx m) const { return Entity(Level::kDeveloper, m); }
+  std::string Country(ModelIdx m) const { return Entity(Level::kCountry, m); }
+  // Grows with every Put and Remove: what was derived from the records
+  // before may be stale once it has moved.
+  uint64_t version() const { return version_; }
   // Day of created_at; nullopt when unknown (the model counts in no rolling_1y view).
   std::optional<Day> CreatedDay(ModelIdx m) const;
 
@@ -82,6 +87,7 @@ class Catalog {
   ModelRegistry* registry_;
   std::vector<std::optional<Record>> records_;  // by ModelIdx
   size_t records_count_ = 0;
+  uint64_t version_ = 0;
   // base model -> models whose record names it as base_model.
   absl::flat_hash_map<ModelIdx, absl::flat_hash_set<ModelIdx>> children_;
 };

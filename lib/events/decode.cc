@@ -596,9 +596,9 @@ absl::Status ValidateModel(const v1::ModelInfo& m) {
                      ": expected a Hub repo id like \"namespace/name\" or \"name\""));
   }
   const std::pair<std::string_view, const std::string*> bounded[] = {
-      {"developer", &m.developer()},       {"country", &m.country()}, {"org_type", &m.org_type()},
-      {"pipeline_tag", &m.pipeline_tag()}, {"license", &m.license()},
-      {"base_relation", &m.base_relation()},
+      {"developer", &m.developer()}, {"country", &m.country()},
+      {"org_type", &m.org_type()},   {"pipeline_tag", &m.pipeline_tag()},
+      {"license", &m.license()},     {"base_relation", &m.base_relation()},
   };
   for (const auto& [field, value] : bounded) {
     if (value->size() > kMaxCatalogFieldBytes) {

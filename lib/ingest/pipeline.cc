@@ -825,21 +825,10 @@ std::shared_ptr<const Pipeline::LiveSnapshot> Pipeline::Snapshot() const {
 }
 
 const LiveWindowValues* Pipeline::LiveSnapshot::Find(const Window& window) const {
-  int weeks = -1;
-  switch (window.kind) {
-    case Window::Kind::kAll:
-      weeks = 0;
-      break;
-    case Window::Kind::kTrailing:
-      weeks = window.weeks;
-      break;
-    case Window::Kind::kWeek:
-      // The watermark's week is the live trailing:1 window.
-      if (watermark_week && window.week == *watermark_week) weeks = 1;
-      break;
-  }
+  const std::optional<int> weeks = window.TrailingWeeks(watermark_week);
+  if (!weeks) return nullptr;
   for (const LiveWindowValues& w : windows) {
-    if (w.weeks == weeks) return &w;
+    if (w.weeks == *weeks) return &w;
   }
   return nullptr;
 }
@@ -858,12 +847,12 @@ uint64_t Pipeline::WaitForStateVersionAbove(uint64_t seen, absl::Time deadline) 
 
 std::optional<v1::Concentration> Pipeline::FromLiveSnapshot(const View& view, const Window& window,
                                                             const std::vector<uint32_t>& ks) const {
-  if (ks != DefaultTopK()) return std::nullopt;
+  if (ks != DefaultTopK() || !view.Liveable()) return std::nullopt;
   const std::shared_ptr<const LiveSnapshot> snapshot = Snapshot();
   const LiveWindowValues* live = snapshot->Find(window);
   if (live == nullptr) return std::nullopt;
   v1::Concentration out;
-  FillConcentration(view, window, snapshot->watermark_week, live->by_view[view.Index()], &out);
+  FillConcentration(view, window, snapshot->watermark_week, live->by_view[view.LiveIndex()], &out);
   if (snapshot->watermark) ToTimestamp(*snapshot->watermark, out.mutable_watermark());
   return out;
 }
@@ -888,35 +877,71 @@ absl::StatusOr<v1::Concentration> Pipeline::GetConcentration(
   if (std::optional<v1::Concentration> live = FromLiveSnapshot(view, window, ks)) return *live;
   v1::Concentration out;
   absl::ReaderMutexLock lock(&mu_);
-  FillConcentration(view, window, aggregates_.watermark_week(),
-                    aggregates_.Concentration(view, window, ks), &out);
+  std::optional<ConcentrationValues> values = aggregates_.Concentration(view, window, ks);
+  if (!values) values = on_demand_.Counts(view, window)->Measures(ks);
+  FillConcentration(view, window, aggregates_.watermark_week(), *values, &out);
   FillWatermark(out.mutable_watermark());
   return out;
 }
 
 absl::StatusOr<v1::ConcentrationSeries> Pipeline::GetConcentrationSeries(
     const v1::ConcentrationSeriesRequest& request) const {
-  // Validate the view and ks once, before any week is computed.
-  RETURN_IF_ERROR(ParseView(request.view()).status());
-  RETURN_IF_ERROR(ParseTopK(request.top_k()).status());
-  ASSIGN_OR_RETURN(IsoWeek from, IsoWeek::Parse(request.from_week()));
-  ASSIGN_OR_RETURN(IsoWeek to, IsoWeek::Parse(request.to_week()));
-  if (to < from) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("to_week ", request.to_week(), " is before from_week ", request.from_week()));
-  }
-  if (to.WeeksSince(from) >= kMaxWindowWeeks) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("series of ", to.WeeksSince(from) + 1, " weeks: at most ", kMaxWindowWeeks));
-  }
+  ASSIGN_OR_RETURN(View view, ParseView(request.view()));
+  ASSIGN_OR_RETURN(std::vector<uint32_t> ks, ParseTopK(request.top_k()));
+  ASSIGN_OR_RETURN(auto weeks, ParseWeekRange(request.from_week(), request.to_week()));
   v1::ConcentrationSeries out;
-  for (IsoWeek w = from; w <= to; w = w.Plus(1)) {
-    v1::ConcentrationRequest one;
-    *one.mutable_view() = request.view();
-    one.set_window(absl::StrCat("week:", w.Label()));
-    *one.mutable_top_k() = request.top_k();
-    ASSIGN_OR_RETURN(*out.add_points(), GetConcentration(one));
+  absl::ReaderMutexLock lock(&mu_);
+  for (IsoWeek w = weeks.first; w <= weeks.second; w = w.Plus(1)) {
+    const Window window = Window::Week(w);
+    std::optional<ConcentrationValues> values = aggregates_.Concentration(view, window, ks);
+    if (!values) values = on_demand_.Counts(view, window)->Measures(ks);
+    v1::Concentration* point = out.add_points();
+    FillConcentration(view, window, aggregates_.watermark_week(), *values, point);
+    FillWatermark(point->mutable_watermark());
   }
+  return out;
+}
+
+absl::StatusOr<v1::ShareSeries> Pipeline::GetShareSeries(
+    const v1::ShareSeriesRequest& request) const {
+  ASSIGN_OR_RETURN(View view, ParseView(request.view()));
+  ASSIGN_OR_RETURN(auto weeks, ParseWeekRange(request.from_week(), request.to_week()));
+  const uint32_t k = request.k() == 0 ? 20 : request.k();
+  if (k > 1000) {
+    return absl::InvalidArgumentError(absl::StrCat("k ", k, " is out of range: 1..1000"));
+  }
+  v1::ShareSeries out;
+  absl::ReaderMutexLock lock(&mu_);
+  const ShareSeriesValues values = on_demand_.ShareSeries(view, weeks.first, weeks.second, k);
+  *out.mutable_view() = view.ToProto();
+  out.set_from_week(weeks.first.Label());
+  out.set_to_week(weeks.second.Label());
+  out.set_total_downloads(values.total);
+  out.set_entity_count(values.entities);
+  auto share = [](uint64_t part, uint64_t whole) {
+    return whole ? static_cast<double>(part) / static_cast<double>(whole) : 0.0;
+  };
+  for (const RankedEntity& r : values.top) {
+    v1::EntityShare* e = out.add_entities();
+    e->set_entity(r.entity);
+    e->set_downloads(r.downloads);
+    e->set_share(share(r.downloads, values.total));
+    e->set_rank(r.rank);
+  }
+  for (const ShareSeriesValues::Week& w : values.weeks) {
+    v1::ShareWeek* week = out.add_weeks();
+    week->set_week(w.week.Label());
+    week->set_total_downloads(w.total);
+    uint64_t shown = 0;
+    for (uint64_t n : w.downloads) {
+      week->add_downloads(n);
+      week->add_shares(share(n, w.total));
+      shown += n;
+    }
+    week->set_rest_downloads(w.total - shown);
+    week->set_rest_share(share(w.total - shown, w.total));
+  }
+  FillWatermark(out.mutable_watermark());
   return out;
 }
 
@@ -930,7 +955,8 @@ absl::StatusOr<v1::TopEntities> Pipeline::GetTopEntities(
   }
   v1::TopEntities out;
   absl::ReaderMutexLock lock(&mu_);
-  Leaderboard board = aggregates_.Top(view, window, k);
+  std::optional<Leaderboard> live = aggregates_.Top(view, window, k);
+  const Leaderboard board = live ? *std::move(live) : on_demand_.Counts(view, window)->Top(k);
   *out.mutable_view() = view.ToProto();
   out.set_window(window.Label());
   out.set_total_downloads(board.total);
@@ -956,7 +982,9 @@ absl::StatusOr<v1::EntityReport> Pipeline::GetEntity(const v1::EntityRequest& re
   }
   v1::EntityReport out;
   absl::ReaderMutexLock lock(&mu_);
-  EntityStanding st = aggregates_.Entity(view, window, request.entity());
+  std::optional<EntityStanding> live = aggregates_.Entity(view, window, request.entity());
+  const EntityStanding st =
+      live ? *std::move(live) : on_demand_.Counts(view, window)->Find(request.entity());
   *out.mutable_view() = view.ToProto();
   out.set_window(window.Label());
   out.set_total_downloads(st.total);

@@ -55,6 +55,7 @@
 #include "lib/catalog/model_id_table.h"
 #include "lib/dedup/unique_download_counter.h"
 #include "lib/events/events.h"
+#include "lib/query/on_demand_views.h"
 #include "lib/state/state_store.h"
 #include "lib/time/time.h"
 #include "lib/unique/unique_record.h"
@@ -229,6 +230,8 @@ class Pipeline final : public MetricsBackend {
       const v1::ConcentrationRequest& request) const override;
   absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
       const v1::ConcentrationSeriesRequest& request) const override;
+  absl::StatusOr<v1::ShareSeries> GetShareSeries(
+      const v1::ShareSeriesRequest& request) const override;
   absl::StatusOr<v1::TopEntities> GetTopEntities(
       const v1::TopEntitiesRequest& request) const override;
   absl::StatusOr<v1::EntityReport> GetEntity(const v1::EntityRequest& request) const override;
@@ -315,6 +318,8 @@ class Pipeline final : public MetricsBackend {
   ModelRegistry registry_ ABSL_GUARDED_BY(mu_);
   Catalog catalog_ ABSL_GUARDED_BY(mu_);
   Aggregates aggregates_ ABSL_GUARDED_BY(mu_);
+  // Every view x window that is not live, read under mu_ held for reading.
+  OnDemandViews on_demand_{&aggregates_, &catalog_, &registry_};
   v1::IngestStats counters_ ABSL_GUARDED_BY(mu_);  // persisted counter fields
   std::array<uint64_t, kNumRejectReasons> rejected_by_reason_ ABSL_GUARDED_BY(mu_){};
   std::optional<absl::Time> watermark_ ABSL_GUARDED_BY(mu_);

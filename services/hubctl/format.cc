@@ -54,7 +54,9 @@ class Table {
 };
 
 std::string ViewName(const v1::View& v) {
-  return absl::StrCat(v.level(), " / ", v.filter(), " / ", v.attribution());
+  std::string out = absl::StrCat(v.level(), " / ", v.filter(), " / ", v.attribution());
+  if (!v.sample().empty() && v.sample() != "all") absl::StrAppend(&out, " / sample ", v.sample());
+  return out;
 }
 
 std::string WindowName(const std::string& window, const std::string& first,
@@ -143,6 +145,42 @@ std::string FormatSeries(const v1::ConcentrationSeries& series) {
     t.Add(std::move(row));
   }
   return absl::StrCat(out, "\n", t.Render());
+}
+
+std::string FormatShareSeries(const v1::ShareSeries& series) {
+  std::string out =
+      Header(series.view(), absl::StrCat(series.from_week(), " .. ", series.to_week()),
+             series.has_watermark(), series.watermark());
+  Table totals({Align::kLeft, Align::kRight});
+  totals.Add({"total downloads", absl::StrCat(series.total_downloads())});
+  totals.Add({"entities", absl::StrCat(series.entity_count())});
+  absl::StrAppend(&out, "\n", totals.Render(), "\n");
+  if (series.entities().empty()) return absl::StrCat(out, "no entity has downloads in the range\n");
+  // The entities once, numbered; the weeks' columns refer to them by number.
+  Table who({Align::kRight, Align::kRight, Align::kLeft, Align::kRight, Align::kRight},
+            {"#", "rank", "entity", "downloads", "share"});
+  for (int i = 0; i < series.entities_size(); ++i) {
+    const v1::EntityShare& e = series.entities(i);
+    who.Add({absl::StrCat("#", i + 1), absl::StrCat(e.rank()), e.entity(),
+             absl::StrCat(e.downloads()), EntityPct(e.share())});
+  }
+  absl::StrAppend(&out, who.Render(), "\n");
+  std::vector<Align> aligns = {Align::kLeft, Align::kRight};
+  std::vector<std::string> names = {"week", "downloads"};
+  for (int i = 0; i < series.entities_size(); ++i) {
+    aligns.push_back(Align::kRight);
+    names.push_back(absl::StrCat("#", i + 1));
+  }
+  aligns.push_back(Align::kRight);
+  names.push_back("rest");
+  Table t(aligns, names);
+  for (const v1::ShareWeek& w : series.weeks()) {
+    std::vector<std::string> row = {w.week(), absl::StrCat(w.total_downloads())};
+    for (double share : w.shares()) row.push_back(TopPct(share));
+    row.push_back(TopPct(w.rest_share()));
+    t.Add(std::move(row));
+  }
+  return absl::StrCat(out, t.Render());
 }
 
 std::string FormatTopEntities(const v1::TopEntities& top) {

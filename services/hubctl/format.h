@@ -24,6 +24,9 @@ absl::StatusOr<std::string> ToJsonLine(const google::protobuf::Message& message)
 // Multi-line tables, each ending with a newline.
 std::string FormatConcentration(const v1::Concentration& c);
 std::string FormatSeries(const v1::ConcentrationSeries& series);
+// shares: the entities (numbered #1..#k) with their totals over the range,
+// then one row per week with each one's share and the rest's.
+std::string FormatShareSeries(const v1::ShareSeries& series);
 std::string FormatTopEntities(const v1::TopEntities& top);
 std::string FormatEntity(const v1::EntityReport& report);
 std::string FormatIngestStats(const v1::IngestStats& stats);

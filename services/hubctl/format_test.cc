@@ -175,6 +175,41 @@ TEST(TableTest, SeriesHasOneRowPerWeek) {
   EXPECT_THAT(FormatSeries(v1::ConcentrationSeries()), HasSubstr("no weeks"));
 }
 
+TEST(TableTest, SharesNumberTheEntitiesAndShowEachWeek) {
+  v1::ShareSeries s;
+  s.mutable_view()->set_level("developer");
+  s.mutable_view()->set_filter("all");
+  s.mutable_view()->set_attribution("direct");
+  s.mutable_view()->set_sample("head");
+  s.set_from_week("2025-W01");
+  s.set_to_week("2025-W02");
+  s.set_total_downloads(40);
+  s.set_entity_count(3);
+  for (auto [name, n] : {std::pair<const char*, int>{"meta", 25}, {"google", 10}}) {
+    v1::EntityShare* e = s.add_entities();
+    e->set_entity(name);
+    e->set_downloads(n);
+    e->set_share(n / 40.0);
+    e->set_rank(s.entities_size());
+  }
+  v1::ShareWeek* w = s.add_weeks();
+  w->set_week("2025-W01");
+  w->set_total_downloads(40);
+  w->add_shares(0.625);
+  w->add_shares(0.25);
+  w->set_rest_share(0.125);
+  s.add_weeks()->set_week("2025-W02");
+  const std::string t = FormatShareSeries(s);
+  EXPECT_THAT(t, HasSubstr("developer / all / direct / sample head"));
+  EXPECT_THAT(WordsOfLineWith(t, "meta"), ElementsAre("#1", "1", "meta", "25", "62.5000%"));
+  EXPECT_THAT(WordsOfLineWith(t, "week "), ElementsAre("week", "downloads", "#1", "#2", "rest"));
+  EXPECT_THAT(WordsOfLineWith(t, "2025-W01  "),
+              ElementsAre("2025-W01", "40", "62.50%", "25.00%", "12.50%"));
+  EXPECT_THAT(WordsOfLineWith(t, "2025-W02  "), ElementsAre("2025-W02", "0", "0.00%"));
+  s.clear_entities();
+  EXPECT_THAT(FormatShareSeries(s), HasSubstr("no entity has downloads"));
+}
+
 TEST(TableTest, EntityShowsRankOrItsAbsence) {
   v1::EntityReport r;
   *r.mutable_view() = View();

@@ -22,6 +22,7 @@
 #include "grpcpp/grpcpp.h"
 #include "lib/tls/client_flags.h"
 #include "lib/tls/tls.h"
+#include "lib/views/views.h"
 #include "proto/hubmetrics/v1/metrics.grpc.pb.h"
 #include "services/hubctl/format.h"
 
@@ -31,24 +32,31 @@ ABSL_FLAG(bool, json, false,
           "with the proto field names and zero values.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10),
           "Time limit for connecting and getting the answer (watch: for connecting only).");
-ABSL_FLAG(std::string, level, "", "View level: model | developer | country (required).");
+ABSL_FLAG(std::string, level, "",
+          "View level (required): model | developer | country | org_type | license | task | "
+          "modality | size | derivation | A+B (a pair of two levels other than model).");
 ABSL_FLAG(std::string, filter, "all", "View filter: all | rolling_1y.");
 ABSL_FLAG(std::string, attribution, "direct", "View attribution: direct | recursive.");
-ABSL_FLAG(std::string, window, "all", "Window: week:YYYY-Www | trailing:N | all.");
+ABSL_FLAG(std::string, sample, "all", "View sample: all | population | head.");
+ABSL_FLAG(std::string, window, "all",
+          "Window: week:YYYY-Www | week:current | trailing:N | range:YYYY-Www..YYYY-Www | all.");
 ABSL_FLAG(std::vector<std::string>, top_k, {},
           "concentration, series, watch: the top-k shares to report, e.g. 1,10,100 (the server's "
           "default when empty: 1,10,100).");
-ABSL_FLAG(int, k, 10, "top: how many entities, 1..10000.");
-ABSL_FLAG(std::string, from, "", "series: first ISO week, YYYY-Www.");
-ABSL_FLAG(std::string, to, "", "series: last ISO week (inclusive), YYYY-Www.");
+ABSL_FLAG(int, k, 0,
+          "top: how many entities, 1..10000 (0: the server's default, 10); shares: how many "
+          "entities to follow, 1..1000 (0: 20).");
+ABSL_FLAG(std::string, from, "", "series, shares: first ISO week, YYYY-Www.");
+ABSL_FLAG(std::string, to, "", "series, shares: last ISO week (inclusive), YYYY-Www.");
 ABSL_FLAG(std::string, entity, "", "entity: model id, developer name or country code.");
 ABSL_FLAG(int, count, 0, "watch: stop after N updates (the first value counts); 0: until Ctrl-C.");
 
 namespace hubmetrics::hubctl {
 namespace {
 
-constexpr char kUsage[] =
-    R"(query hubmetricsd, live concentration of model downloads.
+// The usage text; VIEW and W list the words of lib/views.
+std::string Usage() {
+  return absl::StrCat(R"(query hubmetricsd, live concentration of model downloads.
 
 usage: hubctl [--addr=127.0.0.1:50051] [--json] [--timeout=10s]
               [--tls_ca_file=CA.pem [--tls_cert_file=CLIENT.pem --tls_key_file=CLIENT.key]]
@@ -59,6 +67,9 @@ commands:
   top           VIEW [--window=W] [--k=10]            leaderboard: rank, entity, downloads, share
   series        VIEW --from=YYYY-Www --to=YYYY-Www [--top_k=...]
                                                     the measures week by week
+  shares        VIEW --from=YYYY-Www --to=YYYY-Www [--k=20]
+                                                    per week, the shares of the k entities
+                                                    largest over the range, and the rest
   entity        VIEW [--window=W] --entity=NAME       one entity's downloads, share and rank
   watch         VIEW [--window=W] [--top_k=...] [--count=N]
                                                     each change of the measures (at most every
@@ -66,13 +77,18 @@ commands:
                                                     else at Ctrl-C
   stats                                             ingest counters, rejects by reason, lag
 
-VIEW: --level=model|developer|country [--filter=all|rolling_1y]
-      [--attribution=direct|recursive]   (defaults: --filter=all --attribution=direct)
-W:    week:2025-W10 | trailing:4 | all   (default: all)
+VIEW: --level=LEVEL [--filter=all|rolling_1y] [--attribution=direct|recursive]
+      [--sample=all|population|head]   (defaults: all, direct, all)
+LEVEL: )",
+                      LevelWords(), R"(
+W:    )",
+                      absl::string_view(WindowWords().data(), WindowWords().size()),
+                      R"( (default: all)
 
 Flags may come before or after COMMAND. --json prints exactly one JSON object per line
 per response (per update for watch). Exit status: 0 ok; 1 server error or server
-unreachable; 2 usage error.)";
+unreachable; 2 usage error.)");
+}
 
 constexpr int kExitServer = 1;
 constexpr int kExitUsage = 2;
@@ -146,6 +162,7 @@ v1::View ViewFromFlags() {
   v.set_level(absl::GetFlag(FLAGS_level));
   v.set_filter(absl::GetFlag(FLAGS_filter));
   v.set_attribution(absl::GetFlag(FLAGS_attribution));
+  v.set_sample(absl::GetFlag(FLAGS_sample));
   return v;
 }
 
@@ -196,6 +213,19 @@ int Series(const Call& call, const std::vector<uint32_t>& top_k) {
   return s.ok() ? Print(out, &FormatSeries) : ServerError(s);
 }
 
+int Shares(const Call& call) {
+  v1::ShareSeriesRequest request;
+  *request.mutable_view() = ViewFromFlags();
+  request.set_from_week(absl::GetFlag(FLAGS_from));
+  request.set_to_week(absl::GetFlag(FLAGS_to));
+  request.set_k(static_cast<uint32_t>(absl::GetFlag(FLAGS_k)));
+  grpc::ClientContext ctx;
+  call.Limit(&ctx);
+  v1::ShareSeries out;
+  grpc::Status s = call.stub->GetShareSeries(&ctx, request, &out);
+  return s.ok() ? Print(out, &FormatShareSeries) : ServerError(s);
+}
+
 int Entity(const Call& call) {
   v1::EntityRequest request;
   *request.mutable_view() = ViewFromFlags();
@@ -243,7 +273,7 @@ int Watch(const Call& call, const v1::ConcentrationRequest& request) {
 
 int Run(const std::vector<char*>& args) {
   if (args.size() < 2) {
-    std::cerr << "hubctl: " << kUsage << "\n";
+    std::cerr << "hubctl: " << Usage() << "\n";
     return kExitUsage;
   }
   if (args.size() > 2) {
@@ -253,10 +283,12 @@ int Run(const std::vector<char*>& args) {
   }
   const std::string command = args[1];
   const bool is_view_command = command == "concentration" || command == "top" ||
-                               command == "series" || command == "entity" || command == "watch";
+                               command == "series" || command == "shares" || command == "entity" ||
+                               command == "watch";
   if (!is_view_command && command != "stats") {
-    return UsageError(absl::StrCat("unknown command '", command,
-                                   "'; one of concentration, top, series, entity, watch, stats"));
+    return UsageError(
+        absl::StrCat("unknown command '", command,
+                     "'; one of concentration, top, series, shares, entity, watch, stats"));
   }
 
   // Flags that belong to another command are a mistake worth reporting.
@@ -271,28 +303,27 @@ int Run(const std::vector<char*>& args) {
   };
   for (std::optional<int> rc :
        {only_for(!absl::GetFlag(FLAGS_level).empty(), "level",
-                 {"concentration", "top", "series", "entity", "watch"}),
+                 {"concentration", "top", "series", "shares", "entity", "watch"}),
         only_for(!absl::GetFlag(FLAGS_top_k).empty(), "top_k",
                  {"concentration", "series", "watch"}),
-        only_for(!absl::GetFlag(FLAGS_from).empty(), "from", {"series"}),
-        only_for(!absl::GetFlag(FLAGS_to).empty(), "to", {"series"}),
+        only_for(!absl::GetFlag(FLAGS_from).empty(), "from", {"series", "shares"}),
+        only_for(!absl::GetFlag(FLAGS_to).empty(), "to", {"series", "shares"}),
+        only_for(absl::GetFlag(FLAGS_k) != 0, "k", {"top", "shares"}),
         only_for(!absl::GetFlag(FLAGS_entity).empty(), "entity", {"entity"}),
         only_for(absl::GetFlag(FLAGS_count) != 0, "count", {"watch"})}) {
     if (rc.has_value()) return *rc;
   }
   if (is_view_command && absl::GetFlag(FLAGS_level).empty()) {
-    return UsageError(absl::StrCat("'", command, "' needs --level=model|developer|country"));
+    return UsageError(absl::StrCat("'", command, "' needs --level=", LevelWords()));
   }
-  if (command == "series" &&
+  if ((command == "series" || command == "shares") &&
       (absl::GetFlag(FLAGS_from).empty() || absl::GetFlag(FLAGS_to).empty())) {
-    return UsageError("'series' needs --from=YYYY-Www and --to=YYYY-Www");
+    return UsageError(absl::StrCat("'", command, "' needs --from=YYYY-Www and --to=YYYY-Www"));
   }
   if (command == "entity" && absl::GetFlag(FLAGS_entity).empty()) {
     return UsageError("'entity' needs --entity=NAME");
   }
-  if (command == "top" && absl::GetFlag(FLAGS_k) < 1) {
-    return UsageError("--k must be at least 1");
-  }
+  if (absl::GetFlag(FLAGS_k) < 0) return UsageError("--k must be 0 (the default) or more");
   if (absl::GetFlag(FLAGS_count) < 0) return UsageError("--count must be 0 or more");
   if (absl::GetFlag(FLAGS_timeout) <= absl::ZeroDuration()) {
     return UsageError("--timeout must be positive, e.g. 10s");
@@ -328,6 +359,7 @@ int Run(const std::vector<char*>& args) {
   if (command == "concentration") return Concentration(call, request);
   if (command == "top") return Top(call);
   if (command == "series") return Series(call, *top_k);
+  if (command == "shares") return Shares(call);
   if (command == "entity") return Entity(call);
   if (command == "watch") return Watch(call, request);
   return Stats(call);
@@ -337,6 +369,6 @@ int Run(const std::vector<char*>& args) {
 }  // namespace hubmetrics::hubctl
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(hubmetrics::hubctl::kUsage);
+  absl::SetProgramUsageMessage(hubmetrics::hubctl::Usage());
   return hubmetrics::hubctl::Run(absl::ParseCommandLine(argc, argv));
 }

@@ -26,11 +26,11 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "lib/aggregate/views.h"
 #include "lib/events/events.h"
 #include "lib/ingest/pipeline.h"
 #include "lib/state/state_store.h"
 #include "lib/time/time.h"
+#include "lib/views/views.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace hubmetrics::fuzz {

@@ -1,5 +1,5 @@
 // Fuzz target: the parsers of the API's words and of event times: ParseWindow,
-// ParseView, ParseTopK (lib/aggregate/views.h), IsoWeek::Parse and
+// ParseView, ParseTopK (lib/views/views.h), IsoWeek::Parse and
 // ParseRfc3339 (lib/time), and the JSON decoder's time fast path
 // (events_internal::ParseEventTime). The whole input is the text of each
 // parser; split at ',' it is a view (level, filter, attribution); read as
@@ -22,9 +22,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
-#include "lib/aggregate/views.h"
 #include "lib/events/internal.h"
 #include "lib/time/time.h"
+#include "lib/views/views.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace hubmetrics::fuzz {
@@ -126,16 +126,26 @@ void CheckWindow(std::string_view text) {
                  label);
       FUZZ_CHECK(!w->Range(std::nullopt).has_value(), label);
       break;
+    case Window::Kind::kCurrentWeek:
+      FUZZ_CHECK(range && range->first == watermark && range->second == watermark, label);
+      FUZZ_CHECK(!w->Range(std::nullopt).has_value(), label);
+      break;
+    case Window::Kind::kRange:
+      FUZZ_CHECK(again->week == w->week && again->last == w->last && range &&
+                     range->first == w->week && range->second == w->last && !(w->last < w->week) &&
+                     w->last.WeeksSince(w->week) < kMaxWindowWeeks,
+                 label);
+      break;
   }
 }
 
 void CheckView(std::string_view text) {
   v1::View proto;
-  std::string* parts[3] = {proto.mutable_level(), proto.mutable_filter(),
-                           proto.mutable_attribution()};
+  std::string* parts[4] = {proto.mutable_level(), proto.mutable_filter(),
+                           proto.mutable_attribution(), proto.mutable_sample()};
   size_t start = 0;
-  for (int i = 0; i < 3 && start <= text.size(); ++i) {
-    const size_t comma = i == 2 ? std::string_view::npos : text.find(',', start);
+  for (int i = 0; i < 4 && start <= text.size(); ++i) {
+    const size_t comma = i == 3 ? std::string_view::npos : text.find(',', start);
     const size_t end = comma == std::string_view::npos ? text.size() : comma;
     parts[i]->assign(text.substr(start, end - start));
     start = end + 1;
@@ -145,8 +155,10 @@ void CheckView(std::string_view text) {
     FUZZ_CHECK(IsBadArgument(v.status()), v.status().ToString());
     return;
   }
-  FUZZ_CHECK(v->Index() >= 0 && v->Index() < kNumViews, proto.ShortDebugString());
-  FUZZ_CHECK(View::FromIndex(v->Index()) == *v, proto.ShortDebugString());
+  if (v->Liveable()) {
+    FUZZ_CHECK(v->LiveIndex() >= 0 && v->LiveIndex() < kNumLiveViews, proto.ShortDebugString());
+    FUZZ_CHECK(View::FromLiveIndex(v->LiveIndex()) == *v, proto.ShortDebugString());
+  }
   const absl::StatusOr<View> again = ParseView(v->ToProto());
   FUZZ_CHECK(again.ok() && *again == *v, proto.ShortDebugString());
 }
