@@ -3,7 +3,7 @@
 // measures, and the answers to view x window queries.
 //
 // Every answer is a pure function of (the daily counts, the current catalog,
-// the watermark's week), exactly as DESIGN.md section 2 defines it:
+// the watermark's week), exactly as docs/DEFINITIONS.md defines it:
 //  - live windows ("all" and trailing:N for N in AggregateOptions) keep one
 //    ExactDistribution per view, updated per count change in O(log n);
 //  - other windows (week:W, other N) are summed from per-week counts at query

@@ -1,4 +1,4 @@
-// Views (level x filter x attribution) and windows, as DESIGN.md section 2
+// Views (level x filter x attribution) and windows, as docs/DEFINITIONS.md
 // defines them, and their parsing from the API's words.
 //
 // Thread safety: everything here is immutable values and pure functions.
