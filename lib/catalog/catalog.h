@@ -1,5 +1,5 @@
 // The model catalog: who developed a model, where, when it was created and
-// what it derives from — and the rules of DESIGN.md section 2 that turn those
+// what it derives from — and the rules of docs/DEFINITIONS.md that turn those
 // records into credit (developer, country, rolling filter, attribution root).
 //
 // Models are interned to dense ModelIdx by ModelRegistry; a model gets an

@@ -37,7 +37,7 @@ std::string U128(uint128 v) {
 }
 
 // Independent oracle: the counts in a plain ordered map, every measure
-// recomputed from scratch by the definitions of DESIGN.md section 2.
+// recomputed from scratch by the definitions of docs/DEFINITIONS.md.
 struct Oracle {
   std::map<EntityId, uint64_t> counts;  // x > 0 only
 

@@ -49,7 +49,7 @@ inline constexpr int kMaxWindows = 16;
 // The window label meaning "the ISO week of the daemon's watermark".
 inline constexpr std::string_view kCurrentWeek = "week:current";
 
-// One of the 12 views of DESIGN.md section 2.
+// One of the 12 views of docs/DEFINITIONS.md.
 struct ViewLabels {
   std::string level;
   std::string filter;

@@ -269,7 +269,7 @@ void TrafficGenerator::Impl::BuildDevelopers(Rng& rng) {
     const char* country;
     const char* org_type;
   };
-  // Real Hub namespaces (the top of the seeds' leaderboards), with the
+  // Real Hub namespaces (the top of the paper's leaderboards), with the
   // catalog's developer where it differs from the namespace.
   static const Known kKnown[] = {
       {"sentence-transformers", "sentence-transformers", "DE", "university"},

@@ -1,5 +1,5 @@
 // The traffic model of loadgen: a synthetic model catalog and a stream of raw
-// download events shaped like the Hugging Face Hub (DESIGN.md section 8), plus
+// download events shaped like the Hugging Face Hub (docs/DEFINITIONS.md, "The paper"), plus
 // the awkward records a real feed carries (bad records of every rejection
 // reason, catalog edge cases, re-published catalog records).
 //
@@ -46,7 +46,7 @@ struct TrafficOptions {
   double bad_fraction = 0.01;
 };
 
-// Why a bad event record is bad; the names are DESIGN.md's rejection reasons.
+// Why a bad event record is bad; the names are docs/DEFINITIONS.md's rejection reasons.
 enum class BadKind : uint8_t {
   kNone = 0,  // a good event (accepted by hubmetricsd)
   kMalformed,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent brute-force reference of hubmetrics (DESIGN.md section 2).
+"""An independent brute-force reference of hubmetrics (docs/DEFINITIONS.md).
 
 Written from the spec, not from the C++: standard library only, exact integers
 and Fractions. Given the events NDJSON and the models NDJSON it computes what

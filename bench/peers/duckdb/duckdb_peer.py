@@ -3,7 +3,7 @@
 
 This is how the paper computed its measures: a batch job over the raw events. It reads the NDJSON
 events file that loadgen writes (DownloadEvent: model_id, user_id, time; other fields ignored),
-counts unique downloads (the first event per (model_id, user_id, UTC day); DESIGN.md section 2),
+counts unique downloads (the first event per (model_id, user_id, UTC day); docs/DEFINITIONS.md),
 sums them per model and ISO week, and computes for every ISO week and for all time, over the models
 with downloads: total, entities, HHI, Gini and the top-1/10/100 shares. All of it is one SQL
 statement run by DuckDB on all cores (its default thread count); Python only formats the answer.
