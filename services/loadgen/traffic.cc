@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -110,48 +111,114 @@ struct Developer {
   bool top = false;
 };
 
+// How a family's models are sized: encoders by tiny..xl multiples of a base
+// size, LLMs (and VLMs) by the usual parameter-count names, fixed families
+// (diffusion pipelines, detectors) at one size.
+enum class Sizing : uint8_t { kEncoder, kLlm, kFixed };
+
+// A model family developers publish originals of. The weights are separate
+// for the head and the long tail of the popularity ranking because the Hub's
+// downloads are not its uploads: the most downloaded models are small
+// encoders (92% of downloads go to models under 1B parameters), while LLMs and
+// diffusion models are a larger part of the tail than of the downloads.
 struct Family {
   const char* name;
   const char* pipeline;
-  double params;  // of the "base" size
-  double weight;  // how often developers build on it
-  bool llm;
+  Sizing sizing;
+  double params;        // kEncoder: the "base" size; kFixed: every model's; kLlm: the largest
+  double head_weight;   // how often it is picked among the most downloaded models
+  double tail_weight;   // ... and in the long tail
+  const char* license;  // of its originals, mostly; "" = whatever their developers chose
 };
 
 const std::vector<Family>& Families() {
   static const auto* families = new std::vector<Family>{
-      {"bert", "fill-mask", 110e6, 10, false},
-      {"roberta", "fill-mask", 125e6, 6, false},
-      {"distilbert", "text-classification", 66e6, 8, false},
-      {"MiniLM", "sentence-similarity", 22e6, 8, false},
-      {"mpnet", "sentence-similarity", 110e6, 5, false},
-      {"bge", "feature-extraction", 335e6, 5, false},
-      {"e5", "feature-extraction", 335e6, 4, false},
-      {"vit", "image-classification", 86e6, 5, false},
-      {"clip-vit", "zero-shot-image-classification", 428e6, 4, false},
-      {"whisper", "automatic-speech-recognition", 244e6, 4, false},
-      {"wav2vec2", "automatic-speech-recognition", 317e6, 3, false},
-      {"t5", "text2text-generation", 220e6, 3, false},
-      {"yolo", "object-detection", 25e6, 2, false},
-      {"chronos", "time-series-forecasting", 200e6, 1, false},
-      {"tts", "text-to-speech", 80e6, 1, false},
-      {"stable-diffusion", "text-to-image", 1.07e9, 1, false},
-      {"Llama", "text-generation", 8e9, 1, true},
-      {"Qwen", "text-generation", 7e9, 1, true},
-      {"Mistral", "text-generation", 7e9, 0.5, true},
-      {"gemma", "text-generation", 2e9, 0.5, true},
-      {"phi", "text-generation", 3.8e9, 0.3, true},
-      {"SmolLM", "text-generation", 360e6, 2, true},
+      // nlp
+      {"bert", "fill-mask", Sizing::kEncoder, 110e6, 10, 5, "apache-2.0"},
+      {"roberta", "fill-mask", Sizing::kEncoder, 125e6, 6, 3, "mit"},
+      {"distilbert", "text-classification", Sizing::kEncoder, 66e6, 8, 5, "apache-2.0"},
+      {"deberta-v3", "text-classification", Sizing::kEncoder, 184e6, 2, 2, "mit"},
+      {"xlm-roberta", "token-classification", Sizing::kEncoder, 278e6, 2, 2, "mit"},
+      {"roberta-squad2", "question-answering", Sizing::kEncoder, 125e6, 1.5, 1, "cc-by-4.0"},
+      {"bart-mnli", "zero-shot-classification", Sizing::kFixed, 407e6, 0.7, 0.4, "mit"},
+      {"MiniLM", "sentence-similarity", Sizing::kEncoder, 22e6, 8, 3, "apache-2.0"},
+      {"mpnet", "sentence-similarity", Sizing::kEncoder, 110e6, 5, 2, "apache-2.0"},
+      {"bge", "feature-extraction", Sizing::kEncoder, 110e6, 5, 2, "mit"},
+      {"e5", "feature-extraction", Sizing::kEncoder, 110e6, 4, 2, "mit"},
+      {"bge-reranker", "text-ranking", Sizing::kFixed, 568e6, 0.8, 0.4, "apache-2.0"},
+      {"bge-m3", "feature-extraction", Sizing::kFixed, 568e6, 2.5, 0.8, "mit"},
+      {"t5", "text2text-generation", Sizing::kEncoder, 220e6, 3, 2, "apache-2.0"},
+      {"opus-mt", "translation", Sizing::kFixed, 77e6, 1.5, 1.5, "apache-2.0"},
+      {"bart-cnn", "summarization", Sizing::kFixed, 406e6, 0.5, 0.5, "mit"},
+      {"Llama", "text-generation", Sizing::kLlm, 71e9, 0.6, 2, "llama3.1"},
+      {"Qwen", "text-generation", Sizing::kLlm, 71e9, 0.8, 2, "apache-2.0"},
+      {"Mistral", "text-generation", Sizing::kLlm, 24e9, 0.3, 1, "apache-2.0"},
+      {"gemma", "text-generation", Sizing::kLlm, 27e9, 0.3, 1, "gemma"},
+      {"phi", "text-generation", Sizing::kLlm, 15e9, 0.2, 0.6, "mit"},
+      {"SmolLM", "text-generation", Sizing::kLlm, 1.8e9, 1, 1, "apache-2.0"},
+      // computer_vision
+      {"vit", "image-classification", Sizing::kEncoder, 86e6, 5, 3, "apache-2.0"},
+      {"resnet", "image-classification", Sizing::kEncoder, 25e6, 2, 1, "apache-2.0"},
+      {"clip-vit", "zero-shot-image-classification", Sizing::kEncoder, 150e6, 3, 1, "mit"},
+      {"dinov2", "image-feature-extraction", Sizing::kEncoder, 86e6, 1.5, 0.7, "apache-2.0"},
+      {"yolo", "object-detection", Sizing::kFixed, 25e6, 2, 1.5, "agpl-3.0"},
+      {"detr", "object-detection", Sizing::kFixed, 41e6, 0.8, 0.5, "apache-2.0"},
+      {"segformer", "image-segmentation", Sizing::kEncoder, 14e6, 1, 0.6, "other"},
+      {"sam", "mask-generation", Sizing::kEncoder, 94e6, 0.5, 0.3, "apache-2.0"},
+      {"depth-anything", "depth-estimation", Sizing::kEncoder, 25e6, 0.6, 0.3, "apache-2.0"},
+      {"blip", "image-to-text", Sizing::kFixed, 247e6, 0.6, 0.4, "bsd-3-clause"},
+      {"stable-diffusion", "text-to-image", Sizing::kFixed, 1.07e9, 0.4, 1.2, "openrail"},
+      {"sdxl", "text-to-image", Sizing::kFixed, 3.5e9, 0.2, 0.8, "openrail++"},
+      {"FLUX", "text-to-image", Sizing::kFixed, 12e9, 0.1, 0.4, "other"},
+      // audio
+      {"whisper", "automatic-speech-recognition", Sizing::kEncoder, 122e6, 3, 1.5, "apache-2.0"},
+      {"wav2vec2", "automatic-speech-recognition", Sizing::kEncoder, 95e6, 3, 2, "apache-2.0"},
+      {"ast", "audio-classification", Sizing::kFixed, 87e6, 0.7, 0.4, "bsd-3-clause"},
+      {"tts", "text-to-speech", Sizing::kFixed, 80e6, 1, 1, "mit"},
+      {"segmentation", "voice-activity-detection", Sizing::kFixed, 1.5e6, 0.4, 0.2, "mit"},
+      {"musicgen", "text-to-audio", Sizing::kFixed, 300e6, 0.2, 0.3, "cc-by-nc-4.0"},
+      // multimodal
+      {"SmolVLM", "image-text-to-text", Sizing::kLlm, 2.3e9, 1, 0.8, "apache-2.0"},
+      {"llava", "image-text-to-text", Sizing::kLlm, 35e9, 0.1, 0.6, "llama2"},
+      {"layoutlm", "document-question-answering", Sizing::kFixed, 113e6, 0.3, 0.2, "mit"},
+      {"colpali", "visual-document-retrieval", Sizing::kFixed, 2.9e9, 0.05, 0.2, "gemma"},
+      // tabular, reinforcement_learning, and tags outside the modality table
+      {"chronos", "time-series-forecasting", Sizing::kEncoder, 200e6, 1, 0.5, "apache-2.0"},
+      {"tabpfn", "tabular-classification", Sizing::kFixed, 7e6, 0.2, 0.3, "other"},
+      {"ppo", "reinforcement-learning", Sizing::kFixed, 0, 0.05, 1, ""},  // no parameter count
+      {"act", "robotics", Sizing::kFixed, 52e6, 0.05, 0.3, "apache-2.0"},
+      {"graphormer", "graph-ml", Sizing::kFixed, 47e6, 0.3, 0.5, "mit"},
   };
   return *families;
 }
 
-const std::vector<std::string>& Licenses() {
-  static const auto* v = new std::vector<std::string>{
-      "apache-2.0",   "apache-2.0", "apache-2.0", "mit",   "mit",    "cc-by-4.0",
-      "cc-by-nc-4.0", "openrail",   "llama3.1",   "other", "gpl-3.0"};
+// The licenses a developer picks when the family's is not the one (weighted).
+const std::vector<std::string>& GenericLicenses() {
+  static const auto* v = new std::vector<std::string>{"apache-2.0",
+                                                      "mit",
+                                                      "other",
+                                                      "cc-by-4.0",
+                                                      "cc-by-nc-4.0",
+                                                      "openrail",
+                                                      "llama3",
+                                                      "gemma",
+                                                      "gpl-3.0",
+                                                      "cc-by-sa-4.0",
+                                                      "afl-3.0",
+                                                      "bsd-3-clause",
+                                                      "creativeml-openrail-m"};
   return *v;
 }
+const std::vector<double>& GenericLicenseWeights() {
+  static const auto* v = new std::vector<double>{40, 20, 10, 8, 6, 5, 3, 2, 2, 2, 1, 1, 1};
+  return *v;
+}
+
+// base_relation values; kConversion (ONNX, OpenVINO, Core ML exports) has no
+// relation of its own on the Hub, so its records leave base_relation empty.
+enum Relation : uint8_t { kFinetune, kAdapter, kQuantized, kMerge, kConversion, kNumRelations };
+constexpr const char* kRelationNames[kNumRelations] = {"finetune", "adapter", "quantized", "merge",
+                                                       ""};
 
 // A model of the universe: catalog models plus models that get downloads
 // without a catalog record.
@@ -162,6 +229,7 @@ struct Model {
   bool special = false;  // an edge-case structure; never re-published
   int base = -1;         // universe index of base_model
   std::string base_id;   // base_model text (also for a base outside the universe)
+  std::string relation;  // base_relation; empty: none given
   std::optional<absl::Time> created;
   std::string developer;  // catalog fields (final values)
   std::string country;
@@ -183,12 +251,65 @@ std::string ModelJson(const Model& m) {
   if (!m.org_type.empty()) absl::StrAppend(&out, ",\"org_type\":", JsonString(m.org_type));
   if (m.created) absl::StrAppend(&out, ",\"created_at\":\"", FormatUtc(*m.created), "\"");
   if (!m.base_id.empty()) absl::StrAppend(&out, ",\"base_model\":", JsonString(m.base_id));
+  if (!m.relation.empty()) absl::StrAppend(&out, ",\"base_relation\":", JsonString(m.relation));
   if (m.parameters > 0) absl::StrAppend(&out, ",\"parameters\":\"", m.parameters, "\"");
   if (!m.pipeline.empty()) absl::StrAppend(&out, ",\"pipeline_tag\":", JsonString(m.pipeline));
   if (!m.license.empty()) absl::StrAppend(&out, ",\"license\":", JsonString(m.license));
   if (m.extra_fields) absl::StrAppend(&out, ",\"likes\":17,\"tags\":[\"transformers\",\"en\"]");
   out += "}";
   return out;
+}
+
+// hubmetrics' levels of a downloaded model (spec 17), for the shape report:
+// the values the service will report for the generated traffic.
+std::string_view ModalityOf(std::string_view pipeline_tag) {
+  static const auto* table = [] {
+    auto* t = new absl::flat_hash_map<std::string_view, std::string_view>;
+    const std::pair<std::string_view, std::vector<std::string_view>> kModalities[] = {
+        {"multimodal",
+         {"audio-text-to-text", "image-text-to-text", "visual-question-answering",
+          "document-question-answering", "video-text-to-text", "visual-document-retrieval",
+          "any-to-any"}},
+        {"computer_vision",
+         {"depth-estimation", "image-classification", "object-detection", "image-segmentation",
+          "text-to-image", "image-to-text", "image-to-image", "image-to-video",
+          "unconditional-image-generation", "video-classification", "text-to-video",
+          "zero-shot-image-classification", "mask-generation", "zero-shot-object-detection",
+          "text-to-3d", "image-to-3d", "image-feature-extraction", "keypoint-detection",
+          "video-to-video"}},
+        {"nlp",
+         {"text-classification", "token-classification", "table-question-answering",
+          "question-answering", "zero-shot-classification", "translation", "summarization",
+          "feature-extraction", "text-generation", "text2text-generation", "fill-mask",
+          "sentence-similarity", "text-ranking"}},
+        {"audio",
+         {"text-to-speech", "text-to-audio", "automatic-speech-recognition", "audio-to-audio",
+          "audio-classification", "voice-activity-detection"}},
+        {"tabular", {"tabular-classification", "tabular-regression", "time-series-forecasting"}},
+        {"reinforcement_learning", {"reinforcement-learning", "robotics"}},
+    };
+    for (const auto& [modality, tags] : kModalities) {
+      for (std::string_view tag : tags) t->emplace(tag, modality);
+    }
+    return t;
+  }();
+  if (pipeline_tag.empty()) return "unknown";
+  const auto it = table->find(pipeline_tag);
+  return it == table->end() ? "other" : it->second;
+}
+
+// Size buckets in order, then "unknown".
+constexpr std::string_view kSizeBuckets[] = {"<100M",  "100M-200M", "200M-500M", "500M-1B",
+                                             "1B-10B", "10B-100B",  ">=100B",    "unknown"};
+
+std::string_view SizeBucket(int64_t parameters) {
+  if (parameters <= 0) return kSizeBuckets[7];
+  constexpr int64_t kLimits[] = {100000000,  200000000,   500000000,
+                                 1000000000, 10000000000, 100000000000};
+  for (int i = 0; i < 6; ++i) {
+    if (parameters < kLimits[i]) return kSizeBuckets[i];
+  }
+  return kSizeBuckets[6];
 }
 
 }  // namespace
@@ -433,32 +554,39 @@ void TrafficGenerator::Impl::BuildCatalog(Rng& rng) {
     const char* country;
     const char* pipeline;
     int64_t params;
+    const char* license;  // "": none in the catalog (as on the Hub)
+    const char* base;     // base_model (a model without a catalog record); "": an original
   };
   static const Famous kFamous[] = {
       {"sentence-transformers/all-MiniLM-L6-v2", "sentence-transformers", nullptr, nullptr,
-       "sentence-similarity", 22700000},
-      {"google-bert/bert-base-uncased", "google-bert", nullptr, nullptr, "fill-mask", 110000000},
-      {"bert-base-uncased", "", "", "", "fill-mask", 110000000},
-      {"gpt2", "", "openai", "US", "text-generation", 124000000},
+       "sentence-similarity", 22700000, "apache-2.0", ""},
+      {"google-bert/bert-base-uncased", "google-bert", nullptr, nullptr, "fill-mask", 110000000,
+       "apache-2.0", ""},
+      {"bert-base-uncased", "", "", "", "fill-mask", 110000000, "apache-2.0", ""},
+      {"gpt2", "", "openai", "US", "text-generation", 124000000, "mit", ""},
       {"openai/clip-vit-large-patch14", "openai", nullptr, nullptr,
-       "zero-shot-image-classification", 428000000},
-      {"FacebookAI/roberta-large", "FacebookAI", nullptr, nullptr, "fill-mask", 355000000},
-      {"distilbert-base-uncased", "", "", "", "fill-mask", 66000000},
+       "zero-shot-image-classification", 428000000, "", ""},
+      {"FacebookAI/roberta-large", "FacebookAI", nullptr, nullptr, "fill-mask", 355000000, "mit",
+       ""},
+      {"distilbert-base-uncased", "", "", "", "fill-mask", 66000000, "apache-2.0", ""},
       {"sentence-transformers/all-mpnet-base-v2", "sentence-transformers", nullptr, nullptr,
-       "sentence-similarity", 109000000},
+       "sentence-similarity", 109000000, "apache-2.0", ""},
       {"openai/whisper-large-v3", "openai", nullptr, nullptr, "automatic-speech-recognition",
-       1550000000},
-      {"roberta-base", "", "", "US", "fill-mask", 125000000},
-      {"Qwen/Qwen2.5-7B-Instruct", "Qwen", nullptr, nullptr, "text-generation", 7620000000},
-      {"BAAI/bge-small-en-v1.5", "BAAI", nullptr, nullptr, "feature-extraction", 33400000},
+       1550000000, "apache-2.0", ""},
+      {"roberta-base", "", "", "US", "fill-mask", 125000000, "mit", ""},
+      {"Qwen/Qwen2.5-7B-Instruct", "Qwen", nullptr, nullptr, "text-generation", 7620000000,
+       "apache-2.0", "Qwen/Qwen2.5-7B"},
+      {"BAAI/bge-small-en-v1.5", "BAAI", nullptr, nullptr, "feature-extraction", 33400000, "mit",
+       ""},
       {"meta-llama/Llama-3.1-8B-Instruct", "meta-llama", nullptr, nullptr, "text-generation",
-       8030000000},
-      {"t5-small", "", "google", "US", "text2text-generation", 60500000},
+       8030000000, "llama3.1", "meta-llama/Llama-3.1-8B"},
+      {"t5-small", "", "google", "US", "text2text-generation", 60500000, "apache-2.0", ""},
       {"pyannote/speaker-diarization-3.1", "pyannote", nullptr, nullptr,
-       "automatic-speech-recognition", 0},
-      {"xlm-roberta-base", "", "", "", "fill-mask", 278000000},
-      {"deepseek-ai/DeepSeek-R1", "deepseek-ai", nullptr, nullptr, "text-generation", 671000000000},
-      {"bert-base-cased", "", "google", "", "fill-mask", 110000000},
+       "automatic-speech-recognition", 0, "mit", ""},
+      {"xlm-roberta-base", "", "", "", "fill-mask", 278000000, "mit", ""},
+      {"deepseek-ai/DeepSeek-R1", "deepseek-ai", nullptr, nullptr, "text-generation", 671000000000,
+       "mit", ""},
+      {"bert-base-cased", "", "google", "", "fill-mask", 110000000, "apache-2.0", ""},
   };
   int rank = 0;
   for (const Famous& f : kFamous) {
@@ -473,7 +601,11 @@ void TrafficGenerator::Impl::BuildCatalog(Rng& rng) {
     if (f.country != nullptr) m.country = f.country;
     m.pipeline = f.pipeline;
     m.parameters = f.params;
-    m.license = "apache-2.0";
+    m.license = f.license;
+    if (*f.base != '\0') {
+      m.base_id = f.base;
+      m.relation = kRelationNames[kFinetune];
+    }
     m.created = random_old_created();
     m.weight = weight_of_rank(++rank);
     if (rank == 3 || rank == 8) m.trend = Model::kDecay;  // yesterday's hits fade
@@ -501,8 +633,11 @@ void TrafficGenerator::Impl::BuildCatalog(Rng& rng) {
   const int loop_b = special("loop-lab/ouroboros-b", special_dev, 180);
   const int loop_c = special("loop-lab/ouroboros-a-GGUF", pick_dev(false), 250);
   models[loop_a].base = loop_b;
+  models[loop_a].relation = kRelationNames[kMerge];
   models[loop_b].base = loop_a;
+  models[loop_b].relation = kRelationNames[kFinetune];
   models[loop_c].base = loop_a;
+  models[loop_c].relation = kRelationNames[kQuantized];
   // A chain of 40 links: step-32 still credits step-0, step-33 credits itself.
   const int chain_dev = pick_dev(false);
   int prev = -1;
@@ -510,39 +645,50 @@ void TrafficGenerator::Impl::BuildCatalog(Rng& rng) {
     const int idx = special(absl::StrCat("relay-lab/relay-step-", i), chain_dev,
                             i < 28 ? 2000 + 50 * i : 150 + 20 * i);
     models[idx].base = prev;
+    // Every fourth link does not say how it derives ("derived").
+    if (prev >= 0 && i % 4 != 3) models[idx].relation = kRelationNames[kFinetune];
     prev = idx;
   }
   // base_model pointing at a model that has no catalog record.
   const int phantom = special("spectral-ai/phantom-7b-instruct", pick_dev(false), 90);
   models[phantom].base_id = "ghost-lab/ghost-base-7b";
+  models[phantom].relation = kRelationNames[kFinetune];
   const int phantom_q = special("spectral-ai/phantom-7b-instruct-GGUF", pick_dev(false), 300);
   models[phantom_q].base = phantom;
+  models[phantom_q].relation = kRelationNames[kQuantized];
 
-  // 3. Regular models, in popularity order.
-  static const std::vector<std::string> kEncoderSizes = {"tiny", "small", "base", "base",
-                                                         "base", "large", "xl"};
-  static const std::vector<double> kEncoderMul = {0.2, 0.5, 1, 1, 1, 3, 8};
-  // Mostly small: the Hub downloads small models (92% of downloads < 1B).
-  static const std::vector<std::string> kLlmSizes = {"135M", "360M", "0.5B", "0.5B", "1.5B",
-                                                     "3B",   "7B",   "8B",   "14B",  "70B"};
-  static const std::vector<double> kLlmParams = {135e6, 360e6, 0.5e9, 0.5e9, 1.5e9,
-                                                 3e9,   7e9,   8e9,   14e9,  70e9};
+  // 3. Regular models, in popularity order. What they are depends on the rank:
+  // the most downloaded are mostly small NLP encoders and originals with
+  // complete records, the tail holds more LLMs, diffusion models, derivatives
+  // and records missing a field. That correlation is what makes the
+  // download-weighted shapes (by size, modality, license, derivation) come out
+  // like the Hub's, not the per-model ones.
+  static const std::vector<std::string> kEncoderSizes = {"tiny", "small", "base", "large", "xl"};
+  static const std::vector<double> kEncoderMul = {0.2, 0.5, 1, 3, 8};
+  static const std::vector<double> kEncoderWeights = {1.2, 1.8, 3.5, 1.2, 0.4};
+  static const std::vector<std::string> kLlmSizes = {"135M", "360M", "0.5B", "0.6B", "1B",  "1.5B",
+                                                     "3B",   "7B",   "8B",   "14B",  "32B", "70B"};
+  static const std::vector<double> kLlmParams = {135e6,  362e6, 494e6, 596e6,  1.24e9, 1.54e9,
+                                                 3.09e9, 7.6e9, 8.0e9, 14.8e9, 32.8e9, 70.6e9};
+  // The popular LLMs are mostly the small ones; the tail's are bigger.
+  static const std::vector<double> kLlmHeadWeights = {3, 3, 2, 3, 2, 2, 1.5, 1, 1, 0.3, 0.2, 0.1};
+  static const std::vector<double> kLlmTailWeights = {1.5, 1.5, 1,   1,   1.5, 1.5,
+                                                      1.5, 1.5, 1.5, 0.6, 0.3, 0.3};
   static const std::vector<std::string> kVariants = {
       "", "", "", "uncased", "multilingual", "en", "instruct", "chat", "v2", "v1.5", "zh", "de"};
-  static const std::vector<std::string> kDerivSuffix = {"GGUF",
-                                                        "AWQ",
-                                                        "4bit",
-                                                        "8bit",
-                                                        "mlx",
-                                                        "lora",
-                                                        "finetuned-ner",
-                                                        "finetuned-squad",
-                                                        "finetuned-sst2",
-                                                        "ft",
-                                                        "distilled",
-                                                        "onnx",
-                                                        "merged",
-                                                        "abliterated"};
+  static const std::vector<std::string> kFixedVersions = {"v1", "v2", "v3", "v5", "v8", "2.1"};
+  // Name suffixes of derivatives, by relation.
+  static const std::vector<std::string> kSuffixes[kNumRelations] = {
+      {"finetuned-ner", "finetuned-squad", "finetuned-sst2", "finetuned-imdb", "ft", "sft", "dpo",
+       "distilled", "abliterated"},
+      {"lora", "qlora", "peft-adapter"},
+      {"GGUF", "AWQ", "GPTQ", "4bit", "8bit", "mlx", "int8"},
+      {"merged", "slerp", "ties"},
+      {"onnx", "openvino", "coreml"}};
+  // Generative models (LLMs, VLMs, diffusion) get quantized and adapted;
+  // encoders mostly get fine-tuned (weights in Relation order).
+  static const std::vector<double> kGenerativeRelations = {0.35, 0.15, 0.40, 0.07, 0.03};
+  static const std::vector<double> kEncoderRelations = {0.80, 0.04, 0.08, 0.02, 0.06};
   static const std::vector<std::string> kIntermediaries = {
       "TheBloke", "unsloth", "lmstudio-community", "mlx-community", "bartowski"};
   std::vector<int> intermediary_devs;
@@ -551,19 +697,34 @@ void TrafficGenerator::Impl::BuildCatalog(Rng& rng) {
       if (devs[i].ns == ns) intermediary_devs.push_back(static_cast<int>(i));
     }
   }
-  std::vector<double> family_weights;
-  for (const Family& f : Families()) family_weights.push_back(f.weight);
+  // Position in the ranking on a log scale: 0 at the top, 1 in the far tail.
+  const double tail_scale = std::log(std::max(100.0, opt.models / 20.0));
+  auto tail_of_rank = [&](int r) { return std::clamp(std::log(r / 20.0) / tail_scale, 0.0, 1.0); };
+  auto mix = [](const std::vector<double>& head, const std::vector<double>& tail, double t) {
+    std::vector<double> w(head.size());
+    for (size_t i = 0; i < w.size(); ++i) w[i] = head[i] * (1 - t) + tail[i] * t;
+    return w;
+  };
+  std::vector<double> family_head, family_tail;
+  for (const Family& f : Families()) {
+    family_head.push_back(f.head_weight);
+    family_tail.push_back(f.tail_weight);
+  }
+  auto generic_license = [&]() -> std::string {
+    return GenericLicenses()[rng.Weighted(GenericLicenseWeights())];
+  };
   std::vector<int> regular;  // universe indices of regular models, in rank order
   std::vector<int> bases;    // candidates to derive from (famous + regular)
   for (int i = 0; i < famous_count; ++i) bases.push_back(i);
   const int catalog_target = opt.models;
   while (static_cast<int>(models.size()) < catalog_target) {
     ++rank;
+    const double tail = tail_of_rank(rank);
     Model m;
     const bool top_dev = rng.Chance(rank <= 300 ? 0.93 : 0.5);
     m.dev = pick_dev(top_dev);
     std::string name;
-    const bool derive = rank > 10 && rng.Chance(0.35);
+    const bool derive = rank > 10 && rng.Chance(0.15 + 0.35 * tail);
     if (derive) {
       // Derive from a popular model, keeping chains at most 4 links deep.
       int base = -1;
@@ -573,38 +734,85 @@ void TrafficGenerator::Impl::BuildCatalog(Rng& rng) {
         if (models[b].depth < 4) base = b;
       }
       if (base >= 0) {
+        const Model& b = models[base];
         m.base = base;
-        m.depth = models[base].depth + 1;
-        if (rng.Chance(0.35) && !intermediary_devs.empty()) m.dev = rng.Pick(intermediary_devs);
-        std::string base_name = models[base].id.substr(models[base].id.find('/') + 1);
+        m.depth = b.depth + 1;
+        const bool generative = b.pipeline == "text-generation" ||
+                                b.pipeline == "image-text-to-text" ||
+                                b.pipeline == "text-to-image" || b.parameters >= 1000000000;
+        const auto relation = static_cast<Relation>(
+            rng.Weighted(generative ? kGenerativeRelations : kEncoderRelations));
+        // Quantizations come mostly from a few community accounts.
+        if (relation == kQuantized && rng.Chance(0.7) && !intermediary_devs.empty()) {
+          m.dev = rng.Pick(intermediary_devs);
+        }
+        // Not every model card says how it derives: those count as "derived".
+        if (!rng.Chance(0.08)) m.relation = kRelationNames[relation];
+        std::string base_name = b.id.substr(b.id.find('/') + 1);
         if (base_name.size() > 60) base_name = base_name.substr(0, 60);
         while (!base_name.empty() && (base_name.back() == '-' || base_name.back() == '.')) {
           base_name.pop_back();
         }
-        name = absl::StrCat(base_name, "-", rng.Pick(kDerivSuffix));
-        m.pipeline = models[base].pipeline;
-        m.parameters = models[base].parameters;
+        name = absl::StrCat(base_name, "-", rng.Pick(kSuffixes[relation]));
+        m.pipeline = b.pipeline;
+        m.parameters = b.parameters;
+        if (relation == kAdapter) {
+          // An adapter's own weights are a few percent of its base's, and
+          // PEFT repos often carry neither a parameter count nor a task.
+          m.parameters = rng.Chance(0.5) ? 0
+                                         : static_cast<int64_t>(static_cast<double>(b.parameters) *
+                                                                (0.005 + 0.03 * rng.Uniform()));
+          if (rng.Chance(0.4)) m.pipeline.clear();
+        } else if (rng.Chance(0.03)) {
+          m.pipeline.clear();
+        }
+        // Mostly the base's license (quantizers and fine-tuners keep it).
+        const double u = rng.Uniform();
+        m.license = u < 0.7 ? b.license : u < 0.92 ? generic_license() : std::string();
       }
     }
     if (name.empty()) {
-      const Family& f = Families()[rng.Weighted(family_weights)];
+      const Family& f = Families()[rng.Weighted(mix(family_head, family_tail, tail))];
       m.pipeline = f.pipeline;
-      if (f.llm) {
-        const size_t s = rng.Below(kLlmSizes.size());
-        name = absl::StrCat(f.name, rng.Between(1, 3), "-", kLlmSizes[s]);
-        m.parameters = static_cast<int64_t>(kLlmParams[s]);
-      } else {
-        const size_t s = rng.Below(kEncoderSizes.size());
-        name = absl::StrCat(f.name, "-", kEncoderSizes[s]);
-        m.parameters = static_cast<int64_t>(f.params * kEncoderMul[s]);
+      switch (f.sizing) {
+        case Sizing::kLlm: {
+          std::vector<double> w = mix(kLlmHeadWeights, kLlmTailWeights, tail);
+          for (size_t i = 1; i < w.size(); ++i) {
+            if (kLlmParams[i] > f.params) w[i] = 0;  // sizes the family does not come in
+          }
+          const size_t s = rng.Weighted(w);
+          name = absl::StrCat(f.name, rng.Between(1, 3), "-", kLlmSizes[s]);
+          m.parameters = static_cast<int64_t>(kLlmParams[s]);
+          break;
+        }
+        case Sizing::kEncoder: {
+          const size_t s = rng.Weighted(kEncoderWeights);
+          name = absl::StrCat(f.name, "-", kEncoderSizes[s]);
+          m.parameters = static_cast<int64_t>(f.params * kEncoderMul[s]);
+          break;
+        }
+        case Sizing::kFixed:
+          name = absl::StrCat(f.name, "-", rng.Pick(kFixedVersions));
+          m.parameters = static_cast<int64_t>(f.params);
+          break;
       }
       const std::string& variant = rng.Pick(kVariants);
       if (!variant.empty()) absl::StrAppend(&name, "-", variant);
+      m.license =
+          *f.license != '\0' && rng.Chance(0.8) ? std::string(f.license) : generic_license();
+      // Llama 3.2 (1B, 3B) has a license of its own.
+      if (m.license == "llama3.1" && m.parameters < 4000000000) m.license = "llama3.2";
+      if (rng.Chance(0.01 + 0.07 * tail)) m.pipeline.clear();
+      if (rng.Chance(0.02 + 0.08 * tail)) m.license.clear();
     }
-    if (rng.Chance(0.1)) m.parameters = 0;  // unknown
+    if (rng.Chance(0.02 + 0.06 * tail)) m.parameters = 0;  // unknown
+    // License ids as some model cards spell them (hubmetrics lowercases them).
+    if (rng.Chance(0.015)) {
+      if (m.license == "apache-2.0") m.license = "Apache-2.0";
+      if (m.license == "mit") m.license = "MIT";
+    }
     fill_from_dev(m);
     m.id = UniqueId(devs[m.dev].ns, name);
-    m.license = rng.Pick(Licenses());
     m.extra_fields = rng.Chance(0.02);
     m.weight = weight_of_rank(rank);
     // created_at: mostly old; some cross the 365-day edge during the sample,
@@ -633,7 +841,13 @@ void TrafficGenerator::Impl::BuildCatalog(Rng& rng) {
   // 4. New hits: created during the sample, growing to the top within two weeks.
   const int hits = std::max(5, opt.models / 60);
   for (int h = 0; h < hits && !regular.empty(); ++h) {
-    Model& m = models[regular[rng.Below(regular.size())]];
+    // The Hub's new hits are mostly small models too: a big one is redrawn
+    // (up to five times).
+    int pick = regular[rng.Below(regular.size())];
+    for (int attempt = 0; attempt < 5 && models[pick].parameters >= 1000000000; ++attempt) {
+      pick = regular[rng.Below(regular.size())];
+    }
+    Model& m = models[pick];
     if (m.trend != Model::kSteady) continue;
     m.trend = Model::kRamp;
     m.weight = weight_of_rank(static_cast<double>(rng.Between(2, 60)));
@@ -707,6 +921,7 @@ void TrafficGenerator::Impl::BuildCatalog(Rng& rng) {
         if (!loops && b != i && !models[b].special) {
           m.base = b;
           m.base_id = models[b].id;
+          m.relation = rng.Chance(0.85) ? kRelationNames[kFinetune] : "";
         }
         break;
       }
@@ -718,6 +933,8 @@ void TrafficGenerator::Impl::BuildCatalog(Rng& rng) {
         }
         break;
       default:
+        // base_relation stays: a stale relation without a base_model, which
+        // still makes the model an original.
         m.base = -1;
         m.base_id.clear();
         m.created.reset();
@@ -1056,21 +1273,41 @@ TrafficShape TrafficGenerator::Shape() const {
   const Impl& s = *impl_;
   TrafficShape shape = s.shape;
   absl::flat_hash_map<std::string, int64_t> by_dev;
+  absl::flat_hash_map<std::string, int64_t> by_size, by_modality, by_task, by_license,
+      by_derivation;
   std::vector<int64_t> counts;
-  int64_t under_1b = 0, known_params = 0;
+  int64_t known_params = 0, under_200m = 0, under_500m = 0, under_1b = 0;
   for (size_t i = 0; i < s.models.size(); ++i) {
     const Model& m = s.models[i];
     const int64_t c = s.model_uniques[i];
     if (m.in_catalog) ++shape.catalog_models;
     if (!m.in_catalog && c == 0) continue;
     counts.push_back(c);
-    if (c > 0) ++shape.models_with_downloads;
+    if (c == 0) continue;
+    ++shape.models_with_downloads;
     std::string dev = m.in_catalog && !m.developer.empty()  ? m.developer
                       : m.id.find('/') != std::string::npos ? m.id.substr(0, m.id.find('/'))
                                                             : m.id;
     by_dev[dev] += c;
-    if (m.parameters > 0) known_params += c;
-    if (m.parameters > 0 && m.parameters < 1000000000) under_1b += c;
+    if (!m.in_catalog) {
+      for (auto* level : {&by_size, &by_modality, &by_task, &by_license, &by_derivation}) {
+        (*level)["unknown"] += c;
+      }
+      continue;
+    }
+    by_size[std::string(SizeBucket(m.parameters))] += c;
+    by_modality[std::string(ModalityOf(m.pipeline))] += c;
+    by_task[m.pipeline.empty() ? "unknown" : m.pipeline] += c;
+    by_license[m.license.empty() ? "unknown" : absl::AsciiStrToLower(m.license)] += c;
+    by_derivation[m.base_id.empty()    ? "original"
+                  : m.relation.empty() ? "derived"
+                                       : m.relation] += c;
+    if (m.parameters > 0) {
+      known_params += c;
+      under_200m += m.parameters < 200000000 ? c : 0;
+      under_500m += m.parameters < 500000000 ? c : 0;
+      under_1b += m.parameters < 1000000000 ? c : 0;
+    }
   }
   std::sort(counts.begin(), counts.end(), std::greater<>());
   std::vector<int64_t> dev_counts;
@@ -1090,10 +1327,53 @@ TrafficShape TrafficGenerator::Shape() const {
     shape.fraction_under_200 = static_cast<double>(under) / static_cast<double>(counts.size());
     shape.median_model_downloads = counts[counts.size() / 2];
   }
-  shape.under_1b_share =
-      known_params == 0 ? 0.0 : static_cast<double>(under_1b) / static_cast<double>(known_params);
+  auto of_known = [&](int64_t n) {
+    return known_params == 0 ? 0.0 : static_cast<double>(n) / static_cast<double>(known_params);
+  };
+  shape.under_200m_share = of_known(under_200m);
+  shape.under_500m_share = of_known(under_500m);
+  shape.under_1b_share = of_known(under_1b);
+  // Largest first, ties by value (byte order), like the service's rankings.
+  auto shares = [&](const absl::flat_hash_map<std::string, int64_t>& by) {
+    std::vector<std::pair<std::string, int64_t>> v(by.begin(), by.end());
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+      return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
+    TrafficShape::Shares out;
+    for (const auto& [value, c] : v) out.emplace_back(value, static_cast<double>(c) / total);
+    return out;
+  };
+  for (std::string_view bucket : kSizeBuckets) {
+    const auto it = by_size.find(std::string(bucket));
+    if (it != by_size.end()) {
+      shape.by_size.emplace_back(std::string(bucket), static_cast<double>(it->second) / total);
+    }
+  }
+  shape.by_modality = shares(by_modality);
+  shape.by_task = shares(by_task);
+  shape.by_license = shares(by_license);
+  shape.by_derivation = shares(by_derivation);
   return shape;
 }
+
+namespace {
+
+// "a 50.1%  b 20.0%  ...", at most `max` values, the rest summed as "others".
+std::string FormatShares(const TrafficShape::Shares& shares, size_t max) {
+  std::vector<std::string> parts;
+  double rest = 0;
+  for (size_t i = 0; i < shares.size(); ++i) {
+    if (i < max) {
+      parts.push_back(absl::StrFormat("%s %.1f%%", shares[i].first, 100 * shares[i].second));
+    } else {
+      rest += shares[i].second;
+    }
+  }
+  if (shares.size() > max) parts.push_back(absl::StrFormat("(others) %.1f%%", 100 * rest));
+  return absl::StrJoin(parts, "  ");
+}
+
+}  // namespace
 
 std::string FormatShape(const TrafficShape& s) {
   std::string out;
@@ -1113,8 +1393,16 @@ std::string FormatShape(const TrafficShape& s) {
                         "models with < 200 downloads: %.1f%% (median %d; Hub: ~50%% at full "
                         "scale)\n",
                         100 * s.fraction_under_200, s.median_model_downloads);
-  absl::StrAppendFormat(&out, "downloads of < 1B models: %.1f%% (Hub: ~92%%)\n",
-                        100 * s.under_1b_share);
+  absl::StrAppendFormat(&out,
+                        "downloads of known size:  < 200M %.1f%% (Hub: ~70%%), < 500M %.1f%% "
+                        "(~86%%), < 1B %.1f%% (~92%%)\n",
+                        100 * s.under_200m_share, 100 * s.under_500m_share, 100 * s.under_1b_share);
+  // The rest are download-weighted shares by hubmetrics' levels.
+  absl::StrAppend(&out, "downloads by size:        ", FormatShares(s.by_size, 8), "\n");
+  absl::StrAppend(&out, "downloads by modality:    ", FormatShares(s.by_modality, 8), "\n");
+  absl::StrAppend(&out, "downloads by task:        ", FormatShares(s.by_task, 8), "\n");
+  absl::StrAppend(&out, "downloads by license:     ", FormatShares(s.by_license, 10), "\n");
+  absl::StrAppend(&out, "downloads by derivation:  ", FormatShares(s.by_derivation, 8), "\n");
   std::vector<std::string> bad;
   for (int k = 1; k < kNumBadKinds; ++k) {
     bad.push_back(

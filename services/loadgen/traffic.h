@@ -3,6 +3,13 @@
 // the awkward records a real feed carries (bad records of every rejection
 // reason, catalog edge cases, re-published catalog records).
 //
+// The catalog's licenses, parameter counts, pipeline tags and derivations
+// (base_model, base_relation) depend on a model's popularity the way they do
+// on the Hub, so that the shares weighted by downloads (what hubmetrics
+// reports) look like the Hub's: small NLP encoders dominate the downloads,
+// LLMs and derivatives are more of the long tail. Some records lack a field
+// or carry a pipeline tag outside hubmetrics' modality table.
+//
 // Generation is separate from output: the generator yields records one by one
 // as JSON lines (the protobuf JSON mapping of ModelInfo / DownloadEvent), and
 // the caller writes them to files, Kafka, or wherever.
@@ -23,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -103,9 +111,21 @@ struct TrafficShape {
   // 200 unique downloads, and the median model's unique downloads.
   double fraction_under_200 = 0;
   int64_t median_model_downloads = 0;
-  // Among unique downloads of models with a known parameter count: share of
-  // those with fewer than 1B parameters.
+  // Among unique downloads of models with a known parameter count: shares of
+  // those with fewer than 200M, 500M and 1B parameters.
+  double under_200m_share = 0;
+  double under_500m_share = 0;
   double under_1b_share = 0;
+  // Shares of the unique downloads by the values of hubmetrics' levels size,
+  // modality, task, license and derivation (what the service reports for
+  // them: direct attribution, the final catalog, models without a catalog
+  // record under "unknown"); size in bucket order, the others largest first.
+  using Shares = std::vector<std::pair<std::string, double>>;
+  Shares by_size;
+  Shares by_modality;
+  Shares by_task;
+  Shares by_license;
+  Shares by_derivation;
   double duplicate_fraction() const {
     return good_events == 0 ? 0.0 : static_cast<double>(duplicates) / good_events;
   }
