@@ -24,6 +24,7 @@
 #include "lib/api/grpc_server.h"
 #include "lib/dedup/unique_download_counter.h"
 #include "lib/ingest/pipeline.h"
+#include "lib/query/query_service.h"
 #include "lib/state/state_store.h"
 #include "lib/time/time.h"
 #include "proto/hubmetrics/v1/events.pb.h"
@@ -127,6 +128,7 @@ struct Engine {
   std::string dir;
   ManualClock clock{absl::FromUnixSeconds(1740960000 + 86400 * 30)};
   std::unique_ptr<Pipeline> pipeline;
+  std::unique_ptr<QueryService> queries;  // reads `pipeline`
   NullSink sink;
   int64_t offset = 0;
 
@@ -137,8 +139,10 @@ struct Engine {
     std::array<uint8_t, 16> key{};
     key[0] = 7;
     pipeline = *Pipeline::Open(PipelineOptions{}, std::move(*store), &clock, UserHasher(key));
+    queries = std::make_unique<QueryService>(pipeline.get());
   }
   ~Engine() {
+    queries.reset();
     pipeline.reset();
     std::filesystem::remove_all(dir);
   }
@@ -187,7 +191,7 @@ void BM_GetConcentration(benchmark::State& state, const char* level, const char*
   req.mutable_view()->set_level(level);
   req.set_window(window);
   for (auto _ : state) {
-    auto c = engine->pipeline->GetConcentration(req);
+    auto c = engine->queries->GetConcentration(req);
     benchmark::DoNotOptimize(c);
   }
 }
@@ -202,7 +206,7 @@ void BM_GetConcentrationRpc(benchmark::State& state) {
     return e;
   }();
   absl::StatusOr<std::unique_ptr<GrpcServer>> server =
-      GrpcServer::Start("127.0.0.1:0", engine->pipeline.get());
+      GrpcServer::Start("127.0.0.1:0", engine->queries.get());
   if (!server.ok()) {
     state.SkipWithError(std::string(server.status().message()).c_str());
     return;

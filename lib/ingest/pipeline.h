@@ -1,5 +1,5 @@
-// The engine of hubmetricsd: turns source records into exact state and
-// answers queries on it.
+// The engine of hubmetricsd (the write path): turns source records into
+// exact state, and lets the read path read it.
 //
 // Ingest side (one thread at a time, the source's): a batch is decoded,
 // validated and its user ids hashed on the caller's thread; then, on the
@@ -28,7 +28,10 @@
 // and no closed days (the state keeps every (model, day, input partition)
 // count read); catalog changes and queries work as in the default role.
 //
-// Query side: the MetricsBackend methods, callable from any thread.
+// Read side (lib/query's QueryService): Read() runs a reader over the state
+// under the engine's lock held for reading; Snapshot() gives the live
+// windows' measures without the lock; GetIngestStats() the counters; any
+// thread.
 #ifndef HUBMETRICS_LIB_INGEST_PIPELINE_H_
 #define HUBMETRICS_LIB_INGEST_PIPELINE_H_
 
@@ -46,16 +49,15 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "lib/aggregate/aggregates.h"
 #include "lib/aggregate/lane_worker.h"
-#include "lib/api/metrics_backend.h"
 #include "lib/catalog/catalog.h"
 #include "lib/catalog/model_id_table.h"
 #include "lib/dedup/unique_download_counter.h"
 #include "lib/events/events.h"
-#include "lib/query/on_demand_views.h"
 #include "lib/state/state_store.h"
 #include "lib/time/time.h"
 #include "lib/unique/unique_record.h"
@@ -146,14 +148,14 @@ struct CatalogRecord {
   std::optional<v1::ModelInfo> info;
 };
 
-class Pipeline final : public MetricsBackend {
+class Pipeline final {
  public:
   // Loads the stored state and rebuilds memory from it. `clock` is not owned
   // and must outlive the pipeline.
   static absl::StatusOr<std::unique_ptr<Pipeline>> Open(PipelineOptions options,
                                                         std::unique_ptr<StateStore> store,
                                                         const Clock* clock, UserHasher hasher);
-  ~Pipeline() override;
+  ~Pipeline();
 
   // --- Ingest side: one thread at a time. ---
   // Decodes, validates and hashes `records` on the calling thread, then
@@ -222,22 +224,37 @@ class Pipeline final : public MetricsBackend {
   // Bytes of state on disk.
   uint64_t StateDiskBytes() const { return store_->DiskBytes(); }
 
-  // --- MetricsBackend: any thread. ---
-  absl::StatusOr<v1::Concentration> GetConcentration(
-      const v1::ConcentrationRequest& request) const override;
-  // Answers live windows with the default ks (and invalid requests).
-  std::optional<absl::StatusOr<v1::Concentration>> GetConcentrationNow(
-      const v1::ConcentrationRequest& request) const override;
-  absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
-      const v1::ConcentrationSeriesRequest& request) const override;
-  absl::StatusOr<v1::ShareSeries> GetShareSeries(
-      const v1::ShareSeriesRequest& request) const override;
-  absl::StatusOr<v1::TopEntities> GetTopEntities(
-      const v1::TopEntitiesRequest& request) const override;
-  absl::StatusOr<v1::EntityReport> GetEntity(const v1::EntityRequest& request) const override;
-  v1::IngestStats GetIngestStats() const override;
-  uint64_t StateVersion() const override;
-  uint64_t WaitForStateVersionAbove(uint64_t seen, absl::Time deadline) const override;
+  // --- Read side: any thread. ---
+  // The state a reader sees: consistent for the duration of Read()'s
+  // callback (no batch is applied meanwhile), not to be kept past it.
+  struct ReadState {
+    const Aggregates& aggregates;
+    const Catalog& catalog;
+    const ModelRegistry& registry;
+    std::optional<absl::Time> watermark;  // largest accepted event time
+  };
+  // Runs `reader` with the engine's lock held for reading: it may wait for the
+  // batch being applied (for as long as applying it takes) and holds off the
+  // next one while it runs.
+  void Read(absl::FunctionRef<void(const ReadState&)> reader) const;
+  // The live windows' measures with the default ks (DefaultTopK()), as of the
+  // last batch (and catalog change): immutable once published, replaced whole
+  // after every batch, so a reader copies one pointer and never waits behind
+  // ingest.
+  struct LiveSnapshot {
+    std::optional<IsoWeek> watermark_week;
+    std::optional<absl::Time> watermark;
+    std::vector<LiveWindowValues> windows;
+    // The live window that answers `window`, or nullptr (not live).
+    const LiveWindowValues* Find(const Window& window) const;
+  };
+  std::shared_ptr<const LiveSnapshot> Snapshot() const;
+  v1::IngestStats GetIngestStats() const;
+  // A number that grows whenever any view may have changed.
+  uint64_t StateVersion() const;
+  // Blocks until StateVersion() > `seen` or `deadline` passes; returns the
+  // current version either way.
+  uint64_t WaitForStateVersionAbove(uint64_t seen, absl::Time deadline) const;
 
  private:
   Pipeline(PipelineOptions options, std::unique_ptr<StateStore> store, const Clock* clock,
@@ -275,22 +292,6 @@ class Pipeline final : public MetricsBackend {
   // applied) for the lock-free query path.
   void PublishSnapshot() ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
-  // What GetConcentration answers for live windows with the default ks:
-  // immutable once published, replaced whole after every batch, so a query
-  // copies one pointer under snapshot_mu_ and never waits behind ingest.
-  struct LiveSnapshot {
-    std::optional<IsoWeek> watermark_week;
-    std::optional<absl::Time> watermark;
-    std::vector<LiveWindowValues> windows;
-    // The live window that answers `window`, or nullptr (not live).
-    const LiveWindowValues* Find(const Window& window) const;
-  };
-  std::shared_ptr<const LiveSnapshot> Snapshot() const;
-  // GetConcentration's answer from the snapshot, or nullopt when the window is
-  // not live or `ks` are not the default ones.
-  std::optional<v1::Concentration> FromLiveSnapshot(const View& view, const Window& window,
-                                                    const std::vector<uint32_t>& ks) const;
-
   const PipelineOptions options_;
   const std::unique_ptr<StateStore> store_;
   const Clock* const clock_;
@@ -318,8 +319,6 @@ class Pipeline final : public MetricsBackend {
   ModelRegistry registry_ ABSL_GUARDED_BY(mu_);
   Catalog catalog_ ABSL_GUARDED_BY(mu_);
   Aggregates aggregates_ ABSL_GUARDED_BY(mu_);
-  // Every view x window that is not live, read under mu_ held for reading.
-  OnDemandViews on_demand_{&aggregates_, &catalog_, &registry_};
   v1::IngestStats counters_ ABSL_GUARDED_BY(mu_);  // persisted counter fields
   std::array<uint64_t, kNumRejectReasons> rejected_by_reason_ ABSL_GUARDED_BY(mu_){};
   std::optional<absl::Time> watermark_ ABSL_GUARDED_BY(mu_);

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lib/query/query_service.h"
 
 namespace hubmetrics {
 namespace {
@@ -62,7 +63,7 @@ class PipelineTest : public ::testing::Test {
     req.mutable_view()->set_level(level);
     req.mutable_view()->set_attribution(attribution);
     req.set_window(window);
-    auto c = p.GetConcentration(req);
+    auto c = QueryService(&p).GetConcentration(req);
     EXPECT_TRUE(c.ok()) << c.status();
     return *c;
   }
@@ -379,6 +380,7 @@ TEST_F(PipelineTest, CatalogChangeRecreditsPastCounts) {
 // other ks take the lock path. Both must agree after every kind of change.
 TEST_F(PipelineTest, SnapshotAnswersEqualLockedAnswers) {
   auto p = Open();
+  QueryService q(p.get());
   auto expect_same = [&](const std::string& when) {
     for (const char* level : {"model", "developer", "country"}) {
       for (const char* attribution : {"direct", "recursive"}) {
@@ -388,14 +390,14 @@ TEST_F(PipelineTest, SnapshotAnswersEqualLockedAnswers) {
           req.mutable_view()->set_attribution(attribution);
           req.set_window(window);
           const std::string where = absl::StrCat(when, " ", level, "/", attribution, "/", window);
-          std::optional<absl::StatusOr<v1::Concentration>> now = p->GetConcentrationNow(req);
+          std::optional<absl::StatusOr<v1::Concentration>> now = q.GetConcentrationNow(req);
           // A week is live only while it is the watermark's.
           const bool week = std::string_view(window).starts_with("week:");
           ASSERT_TRUE(now.has_value() || week) << where;
-          absl::StatusOr<v1::Concentration> fast = now ? *now : p->GetConcentration(req);
+          absl::StatusOr<v1::Concentration> fast = now ? *now : q.GetConcentration(req);
           for (uint32_t k : {100u, 10u, 1u}) req.add_top_k(k);  // not the default order
-          EXPECT_FALSE(p->GetConcentrationNow(req).has_value()) << where;
-          auto locked = p->GetConcentration(req);
+          EXPECT_FALSE(q.GetConcentrationNow(req).has_value()) << where;
+          auto locked = q.GetConcentration(req);
           ASSERT_TRUE(fast.ok() && locked.ok()) << fast.status() << locked.status();
           EXPECT_EQ(fast->total_downloads(), locked->total_downloads()) << where;
           EXPECT_EQ(fast->entities(), locked->entities()) << where;
@@ -417,12 +419,12 @@ TEST_F(PipelineTest, SnapshotAnswersEqualLockedAnswers) {
     v1::ConcentrationRequest req;
     req.mutable_view()->set_level("model");
     req.set_window("week:2025-W09");
-    EXPECT_FALSE(p->GetConcentrationNow(req).has_value());
+    EXPECT_FALSE(q.GetConcentrationNow(req).has_value());
     // Invalid: answered now, with the same error as GetConcentration.
     req.mutable_view()->set_level("planet");
-    std::optional<absl::StatusOr<v1::Concentration>> now = p->GetConcentrationNow(req);
+    std::optional<absl::StatusOr<v1::Concentration>> now = q.GetConcentrationNow(req);
     ASSERT_TRUE(now.has_value());
-    EXPECT_EQ(now->status(), p->GetConcentration(req).status());
+    EXPECT_EQ(now->status(), q.GetConcentration(req).status());
     EXPECT_EQ(now->status().code(), absl::StatusCode::kInvalidArgument);
   }
   ASSERT_TRUE(Ingest(p.get(),
@@ -520,7 +522,9 @@ TEST_F(PipelineTest, SlowPartitionIsNotTooLate) {
 }
 
 TEST_F(PipelineTest, InvalidRequestsSayWhatIsAllowed) {
-  auto p = Open();
+  auto pipeline = Open();
+  QueryService q(pipeline.get());
+  const QueryService* p = &q;
   v1::ConcentrationRequest req;
   req.mutable_view()->set_level("planet");
   EXPECT_EQ(p->GetConcentration(req).status().code(), absl::StatusCode::kInvalidArgument);
@@ -683,7 +687,8 @@ class MetricsRoleTest : public PipelineTest {
   }
 
   // Every view x window's concentration and leaderboard, in words.
-  static std::string Answers(const Pipeline& p) {
+  static std::string Answers(const Pipeline& pipeline) {
+    const QueryService p(&pipeline);
     std::string out;
     for (const char* level : {"model", "developer", "country"}) {
       for (const char* attribution : {"direct", "recursive"}) {

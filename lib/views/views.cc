@@ -391,9 +391,26 @@ absl::StatusOr<Window> ParseWindow(std::string_view text) {
       "invalid window '", absl::string_view(text.data(), text.size()), "': ", allowed));
 }
 
+const std::vector<uint32_t>& DefaultTopK() {
+  static const std::vector<uint32_t>* const ks = new std::vector<uint32_t>{1, 10, 100};
+  return *ks;
+}
+
+void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  const int64_t micros = ::hubmetrics::ToUnixMicros(t);
+  int64_t secs = micros / 1000000;
+  int64_t rem = micros % 1000000;
+  if (rem < 0) {
+    rem += 1000000;
+    --secs;
+  }
+  out->set_seconds(secs);
+  out->set_nanos(static_cast<int32_t>(rem * 1000));
+}
+
 absl::StatusOr<std::vector<uint32_t>> ParseTopK(
     const google::protobuf::RepeatedField<uint32_t>& ks) {
-  if (ks.empty()) return std::vector<uint32_t>{1, 10, 100};
+  if (ks.empty()) return DefaultTopK();
   if (ks.size() > 16) {
     return absl::InvalidArgumentError(
         absl::StrCat("too many top_k values (", ks.size(), "): at most 16"));

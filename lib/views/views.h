@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "lib/time/time.h"
 #include "proto/hubmetrics/v1/events.pb.h"
 #include "proto/hubmetrics/v1/metrics.pb.h"
@@ -169,9 +171,14 @@ std::string_view WindowWords();
 absl::StatusOr<std::pair<IsoWeek, IsoWeek>> ParseWeekRange(std::string_view from,
                                                            std::string_view to);
 
-// Parses the k list of a request; empty means {1, 10, 100}. At most 16 values, each 1..1000000.
+// Parses the k list of a request; empty means DefaultTopK(). At most 16 values, each 1..1000000.
 absl::StatusOr<std::vector<uint32_t>> ParseTopK(
     const google::protobuf::RepeatedField<uint32_t>& ks);
+// {1, 10, 100}: the ks of a request that asks for none.
+const std::vector<uint32_t>& DefaultTopK();
+
+// An instant as the API's Timestamp (microsecond precision, as stored).
+void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out);
 
 }  // namespace hubmetrics
 

@@ -30,6 +30,7 @@
 #include "lib/ingest/pipeline.h"
 #include "lib/kafka/kafka_dedup.h"
 #include "lib/kafka/kafka_ingest.h"
+#include "lib/query/query_service.h"
 #include "lib/state/state_store.h"
 #include "lib/tls/tls.h"
 
@@ -467,8 +468,9 @@ int Run() {
     LogError("cannot load state: %s", pipeline.status().ToString());
     return 1;
   }
+  QueryService queries(pipeline->get());
   absl::StatusOr<std::unique_ptr<GrpcServer>> server =
-      GrpcServer::Start(absl::GetFlag(FLAGS_grpc_listen), pipeline->get(),
+      GrpcServer::Start(absl::GetFlag(FLAGS_grpc_listen), &queries,
                         GrpcServerOptions{.realtime_priority = realtime_priority,
                                           .credentials = *std::move(credentials),
                                           .service = api_limits});

@@ -1,5 +1,5 @@
-// Fuzz target: the query side of the engine (Pipeline's MetricsBackend
-// methods, lib/ingest), as the gRPC API calls it with whatever a client sends.
+// Fuzz target: the query side of the engine (QueryService over a Pipeline, as
+// lib/query serves it), as the gRPC API calls it with whatever a client sends.
 //
 // Once per process a Pipeline over a FakeStateStore ingests a fixed catalog
 // (base_model chains, a cycle, developers, countries, creation dates) and a
@@ -28,6 +28,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "lib/events/events.h"
 #include "lib/ingest/pipeline.h"
+#include "lib/query/query_service.h"
 #include "lib/state/state_store.h"
 #include "lib/time/time.h"
 #include "lib/views/views.h"
@@ -132,7 +133,7 @@ void CheckConcentration(const v1::Concentration& c, size_t ks) {
   FUZZ_CHECK(ParseWindow(c.window()).ok(), shown);
 }
 
-void Concentration(const Pipeline& p, const v1::ConcentrationRequest& req) {
+void Concentration(const QueryService& p, const v1::ConcentrationRequest& req) {
   const absl::StatusOr<v1::Concentration> c = p.GetConcentration(req);
   const std::optional<absl::StatusOr<v1::Concentration>> now = p.GetConcentrationNow(req);
   if (now.has_value()) {
@@ -151,7 +152,7 @@ void Concentration(const Pipeline& p, const v1::ConcentrationRequest& req) {
   CheckConcentration(*c, req.top_k().empty() ? 3 : static_cast<size_t>(req.top_k_size()));
 }
 
-void Series(const Pipeline& p, const v1::ConcentrationSeriesRequest& req) {
+void Series(const QueryService& p, const v1::ConcentrationSeriesRequest& req) {
   const absl::StatusOr<v1::ConcentrationSeries> s = p.GetConcentrationSeries(req);
   if (!s.ok()) {
     CheckFailure(s.status());
@@ -196,7 +197,7 @@ void CheckLeaderboard(const v1::TopEntities& t, uint32_t k) {
   FUZZ_CHECK(sum <= t.total_downloads(), shown);
 }
 
-void Top(const Pipeline& p, const v1::TopEntitiesRequest& req) {
+void Top(const QueryService& p, const v1::TopEntitiesRequest& req) {
   const absl::StatusOr<v1::TopEntities> t = p.GetTopEntities(req);
   if (!t.ok()) {
     CheckFailure(t.status());
@@ -205,7 +206,7 @@ void Top(const Pipeline& p, const v1::TopEntitiesRequest& req) {
   CheckLeaderboard(*t, req.k() == 0 ? 10 : req.k());
 }
 
-void Entity(const Pipeline& p, const v1::EntityRequest& req) {
+void Entity(const QueryService& p, const v1::EntityRequest& req) {
   const absl::StatusOr<v1::EntityReport> r = p.GetEntity(req);
   if (!r.ok()) {
     CheckFailure(r.status());
@@ -243,7 +244,7 @@ bool Parse(std::string_view bytes, Request* req) {
 }
 
 void Query(std::string_view input) {
-  static const Pipeline* const pipeline = BuildPipeline();
+  static const QueryService* const pipeline = new QueryService(BuildPipeline());
   if (input.empty()) return;
   const std::string_view rest = input.substr(1);
   switch (static_cast<uint8_t>(input[0]) % 4) {
