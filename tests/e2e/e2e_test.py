@@ -184,9 +184,14 @@ class Daemon:
 
 # ---------------------------------------------------------------- comparisons
 
-def view_flags(view) -> list[str]:
-    level, filt, attribution = view
-    return [f"--level={level}", f"--filter={filt}", f"--attribution={attribution}"]
+def view_flags(view, explicit_sample: bool = False) -> list[str]:
+    """hubctl's flags of a view (level, filter, attribution[, sample]). --sample
+    is left out when it is the default "all", unless `explicit_sample`."""
+    level, filt, attribution, sample = ref.normalize_view(view)
+    flags = [f"--level={level}", f"--filter={filt}", f"--attribution={attribution}"]
+    if sample != "all" or explicit_sample:
+        flags.append(f"--sample={sample}")
+    return flags
 
 
 def view_name(view) -> str:
