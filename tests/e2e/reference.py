@@ -673,6 +673,7 @@ class Reference:
         level, filt, attribution, sample = view
         members = self.sample_members(sample)
         weeks: dict[int, dict[str, int]] = {}
+        entity_of_model: dict[str, str] = {}  # the same for every day of a model
         for (model, day), count in self.daily.items():
             if members is not None and model not in members:
                 continue
@@ -682,8 +683,10 @@ class Reference:
                     continue
                 if not 0 <= day - entry.created_day <= 365:
                     continue
-            credited = model if attribution == "direct" else self.root(model)
-            entity = self.entity_of(level, credited)
+            entity = entity_of_model.get(model)
+            if entity is None:
+                credited = model if attribution == "direct" else self.root(model)
+                entity = entity_of_model[model] = self.entity_of(level, credited)
             per = weeks.setdefault(iso_week_of_day(day), {})
             per[entity] = per.get(entity, 0) + count
         self._views[view] = weeks
