@@ -375,21 +375,50 @@ def compare_all(c: Checker, r: ref.Reference, d: Daemon, tag: str, stats: dict) 
 
 # ---------------------------------------------------------------- scenario helpers
 
-def changed_catalog(models_path: str, out_path: str, r: ref.Reference, seed: int) -> int:
-    """Writes the models file plus re-published records that change developer,
-    country, created_at and base_model (new chain roots) of downloaded models.
-    Returns how many records were appended."""
+def catalog_records(models_path: str) -> tuple[bytes, dict[str, dict]]:
+    """The models file's bytes and, per model, its last record that the
+    reference accepts (a record that changes nothing is no base to edit)."""
     last: dict[str, dict] = {}
-    order = []
     with open(models_path, "rb") as f:
         data = f.read()
     for line in data.split(b"\n"):
-        if not line:
-            continue
-        rec = json.loads(line)
-        if rec["model_id"] not in last:
-            order.append(rec["model_id"])
-        last[rec["model_id"]] = rec
+        accepted = ref.load_catalog([line])
+        if accepted:
+            (mid,) = accepted
+            last[mid] = json.loads(line)
+    return data, last
+
+
+def set_field(rec: dict, name: str, value) -> None:
+    """Sets a catalog field (None removes it), dropping its JSON-name spelling."""
+    for json_name, proto_name in ref.CATALOG_JSON_NAMES.items():
+        if proto_name == name:
+            rec.pop(json_name, None)
+    if value is None:
+        rec.pop(name, None)
+    else:
+        rec[name] = value
+
+
+def record_level(rec: dict, level: str) -> str:
+    """The value of `level` for the model of `rec` with `rec` as its catalog record."""
+    r = ref.Reference()
+    r.set_catalog(ref.load_catalog([json.dumps(rec)]))
+    return r.level_value(level, rec["model_id"])
+
+
+def write_catalog(out_path: str, data: bytes, records: list[dict]) -> None:
+    with open(out_path, "wb") as f:
+        f.write(data if data.endswith(b"\n") or not data else data + b"\n")
+        f.write("".join(json.dumps(rec, separators=(",", ":")) + "\n" for rec in records).encode())
+
+
+def changed_catalog(models_path: str, out_path: str, r: ref.Reference, seed: int) -> int:
+    """Writes the models file plus re-published records that change developer,
+    country, created_at and base_model (new chain roots) of downloaded models,
+    and (spec17) move others between values of org_type, license, size, task and
+    modality, and derivation. Returns how many records were appended."""
+    data, last = catalog_records(models_path)
     downloaded = sorted({m for (m, _) in r.daily if m in last})
     by_downloads: dict[str, int] = {}
     for (m, _), n in r.daily.items():
@@ -442,10 +471,238 @@ def changed_catalog(models_path: str, out_path: str, r: ref.Reference, seed: int
         rec["developer"] = "recredit-new-owner"
         rec["country"] = "CH"
         publish(rec)
+    # spec17: other models (none of the above) move to another value of one of
+    # the new levels; each record changes the value, so each re-credits.
+    edited = set(picks) | {"relay-lab/relay-step-0", popular[0] if popular else ""}
+    others = [m for m in downloaded if m not in edited]
+    picks2 = [m for m in popular if m not in edited][:10]
+    picks2 += rng.sample([m for m in others if m not in picks2], min(140, len(others) - len(picks2)))
+    moves = (("org_type", "org_type", SPEC17_ORG_TYPES),
+             ("license", "license", SPEC17_LICENSES),
+             ("size", "parameters", SPEC17_PARAMETERS),
+             ("modality", "pipeline_tag", SPEC17_TAGS),
+             ("task", "pipeline_tag", SPEC17_TAGS),
+             ("derivation", "base_relation", SPEC17_RELATIONS))
+    for i, m in enumerate(picks2):
+        level, field, values = moves[i % len(moves)]
+        rec = dict(last[m])
+        before = record_level(rec, level)
+        if level == "derivation" and i % 12 == 11:
+            # Gains or loses its base: original <-> derived (and the relation counts).
+            set_field(rec, "base_model", None if rec.get("base_model") else
+                      next(p for p in popular if p != m))
+        for value in rng.sample(values, len(values)):
+            set_field(rec, field, value)
+            if record_level(rec, level) != before:
+                break
+        last[m] = rec
+        publish(rec)
     with open(out_path, "wb") as f:
         f.write(data if data.endswith(b"\n") else data + b"\n")
         f.write(("\n".join(appended) + "\n").encode())
     return len(appended)
+
+
+# ---------------------------------------------------------------- spec17 input
+# Edges of the spec17 samples and catalog fields, added around loadgen's output
+# by the test itself so that it does not depend on loadgen's shape.
+
+SPEC17_ORG_TYPES = ["Company", "UNIVERSITY", "non_profit", "community", "user", "",
+                    "\u00c9COLE", "Government", None]
+SPEC17_LICENSES = ["MIT", "Apache-2.0", "apache-2.0", "llama3.1", "CC-BY-NC-4.0", "other", "",
+                   None]
+# Every bucket boundary, as numbers and as strings (the protobuf JSON mapping
+# takes both), the int64 maximum, and the values that mean unknown.
+SPEC17_PARAMETERS = ["99999999", 100000000, "199999999", "200000000", 499999999, "500000000",
+                     "999999999", 1e9, "9999999999", "10000000000", 99999999999,
+                     "100000000000", "9223372036854775807", "+350000000", 1.5e8, "007", 1,
+                     "0", -1, None]
+# In the modality table, out of it (graph-ml; the table's words are lowercase), empty.
+SPEC17_TAGS = ["image-text-to-text", "robotics", "tabular-regression", "any-to-any",
+               "text-ranking", "audio-classification", "depth-estimation", "fill-mask",
+               "graph-ml", "Text-Generation", "", None]
+SPEC17_RELATIONS = ["finetune", "adapter", "quantized", "merge", "Quantized", "", None]
+
+TIE_FIRST = "0-e2e-tie/first"    # sorts before every loadgen id
+TIE_LAST = "zzzz-e2e-tie/last"   # and after
+SPARSE_ONLY = "e2e-sparse/only-then"
+
+
+def day_time(day: int, second: int = 0) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(day * 86400 + second))
+
+
+def event_line(model: str, user: str, t: str) -> str:
+    return json.dumps({"model_id": model, "user_id": user, "time": t}, separators=(",", ":"))
+
+
+def sample_edge_events(r: ref.Reference, seed: int) -> tuple[list[str], list[str], dict]:
+    """Events to put before and after loadgen's (whose reference is `r`) so that
+    the population and head samples have their edges:
+    - before: a sparse week two weeks before the traffic, with fewer than 200
+      models (all of them head): tail models of the traffic, in no week's head
+      otherwise, and SPARSE_ONLY that has no other download;
+    - after, on the watermark's day (the last batch: models enter the samples at
+      the very end, with their whole history): a model reaching exactly 200
+      unique downloads ("exact") and one reaching 199 ("short"), a model in no
+      week's head with downloads in earlier weeks bursting into the last week's
+      head ("burst"), and TIE_FIRST and TIE_LAST with the downloads of the last
+      week's 200th place, so that the place is a tie (TIE_FIRST in by byte
+      order, TIE_LAST out).
+    Returns (before, after, roles); roles["sparse"] lists the sparse week's models."""
+    rng = random.Random(seed * 31 + 17)
+    totals = r.model_totals()
+    per_week = r.week_model_counts()
+    head = r.sample_members("head")
+    weeks_of: dict[str, set[int]] = {}
+    for (m, day) in r.daily:
+        weeks_of.setdefault(m, set()).add(ref.iso_week_of_day(day))
+    last_week = r.watermark_week()
+    wm_day = ref.utc_day(r.watermark_ns)
+    first_day = min(d for (_, d) in r.daily)
+    roles: dict = {}
+
+    def pick(ok, key):
+        found = sorted((m for m in totals if ok(m) and m not in roles.values()), key=key)
+        return found[0] if found else None
+
+    near = lambda m: 150 <= totals[m] <= 198 and len(weeks_of[m]) >= 3  # noqa: E731
+    roles["exact"] = pick(near, lambda m: (-totals[m], m))
+    roles["short"] = pick(near, lambda m: (-totals[m], m))
+    roles["burst"] = pick(lambda m: m not in head and totals[m] < 150
+                          and len(weeks_of[m] - {last_week}) >= 3,
+                          lambda m: (-len(weeks_of[m]), -totals[m], m))
+    tail = sorted(m for m in totals if m not in head and totals[m] < 100
+                  and len(weeks_of[m]) >= 2 and m not in roles.values())
+    roles["sparse"] = rng.sample(tail, min(5, len(tail))) + [SPARSE_ONLY]
+
+    before = []
+    sparse_day = first_day - 14
+    for m in roles["sparse"]:
+        for i in range(rng.randint(1, 3)):
+            before.append(event_line(m, f"e2e-sparse-{i}", day_time(sparse_day, 3600 + len(before))))
+    after = []
+
+    def add(model: str, n: int, role: str) -> None:
+        for i in range(n):
+            after.append(event_line(model, f"e2e-{role}-{i}", day_time(wm_day, len(after))))
+        week[model] = week.get(model, 0) + n
+
+    def place_200() -> int:
+        return sorted(week.values(), reverse=True)[ref.HEAD_SIZE - 1] if len(week) >= 200 else 1
+
+    week = dict(per_week.get(last_week, {}))
+    if roles["exact"]:
+        add(roles["exact"], 200 - totals[roles["exact"]], "exact")
+    if roles["short"]:
+        add(roles["short"], 199 - totals[roles["short"]], "short")
+    if roles["burst"]:
+        add(roles["burst"], place_200() + 3 - week.get(roles["burst"], 0), "burst")
+    n = place_200()
+    add(TIE_FIRST, n, "tie")
+    add(TIE_LAST, n, "tie")
+    return before, after, roles
+
+
+def spec17_catalog(models_path: str, out_path: str, r: ref.Reference, seed: int) -> int:
+    """Writes the models file plus records that give downloaded models (the most
+    downloaded among them) every kind of value of the spec17 fields: org_type
+    and license in mixed case, parameters at every size boundary as numbers and
+    strings, pipeline_tag in and out of the modality table, base_relation with
+    and without a base_model; a record with JSON field names (pipelineTag);
+    records that fail validation after a valid one (they change nothing); and
+    records of the sample edge models. Returns how many records were appended."""
+    data, last = catalog_records(models_path)
+    totals = r.model_totals()
+    popular = sorted((m for m in totals if m in last), key=lambda m: (-totals[m], m))
+    rng = random.Random(seed * 131 + 7)
+    picks = popular[:12] + rng.sample(popular[12:], min(150, max(0, len(popular) - 12)))
+    out = []
+    for i, m in enumerate(picks):
+        rec = dict(last[m])
+        kind = i % 6  # 5: all at once
+        if kind in (0, 5):
+            set_field(rec, "org_type", rng.choice(SPEC17_ORG_TYPES))
+        if kind in (1, 5):
+            set_field(rec, "license", rng.choice(SPEC17_LICENSES))
+        if kind in (2, 5):
+            set_field(rec, "parameters", SPEC17_PARAMETERS[i % len(SPEC17_PARAMETERS)])
+        if kind in (3, 5):
+            set_field(rec, "pipeline_tag", rng.choice(SPEC17_TAGS))
+        if kind in (4, 5):
+            if not rec.get("base_model") and rng.random() < 0.5:
+                base = popular[rng.randrange(0, 5)]
+                if base != m:
+                    set_field(rec, "base_model", base)
+            set_field(rec, "base_relation", rng.choice(SPEC17_RELATIONS))
+        last[m] = rec
+        out.append(rec)
+    if len(picks) >= 4:
+        # JSON field names: protobuf takes them for the proto names.
+        rec = dict(last[picks[-1]])
+        set_field(rec, "pipeline_tag", None)
+        set_field(rec, "org_type", None)
+        rec["pipelineTag"] = "translation"
+        rec["orgType"] = "University"
+        last[picks[-1]] = rec
+        out.append(rec)
+        # Records that fail validation change nothing (the last valid one stays).
+        for m, field, bad in ((picks[1], "parameters", "1.5"), (picks[2], "org_type", 42),
+                              (picks[3], "base_relation", "r" * 257)):
+            rec = dict(last[m])
+            rec[field] = bad
+            rec["license"] = "should-not-apply"
+            out.append(rec)
+    out.append({"model_id": TIE_FIRST, "org_type": "Company", "license": "MIT",
+                "pipeline_tag": "any-to-any", "parameters": "70000000000",
+                "created_at": day_time(ref.utc_day(r.watermark_ns) - 30)})
+    if popular:
+        out.append({"model_id": SPARSE_ONLY, "base_model": popular[0], "base_relation": "merge",
+                    "pipeline_tag": "graph-ml", "country": "NZ", "org_type": "user"})
+    write_catalog(out_path, data, out)
+    return len(out)
+
+
+def check_spec17_input(c: Checker, r: ref.Reference, roles: dict) -> None:
+    """The input has the sample edges sample_edge_events meant (so the
+    comparisons exercise them), as the reference sees it."""
+    totals = r.model_totals()
+    per_week = r.week_model_counts()
+    population, head = r.sample_members("population"), r.sample_members("head")
+    # (At this scale a model with 200 downloads is in some week's head: the
+    # population is a subset of the head, not the other way round.)
+    c.check(0 < len(population) < len(totals) and 0 < len(head) < len(totals)
+            and bool(head - population),
+            "input: population and head are different proper subsets",
+            [f"{len(population)} population, {len(head)} head, {len(totals)} models"])
+    exact, short, burst = roles["exact"], roles["short"], roles["burst"]
+    c.check(exact is not None and totals[exact] == 200 and exact in population,
+            "input: a model with exactly 200 downloads, in the population",
+            [f"{exact}: {totals.get(exact)}"])
+    c.check(short is not None and totals[short] == 199 and short not in population,
+            "input: a model with 199 downloads, not in the population",
+            [f"{short}: {totals.get(short)}"])
+    last = r.watermark_week()
+    heads = {w: r.week_head(w) for w in per_week}
+    c.check(burst is not None and burst in heads[last]
+            and not any(burst in h for w, h in heads.items() if w != last)
+            and sum(1 for w in per_week if w != last and per_week[w].get(burst)) >= 2,
+            "input: a model joins the head in the last week, with downloads in earlier weeks",
+            [f"{burst}"])
+    ordered = sorted(per_week[last].values(), reverse=True)
+    c.check(len(ordered) > 201 and ordered[ref.HEAD_SIZE - 1] == ordered[ref.HEAD_SIZE]
+            and TIE_FIRST in heads[last] and TIE_LAST not in head,
+            "input: a tie at the last week's 200th place, decided by byte order",
+            [f"counts around the 200th: {ordered[195:205]}"])
+    sparse_week = ref.iso_week_of_day(min(d for (_, d) in r.daily))
+    sparse = roles["sparse"]
+    c.check(len(per_week[sparse_week]) < ref.HEAD_SIZE and set(per_week[sparse_week]) == set(sparse)
+            and all(m in head for m in sparse) and len(sparse) > 1
+            and not any(m in h for m in sparse for w, h in heads.items() if w != sparse_week),
+            "input: a week with fewer than 200 models, all of them head (and only by it)",
+            [f"{sorted(per_week[sparse_week].items())}"])
+    c.check(any(w not in per_week for w in r.sample_weeks()),
+            "input: a week without downloads between the first and the last")
 
 
 def user_ids(events_path: str, n: int) -> list[str]:
@@ -609,21 +866,34 @@ def main() -> int:
     try:
         events = os.path.join(tmp, "events.ndjson")
         models = os.path.join(tmp, "models.ndjson")
-        g = subprocess.run([loadgen, f"--out={events}", f"--models_out={models}",
+        loadgen_events = os.path.join(tmp, "loadgen-events.ndjson")
+        loadgen_models = os.path.join(tmp, "loadgen-models.ndjson")
+        g = subprocess.run([loadgen, f"--out={loadgen_events}", f"--models_out={loadgen_models}",
                             f"--events={args.events}", f"--seed={args.seed}",
                             "--start=2025-01-06T00:00:00Z", "--days=70", "--models=3000",
                             "--users=60000", "--bad_fraction=0.01"], capture_output=True)
         sys.stdout.write(g.stderr.decode(errors="replace"))
         if not c.check(g.returncode == 0, "loadgen runs", [f"exit {g.returncode}"]):
             return 1
+        # The edges of the spec17 samples and catalog fields, around loadgen's traffic.
         t0 = time.monotonic()
+        r0 = ref.Reference.from_files(loadgen_events, loadgen_models)
+        before, after, roles = sample_edge_events(r0, args.seed)
+        with open(loadgen_events, "rb") as f:
+            data = f.read()
+        with open(events, "wb") as f:
+            f.write("".join(line + "\n" for line in before).encode())
+            f.write(data if data.endswith(b"\n") or not data else data + b"\n")
+            f.write("".join(line + "\n" for line in after).encode())
+        n17 = spec17_catalog(loadgen_models, models, r0, args.seed)
         r1 = ref.Reference.from_files(events, models)
-        log(f"reference: {r1.events_read} events, {r1.unique_downloads} unique, "
-            f"{r1.duplicates} duplicates, {r1.rejected} rejected "
-            f"({time.monotonic() - t0:.1f}s)")
+        log(f"reference: {r1.events_read} events ({len(before)} + {len(after)} sample edges), "
+            f"{r1.unique_downloads} unique, {r1.duplicates} duplicates, {r1.rejected} rejected, "
+            f"{n17} spec17 catalog records ({time.monotonic() - t0:.1f}s)")
         c.check(r1.events_read >= 200000 or args.events < 200000, "at least 200,000 events")
         c.check(all(r1.rejected_by_reason[x] > 0 for x in ref.REASONS), "every rejection reason",
                 [str(r1.rejected_by_reason)])
+        check_spec17_input(c, r1, roles)
 
         # 1. Fresh ingest.
         state_a = os.path.join(tmp, "state-a")
@@ -668,7 +938,8 @@ def main() -> int:
         c.check(not hits, "privacy: no user id in the daemon logs", hits[:20])
 
         # (c) Re-credit: restart with a catalog that changes developers, countries,
-        # created_at and base_model roots.
+        # created_at and base_model roots, and moves models between values of the
+        # spec17 levels (org_type, license, size, task, modality, derivation).
         models2 = os.path.join(tmp, "models2.ndjson")
         n = changed_catalog(models, models2, r1, args.seed)
         r2 = ref.Reference.from_files(events, models2)
