@@ -383,15 +383,21 @@ class Comparison:
     # unknown flag --sample, unknown command shares): e2e_test.py --skip_spec17
     # leaves them out.
 
+    def spec17_ranges(self) -> dict[str, tuple[int, int]]:
+        """Week ranges (Mondays): the whole data, the inner weeks (several, not
+        the first or last), one week in the middle, and past the data both sides."""
+        weeks = self.r.sample_weeks()
+        inner = (weeks[1], weeks[-2]) if len(weeks) >= 3 else (weeks[0], weeks[-1])
+        return {"whole": (weeks[0], weeks[-1]), "inner": inner,
+                "one": (weeks[len(weeks) // 2],) * 2, "wide": (weeks[0] - 14, weeks[-1] + 21)}
+
     def spec17_windows(self) -> list[str]:
         """all, week:current, a range over several weeks, a range of one week
         (first = last), and a range reaching past the data on both sides."""
-        weeks = self.r.sample_weeks()
-        label = ref.week_label
-        mid = weeks[len(weeks) // 2]
-        return ["all", "week:current", f"range:{label(weeks[1])}..{label(weeks[-2])}",
-                f"range:{label(mid)}..{label(mid)}",
-                f"range:{label(weeks[0] - 14)}..{label(weeks[-1] + 21)}"]
+        ranges = self.spec17_ranges()
+        return ["all", "week:current"] + [
+            f"range:{ref.week_label(ranges[w][0])}..{ref.week_label(ranges[w][1])}"
+            for w in ("inner", "one", "wide")]
 
     def spec17_views(self) -> list[tuple]:
         """Every level and SPEC17_PAIRS in every sample (filter all, direct), a pair
@@ -408,6 +414,8 @@ class Comparison:
     def spec17_queries(self) -> list[tuple]:
         r = self.r
         weeks = r.sample_weeks()
+        if not weeks:
+            return []  # no data: the classic views cover it
         windows = self.spec17_windows()
         top_k_flag = "--top_k=" + ",".join(str(k) for k in TOP_K)
         queries = []
@@ -434,8 +442,7 @@ class Comparison:
             queries.append((("series", view), "series",
                             view_flags(view, True) + [f"--from={frm}", f"--to={to}", top_k_flag],
                             lambda got, view=view: self.check_series(view, weeks, got)))
-        ranges = {"whole": (weeks[0], weeks[-1]), "inner": (weeks[1], weeks[-2]),
-                  "one": (weeks[len(weeks) // 2],) * 2, "wide": (weeks[0] - 14, weeks[-1] + 21)}
+        ranges = self.spec17_ranges()
         for view, which, k in SPEC17_SHARES:
             first, last = (ref.week_label(w) for w in ranges[which])
             flags = view_flags(view, True) + [f"--from={first}", f"--to={last}"]
@@ -450,8 +457,10 @@ class Comparison:
         """(command, flags, flag) the server must refuse with INVALID_ARGUMENT;
         where `flag` is not None, hubctl may refuse it itself, as a usage error
         naming that flag."""
-        weeks = self.r.sample_weeks()
+        weeks = self.r.sample_weeks() or [ref.parse_week("2025-W10")]
         first, last = ref.week_label(weeks[0]), ref.week_label(weeks[-1])
+        if first == last:
+            last = ref.week_label(weeks[-1] + 7)
         window = ["--window=all"]
         out = [("concentration", [f"--level={level}"] + window, None)
                for level in ("model+country", "country+model", "country+country",
