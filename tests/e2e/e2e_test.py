@@ -2,15 +2,20 @@
 """End-to-end correctness of hubmetrics against the independent Python reference.
 
 loadgen writes realistic traffic (>= 200,000 events with bad records and catalog
-edge cases); hubmetricsd ingests it from files; every answer hubctl gives
-(concentration for 12 views x all windows, top, entity, series, stats) is
-compared with reference.py. Then the same after a SIGTERM restart (identical
+edge cases), to which the test adds the edges of the spec17 samples (a sparse
+week, models reaching exactly 200 and 199 downloads, a tie at a week's 200th
+place, a model bursting into the head) and catalog records with every kind of
+org_type, license, parameters, pipeline_tag and base_relation; hubmetricsd
+ingests it from files; every answer hubctl gives (concentration for 12 views x
+all windows, top, entity, series, stats; then the spec17 section: every level,
+pairs, samples, week:current and range windows, shares) is compared with
+reference.py. Then the same after a SIGTERM restart (identical
 answers, nothing double-counted), after a restart with a changed catalog
 (re-credit), after SIGKILLs at named kill points of the write path and at random
 moments (crash safety), after a SIGKILL in the middle of a re-credit, and the
 state directory is searched for raw user ids (privacy).
 
-  e2e_test.py --bin_dir BUILD/services [--events 200000] [--keep]
+  e2e_test.py --bin_dir BUILD/services [--events 200000] [--keep] [--skip_spec17]
 
 Prints "N passed, N failed" last; exits non-zero on any failure.
 """
@@ -184,9 +189,14 @@ class Daemon:
 
 # ---------------------------------------------------------------- comparisons
 
-def view_flags(view) -> list[str]:
-    level, filt, attribution = view
-    return [f"--level={level}", f"--filter={filt}", f"--attribution={attribution}"]
+def view_flags(view, explicit_sample: bool = False) -> list[str]:
+    """hubctl's flags of a view (level, filter, attribution[, sample]). --sample
+    is left out when it is the default "all", unless `explicit_sample`."""
+    level, filt, attribution, sample = ref.normalize_view(view)
+    flags = [f"--level={level}", f"--filter={filt}", f"--attribution={attribution}"]
+    if sample != "all" or explicit_sample:
+        flags.append(f"--sample={sample}")
+    return flags
 
 
 def view_name(view) -> str:
@@ -219,17 +229,57 @@ def window_bounds(r: ref.Reference, window: str) -> tuple[str, str] | None:
 
 
 class Comparison:
-    """All queries of one round and their expected answers."""
+    """All queries of one round and their expected answers.
 
-    def __init__(self, r: ref.Reference, ctl: Hubctl, checker: Checker, tag: str, jobs: int = 2):
+    The classic views (levels model, developer, country; sample all) are asked
+    every window; then the spec17 section (see SPEC17_* below) asks the
+    levels, pairs, samples, windows and share series of issue 17, unless
+    `spec17` is false. `rotation` picks which filter/attribution/sample
+    combinations the spec17 section adds beyond the fixed ones: rounds whose
+    answers are compared with each other must use the same rotation."""
+
+    def __init__(self, r: ref.Reference, ctl: Hubctl, checker: Checker, tag: str, jobs: int = 2,
+                 spec17: bool = True, rotation: int = 0):
         self.r = r
         self.ctl = ctl
         self.c = checker
         self.tag = tag
         self.jobs = jobs
+        self.spec17 = spec17
+        self.rotation = rotation
         self.answers: dict[tuple, dict] = {}
 
     def run(self) -> dict[tuple, dict]:
+        queries = self.classic_queries()
+        classic = {q[0] for q in queries}
+        refused = []
+        if self.spec17:
+            queries += [q for q in self.spec17_queries() if q[0] not in classic]
+            refused = self.spec17_refused()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            results = list(pool.map(lambda q: self.ctl.run(q[1], *q[2]),
+                                    queries + [(None, command, flags) for command, flags, _ in refused]))
+        for (key, command, flags, fn), (got, err) in zip(queries, results):
+            what = (f"[{self.tag}] {'' if key in classic else 'spec17 '}{command} "
+                    f"{view_name(key[1])} {' '.join(str(k) for k in key[2:])}")
+            if got is None:
+                self.c.check(False, what, [err])
+                continue
+            self.answers[key] = got
+            diffs = fn(got)
+            self.c.check(not diffs, what, diffs)
+        for (command, flags, usage_flag), (got, err) in zip(refused, results[len(queries):]):
+            # The server's INVALID_ARGUMENT, or where hubctl may check the flag
+            # itself, its usage error (exit 2) about that flag.
+            self.c.check(got is None and ("INVALID_ARGUMENT" in err or (
+                usage_flag is not None and err.startswith("exit 2:")
+                and usage_flag in err.split(": ", 2)[-1])),
+                f"[{self.tag}] spec17 {command} {' '.join(flags)}: refused",
+                [f"answered {json.dumps(got)[:300]}" if got is not None else err])
+        return self.answers
+
+    def classic_queries(self) -> list[tuple]:
+        """(key, command, flags, check function) of the classic views, every window."""
         r = self.r
         weeks = r.sample_weeks()
         windows = ["all"] + [f"trailing:{n}" for n in TRAILING] + [
@@ -254,17 +304,7 @@ class Comparison:
                 queries.append((("series", view), "series",
                                 vf + [f"--from={frm}", f"--to={to}", top_k_flag],
                                 lambda got, view=view: self.check_series(view, weeks, got)))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            results = list(pool.map(lambda q: self.ctl.run(q[1], *q[2]), queries))
-        for (key, command, flags, fn), (got, err) in zip(queries, results):
-            what = f"[{self.tag}] {command} {view_name(key[1])} {' '.join(str(k) for k in key[2:])}"
-            if got is None:
-                self.c.check(False, what, [err])
-                continue
-            self.answers[key] = got
-            diffs = fn(got)
-            self.c.check(not diffs, what, diffs)
-        return self.answers
+        return queries
 
     def entities_to_ask(self, view) -> list[str]:
         ordered = self.r.top(view, "all", 10**9)
@@ -308,8 +348,8 @@ class Comparison:
                              f"{u64(g, 'downloads')} rank {u64(g, 'rank')} share {dbl(g, 'share')!r}")
         return diffs
 
-    def check_entity(self, view, name: str, got: dict) -> list[str]:
-        exp = self.r.entity(view, "all", name)
+    def check_entity(self, view, name: str, got: dict, window: str = "all") -> list[str]:
+        exp = self.r.entity(view, window, name)
         e = got.get("entity", {})
         diffs = []
         if (u64(e, "downloads"), u64(e, "rank")) != (exp["downloads"], exp["rank"]):
@@ -335,6 +375,204 @@ class Comparison:
                 diffs.append(f"{label}: first_week {p.get('first_week')!r}")
         return diffs
 
+    # ------------------------------------------------------------ spec17 section
+    # The words of notes/spec17.md (issue 17): levels org_type, license, task,
+    # modality, size, derivation; pairs; samples population and head; windows
+    # week:current and range:A..B; hubctl shares (GetShareSeries). Until
+    # hubmetricsd and hubctl implement them, these checks fail (unknown level,
+    # unknown flag --sample, unknown command shares): e2e_test.py --skip_spec17
+    # leaves them out.
+
+    def spec17_ranges(self) -> dict[str, tuple[int, int]]:
+        """Week ranges (Mondays): the whole data, the inner weeks (several, not
+        the first or last), one week in the middle, and past the data both sides."""
+        weeks = self.r.sample_weeks()
+        inner = (weeks[1], weeks[-2]) if len(weeks) >= 3 else (weeks[0], weeks[-1])
+        return {"whole": (weeks[0], weeks[-1]), "inner": inner,
+                "one": (weeks[len(weeks) // 2],) * 2, "wide": (weeks[0] - 14, weeks[-1] + 21)}
+
+    def spec17_windows(self) -> list[str]:
+        """all, week:current, a range over several weeks, a range of one week
+        (first = last), and a range reaching past the data on both sides."""
+        ranges = self.spec17_ranges()
+        return ["all", "week:current"] + [
+            f"range:{ref.week_label(ranges[w][0])}..{ref.week_label(ranges[w][1])}"
+            for w in ("inner", "one", "wide")]
+
+    def spec17_views(self) -> list[tuple]:
+        """Every level and SPEC17_PAIRS in every sample (filter all, direct), a pair
+        in the other order, and one rotating combination of filter, attribution and
+        sample per level (all nine combinations in every round)."""
+        levels = ref.LEVELS + SPEC17_PAIRS
+        views = [(level, "all", "direct", sample) for level in levels for sample in ref.SAMPLES]
+        views.append(("org_type+country", "all", "direct", "all"))
+        combos = [(f, a, s) for s in ref.SAMPLES for f, a in SPEC17_ROTATING]
+        for i, level in enumerate(levels):
+            views.append((level, *combos[(i + self.rotation) % len(combos)]))
+        return views
+
+    def spec17_queries(self) -> list[tuple]:
+        r = self.r
+        weeks = r.sample_weeks()
+        if not weeks:
+            return []  # no data: the classic views cover it
+        windows = self.spec17_windows()
+        top_k_flag = "--top_k=" + ",".join(str(k) for k in TOP_K)
+        queries = []
+        for i, view in enumerate(self.spec17_views()):
+            vf = view_flags(view, explicit_sample=True)
+            for w in windows:
+                queries.append((("concentration", view, w), "concentration",
+                                vf + [f"--window={w}", top_k_flag],
+                                lambda got, view=view, w=w: self.check_concentration17(view, w, got)))
+            w = windows[i % len(windows)]
+            queries.append((("top", view, w), "top", vf + [f"--window={w}", "--k=20"],
+                            lambda got, view=view, w=w: self.check_top17(view, w, got)))
+            ordered = r.top(view, w, 10**9)
+            names = [ordered[0]["entity"], ordered[-1]["entity"]] if ordered else []
+            if i % 4 == 0:
+                names.append("no-such|entity" if "+" in view[0] else "no-such-entity")
+            for name in dict.fromkeys(names):
+                queries.append((("entity", view, w, name), "entity",
+                                vf + [f"--window={w}", f"--entity={name}"],
+                                lambda got, view=view, w=w, name=name:
+                                self.check_entity17(view, w, name, got)))
+        frm, to = ref.week_label(weeks[0]), ref.week_label(weeks[-1])
+        for view in SPEC17_SERIES:
+            queries.append((("series", view), "series",
+                            view_flags(view, True) + [f"--from={frm}", f"--to={to}", top_k_flag],
+                            lambda got, view=view: self.check_series(view, weeks, got)))
+        ranges = self.spec17_ranges()
+        for view, which, k in SPEC17_SHARES:
+            first, last = (ref.week_label(w) for w in ranges[which])
+            flags = view_flags(view, True) + [f"--from={first}", f"--to={last}"]
+            if k is not None:
+                flags.append(f"--k={k}")
+            queries.append((("shares", view, first, last, k), "shares", flags,
+                            lambda got, view=view, first=first, last=last, k=k:
+                            self.check_shares(view, first, last, k, got)))
+        return queries
+
+    def spec17_refused(self) -> list[tuple[str, list[str], str | None]]:
+        """(command, flags, flag) the server must refuse with INVALID_ARGUMENT;
+        where `flag` is not None, hubctl may refuse it itself, as a usage error
+        naming that flag."""
+        weeks = self.r.sample_weeks() or [ref.parse_week("2025-W10")]
+        first, last = ref.week_label(weeks[0]), ref.week_label(weeks[-1])
+        if first == last:
+            last = ref.week_label(weeks[-1] + 7)
+        window = ["--window=all"]
+        out = [("concentration", [f"--level={level}"] + window, None)
+               for level in ("model+country", "country+model", "country+country",
+                             "country+org_type+size", "country+", "Country", "modalities")]
+        out += [("top", ["--level=size+model", "--k=5"] + window, None),
+                ("entity", ["--level=license+license", "--entity=mit|mit"] + window, None),
+                ("concentration", ["--level=model", "--sample=everyone"] + window, "--sample"),
+                ("concentration", ["--level=model", f"--window=range:{last}..{first}"], None),
+                ("concentration", ["--level=model", "--window=range:2000-W01..2025-W10"], None),
+                ("concentration", ["--level=model", f"--window=range:{first}"], None),
+                ("shares", ["--level=model+org_type", f"--from={first}", f"--to={last}"], None),
+                ("shares", ["--level=model", f"--from={last}", f"--to={first}"], None),
+                ("shares", ["--level=model", "--from=2000-W01", "--to=2025-W10"], None),
+                ("shares", ["--level=model", f"--from={first}", f"--to={last}", "--k=1001"],
+                 "--k")]
+        return out
+
+    def check_echo(self, window: str, got: dict) -> list[str]:
+        exp = self.r.window_label(window)
+        if got.get("window", "") != exp:
+            return [f"window: expected {exp!r} got {got.get('window')!r}"]
+        return []
+
+    def check_concentration17(self, view, window: str, got: dict) -> list[str]:
+        return self.check_concentration(view, window, got) + self.check_echo(window, got)
+
+    def check_top17(self, view, window: str, got: dict) -> list[str]:
+        return self.check_top(view, window, got) + self.check_echo(window, got)
+
+    def check_entity17(self, view, window: str, name: str, got: dict) -> list[str]:
+        diffs = self.check_entity(view, name, got, window) + self.check_echo(window, got)
+        got_name = got.get("entity", {}).get("entity", "")
+        if got_name != name:
+            diffs.append(f"entity: expected {name!r} got {got_name!r}")
+        exp = self.r.entity(view, window, name)
+        if u64(got, "entities") != exp["entities"]:
+            diffs.append(f"entities: expected {exp['entities']} got {u64(got, 'entities')}")
+        return diffs
+
+    def check_shares(self, view, first: str, last: str, k: int | None, got: dict) -> list[str]:
+        """Every field of a ShareSeries against the reference's share_series."""
+        exp = self.r.share_series(view, first, last, ref.SHARE_SERIES_DEFAULT_K if k is None else k)
+        diffs = []
+        got_view = got.get("view", {})
+        for name in ("level", "filter", "attribution", "sample"):
+            if got_view.get(name, "") != exp["view"][name]:
+                diffs.append(f"view.{name}: expected {exp['view'][name]!r} "
+                             f"got {got_view.get(name)!r}")
+        for name in ("from_week", "to_week"):
+            if got.get(name, "") != exp[name]:
+                diffs.append(f"{name}: expected {exp[name]!r} got {got.get(name)!r}")
+        for name in ("total_downloads", "entity_count"):
+            if u64(got, name) != exp[name]:
+                diffs.append(f"{name}: expected {exp[name]} got {u64(got, name)}")
+        diffs += watermark_diffs(self.r, got.get("watermark"))
+        entities = got.get("entities", [])
+        if len(entities) != len(exp["entities"]):
+            diffs.append(f"entities: expected {len(exp['entities'])} got {len(entities)}")
+        for i, (e, g) in enumerate(zip(exp["entities"], entities)):
+            if (g.get("entity", ""), u64(g, "downloads"), u64(g, "rank")) != (
+                    e["entity"], e["downloads"], e["rank"]) or not close(e["share"], dbl(g, "share")):
+                diffs.append(f"entities #{i + 1}: expected {e['entity']!r} {e['downloads']} rank "
+                             f"{e['rank']} share {float(e['share'])!r}; got {g.get('entity')!r} "
+                             f"{u64(g, 'downloads')} rank {u64(g, 'rank')} share {dbl(g, 'share')!r}")
+        rows = got.get("weeks", [])
+        if len(rows) != len(exp["weeks"]):
+            diffs.append(f"weeks: expected {len(exp['weeks'])} got {len(rows)}")
+        for e, g in zip(exp["weeks"], rows):
+            week = e["week"]
+            if g.get("week", "") != week:
+                diffs.append(f"week: expected {week!r} got {g.get('week')!r}")
+            for name in ("total_downloads", "rest_downloads"):
+                if u64(g, name) != e[name]:
+                    diffs.append(f"{week} {name}: expected {e[name]} got {u64(g, name)}")
+            if not close(e["rest_share"], dbl(g, "rest_share")):
+                diffs.append(f"{week} rest_share: expected {float(e['rest_share'])!r} "
+                             f"got {dbl(g, 'rest_share')!r}")
+            downloads = [int(x) for x in g.get("downloads", [])]
+            if downloads != e["downloads"]:
+                diffs.append(f"{week} downloads: expected {e['downloads']} got {downloads}")
+            shares = g.get("shares", [])
+            if len(shares) != len(e["shares"]) or not all(
+                    close(x, y) for x, y in zip(e["shares"], shares)):
+                diffs.append(f"{week} shares: expected {[float(x) for x in e['shares']]} "
+                             f"got {shares}")
+        return diffs if len(diffs) <= 20 else diffs[:20] + [f"... and {len(diffs) - 20} more"]
+
+
+# The spec17 section's fixed views and requests (see Comparison.spec17_*).
+SPEC17_PAIRS = ("country+org_type", "size+modality", "developer+license", "derivation+task")
+SPEC17_ROTATING = (("all", "recursive"), ("rolling_1y", "direct"), ("rolling_1y", "recursive"))
+SPEC17_SERIES = (("task", "all", "direct", "head"),
+                 ("country+org_type", "rolling_1y", "recursive", "population"),
+                 ("size", "all", "recursive", "all"))
+# (view, range, k): k None leaves --k out (the server's default, 20).
+SPEC17_SHARES = (
+    (("model", "all", "direct", "all"), "whole", None),
+    (("org_type", "all", "direct", "head"), "whole", 3),
+    (("country+org_type", "all", "recursive", "population"), "inner", 1000),
+    (("size+modality", "rolling_1y", "direct", "all"), "one", 5),
+    (("derivation", "all", "recursive", "head"), "wide", 4),
+    (("developer+license", "all", "direct", "population"), "whole", 50),
+    (("model", "all", "direct", "population"), "whole", 1000),
+)
+
+
+def watermark_diffs(r: ref.Reference, wm) -> list[str]:
+    wm_ns = ref.parse_rfc3339(wm) if isinstance(wm, str) else None
+    if wm_ns is None or abs(wm_ns - r.watermark_ns) >= 1000:  # stored in microseconds
+        return [f"watermark: expected {r.watermark_ns} ns got {wm!r}"]
+    return []
+
 
 def check_stats(c: Checker, r: ref.Reference, stats: dict, tag: str) -> None:
     diffs = []
@@ -350,19 +588,17 @@ def check_stats(c: Checker, r: ref.Reference, stats: dict, tag: str) -> None:
     for reason in by_reason:
         if reason not in ref.REASONS and by_reason[reason]:
             diffs.append(f"rejected_by_reason: unknown reason {reason!r}")
-    wm = stats.get("watermark")
-    wm_ns = ref.parse_rfc3339(wm) if isinstance(wm, str) else None
-    if wm_ns is None or abs(wm_ns - r.watermark_ns) >= 1000:  # stored in microseconds
-        diffs.append(f"watermark: expected {r.watermark_ns} ns got {wm!r}")
+    diffs += watermark_diffs(r, stats.get("watermark"))
     if not stats.get("source_exhausted"):
         diffs.append("source_exhausted is not true")
     c.check(not diffs, f"[{tag}] stats", diffs)
 
 
-def compare_all(c: Checker, r: ref.Reference, d: Daemon, tag: str, stats: dict) -> dict:
+def compare_all(c: Checker, r: ref.Reference, d: Daemon, tag: str, stats: dict,
+                spec17: bool = True, rotation: int = 0) -> dict:
     t0 = time.monotonic()
     check_stats(c, r, stats, tag)
-    answers = Comparison(r, d.ctl, c, tag).run()
+    answers = Comparison(r, d.ctl, c, tag, spec17=spec17, rotation=rotation).run()
     log(f"[{tag}] {len(answers)} queries compared in {time.monotonic() - t0:.1f}s "
         f"({c.passed} passed, {c.failed} failed so far)")
     return answers
@@ -370,21 +606,50 @@ def compare_all(c: Checker, r: ref.Reference, d: Daemon, tag: str, stats: dict) 
 
 # ---------------------------------------------------------------- scenario helpers
 
-def changed_catalog(models_path: str, out_path: str, r: ref.Reference, seed: int) -> int:
-    """Writes the models file plus re-published records that change developer,
-    country, created_at and base_model (new chain roots) of downloaded models.
-    Returns how many records were appended."""
+def catalog_records(models_path: str) -> tuple[bytes, dict[str, dict]]:
+    """The models file's bytes and, per model, its last record that the
+    reference accepts (a record that changes nothing is no base to edit)."""
     last: dict[str, dict] = {}
-    order = []
     with open(models_path, "rb") as f:
         data = f.read()
     for line in data.split(b"\n"):
-        if not line:
-            continue
-        rec = json.loads(line)
-        if rec["model_id"] not in last:
-            order.append(rec["model_id"])
-        last[rec["model_id"]] = rec
+        accepted = ref.load_catalog([line])
+        if accepted:
+            (mid,) = accepted
+            last[mid] = json.loads(line)
+    return data, last
+
+
+def set_field(rec: dict, name: str, value) -> None:
+    """Sets a catalog field (None removes it), dropping its JSON-name spelling."""
+    for json_name, proto_name in ref.CATALOG_JSON_NAMES.items():
+        if proto_name == name:
+            rec.pop(json_name, None)
+    if value is None:
+        rec.pop(name, None)
+    else:
+        rec[name] = value
+
+
+def record_level(rec: dict, level: str) -> str:
+    """The value of `level` for the model of `rec` with `rec` as its catalog record."""
+    r = ref.Reference()
+    r.set_catalog(ref.load_catalog([json.dumps(rec)]))
+    return r.level_value(level, rec["model_id"])
+
+
+def write_catalog(out_path: str, data: bytes, records: list[dict]) -> None:
+    with open(out_path, "wb") as f:
+        f.write(data if data.endswith(b"\n") or not data else data + b"\n")
+        f.write("".join(json.dumps(rec, separators=(",", ":")) + "\n" for rec in records).encode())
+
+
+def changed_catalog(models_path: str, out_path: str, r: ref.Reference, seed: int) -> int:
+    """Writes the models file plus re-published records that change developer,
+    country, created_at and base_model (new chain roots) of downloaded models,
+    and (spec17) move others between values of org_type, license, size, task and
+    modality, and derivation. Returns how many records were appended."""
+    data, last = catalog_records(models_path)
     downloaded = sorted({m for (m, _) in r.daily if m in last})
     by_downloads: dict[str, int] = {}
     for (m, _), n in r.daily.items():
@@ -437,10 +702,238 @@ def changed_catalog(models_path: str, out_path: str, r: ref.Reference, seed: int
         rec["developer"] = "recredit-new-owner"
         rec["country"] = "CH"
         publish(rec)
+    # spec17: other models (none of the above) move to another value of one of
+    # the new levels; each record changes the value, so each re-credits.
+    edited = set(picks) | {"relay-lab/relay-step-0", popular[0] if popular else ""}
+    others = [m for m in downloaded if m not in edited]
+    picks2 = [m for m in popular if m not in edited][:10]
+    picks2 += rng.sample([m for m in others if m not in picks2], min(140, len(others) - len(picks2)))
+    moves = (("org_type", "org_type", SPEC17_ORG_TYPES),
+             ("license", "license", SPEC17_LICENSES),
+             ("size", "parameters", SPEC17_PARAMETERS),
+             ("modality", "pipeline_tag", SPEC17_TAGS),
+             ("task", "pipeline_tag", SPEC17_TAGS),
+             ("derivation", "base_relation", SPEC17_RELATIONS))
+    for i, m in enumerate(picks2):
+        level, field, values = moves[i % len(moves)]
+        rec = dict(last[m])
+        before = record_level(rec, level)
+        if level == "derivation" and i % 12 == 11:
+            # Gains or loses its base: original <-> derived (and the relation counts).
+            set_field(rec, "base_model", None if rec.get("base_model") else
+                      next(p for p in popular if p != m))
+        for value in rng.sample(values, len(values)):
+            set_field(rec, field, value)
+            if record_level(rec, level) != before:
+                break
+        last[m] = rec
+        publish(rec)
     with open(out_path, "wb") as f:
         f.write(data if data.endswith(b"\n") else data + b"\n")
         f.write(("\n".join(appended) + "\n").encode())
     return len(appended)
+
+
+# ---------------------------------------------------------------- spec17 input
+# Edges of the spec17 samples and catalog fields, added around loadgen's output
+# by the test itself so that it does not depend on loadgen's shape.
+
+SPEC17_ORG_TYPES = ["Company", "UNIVERSITY", "non_profit", "community", "user", "",
+                    "\u00c9COLE", "Government", None]
+SPEC17_LICENSES = ["MIT", "Apache-2.0", "apache-2.0", "llama3.1", "CC-BY-NC-4.0", "other", "",
+                   None]
+# Every bucket boundary, as numbers and as strings (the protobuf JSON mapping
+# takes both), the int64 maximum, and the values that mean unknown.
+SPEC17_PARAMETERS = ["99999999", 100000000, "199999999", "200000000", 499999999, "500000000",
+                     "999999999", 1e9, "9999999999", "10000000000", 99999999999,
+                     "100000000000", "9223372036854775807", "+350000000", 1.5e8, "007", 1,
+                     "0", -1, None]
+# In the modality table, out of it (graph-ml; the table's words are lowercase), empty.
+SPEC17_TAGS = ["image-text-to-text", "robotics", "tabular-regression", "any-to-any",
+               "text-ranking", "audio-classification", "depth-estimation", "fill-mask",
+               "graph-ml", "Text-Generation", "", None]
+SPEC17_RELATIONS = ["finetune", "adapter", "quantized", "merge", "Quantized", "", None]
+
+TIE_FIRST = "0-e2e-tie/first"    # sorts before every loadgen id
+TIE_LAST = "zzzz-e2e-tie/last"   # and after
+SPARSE_ONLY = "e2e-sparse/only-then"
+
+
+def day_time(day: int, second: int = 0) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(day * 86400 + second))
+
+
+def event_line(model: str, user: str, t: str) -> str:
+    return json.dumps({"model_id": model, "user_id": user, "time": t}, separators=(",", ":"))
+
+
+def sample_edge_events(r: ref.Reference, seed: int) -> tuple[list[str], list[str], dict]:
+    """Events to put before and after loadgen's (whose reference is `r`) so that
+    the population and head samples have their edges:
+    - before: a sparse week two weeks before the traffic, with fewer than 200
+      models (all of them head): tail models of the traffic, in no week's head
+      otherwise, and SPARSE_ONLY that has no other download;
+    - after, on the watermark's day (the last batch: models enter the samples at
+      the very end, with their whole history): a model reaching exactly 200
+      unique downloads ("exact") and one reaching 199 ("short"), a model in no
+      week's head with downloads in earlier weeks bursting into the last week's
+      head ("burst"), and TIE_FIRST and TIE_LAST with the downloads of the last
+      week's 200th place, so that the place is a tie (TIE_FIRST in by byte
+      order, TIE_LAST out).
+    Returns (before, after, roles); roles["sparse"] lists the sparse week's models."""
+    rng = random.Random(seed * 31 + 17)
+    totals = r.model_totals()
+    per_week = r.week_model_counts()
+    head = r.sample_members("head")
+    weeks_of: dict[str, set[int]] = {}
+    for (m, day) in r.daily:
+        weeks_of.setdefault(m, set()).add(ref.iso_week_of_day(day))
+    last_week = r.watermark_week()
+    wm_day = ref.utc_day(r.watermark_ns)
+    first_day = min(d for (_, d) in r.daily)
+    roles: dict = {}
+
+    def pick(ok, key):
+        found = sorted((m for m in totals if ok(m) and m not in roles.values()), key=key)
+        return found[0] if found else None
+
+    near = lambda m: 150 <= totals[m] <= 198 and len(weeks_of[m]) >= 3  # noqa: E731
+    roles["exact"] = pick(near, lambda m: (-totals[m], m))
+    roles["short"] = pick(near, lambda m: (-totals[m], m))
+    roles["burst"] = pick(lambda m: m not in head and totals[m] < 150
+                          and len(weeks_of[m] - {last_week}) >= 3,
+                          lambda m: (-len(weeks_of[m]), -totals[m], m))
+    tail = sorted(m for m in totals if m not in head and totals[m] < 100
+                  and len(weeks_of[m]) >= 2 and m not in roles.values())
+    roles["sparse"] = rng.sample(tail, min(5, len(tail))) + [SPARSE_ONLY]
+
+    before = []
+    sparse_day = first_day - 14
+    for m in roles["sparse"]:
+        for i in range(rng.randint(1, 3)):
+            before.append(event_line(m, f"e2e-sparse-{i}", day_time(sparse_day, 3600 + len(before))))
+    after = []
+
+    def add(model: str, n: int, role: str) -> None:
+        for i in range(n):
+            after.append(event_line(model, f"e2e-{role}-{i}", day_time(wm_day, len(after))))
+        week[model] = week.get(model, 0) + n
+
+    def place_200() -> int:
+        return sorted(week.values(), reverse=True)[ref.HEAD_SIZE - 1] if len(week) >= 200 else 1
+
+    week = dict(per_week.get(last_week, {}))
+    if roles["exact"]:
+        add(roles["exact"], 200 - totals[roles["exact"]], "exact")
+    if roles["short"]:
+        add(roles["short"], 199 - totals[roles["short"]], "short")
+    if roles["burst"]:
+        add(roles["burst"], place_200() + 3 - week.get(roles["burst"], 0), "burst")
+    n = place_200()
+    add(TIE_FIRST, n, "tie")
+    add(TIE_LAST, n, "tie")
+    return before, after, roles
+
+
+def spec17_catalog(models_path: str, out_path: str, r: ref.Reference, seed: int) -> int:
+    """Writes the models file plus records that give downloaded models (the most
+    downloaded among them) every kind of value of the spec17 fields: org_type
+    and license in mixed case, parameters at every size boundary as numbers and
+    strings, pipeline_tag in and out of the modality table, base_relation with
+    and without a base_model; a record with JSON field names (pipelineTag);
+    records that fail validation after a valid one (they change nothing); and
+    records of the sample edge models. Returns how many records were appended."""
+    data, last = catalog_records(models_path)
+    totals = r.model_totals()
+    popular = sorted((m for m in totals if m in last), key=lambda m: (-totals[m], m))
+    rng = random.Random(seed * 131 + 7)
+    picks = popular[:12] + rng.sample(popular[12:], min(150, max(0, len(popular) - 12)))
+    out = []
+    for i, m in enumerate(picks):
+        rec = dict(last[m])
+        kind = i % 6  # 5: all at once
+        if kind in (0, 5):
+            set_field(rec, "org_type", rng.choice(SPEC17_ORG_TYPES))
+        if kind in (1, 5):
+            set_field(rec, "license", rng.choice(SPEC17_LICENSES))
+        if kind in (2, 5):
+            set_field(rec, "parameters", SPEC17_PARAMETERS[i % len(SPEC17_PARAMETERS)])
+        if kind in (3, 5):
+            set_field(rec, "pipeline_tag", rng.choice(SPEC17_TAGS))
+        if kind in (4, 5):
+            if not rec.get("base_model") and rng.random() < 0.5:
+                base = popular[rng.randrange(0, 5)]
+                if base != m:
+                    set_field(rec, "base_model", base)
+            set_field(rec, "base_relation", rng.choice(SPEC17_RELATIONS))
+        last[m] = rec
+        out.append(rec)
+    if len(picks) >= 4:
+        # JSON field names: protobuf takes them for the proto names.
+        rec = dict(last[picks[-1]])
+        set_field(rec, "pipeline_tag", None)
+        set_field(rec, "org_type", None)
+        rec["pipelineTag"] = "translation"
+        rec["orgType"] = "University"
+        last[picks[-1]] = rec
+        out.append(rec)
+        # Records that fail validation change nothing (the last valid one stays).
+        for m, field, bad in ((picks[1], "parameters", "1.5"), (picks[2], "org_type", 42),
+                              (picks[3], "base_relation", "r" * 257)):
+            rec = dict(last[m])
+            rec[field] = bad
+            rec["license"] = "should-not-apply"
+            out.append(rec)
+    out.append({"model_id": TIE_FIRST, "org_type": "Company", "license": "MIT",
+                "pipeline_tag": "any-to-any", "parameters": "70000000000",
+                "created_at": day_time(ref.utc_day(r.watermark_ns) - 30)})
+    if popular:
+        out.append({"model_id": SPARSE_ONLY, "base_model": popular[0], "base_relation": "merge",
+                    "pipeline_tag": "graph-ml", "country": "NZ", "org_type": "user"})
+    write_catalog(out_path, data, out)
+    return len(out)
+
+
+def check_spec17_input(c: Checker, r: ref.Reference, roles: dict) -> None:
+    """The input has the sample edges sample_edge_events meant (so the
+    comparisons exercise them), as the reference sees it."""
+    totals = r.model_totals()
+    per_week = r.week_model_counts()
+    population, head = r.sample_members("population"), r.sample_members("head")
+    # (At this scale a model with 200 downloads is in some week's head: the
+    # population is a subset of the head, not the other way round.)
+    c.check(0 < len(population) < len(totals) and 0 < len(head) < len(totals)
+            and bool(head - population),
+            "input: population and head are different proper subsets",
+            [f"{len(population)} population, {len(head)} head, {len(totals)} models"])
+    exact, short, burst = roles["exact"], roles["short"], roles["burst"]
+    c.check(exact is not None and totals[exact] == 200 and exact in population,
+            "input: a model with exactly 200 downloads, in the population",
+            [f"{exact}: {totals.get(exact)}"])
+    c.check(short is not None and totals[short] == 199 and short not in population,
+            "input: a model with 199 downloads, not in the population",
+            [f"{short}: {totals.get(short)}"])
+    last = r.watermark_week()
+    heads = {w: r.week_head(w) for w in per_week}
+    c.check(burst is not None and burst in heads[last]
+            and not any(burst in h for w, h in heads.items() if w != last)
+            and sum(1 for w in per_week if w != last and per_week[w].get(burst)) >= 2,
+            "input: a model joins the head in the last week, with downloads in earlier weeks",
+            [f"{burst}"])
+    ordered = sorted(per_week[last].values(), reverse=True)
+    c.check(len(ordered) > 201 and ordered[ref.HEAD_SIZE - 1] == ordered[ref.HEAD_SIZE]
+            and TIE_FIRST in heads[last] and TIE_LAST not in head,
+            "input: a tie at the last week's 200th place, decided by byte order",
+            [f"counts around the 200th: {ordered[195:205]}"])
+    sparse_week = ref.iso_week_of_day(min(d for (_, d) in r.daily))
+    sparse = roles["sparse"]
+    c.check(len(per_week[sparse_week]) < ref.HEAD_SIZE and set(per_week[sparse_week]) == set(sparse)
+            and all(m in head for m in sparse) and len(sparse) > 1
+            and not any(m in h for m in sparse for w, h in heads.items() if w != sparse_week),
+            "input: a week with fewer than 200 models, all of them head (and only by it)",
+            [f"{sorted(per_week[sparse_week].items())}"])
+    c.check(any(w not in per_week for w in r.sample_weeks()),
+            "input: a week without downloads between the first and the last")
 
 
 def user_ids(events_path: str, n: int) -> list[str]:
@@ -579,7 +1072,11 @@ def main() -> int:
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--random_kills", type=int, default=2,
                    help="SIGKILLs at random moments after the kill points")
+    p.add_argument("--skip_spec17", action="store_true",
+                   help="leave out the comparisons of issue 17's levels, pairs, samples, windows "
+                        "and share series (the spec17 section), e.g. against binaries before it")
     args = p.parse_args()
+    spec17 = not args.skip_spec17
 
     loadgen = os.path.join(args.bin_dir, "loadgen", "loadgen")
     for b in (loadgen, os.path.join(args.bin_dir, "hubmetricsd", "hubmetricsd"),
@@ -604,21 +1101,34 @@ def main() -> int:
     try:
         events = os.path.join(tmp, "events.ndjson")
         models = os.path.join(tmp, "models.ndjson")
-        g = subprocess.run([loadgen, f"--out={events}", f"--models_out={models}",
+        loadgen_events = os.path.join(tmp, "loadgen-events.ndjson")
+        loadgen_models = os.path.join(tmp, "loadgen-models.ndjson")
+        g = subprocess.run([loadgen, f"--out={loadgen_events}", f"--models_out={loadgen_models}",
                             f"--events={args.events}", f"--seed={args.seed}",
                             "--start=2025-01-06T00:00:00Z", "--days=70", "--models=3000",
                             "--users=60000", "--bad_fraction=0.01"], capture_output=True)
         sys.stdout.write(g.stderr.decode(errors="replace"))
         if not c.check(g.returncode == 0, "loadgen runs", [f"exit {g.returncode}"]):
             return 1
+        # The edges of the spec17 samples and catalog fields, around loadgen's traffic.
         t0 = time.monotonic()
+        r0 = ref.Reference.from_files(loadgen_events, loadgen_models)
+        before, after, roles = sample_edge_events(r0, args.seed)
+        with open(loadgen_events, "rb") as f:
+            data = f.read()
+        with open(events, "wb") as f:
+            f.write("".join(line + "\n" for line in before).encode())
+            f.write(data if data.endswith(b"\n") or not data else data + b"\n")
+            f.write("".join(line + "\n" for line in after).encode())
+        n17 = spec17_catalog(loadgen_models, models, r0, args.seed)
         r1 = ref.Reference.from_files(events, models)
-        log(f"reference: {r1.events_read} events, {r1.unique_downloads} unique, "
-            f"{r1.duplicates} duplicates, {r1.rejected} rejected "
-            f"({time.monotonic() - t0:.1f}s)")
+        log(f"reference: {r1.events_read} events ({len(before)} + {len(after)} sample edges), "
+            f"{r1.unique_downloads} unique, {r1.duplicates} duplicates, {r1.rejected} rejected, "
+            f"{n17} spec17 catalog records ({time.monotonic() - t0:.1f}s)")
         c.check(r1.events_read >= 200000 or args.events < 200000, "at least 200,000 events")
         c.check(all(r1.rejected_by_reason[x] > 0 for x in ref.REASONS), "every rejection reason",
                 [str(r1.rejected_by_reason)])
+        check_spec17_input(c, r1, roles)
 
         # 1. Fresh ingest.
         state_a = os.path.join(tmp, "state-a")
@@ -628,7 +1138,7 @@ def main() -> int:
         if not c.check(stats is not None, "[fresh] ingest completes", [err]):
             return 1
         log(f"[fresh] ingested in {time.monotonic() - t0:.1f}s")
-        fresh = compare_all(c, r1, d, "fresh", stats)
+        fresh = compare_all(c, r1, d, "fresh", stats, spec17)
 
         # (a) SIGTERM and restart on the same state and files: identical answers. The restart
         # gives gRPC's threads real-time priority where the machine permits it, so the answers
@@ -642,7 +1152,7 @@ def main() -> int:
                        [f"--grpc_realtime_priority={RT_PRIORITY}"] if realtime else None)
         stats, err = d.wait_exhausted()
         if c.check(stats is not None, "[restart] comes back", [err]):
-            again = compare_all(c, r1, d, "restart", stats)
+            again = compare_all(c, r1, d, "restart", stats, spec17)
             diff = [k for k in fresh if again.get(k) != fresh[k]]
             c.check(not diff, "[restart] answers identical to before the restart",
                     [f"{k[0]} {view_name(k[1])} {k[2:]}: before {json.dumps(fresh[k])[:300]} "
@@ -663,7 +1173,8 @@ def main() -> int:
         c.check(not hits, "privacy: no user id in the daemon logs", hits[:20])
 
         # (c) Re-credit: restart with a catalog that changes developers, countries,
-        # created_at and base_model roots.
+        # created_at and base_model roots, and moves models between values of the
+        # spec17 levels (org_type, license, size, task, modality, derivation).
         models2 = os.path.join(tmp, "models2.ndjson")
         n = changed_catalog(models, models2, r1, args.seed)
         r2 = ref.Reference.from_files(events, models2)
@@ -671,7 +1182,7 @@ def main() -> int:
         d = new_daemon(state_a, models2, "recredit")
         stats, err = d.wait_exhausted()
         if c.check(stats is not None, "[recredit] comes back", [err]):
-            compare_all(c, r2, d, "recredit", stats)
+            compare_all(c, r2, d, "recredit", stats, spec17, rotation=1)
         d.signal(signal.SIGTERM)
 
         # (b) Crash safety at kill points: each run is armed to SIGKILL itself at a named
@@ -694,7 +1205,7 @@ def main() -> int:
         d = new_daemon(state_b, models, "crash-final")
         stats, err = d.wait_exhausted()
         if c.check(stats is not None, "[crash] comes back after the kills", [err]):
-            compare_all(c, r1, d, "crash", stats)
+            compare_all(c, r1, d, "crash", stats, spec17, rotation=2)
         d.signal(signal.SIGTERM)
 
         # (e) A crash in the middle of a catalog re-credit, then the changed catalog
@@ -704,7 +1215,7 @@ def main() -> int:
         d = new_daemon(state_b, models2, "recredit-crash-final")
         stats, err = d.wait_exhausted()
         if c.check(stats is not None, "[recredit-crash] comes back", [err]):
-            compare_all(c, r2, d, "recredit-crash", stats)
+            compare_all(c, r2, d, "recredit-crash", stats, spec17, rotation=3)
         d.signal(signal.SIGTERM)
     finally:
         for d in daemons:

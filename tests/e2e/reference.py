@@ -4,8 +4,9 @@
 Written from the spec, not from the C++: standard library only, exact integers
 and Fractions. Given the events NDJSON and the models NDJSON it computes what
 hubmetricsd must answer: ingest counters per rejection reason, unique
-downloads, and for every view (level x filter x attribution) and window the
-concentration measures, leaderboards, entity reports and weekly series.
+downloads, and for every view (level x filter x attribution x sample) and
+window the concentration measures, leaderboards, entity reports, weekly series
+and share series.
 
 Rules (normative, shared with the C++):
 - A record (an events line without its "\n", a "\r" included, or a Kafka
@@ -20,13 +21,31 @@ Rules (normative, shared with the C++):
   watermark advances. An accepted event is a unique download when its
   (model_id, user_id, UTC day) is new, else a duplicate.
 - Catalog: the last record per model_id wins (as a whole). A record longer
-  than 16384 bytes, or with developer, country, org_type, pipeline_tag or
-  license longer than 256 bytes (UTF-8), changes nothing.
+  than 16384 bytes, or with developer, country, org_type, pipeline_tag,
+  license or base_relation longer than 256 bytes (UTF-8), changes nothing.
+- A record must also be what the protobuf JSON mapping of ModelInfo accepts
+  (as protobuf 3.21's JsonStringToMessage does, unknown fields ignored): a
+  known field may be named by its proto name or its JSON name (baseModel), the
+  last one given wins; a string field holds a string (or null, which counts
+  as absent); parameters a JSON number with an integral value or a string of
+  a decimal integer with an optional sign, within int64. A record that is not
+  changes nothing.
 - root(m) follows base_model; a cycle or a 33rd link credits m itself; a
   base_model without a catalog record is itself the root.
+- Levels (issue 17): the entity of a download is read from the catalog record
+  of the credited model (the downloaded one under direct, its root under
+  recursive): model, developer, country, org_type, license, task, modality,
+  size, derivation, or a pair "A+B" of two different levels other than model
+  (entity "valueA|valueB").
+- Samples: all; population (models with >= 200 unique downloads all-time);
+  head (models among the 200 largest of at least one ISO week, ties by model
+  id in byte order). Membership is of the downloaded model, on the current
+  counts, and brings the model's whole history; filter and attribution apply
+  to the sample's downloads.
 
 Usage as a program (for debugging):
-  reference.py --events E --models M [--level model --filter all --attribution direct --window all]
+  reference.py --events E --models M [--level model --filter all --attribution direct
+                                      --sample all --window all]
 """
 
 from __future__ import annotations
@@ -55,11 +74,58 @@ MAX_CATALOG_RECORD_BYTES = 16 * 1024
 MAX_CATALOG_FIELD_BYTES = 256
 BOUNDED_CATALOG_FIELDS = ("developer", "country", "org_type", "pipeline_tag", "license",
                           "base_relation")
-LEVELS = ("model", "developer", "country")
+# The levels of a view; every one but "model" may be half of a pair "A+B".
+LEVELS = ("model", "developer", "country", "org_type", "license", "task", "modality", "size",
+          "derivation")
+PAIRABLE_LEVELS = LEVELS[1:]
 FILTERS = ("all", "rolling_1y")
 ATTRIBUTIONS = ("direct", "recursive")
-VIEWS = tuple((l, f, a) for l in LEVELS for f in FILTERS for a in ATTRIBUTIONS)
+SAMPLES = ("all", "population", "head")
+# The views before issue 17 (levels model, developer, country; sample all).
+CLASSIC_LEVELS = ("model", "developer", "country")
+VIEWS = tuple((l, f, a, "all") for l in CLASSIC_LEVELS for f in FILTERS for a in ATTRIBUTIONS)
 DEFAULT_TOP_K = (1, 10, 100)
+MAX_WINDOW_WEEKS = 1040
+POPULATION_MIN_DOWNLOADS = 200
+HEAD_SIZE = 200
+SHARE_SERIES_DEFAULT_K = 20
+SHARE_SERIES_MAX_K = 1000
+
+# The Hub's task taxonomy: pipeline_tag -> modality. A non-empty tag not here is "other".
+MODALITY_OF_TASK = {}
+for _modality, _tasks in (
+        ("multimodal", "audio-text-to-text image-text-to-text visual-question-answering "
+                       "document-question-answering video-text-to-text visual-document-retrieval "
+                       "any-to-any"),
+        ("computer_vision", "depth-estimation image-classification object-detection "
+                            "image-segmentation text-to-image image-to-text image-to-image "
+                            "image-to-video unconditional-image-generation video-classification "
+                            "text-to-video zero-shot-image-classification mask-generation "
+                            "zero-shot-object-detection text-to-3d image-to-3d "
+                            "image-feature-extraction keypoint-detection video-to-video"),
+        ("nlp", "text-classification token-classification table-question-answering "
+                "question-answering zero-shot-classification translation summarization "
+                "feature-extraction text-generation text2text-generation fill-mask "
+                "sentence-similarity text-ranking"),
+        ("audio", "text-to-speech text-to-audio automatic-speech-recognition audio-to-audio "
+                  "audio-classification voice-activity-detection"),
+        ("tabular", "tabular-classification tabular-regression time-series-forecasting"),
+        ("reinforcement_learning", "reinforcement-learning robotics")):
+    for _task in _tasks.split():
+        assert _task not in MODALITY_OF_TASK, _task
+        MODALITY_OF_TASK[_task] = _modality
+
+# Size buckets of the parameter count: (exclusive upper bound, name), lower bounds inclusive.
+SIZE_BUCKETS = (
+    (100_000_000, "<100M"),
+    (200_000_000, "100M-200M"),
+    (500_000_000, "200M-500M"),
+    (1_000_000_000, "500M-1B"),
+    (10_000_000_000, "1B-10B"),
+    (100_000_000_000, "10B-100B"),
+)
+SIZE_LARGEST = ">=100B"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 NS_PER_SECOND = 10**9
 NS_PER_DAY = 86400 * NS_PER_SECOND
@@ -183,23 +249,57 @@ def week_label(monday: int) -> str:
 
 
 def parse_week(label: str) -> int:
-    m = re.fullmatch(r"([0-9]{4})-W([0-9]{2})", label)
+    m = re.fullmatch(r"([0-9]{4})-W([0-9]{2})", label, re.ASCII)
     if not m:
         raise ValueError(f"bad week {label!r}")
     d = _dt.date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
     return d.toordinal() - _EPOCH_ORDINAL
 
 
+def week_range(first: str, last: str) -> list[int]:
+    """The Mondays from week `first` to week `last` inclusive (first <= last,
+    at most 1040 weeks)."""
+    a, b = parse_week(first), parse_week(last)
+    if a > b or (b - a) // 7 + 1 > MAX_WINDOW_WEEKS:
+        raise ValueError(f"bad week range {first!r}..{last!r}")
+    return list(range(a, b + 1, 7))
+
+
 # ---------------------------------------------------------------- catalog
 
 class CatalogEntry:
-    __slots__ = ("developer", "country", "created_day", "base_model")
+    __slots__ = ("developer", "country", "created_day", "base_model", "org_type", "license",
+                 "pipeline_tag", "parameters", "base_relation")
 
-    def __init__(self, developer: str, country: str, created_day: int | None, base_model: str):
+    def __init__(self, developer: str, country: str, created_day: int | None, base_model: str,
+                 org_type: str = "", license: str = "", pipeline_tag: str = "",
+                 parameters: int = 0, base_relation: str = ""):
         self.developer = developer
         self.country = country
         self.created_day = created_day
         self.base_model = base_model
+        self.org_type = org_type
+        self.license = license
+        self.pipeline_tag = pipeline_tag
+        self.parameters = parameters  # 0 when missing, as protobuf has it
+        self.base_relation = base_relation
+
+
+# The string fields of ModelInfo, by their proto names.
+CATALOG_STRING_FIELDS = ("model_id", "developer", "country", "org_type", "created_at",
+                         "base_model", "pipeline_tag", "license", "base_relation")
+# The JSON names (lowerCamelCase) protobuf accepts beside the proto names.
+CATALOG_JSON_NAMES = {"modelId": "model_id", "orgType": "org_type", "createdAt": "created_at",
+                      "baseModel": "base_model", "pipelineTag": "pipeline_tag",
+                      "baseRelation": "base_relation"}
+
+
+def _catalog_object(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object with the fields' JSON names as proto names, the last one winning."""
+    out: dict = {}
+    for k, v in pairs:
+        out[CATALOG_JSON_NAMES.get(k, k)] = v
+    return out
 
 
 def _str_field(rec: dict, name: str) -> str:
@@ -207,8 +307,31 @@ def _str_field(rec: dict, name: str) -> str:
     return v if isinstance(v, str) else ""
 
 
+def _parameters(v) -> int | None:
+    """The int64 `parameters` as the protobuf JSON mapping reads it: a JSON
+    number with an integral value (7, 7.0, 7e9) or a string of a decimal
+    integer ("7", "+7", "007"; no spaces, no exponent), within int64; null or
+    absent is 0. None when the value is not one."""
+    if v is None:
+        return 0
+    if isinstance(v, bool):  # a bool is an int in Python, not in JSON
+        return None
+    if isinstance(v, int):
+        n = v
+    elif isinstance(v, float):
+        if not v.is_integer():  # 1.5, inf
+            return None
+        n = int(v)
+    elif isinstance(v, str) and re.fullmatch(r"[-+]?[0-9]+", v, re.ASCII):
+        n = int(v)
+    else:
+        return None
+    return n if INT64_MIN <= n <= INT64_MAX else None
+
+
 def load_catalog(lines: Iterable[bytes | str]) -> dict[str, CatalogEntry]:
-    """The last record per model_id. Records that do not decode, or whose
+    """The last record per model_id. Records that do not decode (string fields
+    that are not strings, parameters that is not an int64 included), or whose
     model_id or base_model is not a valid repo id, change nothing."""
     catalog: dict[str, CatalogEntry] = {}
     for line in lines:
@@ -222,10 +345,19 @@ def load_catalog(lines: Iterable[bytes | str]) -> dict[str, CatalogEntry]:
         if size > MAX_CATALOG_RECORD_BYTES:
             continue
         try:
-            rec = strict_json(line)
-        except ValueError:
+            if isinstance(line, bytes):
+                line = line.decode("utf-8")
+            rec = json.loads(line, parse_constant=_reject_constant,
+                             object_pairs_hook=_catalog_object)
+        except (ValueError, RecursionError):
             continue
         if not isinstance(rec, dict):
+            continue
+        if any(rec.get(f) is not None and not isinstance(rec[f], str)
+               for f in CATALOG_STRING_FIELDS):
+            continue
+        parameters = _parameters(rec.get("parameters"))
+        if parameters is None:
             continue
         if any(len(_str_field(rec, f).encode("utf-8")) > MAX_CATALOG_FIELD_BYTES
                for f in BOUNDED_CATALOG_FIELDS):
@@ -243,8 +375,62 @@ def load_catalog(lines: Iterable[bytes | str]) -> dict[str, CatalogEntry]:
             _str_field(rec, "country"),
             utc_day(created_ns) if created_ns is not None else None,
             base,
+            org_type=_str_field(rec, "org_type"),
+            license=_str_field(rec, "license"),
+            pipeline_tag=_str_field(rec, "pipeline_tag"),
+            parameters=parameters,
+            base_relation=_str_field(rec, "base_relation"),
         )
     return catalog
+
+
+# ---------------------------------------------------------------- levels
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(s: str) -> str:
+    """A-Z to a-z, every other character as it is (str.lower would change more)."""
+    return s.translate(_ASCII_LOWER)
+
+
+def size_bucket(parameters: int) -> str:
+    if parameters <= 0:
+        return "unknown"
+    for bound, name in SIZE_BUCKETS:
+        if parameters < bound:
+            return name
+    return SIZE_LARGEST
+
+
+def modality(pipeline_tag: str) -> str:
+    if not pipeline_tag:
+        return "unknown"
+    return MODALITY_OF_TASK.get(pipeline_tag, "other")
+
+
+def level_parts(level: str) -> tuple[str, ...]:
+    """("model",), ("country",), ("country", "org_type") for "country+org_type", ...
+    ValueError for anything that is not a level or a pair of two different
+    levels other than model."""
+    if level in LEVELS:
+        return (level,)
+    parts = level.split("+")
+    if (len(parts) == 2 and parts[0] != parts[1] and parts[0] in PAIRABLE_LEVELS
+            and parts[1] in PAIRABLE_LEVELS):
+        return tuple(parts)
+    raise ValueError(f"bad level {level!r}")
+
+
+def normalize_view(view) -> tuple[str, str, str, str]:
+    """(level, filter, attribution, sample); a 3-tuple has sample "all"."""
+    if len(view) == 3:
+        view = (*view, "all")
+    level, filt, attribution, sample = view
+    level_parts(level)
+    if filt not in FILTERS or attribution not in ATTRIBUTIONS or sample not in SAMPLES:
+        raise ValueError(f"bad view {view!r}")
+    return (level, filt, attribution, sample)
 
 
 # ---------------------------------------------------------------- measures
@@ -267,6 +453,14 @@ def measures(counts: Iterable[int], top_k: Iterable[int] = DEFAULT_TOP_K) -> dic
     return result
 
 
+def head_of(per: dict[str, int]) -> list[str]:
+    """The (at most) 200 largest models of one week's model -> downloads:
+    downloads descending, then model id in byte order; only models with
+    downloads that week."""
+    ordered = sorted((m for m, c in per.items() if c > 0), key=lambda m: (-per[m], m.encode("utf-8")))
+    return ordered[:HEAD_SIZE]
+
+
 # ---------------------------------------------------------------- the reference
 
 class Reference:
@@ -284,7 +478,8 @@ class Reference:
         self._seen: set[tuple[str, str, int]] = set()
         self.daily: dict[tuple[str, int], int] = {}  # (model, day) -> unique downloads
         self.catalog: dict[str, CatalogEntry] = {}
-        self._views: dict[tuple[str, str, str], dict[int, dict[str, int]]] = {}
+        self._views: dict[tuple[str, str, str, str], dict[int, dict[str, int]]] = {}
+        self._samples: dict[str, frozenset[str]] = {}
 
     @property
     def rejected(self) -> int:
@@ -333,6 +528,7 @@ class Reference:
         """Applies one events line; returns "unique", "duplicate" or the rejection reason."""
         self.events_read += 1
         self._views.clear()
+        self._samples.clear()
         outcome, event = self.classify(line)
         if event is None:
             self.rejected_by_reason[outcome] += 1
@@ -396,33 +592,101 @@ class Reference:
         entry = self.catalog.get(model)
         return entry.country if entry is not None and entry.country else "Unknown"
 
-    def entity_of(self, level: str, credited: str) -> str:
+    def level_value(self, level: str, credited: str) -> str:
+        """The value of one (not pair) level for a download credited to `credited`."""
         if level == "model":
             return credited
         if level == "developer":
             return self.developer(credited)
         if level == "country":
             return self.country(credited)
-        raise ValueError(level)
+        entry = self.catalog.get(credited)
+        if level == "org_type":
+            return ascii_lower(entry.org_type) if entry is not None and entry.org_type else "unknown"
+        if level == "license":
+            return ascii_lower(entry.license) if entry is not None and entry.license else "unknown"
+        if level == "task":
+            return entry.pipeline_tag if entry is not None and entry.pipeline_tag else "unknown"
+        if level == "modality":
+            return modality(entry.pipeline_tag if entry is not None else "")
+        if level == "size":
+            return size_bucket(entry.parameters if entry is not None else 0)
+        if level == "derivation":
+            if entry is None:
+                return "unknown"
+            if not entry.base_model:
+                return "original"
+            return entry.base_relation or "derived"
+        raise ValueError(f"bad level {level!r}")
+
+    def entity_of(self, level: str, credited: str) -> str:
+        """The entity of a level or a pair ("US|company")."""
+        return "|".join(self.level_value(part, credited) for part in level_parts(level))
+
+    # -- samples
+
+    def model_totals(self) -> dict[str, int]:
+        """model -> all-time unique downloads (level model, filter all, direct)."""
+        totals: dict[str, int] = {}
+        for (model, _), count in self.daily.items():
+            totals[model] = totals.get(model, 0) + count
+        return totals
+
+    def week_model_counts(self) -> dict[int, dict[str, int]]:
+        """week monday -> model -> unique downloads that week (model, all, direct)."""
+        weeks: dict[int, dict[str, int]] = {}
+        for (model, day), count in self.daily.items():
+            per = weeks.setdefault(iso_week_of_day(day), {})
+            per[model] = per.get(model, 0) + count
+        return weeks
+
+    def week_head(self, monday: int) -> list[str]:
+        return head_of(self.week_model_counts().get(monday, {}))
+
+    def sample_members(self, sample: str) -> frozenset[str] | None:
+        """The downloaded models a sample keeps, on the current counts; None for all."""
+        if sample == "all":
+            return None
+        cached = self._samples.get(sample)
+        if cached is not None:
+            return cached
+        if sample == "population":
+            members = frozenset(m for m, c in self.model_totals().items()
+                                if c >= POPULATION_MIN_DOWNLOADS)
+        elif sample == "head":
+            members = frozenset(m for per in self.week_model_counts().values()
+                                for m in head_of(per))
+        else:
+            raise ValueError(f"bad sample {sample!r}")
+        self._samples[sample] = members
+        return members
 
     # -- views and windows
 
-    def view_weeks(self, view: tuple[str, str, str]) -> dict[int, dict[str, int]]:
-        """week monday -> entity -> unique downloads credited in the view."""
+    def view_weeks(self, view) -> dict[int, dict[str, int]]:
+        """week monday -> entity -> unique downloads credited in the view
+        ((level, filter, attribution, sample), or a 3-tuple with sample all)."""
+        view = normalize_view(view)
         cached = self._views.get(view)
         if cached is not None:
             return cached
-        level, filt, attribution = view
+        level, filt, attribution, sample = view
+        members = self.sample_members(sample)
         weeks: dict[int, dict[str, int]] = {}
+        entity_of_model: dict[str, str] = {}  # the same for every day of a model
         for (model, day), count in self.daily.items():
+            if members is not None and model not in members:
+                continue
             if filt == "rolling_1y":
                 entry = self.catalog.get(model)
                 if entry is None or entry.created_day is None:
                     continue
                 if not 0 <= day - entry.created_day <= 365:
                     continue
-            credited = model if attribution == "direct" else self.root(model)
-            entity = self.entity_of(level, credited)
+            entity = entity_of_model.get(model)
+            if entity is None:
+                credited = model if attribution == "direct" else self.root(model)
+                entity = entity_of_model[model] = self.entity_of(level, credited)
             per = weeks.setdefault(iso_week_of_day(day), {})
             per[entity] = per.get(entity, 0) + count
         self._views[view] = weeks
@@ -432,18 +696,38 @@ class Reference:
         return None if self.watermark_ns is None else iso_week_of_day(utc_day(self.watermark_ns))
 
     def window_weeks(self, window: str) -> list[int] | None:
-        """The Mondays the window covers; None for "all"."""
+        """The Mondays the window covers, in order; None for "all"."""
         if window == "all":
             return None
+        if window == "week:current":
+            last = self.watermark_week()
+            return [] if last is None else [last]
         if window.startswith("week:"):
             return [parse_week(window[5:])]
         if window.startswith("trailing:"):
             n = int(window[9:])
+            if not 1 <= n <= MAX_WINDOW_WEEKS:
+                raise ValueError(f"bad window {window!r}")
             last = self.watermark_week()
             if last is None:
                 return []
             return [last - 7 * i for i in range(n - 1, -1, -1)]
+        if window.startswith("range:"):
+            first, sep, last = window[6:].partition("..")
+            if not sep:
+                raise ValueError(f"bad window {window!r}")
+            return week_range(first, last)
         raise ValueError(f"bad window {window!r}")
+
+    def window_label(self, window: str) -> str:
+        """The window as the server echoes it."""
+        if window.startswith("range:"):
+            weeks = self.window_weeks(window)
+            return f"range:{week_label(weeks[0])}..{week_label(weeks[-1])}"
+        if window.startswith("week:") and window != "week:current":
+            return f"week:{week_label(parse_week(window[5:]))}"
+        self.window_weeks(window)  # valid
+        return window
 
     def window_counts(self, view, window: str) -> dict[str, int]:
         weeks = self.view_weeks(view)
@@ -485,6 +769,44 @@ class Reference:
         return {"entity": name, "downloads": c, "rank": rank, "share": Fraction(c, total),
                 "total": total, "entities": len(counts)}
 
+    def share_series(self, view, from_week: str, to_week: str,
+                     k: int = SHARE_SERIES_DEFAULT_K) -> dict:
+        """GetShareSeries: a dict shaped like the ShareSeries message (proto field
+        names; counts as ints, shares as Fractions)."""
+        if not 1 <= k <= SHARE_SERIES_MAX_K:
+            raise ValueError(f"bad k {k}")
+        level, filt, attribution, sample = normalize_view(view)
+        weeks = week_range(from_week, to_week)
+        window = f"range:{week_label(weeks[0])}..{week_label(weeks[-1])}"
+        counts = self.window_counts(view, window)
+        total = sum(counts.values())
+        entities = self.top(view, window, k)
+        per_week = self.view_weeks(view)
+        rows = []
+        for monday in weeks:
+            per = per_week.get(monday, {})
+            week_total = sum(per.values())
+            downloads = [per.get(e["entity"], 0) for e in entities]
+            rest = week_total - sum(downloads)
+            rows.append({
+                "week": week_label(monday),
+                "total_downloads": week_total,
+                "downloads": downloads,
+                "shares": [Fraction(d, week_total) if week_total else Fraction(0)
+                           for d in downloads],
+                "rest_downloads": rest,
+                "rest_share": Fraction(rest, week_total) if week_total else Fraction(0),
+            })
+        return {
+            "view": {"level": level, "filter": filt, "attribution": attribution, "sample": sample},
+            "from_week": week_label(weeks[0]),
+            "to_week": week_label(weeks[-1]),
+            "total_downloads": total,
+            "entity_count": len(counts),
+            "entities": entities,
+            "weeks": rows,
+        }
+
     def sample_weeks(self) -> list[int]:
         """Every week from the first to the last one with an accepted event."""
         days = [d for (_, d) in self.daily]
@@ -498,14 +820,26 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--events", required=True)
     p.add_argument("--models", required=True)
-    p.add_argument("--level", default="model", choices=LEVELS)
+    p.add_argument("--level", default="model", help="a level or a pair A+B")
     p.add_argument("--filter", default="all", choices=FILTERS)
     p.add_argument("--attribution", default="direct", choices=ATTRIBUTIONS)
+    p.add_argument("--sample", default="all", choices=SAMPLES)
     p.add_argument("--window", default="all")
     p.add_argument("--k", type=int, default=10)
+    p.add_argument("--shares", metavar="FROM..TO",
+                   help="print the share series of weeks FROM..TO (k entities) instead")
     args = p.parse_args()
+    try:
+        level_parts(args.level)
+    except ValueError as e:
+        p.error(str(e))
     ref = Reference.from_files(args.events, args.models)
-    view = (args.level, args.filter, args.attribution)
+    view = (args.level, args.filter, args.attribution, args.sample)
+    if args.shares:
+        frm, _, to = args.shares.partition("..")
+        series = ref.share_series(view, frm, to, args.k)
+        print(json.dumps(series, indent=1, default=float))
+        return 0
     c = ref.concentration(view, args.window)
     print(json.dumps({
         "events_read": ref.events_read, "unique_downloads": ref.unique_downloads,

@@ -280,5 +280,321 @@ class ViewsTest(unittest.TestCase):
         self.assertEqual((e["downloads"], e["rank"], e["share"]), (0, 0, 0))
 
 
+class NewCatalogFieldsTest(unittest.TestCase):
+    def test_fields_read(self):
+        c = catalog('{"model_id":"a/m","org_type":"Company","license":"MIT","pipeline_tag":"fill-mask",'
+                    '"parameters":"110000000","base_model":"a/b","base_relation":"finetune"}',
+                    '{"model_id":"a/n","parameters":7000000000}',
+                    '{"model_id":"a/o","parameters":null,"license":null}',
+                    '{"model_id":"a/p","parameters":"-5"}',
+                    '{"model_id":"a/q","parameters":1e9}',
+                    '{"model_id":"a/r","parameters":"+007"}',
+                    '{"model_id":"a/s","parameters":100000000.0}',
+                    '{"model_id":"a/t","baseModel":"x/y","pipelineTag":"fill-mask",'
+                    '"orgType":"Company","baseRelation":"merge","createdAt":"2025-01-01T00:00:00Z"}',
+                    '{"model_id":"a/u","base_model":"x/y","baseModel":"z/w","license":"a",'
+                    '"license":"b"}',
+                    '{"modelId":"a/v","developer":"V"}')
+        e = c["a/m"]
+        self.assertEqual((e.org_type, e.license, e.pipeline_tag, e.parameters, e.base_model,
+                          e.base_relation),
+                         ("Company", "MIT", "fill-mask", 110000000, "a/b", "finetune"))
+        self.assertEqual(c["a/n"].parameters, 7000000000)
+        self.assertEqual((c["a/o"].parameters, c["a/o"].license), (0, ""))
+        self.assertEqual(c["a/p"].parameters, -5)
+        self.assertEqual((c["a/q"].parameters, c["a/r"].parameters, c["a/s"].parameters),
+                         (1_000_000_000, 7, 100_000_000))
+        # The JSON names of the fields count as their proto names; the last one given wins.
+        e = c["a/t"]
+        self.assertEqual((e.base_model, e.pipeline_tag, e.org_type, e.base_relation, e.created_day),
+                         ("x/y", "fill-mask", "Company", "merge", 20089))
+        self.assertEqual((c["a/u"].base_model, c["a/u"].license), ("z/w", "b"))
+        self.assertEqual(c["a/v"].developer, "V")
+
+    def test_a_record_that_does_not_decode_changes_nothing(self):
+        good = '{"model_id":"a/m","license":"mit","parameters":"5"}'
+        for bad in ['{"model_id":"a/m","parameters":"1.5"}',
+                    '{"model_id":"a/m","parameters":1.5}',
+                    '{"model_id":"a/m","parameters":"abc"}',
+                    '{"model_id":"a/m","parameters":""}',
+                    '{"model_id":"a/m","parameters":" 5"}',
+                    '{"model_id":"a/m","parameters":"1e9"}',
+                    '{"model_id":"a/m","parameters":"0x10"}',
+                    '{"model_id":"a/m","parameters":"\u0663"}',
+                    '{"model_id":"a/m","parameters":1e30}',
+                    '{"model_id":"a/m","parameters":true}',
+                    '{"model_id":"a/m","parameters":[5]}',
+                    '{"model_id":"a/m","parameters":"9223372036854775808"}',
+                    '{"model_id":"a/m","parameters":-9223372036854775809}',
+                    '{"model_id":"a/m","license":5}',
+                    '{"model_id":"a/m","developer":true}',
+                    '{"model_id":"a/m","created_at":42}',
+                    '{"model_id":"a/m","pipeline_tag":["fill-mask"]}',
+                    '{"model_id":"a/m","base_relation":{"x":1}}',
+                    '{"model_id":"a/m","base_relation":"%s"}' % ("r" * 257)]:
+            c = catalog(good, bad)
+            self.assertEqual((c["a/m"].license, c["a/m"].parameters), ("mit", 5), bad)
+        # The int64 bounds themselves are fine.
+        c = catalog('{"model_id":"a/m","parameters":"9223372036854775807"}',
+                    '{"model_id":"a/n","parameters":-9223372036854775808}')
+        self.assertEqual((c["a/m"].parameters, c["a/n"].parameters), (2**63 - 1, -(2**63)))
+
+
+class LevelsTest(unittest.TestCase):
+    def make(self, *records):
+        r = ref.Reference()
+        r.set_catalog(catalog(*records))
+        return r
+
+    def test_org_type_and_license_ascii_lowercased(self):
+        r = self.make('{"model_id":"a/m","org_type":"Non_Profit","license":"Apache-2.0"}',
+                      '{"model_id":"a/e","org_type":"\u00c9COLE","license":"CC-\u00c9"}',
+                      '{"model_id":"a/n","org_type":"","license":""}')
+        self.assertEqual(r.entity_of("org_type", "a/m"), "non_profit")
+        self.assertEqual(r.entity_of("license", "a/m"), "apache-2.0")
+        # Only A-Z: the E with an acute accent stays (str.lower would give "\u00e9cole").
+        self.assertEqual(r.entity_of("org_type", "a/e"), "\u00c9cole")
+        self.assertEqual(r.entity_of("license", "a/e"), "cc-\u00c9")
+        for level in ("org_type", "license", "task"):
+            self.assertEqual(r.entity_of(level, "a/n"), "unknown", level)  # empty
+            self.assertEqual(r.entity_of(level, "no/record"), "unknown", level)
+
+    def test_task_and_modality(self):
+        r = self.make('{"model_id":"t/gen","pipeline_tag":"text-generation"}',
+                      '{"model_id":"t/any","pipeline_tag":"any-to-any"}',
+                      '{"model_id":"t/rob","pipeline_tag":"robotics"}',
+                      '{"model_id":"t/ts","pipeline_tag":"time-series-forecasting"}',
+                      '{"model_id":"t/asr","pipeline_tag":"automatic-speech-recognition"}',
+                      '{"model_id":"t/img","pipeline_tag":"image-to-3d"}',
+                      '{"model_id":"t/graph","pipeline_tag":"graph-ml"}',
+                      '{"model_id":"t/case","pipeline_tag":"Text-Generation"}',
+                      '{"model_id":"t/empty","pipeline_tag":""}',
+                      '{"model_id":"t/none"}')
+        self.assertEqual(r.entity_of("task", "t/case"), "Text-Generation")  # as given
+        expected = {"t/gen": "nlp", "t/any": "multimodal", "t/rob": "reinforcement_learning",
+                    "t/ts": "tabular", "t/asr": "audio", "t/img": "computer_vision",
+                    "t/graph": "other",      # not in the table
+                    "t/case": "other",       # the table's words are lowercase
+                    "t/empty": "unknown", "t/none": "unknown", "no/record": "unknown"}
+        for m, want in expected.items():
+            self.assertEqual(r.entity_of("modality", m), want, m)
+        # The table holds every task the spec lists once: 7 + 19 + 13 + 6 + 3 + 2.
+        self.assertEqual(len(ref.MODALITY_OF_TASK), 50)
+
+    def test_size_bucket_boundaries(self):
+        cases = [(1, "<100M"), (99_999_999, "<100M"), (100_000_000, "100M-200M"),
+                 (199_999_999, "100M-200M"), (200_000_000, "200M-500M"),
+                 (499_999_999, "200M-500M"), (500_000_000, "500M-1B"),
+                 (999_999_999, "500M-1B"), (1_000_000_000, "1B-10B"),
+                 (9_999_999_999, "1B-10B"), (10_000_000_000, "10B-100B"),
+                 (99_999_999_999, "10B-100B"), (100_000_000_000, ">=100B"),
+                 (2**63 - 1, ">=100B"), (0, "unknown"), (-1, "unknown")]
+        records = ['{"model_id":"s/p%d","parameters":"%d"}' % (i, p) for i, (p, _) in enumerate(cases)]
+        records.append('{"model_id":"s/missing"}')
+        r = self.make(*records)
+        for i, (p, want) in enumerate(cases):
+            self.assertEqual(r.entity_of("size", f"s/p{i}"), want, p)
+        self.assertEqual(r.entity_of("size", "s/missing"), "unknown")
+        self.assertEqual(r.entity_of("size", "no/record"), "unknown")
+
+    def test_derivation(self):
+        r = self.make('{"model_id":"d/orig"}',
+                      '{"model_id":"d/orig-rel","base_relation":"finetune"}',  # no base: original
+                      '{"model_id":"d/ft","base_model":"d/orig","base_relation":"finetune"}',
+                      '{"model_id":"d/q","base_model":"d/orig","base_relation":"Quantized"}',
+                      '{"model_id":"d/empty","base_model":"d/orig","base_relation":""}',
+                      '{"model_id":"d/none","base_model":"d/orig"}',
+                      '{"model_id":"d/ghost","base_model":"ghost/base","base_relation":"merge"}')
+        expected = {"d/orig": "original", "d/orig-rel": "original", "d/ft": "finetune",
+                    "d/q": "Quantized",  # as given, not lowercased
+                    "d/empty": "derived", "d/none": "derived", "d/ghost": "merge",
+                    "no/record": "unknown", "ghost/base": "unknown"}
+        for m, want in expected.items():
+            self.assertEqual(r.entity_of("derivation", m), want, m)
+
+    def test_levels_read_the_credited_model(self):
+        r = self.make('{"model_id":"base/m","country":"US","org_type":"Company",'
+                      '"pipeline_tag":"fill-mask","parameters":110000000}',
+                      '{"model_id":"d/ft","base_model":"base/m","base_relation":"adapter",'
+                      '"country":"FR","license":"MIT","parameters":"1000000000"}')
+        r.ingest_events([ev("d/ft", "u1", "2025-03-05T00:00:00Z"),
+                         ev("d/ft", "u2", "2025-03-05T00:00:00Z"),
+                         ev("base/m", "u1", "2025-03-05T00:00:00Z")])
+        W = "all"
+        self.assertEqual(r.window_counts(("country+org_type", "all", "direct"), W),
+                         {"FR|unknown": 2, "US|company": 1})
+        self.assertEqual(r.window_counts(("org_type+country", "all", "direct"), W),
+                         {"unknown|FR": 2, "company|US": 1})  # the order matters
+        self.assertEqual(r.window_counts(("country+org_type", "all", "recursive"), W),
+                         {"US|company": 3})
+        self.assertEqual(r.window_counts(("size+modality", "all", "direct"), W),
+                         {"1B-10B|unknown": 2, "100M-200M|nlp": 1})
+        self.assertEqual(r.window_counts(("derivation+task", "all", "direct"), W),
+                         {"adapter|unknown": 2, "original|fill-mask": 1})
+        self.assertEqual(r.window_counts(("developer+license", "all", "recursive"), W),
+                         {"base|unknown": 3})
+        self.assertEqual(r.window_counts(("derivation", "all", "recursive"), W), {"original": 3})
+
+    def test_bad_levels(self):
+        for bad in ["model+country", "country+model", "country+country", "country+org_type+size",
+                    "country+", "+country", "Country", "task ", "modalities", ""]:
+            with self.assertRaises(ValueError, msg=bad):
+                ref.level_parts(bad)
+            with self.assertRaises(ValueError, msg=bad):
+                ref.Reference().window_counts((bad, "all", "direct", "all"), "all")
+        with self.assertRaises(ValueError):
+            ref.Reference().window_counts(("model", "all", "direct", "everything"), "all")
+        pairs = [(a, b) for a in ref.PAIRABLE_LEVELS for b in ref.PAIRABLE_LEVELS if a != b]
+        self.assertEqual(len(pairs), 56)
+        for a, b in pairs:
+            self.assertEqual(ref.level_parts(f"{a}+{b}"), (a, b))
+
+
+def users(model, n, time, prefix="u"):
+    return [ev(model, f"{prefix}{i}", time) for i in range(n)]
+
+
+class SamplesTest(unittest.TestCase):
+    def test_population_threshold_and_history(self):
+        r = ref.Reference()
+        r.set_catalog(catalog('{"model_id":"p/exact","base_model":"base/x"}'))
+        # p/exact: 150 in 2025-W10 and 50 in 2025-W11, 200 in all. p/short: 199.
+        # base/x: 5 of its own, below 200.
+        r.ingest_events(users("p/exact", 150, "2025-03-04T00:00:00Z") +
+                        users("base/x", 5, "2025-03-04T00:00:00Z") +
+                        users("p/exact", 50, "2025-03-11T00:00:00Z") +
+                        users("p/short", 199, "2025-03-11T00:00:00Z"))
+        self.assertEqual(r.sample_members("population"), {"p/exact"})
+        pop = ("model", "all", "direct", "population")
+        self.assertEqual(r.window_counts(pop, "all"), {"p/exact": 200})
+        # A member brings its whole history, every week.
+        self.assertEqual(r.window_counts(pop, "week:2025-W10"), {"p/exact": 150})
+        # Membership is of the downloaded model; attribution then credits the root.
+        self.assertEqual(r.window_counts(("model", "all", "recursive", "population"), "all"),
+                         {"base/x": 200})
+        self.assertEqual(r.window_counts(("model", "all", "recursive", "all"), "all"),
+                         {"base/x": 205, "p/short": 199})
+        # The filter applies after: no created_at, no rolling_1y.
+        self.assertEqual(r.window_counts(("model", "rolling_1y", "direct", "population"), "all"),
+                         {})
+        # One more download: p/short reaches 200 and joins, with its history.
+        r.ingest_event(ev("p/short", "late", "2025-03-12T00:00:00Z"))
+        self.assertEqual(r.sample_members("population"), {"p/exact", "p/short"})
+        self.assertEqual(r.window_counts(pop, "week:2025-W11"), {"p/exact": 50, "p/short": 200})
+
+    def test_head_tie_at_the_200th_place(self):
+        r = ref.Reference()
+        week10 = "2025-03-04T00:00:00Z"
+        lines = []
+        # 2025-W10: 199 models with 2 downloads, then three with 1. In byte order
+        # "U/a" < "late/bloomer" < "t/z": the 200th place goes to "U/a" (a case-blind
+        # order would pick "late/bloomer").
+        big = [f"big/m{i:03d}" for i in range(199)]
+        for m in big:
+            lines += users(m, 2, week10)
+        for m in ("t/z", "late/bloomer", "U/a"):
+            lines.append(ev(m, "u0", week10))
+        # 2025-W11: fewer than 200 models: all of them are in the head.
+        lines.append(ev("late/bloomer", "u0", "2025-03-11T00:00:00Z"))
+        lines.append(ev("small/w", "u0", "2025-03-11T00:00:00Z"))
+        r.ingest_events(lines)
+        self.assertEqual(r.week_head(ref.parse_week("2025-W10")), big + ["U/a"])
+        self.assertEqual(set(r.week_head(ref.parse_week("2025-W11"))), {"late/bloomer", "small/w"})
+        head = r.sample_members("head")
+        self.assertEqual(head, set(big) | {"U/a", "late/bloomer", "small/w"})
+        v = ("model", "all", "direct", "head")
+        # late/bloomer was not in 2025-W10's head, yet its download of that week counts.
+        w10 = r.window_counts(v, "week:2025-W10")
+        self.assertEqual(sum(w10.values()), 199 * 2 + 2)
+        self.assertEqual((w10.get("late/bloomer"), w10.get("U/a"), w10.get("t/z")), (1, 1, None))
+        self.assertEqual(r.concentration(v, "all")["total"], 199 * 2 + 2 + 2)
+        self.assertEqual(r.concentration(("model", "all", "direct", "all"), "all")["total"],
+                         199 * 2 + 3 + 2)
+        # A week with no downloads contributes nobody; zero counts are not members.
+        self.assertNotIn("t/z", head)
+
+
+class NewWindowsTest(unittest.TestCase):
+    def make(self):
+        r = ref.Reference()
+        r.ingest_events([ev("a/x", "u1", "2025-02-26T00:00:00Z"),   # 2025-W09
+                         ev("a/x", "u1", "2025-03-04T00:00:00Z"),   # 2025-W10
+                         ev("b/y", "u1", "2025-03-05T00:00:00Z"),   # 2025-W10
+                         ev("b/y", "u1", "2025-03-12T00:00:00Z"),   # 2025-W11 (the watermark)
+                         ev("b/y", "u2", "2025-03-12T00:00:00Z")])
+        return r
+
+    def test_week_current(self):
+        self.assertEqual(ref.Reference().window_weeks("week:current"), [])
+        r = self.make()
+        v = ("model", "all", "direct")
+        self.assertEqual(r.window_weeks("week:current"), [ref.parse_week("2025-W11")])
+        self.assertEqual(r.window_counts(v, "week:current"), {"b/y": 2})
+        self.assertEqual(r.window_label("week:current"), "week:current")
+
+    def test_ranges(self):
+        r = self.make()
+        v = ("model", "all", "direct")
+        self.assertEqual(r.window_counts(v, "range:2025-W09..2025-W10"), {"a/x": 2, "b/y": 1})
+        self.assertEqual(r.window_counts(v, "range:2025-W10..2025-W10"), {"a/x": 1, "b/y": 1})
+        self.assertEqual(r.window_counts(v, "range:2024-W50..2025-W08"), {})
+        self.assertEqual(r.window_counts(v, "range:2025-W01..2025-W52"), {"a/x": 2, "b/y": 3})
+        self.assertEqual(r.window_weeks("range:2020-W53..2021-W01"),
+                         [ref.parse_week("2020-W53"), ref.parse_week("2021-W01")])
+        self.assertEqual(r.window_label("range:2020-W23..2022-W52"), "range:2020-W23..2022-W52")
+        # 1040 weeks is the limit: 2006-W01 .. 2025-W49 is 1040 weeks.
+        first = ref.parse_week("2006-W01")
+        self.assertEqual(len(r.window_weeks(f"range:2006-W01..{ref.week_label(first + 7 * 1039)}")),
+                         1040)
+        for bad in ["range:2025-W10..2025-W09", f"range:2006-W01..{ref.week_label(first + 7 * 1040)}",
+                    "range:2025-W10", "range:2025-W10..", "range:2025-W10...2025-W11",
+                    "range:2025-W10..2025-W11..2025-W12", "range:2025-w10..2025-W11",
+                    "range:2021-W53..2021-W53", "trailing:0", "trailing:1041", "week:now"]:
+            with self.assertRaises(ValueError, msg=bad):
+                r.window_weeks(bad)
+
+
+class ShareSeriesTest(unittest.TestCase):
+    def test_hand_computed(self):
+        r = ref.Reference()
+        # 2025-W10: x 3, y 1; 2025-W11: nothing; 2025-W12: y 2, z 1.
+        r.ingest_events(users("x/x", 3, "2025-03-04T00:00:00Z") +
+                        users("y/y", 1, "2025-03-04T00:00:00Z") +
+                        users("y/y", 2, "2025-03-18T00:00:00Z") +
+                        users("z/z", 1, "2025-03-18T00:00:00Z"))
+        v = ("model", "all", "direct", "all")
+        s = r.share_series(v, "2025-W10", "2025-W12", 2)
+        self.assertEqual((s["from_week"], s["to_week"], s["total_downloads"], s["entity_count"]),
+                         ("2025-W10", "2025-W12", 7, 3))
+        self.assertEqual(s["view"], {"level": "model", "filter": "all", "attribution": "direct",
+                                     "sample": "all"})
+        # x and y tie at 3 over the range: both rank 1, x first by byte order.
+        self.assertEqual([(e["entity"], e["downloads"], e["rank"], e["share"]) for e in s["entities"]],
+                         [("x/x", 3, 1, Fraction(3, 7)), ("y/y", 3, 1, Fraction(3, 7))])
+        F = Fraction
+        self.assertEqual(s["weeks"], [
+            {"week": "2025-W10", "total_downloads": 4, "downloads": [3, 1],
+             "shares": [F(3, 4), F(1, 4)], "rest_downloads": 0, "rest_share": 0},
+            {"week": "2025-W11", "total_downloads": 0, "downloads": [0, 0], "shares": [0, 0],
+             "rest_downloads": 0, "rest_share": 0},
+            {"week": "2025-W12", "total_downloads": 3, "downloads": [0, 2],
+             "shares": [0, F(2, 3)], "rest_downloads": 1, "rest_share": F(1, 3)},
+        ])
+        s = r.share_series(v, "2025-W12", "2025-W12", 20)  # more k than entities
+        self.assertEqual([(e["entity"], e["downloads"], e["rank"]) for e in s["entities"]],
+                         [("y/y", 2, 1), ("z/z", 1, 2)])
+        self.assertEqual((s["total_downloads"], s["entity_count"]), (3, 2))
+        self.assertEqual(s["weeks"][0]["rest_downloads"], 0)
+        s = r.share_series(v, "2025-W09", "2025-W09", 1)  # nothing in range
+        self.assertEqual((s["total_downloads"], s["entity_count"], s["entities"]), (0, 0, []))
+        self.assertEqual(s["weeks"], [{"week": "2025-W09", "total_downloads": 0, "downloads": [],
+                                       "shares": [], "rest_downloads": 0, "rest_share": 0}])
+        for k in (0, 1001):
+            with self.assertRaises(ValueError):
+                r.share_series(v, "2025-W10", "2025-W12", k)
+        with self.assertRaises(ValueError):
+            r.share_series(v, "2025-W12", "2025-W10", 2)
+
+
 if __name__ == "__main__":
     unittest.main()
