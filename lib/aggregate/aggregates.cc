@@ -22,6 +22,9 @@ Aggregates::Aggregates(AggregateOptions options, const ModelRegistry* registry,
   options_.live_trailing_weeks.erase(
       std::unique(options_.live_trailing_weeks.begin(), options_.live_trailing_weeks.end()),
       options_.live_trailing_weeks.end());
+  for (const View& v : options_.live_views) {
+    if (v.Liveable()) kept_live_[v.LiveIndex()] = true;
+  }
   live_.resize(1 + options_.live_trailing_weeks.size());
   pending_.resize(live_.size());
   for (size_t i = 0; i < options_.live_trailing_weeks.size(); ++i) {
@@ -141,6 +144,7 @@ void Aggregates::SealLanes() {
                             .attribution = a,
                             .sample = Sample::kAll}
                            .LiveIndex();
+      if (!kept_live_[view]) continue;
       lanes_[(w + static_cast<size_t>(view)) & 1].updates.push_back(
           {static_cast<uint32_t>(w * kNumLiveViews + static_cast<size_t>(view)), e, delta});
     }
@@ -322,7 +326,7 @@ const Aggregates::LiveWindow* Aggregates::LiveFor(const Window& window) const {
 }
 
 const ExactDistribution* Aggregates::LiveDistribution(View view, const Window& window) const {
-  if (!view.Liveable()) return nullptr;
+  if (!view.Liveable() || !kept_live_[view.LiveIndex()]) return nullptr;
   const LiveWindow* w = LiveFor(window);
   return w == nullptr ? nullptr : &w->dists[view.LiveIndex()];
 }
@@ -353,7 +357,9 @@ std::vector<LiveWindowValues> Aggregates::LiveValues(std::span<const uint32_t> k
   for (size_t w = 0; w < live_.size(); ++w) {
     out[w].weeks = live_[w].weeks;
     out[w].range = live_[w].range;
-    for (int v = 0; v < kNumLiveViews; ++v) out[w].by_view[v] = live_[w].dists[v].Values(ks);
+    for (int v = 0; v < kNumLiveViews; ++v) {
+      if (kept_live_[v]) out[w].by_view[v] = live_[w].dists[v].Values(ks);
+    }
   }
   return out;
 }

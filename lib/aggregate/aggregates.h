@@ -50,6 +50,12 @@ struct AggregateOptions {
   // thread updates half of the distributions while the caller updates the
   // other half: faster ingest when a core is free, one more thread.
   int apply_threads = 2;
+  // Views kept live (View::Liveable ones only: model, developer and country
+  // at sample all). Each costs an O(log n) update per changed entity and
+  // batch in every live window, and memory per entity; a view not kept live
+  // is computed on request from the per-model counts (lib/query), cached per
+  // batch. Default: all kNumLiveViews.
+  std::vector<View> live_views = AllLiveableViews();
 };
 
 // One model's unique downloads over some days: all of them, and those that
@@ -88,11 +94,12 @@ struct EntityStanding {
   RankedEntity entity;  // downloads 0, rank 0 when absent from the window
 };
 
-// The measures of one live window, for every view.
+// The measures of one live window, for every view kept live (by LiveIndex;
+// empty for a view not kept live).
 struct LiveWindowValues {
   int weeks = 0;                                     // 0: all time, else trailing:weeks
   std::optional<std::pair<IsoWeek, IsoWeek>> range;  // trailing only; empty before a watermark
-  std::array<ConcentrationValues, kNumLiveViews> by_view;
+  std::array<std::optional<ConcentrationValues>, kNumLiveViews> by_view;
 };
 
 class Aggregates {
@@ -130,7 +137,7 @@ class Aggregates {
 
   // Whether view x window is kept live (and the three queries below answer it).
   bool IsLive(View view, const Window& window) const {
-    return view.Liveable() && LiveFor(window) != nullptr;
+    return LiveDistribution(view, window) != nullptr;
   }
   // The answers of a live view x window; nullopt when !IsLive(view, window).
   std::optional<ConcentrationValues> Concentration(View view, const Window& window,
@@ -209,6 +216,7 @@ class Aggregates {
   std::vector<std::vector<std::pair<Day, uint64_t>>> daily_;
   absl::btree_map<Day, absl::flat_hash_map<ModelIdx, WeekCounts>> by_week_;  // key: Monday
   std::vector<LiveWindow> live_;                                             // live_[0] is "all"
+  std::array<bool, kNumLiveViews> kept_live_{};  // by LiveIndex: options_.live_views
   std::optional<IsoWeek> watermark_week_;
   uint64_t total_unique_ = 0;
   std::vector<ModelWeekCounts> totals_;  // by ModelIdx

@@ -207,5 +207,41 @@ TEST(Aggregates, ChangesThatNetOutAndComeBackBeforeASealCountOnce) {
   }
 }
 
+// Only the views of AggregateOptions::live_views are kept live: the others
+// are not answered here (lib/query computes them), and the kept one is exact.
+TEST(Aggregates, KeepsOnlyTheConfiguredViewsLive) {
+  ModelRegistry registry;
+  Catalog catalog(&registry);
+  View developer;
+  developer.level = Level::kDeveloper;
+  AggregateOptions options{{4}};
+  options.live_views = {developer};
+  Aggregates agg(options, &registry, &catalog);
+  const Day day = IsoWeek::Parse("2025-W10")->monday();
+  agg.SetWatermarkWeek(IsoWeek::Containing(day));
+  const std::vector<ModelDayDelta> deltas = {{registry.Intern("a/x"), day, 3},
+                                             {registry.Intern("a/y"), day, 2},
+                                             {registry.Intern("b/z"), day, 1}};
+  agg.Apply(deltas);
+  const std::vector<uint32_t> ks = {1};
+  for (int vi = 0; vi < kNumLiveViews; ++vi) {
+    const View v = View::FromLiveIndex(vi);
+    for (const char* window : {"all", "trailing:4"}) {
+      EXPECT_EQ(agg.IsLive(v, *ParseWindow(window)), v == developer) << vi << " " << window;
+    }
+  }
+  const ConcentrationValues got = *agg.Concentration(developer, *ParseWindow("all"), ks);
+  EXPECT_EQ(got.total, 6u);
+  EXPECT_EQ(got.entities, 2u);
+  EXPECT_NEAR(got.hhi, (25.0 + 1.0) / 36.0, 1e-15);
+  const std::vector<LiveWindowValues> values = agg.LiveValues(ks);
+  ASSERT_EQ(values.size(), 2u);
+  for (const LiveWindowValues& w : values) {
+    for (int vi = 0; vi < kNumLiveViews; ++vi) {
+      EXPECT_EQ(w.by_view[vi].has_value(), vi == developer.LiveIndex());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace hubmetrics

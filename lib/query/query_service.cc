@@ -59,9 +59,9 @@ std::optional<v1::Concentration> QueryService::FromLiveSnapshot(
   if (ks != DefaultTopK() || !view.Liveable()) return std::nullopt;
   const std::shared_ptr<const Pipeline::LiveSnapshot> snapshot = pipeline_->Snapshot();
   const LiveWindowValues* live = snapshot->Find(window);
-  if (live == nullptr) return std::nullopt;
+  if (live == nullptr || !live->by_view[view.LiveIndex()]) return std::nullopt;
   v1::Concentration out;
-  FillConcentration(view, window, snapshot->watermark_week, live->by_view[view.LiveIndex()], &out);
+  FillConcentration(view, window, snapshot->watermark_week, *live->by_view[view.LiveIndex()], &out);
   if (snapshot->watermark) ToTimestamp(*snapshot->watermark, out.mutable_watermark());
   return out;
 }

@@ -143,6 +143,30 @@ View View::FromLiveIndex(int index) {
   return v;
 }
 
+std::vector<View> AllLiveableViews() {
+  std::vector<View> out;
+  for (int i = 0; i < kNumLiveViews; ++i) out.push_back(View::FromLiveIndex(i));
+  return out;
+}
+
+absl::StatusOr<View> ParseViewKey(std::string_view key) {
+  std::vector<absl::string_view> parts = absl::StrSplit(AV(key), '/');
+  if (parts.size() > 4) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "view '", AV(key), "' has ", parts.size(),
+        " parts: expected LEVEL[/FILTER[/ATTRIBUTION[/SAMPLE]]], e.g. developer/all/recursive"));
+  }
+  v1::View p;
+  std::string* fields[] = {p.mutable_level(), p.mutable_filter(), p.mutable_attribution(),
+                           p.mutable_sample()};
+  for (size_t i = 0; i < parts.size(); ++i) fields[i]->assign(parts[i].data(), parts[i].size());
+  absl::StatusOr<View> v = ParseView(p);
+  if (!v.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("view '", AV(key), "': ", v.status().message()));
+  }
+  return v;
+}
+
 std::string_view LevelName(Level l) { return LevelOf(l).name; }
 
 std::string_view FilterName(Filter f) { return f == Filter::kAll ? "all" : "rolling_1y"; }

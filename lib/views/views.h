@@ -120,6 +120,12 @@ struct View {
 };
 // Live levels x filters x attributions at sample all.
 inline constexpr int kNumLiveViews = 12;
+// Every Liveable() view, by LiveIndex.
+std::vector<View> AllLiveableViews();
+
+// A view in one word, as View::Key() writes it: LEVEL[/FILTER[/ATTRIBUTION[/SAMPLE]]]
+// ("developer/rolling_1y/recursive"); the parts left out are the defaults.
+absl::StatusOr<View> ParseViewKey(std::string_view key);
 
 // Parses a request's view. Empty filter, attribution and sample mean "all",
 // "direct" and "all"; level is required. InvalidArgument lists the allowed

@@ -183,5 +183,20 @@ TEST(Views, RangeAndCurrentWeek) {
   EXPECT_FALSE(Window::Week(wm.Plus(-1)).TrailingWeeks(wm).has_value());
 }
 
+TEST(Views, KeysNameEveryViewOnce) {
+  std::set<std::string> keys;
+  for (const View& v : AllLiveableViews()) {
+    EXPECT_TRUE(v.Liveable());
+    EXPECT_TRUE(keys.insert(v.Key()).second);
+    EXPECT_EQ(*ParseViewKey(v.Key()), v);
+  }
+  EXPECT_EQ(keys.size(), static_cast<size_t>(kNumLiveViews));
+  EXPECT_EQ(ParseViewKey("developer")->filter, Filter::kAll);
+  EXPECT_EQ(ParseViewKey("size+modality/rolling_1y/recursive/head")->second, Level::kModality);
+  for (const char* bad : {"", "developer/all/direct/all/x", "developer/weekly", "planet"}) {
+    EXPECT_EQ(ParseViewKey(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace hubmetrics

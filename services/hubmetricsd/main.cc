@@ -33,6 +33,7 @@
 #include "lib/query/query_service.h"
 #include "lib/state/state_store.h"
 #include "lib/tls/tls.h"
+#include "lib/views/views.h"
 
 #ifdef HUBMETRICS_JEMALLOC
 // jemalloc reads its options from this symbol at start (MALLOC_CONF in the
@@ -84,6 +85,19 @@ ABSL_FLAG(int, max_queued_calls, 1024,
 ABSL_FLAG(
     std::vector<std::string>, live_trailing_weeks, std::vector<std::string>({"1", "4", "13", "52"}),
     "Trailing windows (in weeks) kept live and exact per event; others are computed per query.");
+// Every view that can be kept live, as ParseViewKey reads it.
+static std::vector<std::string> AllLiveViewKeys() {
+  std::vector<std::string> out;
+  for (const hubmetrics::View& v : hubmetrics::AllLiveableViews()) out.push_back(v.Key());
+  return out;
+}
+ABSL_FLAG(std::vector<std::string>, live_views, AllLiveViewKeys(),
+          "Views kept live (updated per event in every live window), as "
+          "LEVEL/FILTER/ATTRIBUTION[/SAMPLE]; levels model, developer and country at sample all "
+          "only (the default: all of them). "
+          "Every other view x window is computed on request from the per-model counts, exactly, "
+          "and cached until the next batch. Fewer live views: less ingest work and memory, "
+          "slower first answers for the others. Empty: none.");
 ABSL_FLAG(std::string, kafka_brokers, "",
           "Kafka bootstrap servers (host:port,...). When set, events and the catalog come from "
           "Kafka instead of --events_file/--models_file.");
@@ -197,6 +211,20 @@ absl::StatusOr<PipelineOptions> OptionsFromFlags() {
           absl::StrCat("--live_trailing_weeks: '", w, "' is not a number of weeks in 1..1040"));
     }
     options.aggregates.live_trailing_weeks.push_back(n);
+  }
+  options.aggregates.live_views.clear();
+  for (const std::string& key : absl::GetFlag(FLAGS_live_views)) {
+    if (key.empty()) continue;
+    absl::StatusOr<View> view = ParseViewKey(key);
+    if (!view.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--live_views: ", view.status().message()));
+    if (!view->Liveable()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--live_views: '", key,
+          "' cannot be kept live: only levels model, developer and country at sample all are; "
+          "every other view is computed on request"));
+    }
+    options.aggregates.live_views.push_back(*view);
   }
   return options;
 }

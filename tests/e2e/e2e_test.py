@@ -1142,14 +1142,18 @@ def main() -> int:
 
         # (a) SIGTERM and restart on the same state and files: identical answers. The restart
         # gives gRPC's threads real-time priority where the machine permits it, so the answers
-        # are checked with them too, and where the priority lands.
+        # are checked with them too, and where the priority lands. It also keeps only two views
+        # and one trailing window live: every other view x window the fresh round read from
+        # live distributions is now computed on demand, and must answer the same.
         code = d.signal(signal.SIGTERM)
         c.check(code == 0, "[restart] SIGTERM exits cleanly", [f"exit code {code}"])
         realtime = realtime_permitted()
         if not realtime:
             log("[restart] real-time scheduling not permitted here: gRPC threads time-shared")
         d = new_daemon(state_a, models, "restart",
-                       [f"--grpc_realtime_priority={RT_PRIORITY}"] if realtime else None)
+                       ["--live_views=developer/all/direct,model/rolling_1y/recursive",
+                        "--live_trailing_weeks=4"]
+                       + ([f"--grpc_realtime_priority={RT_PRIORITY}"] if realtime else []))
         stats, err = d.wait_exhausted()
         if c.check(stats is not None, "[restart] comes back", [err]):
             again = compare_all(c, r1, d, "restart", stats, spec17)
