@@ -2,9 +2,14 @@
 // and keeps the resulting Prometheus families, ready for a scrape.
 //
 // Why polling (not WatchConcentration): it is simple, its load on the daemon is
-// bounded and known — one GetIngestStats plus, per view x window, one
-// GetConcentration and one GetTopEntities per interval, whatever the event rate —
-// and a Prometheus scrape never waits on the daemon: it reads the last snapshot.
+// bounded and known — RpcsPerPoll(): one GetIngestStats, and per concentration
+// view x window one GetConcentration and one GetTopEntities, whatever the event
+// rate — and a Prometheus scrape never waits on the daemon: it reads the last
+// snapshot.
+//
+// Windows are sent as configured: the daemon itself resolves "week:current"
+// to its watermark's week (and answers it empty before the first event, like
+// a trailing window).
 //
 // Each poll builds a complete new set of families and swaps it in whole, so a
 // series whose labels disappeared (an entity that fell out of the top N) is gone
@@ -31,6 +36,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/security/credentials.h"
+#include "lib/exporter/translate.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/metric_family.h"
@@ -39,13 +45,17 @@
 namespace hubmetrics::exporter {
 
 struct PollerOptions {
-  // Validated windows (see ParseWindows), as exported in the `window` label.
+  // Validated windows of the concentration views (ConcentrationViews(); see
+  // ParseWindows), as exported in the `window` label.
   std::vector<std::string> windows;
   // Leaderboard entries per view and window; clamped to 0..kMaxTopEntities.
   int top_entities = 10;
   // Deadline of each RPC.
   absl::Duration rpc_timeout = absl::Seconds(5);
 };
+
+// The RPCs one successful poll makes with `options`.
+int RpcsPerPoll(const PollerOptions& options);
 
 class Poller final : public prometheus::Collectable {
  public:

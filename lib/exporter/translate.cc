@@ -12,7 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "lib/time/time.h"
+#include "lib/views/views.h"
 
 namespace hubmetrics::exporter {
 namespace {
@@ -33,8 +33,9 @@ ClientMetric::Label L(std::string name, std::string value) {
 }
 
 std::vector<ClientMetric::Label> ViewLabelSet(const ViewResult& v) {
-  return {L("level", v.view.level), L("filter", v.view.filter),
-          L("attribution", v.view.attribution), L("window", v.window)};
+  return {L("level", v.view.LevelLabel()), L("filter", std::string(FilterName(v.view.filter))),
+          L("attribution", std::string(AttributionName(v.view.attribution))),
+          L("window", v.window)};
 }
 
 MetricFamily Family(std::string name, std::string help, MetricType type) {
@@ -95,21 +96,32 @@ uint32_t Fnv1a32(std::string_view s) {
   return h;
 }
 
-bool ValidTrailing(std::string_view n) {
-  int weeks = 0;
-  return absl::SimpleAtoi(absl::string_view(n.data(), n.size()), &weeks) && weeks >= 1 &&
-         weeks <= 1040 && n.find_first_not_of("0123456789") == std::string_view::npos;
+absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+// The entries of a comma-separated flag value, whitespace around them removed,
+// empty ones skipped.
+std::vector<std::string> SplitList(std::string_view text) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(AV(text), ',', absl::SkipWhitespace())) {
+    out.emplace_back(absl::StripAsciiWhitespace(part));
+  }
+  return out;
 }
 
 }  // namespace
 
-const std::vector<ViewLabels>& AllViews() {
-  static const std::vector<ViewLabels>* const views = [] {
-    auto* v = new std::vector<ViewLabels>;
-    for (const char* level : {"model", "developer", "country"}) {
-      for (const char* filter : {"all", "rolling_1y"}) {
-        for (const char* attribution : {"direct", "recursive"}) {
-          v->push_back(ViewLabels{level, filter, attribution});
+const std::vector<View>& ConcentrationViews() {
+  static const std::vector<View>* const views = [] {
+    auto* v = new std::vector<View>;
+    for (const LevelRow& row : LevelTable()) {
+      if (!row.live) continue;
+      for (Filter filter : kFilters) {
+        for (Attribution attribution : kAttributions) {
+          v->push_back(View{.level = row.level,
+                            .second = std::nullopt,
+                            .filter = filter,
+                            .attribution = attribution,
+                            .sample = Sample::kAll});
         }
       }
     }
@@ -118,44 +130,29 @@ const std::vector<ViewLabels>& AllViews() {
   return *views;
 }
 
-absl::StatusOr<std::vector<std::string>> ParseWindows(std::string_view flag) {
-  static constexpr std::string_view kAllowed =
-      "allowed: week:current, week:YYYY-Www, trailing:N (1..1040), all";
+absl::StatusOr<std::vector<std::string>> ParseWindows(std::string_view flag,
+                                                      std::string_view flag_name) {
+  const std::string allowed = absl::StrCat("allowed are ", AV(WindowWords()));
   std::vector<std::string> out;
-  for (absl::string_view part :
-       absl::StrSplit(absl::string_view(flag.data(), flag.size()), ',', absl::SkipWhitespace())) {
-    const std::string w(absl::StripAsciiWhitespace(part));
-    bool ok = false;
-    if (w == kCurrentWeek || w == "all") {
-      ok = true;
-    } else if (absl::StartsWith(w, "week:")) {
-      ok = IsoWeek::Parse(std::string_view(w).substr(5)).ok();
-    } else if (absl::StartsWith(w, "trailing:")) {
-      ok = ValidTrailing(std::string_view(w).substr(9));
-    }
-    if (!ok) {
+  for (const std::string& entry : SplitList(flag)) {
+    absl::StatusOr<Window> w = ParseWindow(entry);
+    if (!w.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--windows: '", w, "' is not a window; ", std::string(kAllowed)));
+          absl::StrCat("--", AV(flag_name), ": ", w.status().message()));
     }
-    if (std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
+    std::string label = w->Label();
+    if (std::find(out.begin(), out.end(), label) == out.end()) out.push_back(std::move(label));
   }
   if (out.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--windows: no window given; ", std::string(kAllowed)));
+        absl::StrCat("--", AV(flag_name), ": no window given; ", allowed));
   }
   if (static_cast<int>(out.size()) > kMaxWindows) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("--windows: %d windows given, at most %d (each costs 12 views of series)",
-                        out.size(), kMaxWindows));
+        absl::StrFormat("--%s: %d windows given, at most %d (each window is a series per view)",
+                        AV(flag_name), out.size(), kMaxWindows));
   }
   return out;
-}
-
-std::optional<std::string> RequestWindow(std::string_view configured,
-                                         std::optional<absl::Time> watermark) {
-  if (configured != kCurrentWeek) return std::string(configured);
-  if (!watermark.has_value()) return std::nullopt;
-  return absl::StrCat("week:", IsoWeek::Containing(DayOf(*watermark)).Label());
 }
 
 std::optional<absl::Time> WatermarkOf(const v1::IngestStats& stats) {

@@ -1,4 +1,5 @@
-// Translation of MetricsService answers into Prometheus metric families.
+// Translation of MetricsService answers into Prometheus metric families, and
+// the parsing of the exporter's view and window configuration.
 //
 // Everything here is a pure function of its arguments: no I/O, no clock, no
 // global state, so it is safe to call from any thread. The families it returns
@@ -15,19 +16,24 @@
 //   hubmetrics_watermark_timestamp_seconds  gauge (absent before the first event)
 //   hubmetrics_up                       gauge, 1 when the last poll fully succeeded
 //
-// The label `window` carries the window as configured ("week:current",
-// "trailing:4"), not as the server normalized it, so that a dashboard query
-// keeps selecting the same series when the week rolls over.
+// The first six are per concentration view (ConcentrationViews(): the views
+// the daemon keeps live, at sample all) and window.
 //
-// Cardinality is bounded by construction: 12 views x at most kMaxWindows windows
-// for the view gauges, and at most kMaxTopEntities entities per view and window
-// for the leaderboard; entity names are cut to kMaxLabelValueBytes. The per-
-// partition lag has one series per consumed partition. Reject reasons are a closed
-// list in the daemon; unknown ones are still exported (sanitized).
+// The label `window` carries the window as configured and normalized
+// ("week:current", "trailing:4"): the daemon answers "week:current" itself, so
+// a dashboard query keeps selecting the same series when the week rolls over.
+//
+// Cardinality is bounded by construction: ConcentrationViews() x at most
+// kMaxWindows windows for the view gauges, and at most kMaxTopEntities entities
+// per view and window for the leaderboard. Entity names are cut to
+// kMaxLabelValueBytes. The per-partition lag has one
+// series per consumed partition. Reject reasons are a closed list in the
+// daemon; unknown ones are still exported (sanitized).
 #ifndef HUBMETRICS_LIB_EXPORTER_TRANSLATE_H_
 #define HUBMETRICS_LIB_EXPORTER_TRANSLATE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +41,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lib/views/views.h"
 #include "prometheus/metric_family.h"
 #include "proto/hubmetrics/v1/metrics.pb.h"
 
@@ -46,30 +53,21 @@ inline constexpr int kMaxTopEntities = 100;
 inline constexpr std::size_t kMaxLabelValueBytes = 128;
 // Most windows one exporter may be configured with.
 inline constexpr int kMaxWindows = 16;
-// The window label meaning "the ISO week of the daemon's watermark".
-inline constexpr std::string_view kCurrentWeek = "week:current";
+// The views of the concentration families: every level of lib/views that the
+// daemon keeps live (LevelRow::live) x every filter x every attribution, at
+// sample all, in LevelTable() order, then filter, then attribution. These are
+// answered from the daemon's live distributions, so asking for all of them on
+// every poll is cheap.
+const std::vector<View>& ConcentrationViews();
 
-// One of the 12 views of docs/DEFINITIONS.md.
-struct ViewLabels {
-  std::string level;
-  std::string filter;
-  std::string attribution;
-};
-
-// level x filter x attribution, in a fixed order.
-const std::vector<ViewLabels>& AllViews();
-
-// Parses a comma-separated window list ("week:current,trailing:4,trailing:52").
-// Accepts "week:current", "week:YYYY-Www", "trailing:N" (1 <= N <= 1040) and
-// "all"; drops repeats, keeps the order. InvalidArgument names the bad entry and
+// Parses a comma-separated window list ("week:current,trailing:4,all") with
+// lib/views' ParseWindow, so the exporter accepts exactly the daemon's words
+// (all, week:YYYY-Www, week:current, trailing:N, range:A..B). Returns the
+// normalized labels (Window::Label(): "trailing:04" is "trailing:4"), repeats
+// dropped, in order. InvalidArgument names `flag_name` and the bad entry and
 // lists what is allowed; also for an empty list or more than kMaxWindows.
-absl::StatusOr<std::vector<std::string>> ParseWindows(std::string_view flag);
-
-// The window to request from the daemon for a configured window: itself, or for
-// "week:current" the label of the watermark's ISO week; nullopt when that is
-// asked for and there is no watermark yet.
-std::optional<std::string> RequestWindow(std::string_view configured,
-                                         std::optional<absl::Time> watermark);
+absl::StatusOr<std::vector<std::string>> ParseWindows(std::string_view flag,
+                                                      std::string_view flag_name = "windows");
 
 // The daemon's watermark, or nullopt when it has accepted no event yet.
 std::optional<absl::Time> WatermarkOf(const v1::IngestStats& stats);
@@ -81,9 +79,9 @@ std::optional<absl::Time> WatermarkOf(const v1::IngestStats& stats);
 // is the text format's job (prometheus-cpp's serializer does it).
 std::string SanitizeLabelValue(std::string_view raw);
 
-// One view and window as answered by the daemon.
+// One concentration view and window as answered by the daemon.
 struct ViewResult {
-  ViewLabels view;
+  View view;
   std::string window;  // as configured, e.g. "week:current"
   v1::Concentration concentration;
   std::optional<v1::TopEntities> top;  // absent when the leaderboard RPC failed

@@ -40,7 +40,11 @@ std::vector<std::string> Names(const std::vector<prometheus::MetricFamily>& fami
 
 ViewResult ModelView(std::string window) {
   ViewResult v;
-  v.view = ViewLabels{"model", "rolling_1y", "recursive"};
+  v.view = View{.level = Level::kModel,
+                .second = std::nullopt,
+                .filter = Filter::kRolling1y,
+                .attribution = Attribution::kRecursive,
+                .sample = Sample::kAll};
   v.window = std::move(window);
   v.concentration.set_hhi(0.375);
   v.concentration.set_gini(0.25);
@@ -61,33 +65,47 @@ void AddEntity(v1::TopEntities& top, std::string name, uint64_t rank, double sha
   e->set_share(share);
 }
 
-TEST(AllViewsTest, TwelveDistinctViews) {
+TEST(ConcentrationViewsTest, EveryLiveViewOfLibViewsOnce) {
   std::set<std::string> seen;
-  for (const ViewLabels& v : AllViews()) {
-    EXPECT_THAT((std::vector<std::string>{"model", "developer", "country"}),
-                testing::Contains(v.level));
-    EXPECT_THAT((std::vector<std::string>{"all", "rolling_1y"}), testing::Contains(v.filter));
-    EXPECT_THAT((std::vector<std::string>{"direct", "recursive"}),
-                testing::Contains(v.attribution));
-    seen.insert(absl::StrCat(v.level, "/", v.filter, "/", v.attribution));
+  std::set<Level> levels;
+  for (const View& v : ConcentrationViews()) {
+    EXPECT_TRUE(v.Liveable()) << v.Key();
+    EXPECT_EQ(v.sample, Sample::kAll) << v.Key();
+    seen.insert(v.Key());
+    levels.insert(v.level);
   }
-  EXPECT_EQ(seen.size(), 12u);
-  EXPECT_EQ(AllViews().size(), 12u);
+  int live_levels = 0;
+  for (const LevelRow& row : LevelTable()) {
+    if (!row.live) continue;
+    ++live_levels;
+    EXPECT_TRUE(levels.contains(row.level)) << row.name;
+  }
+  const size_t expected = live_levels * kFilters.size() * kAttributions.size();
+  EXPECT_EQ(seen.size(), expected);
+  EXPECT_EQ(ConcentrationViews().size(), expected);
+  // Level-major, then filter, then attribution: the old exporter's series order.
+  EXPECT_EQ(ConcentrationViews().front().Key(), "model/all/direct/all");
+  EXPECT_EQ(ConcentrationViews()[1].Key(), "model/all/recursive/all");
 }
 
-TEST(ParseWindowsTest, AcceptsTheDocumentedFormsInOrderWithoutRepeats) {
-  auto w = ParseWindows("week:current, trailing:4,trailing:52,all,week:2025-W10,trailing:4");
+TEST(ParseWindowsTest, AcceptsTheApisWordsNormalizedInOrderWithoutRepeats) {
+  auto w = ParseWindows(
+      "week:current, trailing:4,trailing:52,all,week:2025-W10,trailing:04,"
+      "range:2020-W23..2022-W52");
   ASSERT_TRUE(w.ok()) << w.status();
-  EXPECT_THAT(*w, ElementsAre("week:current", "trailing:4", "trailing:52", "all", "week:2025-W10"));
+  EXPECT_THAT(*w, ElementsAre("week:current", "trailing:4", "trailing:52", "all", "week:2025-W10",
+                              "range:2020-W23..2022-W52"));
 }
 
 TEST(ParseWindowsTest, RejectsWhatTheDaemonWouldRejectAndNamesIt) {
-  for (const char* bad : {"trailing:0", "trailing:1041", "trailing:-3", "trailing:4x",
-                          "week:2025-W99", "week:2025-10", "weekly", "trailing:", ""}) {
-    auto w = ParseWindows(bad);
+  for (const char* bad :
+       {"trailing:0", "trailing:1041", "trailing:-3", "trailing:4x", "week:2025-W99",
+        "week:2025-10", "weekly", "trailing:", "", "range:2022-W01..2021-W01", "week:Current"}) {
+    auto w = ParseWindows(bad, "windows");
     ASSERT_FALSE(w.ok()) << bad;
     EXPECT_EQ(w.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(std::string(w.status().message()), HasSubstr("allowed")) << bad;
+    EXPECT_THAT(std::string(w.status().message()), HasSubstr("--windows")) << bad;
   }
 }
 
@@ -96,19 +114,6 @@ TEST(ParseWindowsTest, BoundsTheNumberOfWindows) {
   for (int i = 1; i <= kMaxWindows; ++i) absl::StrAppend(&many, i > 1 ? "," : "", "trailing:", i);
   EXPECT_TRUE(ParseWindows(many).ok());
   EXPECT_FALSE(ParseWindows(absl::StrCat(many, ",trailing:999")).ok());
-}
-
-TEST(RequestWindowTest, CurrentWeekIsTheWatermarksIsoWeek) {
-  // 2025-03-04 is a Tuesday of ISO week 2025-W10; 2025-03-09 its Sunday; 2024-12-30 is in 2025-W01.
-  absl::Time tue = absl::FromUnixSeconds(1741091696);       // 2025-03-04T12:34:56Z
-  absl::Time sun_late = absl::FromUnixSeconds(1741564799);  // 2025-03-09T23:59:59Z
-  absl::Time dec30 = absl::FromUnixSeconds(1735516800);     // 2024-12-30T00:00:00Z
-  EXPECT_EQ(RequestWindow("week:current", tue), "week:2025-W10");
-  EXPECT_EQ(RequestWindow("week:current", sun_late), "week:2025-W10");
-  EXPECT_EQ(RequestWindow("week:current", dec30), "week:2025-W01");
-  EXPECT_EQ(RequestWindow("week:current", std::nullopt), std::nullopt);
-  EXPECT_EQ(RequestWindow("trailing:4", std::nullopt), "trailing:4");
-  EXPECT_EQ(RequestWindow("week:2024-W01", tue), "week:2024-W01");
 }
 
 TEST(WatermarkTest, AbsentOrZeroMeansNoEventYet) {

@@ -3,11 +3,16 @@
 // Polls the daemon's gRPC MetricsService every --poll_interval and serves the
 // result on http(s)://--listen/metrics in the Prometheus text format (prometheus-cpp's
 // TextSerializer). Polling rather than WatchConcentration because it is simple and its
-// load is bounded: one GetIngestStats plus one GetConcentration and one
-// GetTopEntities per view x window per interval (12 views x 3 windows by default:
-// 73 small RPCs every 5 s), independent of the event rate; a scrape reads the
-// last snapshot and never waits on the daemon. See lib/exporter/poller.h for what
-// happens while the daemon is down (hubmetrics_up 0, the exporter keeps serving).
+// load is bounded: one GetIngestStats, one GetConcentration and one GetTopEntities
+// per concentration view x --windows per interval, independent of the event rate
+// (the count is logged at start); a scrape reads the last snapshot and never waits
+// on the daemon. See
+// lib/exporter/poller.h for what happens while the daemon is down (hubmetrics_up 0,
+// the exporter keeps serving).
+//
+// The views and their words come from lib/views (the concentration views are the
+// daemon's live ones: lib/exporter/translate.h, ConcentrationViews()); the
+// families are listed in lib/exporter/translate.h.
 //
 // /metrics is served by libmicrohttpd (lib/exporter/metrics_http_server.h) on
 // one event-loop thread: an open connection costs a socket, not a thread, so
@@ -33,6 +38,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -42,14 +48,19 @@
 #include "lib/exporter/translate.h"
 #include "lib/tls/client_flags.h"
 #include "lib/tls/tls.h"
+#include "lib/views/views.h"
 #include "prometheus/counter.h"
 #include "prometheus/registry.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "gRPC address of hubmetricsd.");
 ABSL_FLAG(std::string, listen, "127.0.0.1:9464", "HOST:PORT to serve /metrics on.");
 ABSL_FLAG(std::string, windows, "week:current,trailing:4,trailing:52",
-          "Comma-separated windows to export for each of the 12 views: week:current (the ISO week "
-          "of the daemon's watermark), week:YYYY-Www, trailing:N, all. At most 16.");
+          absl::StrCat("Comma-separated windows of the concentration families (hubmetrics_hhi, "
+                       "..., hubmetrics_top_entity_share), each exported for every one of the ",
+                       hubmetrics::exporter::ConcentrationViews().size(),
+                       " live views (level x filter x attribution, sample all): ",
+                       std::string(hubmetrics::WindowWords()), ". At most ",
+                       hubmetrics::exporter::kMaxWindows, "."));
 ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(5),
           "How often to ask the daemon (0.1s..1h). Scrapes between polls see the last answer.");
 ABSL_FLAG(int, top_entities, 10,
@@ -162,10 +173,14 @@ int Run() {
           .Help("RPCs to hubmetricsd that failed (timeouts, daemon down, errors).")
           .Register(*registry)
           .Add({});
+  exporter::PollerOptions poll{
+      .windows = *std::move(windows), .top_entities = top, .rpc_timeout = rpc_timeout};
+  const std::string poll_summary = absl::StrFormat(
+      "%d concentration views x %d windows: %d RPCs per poll",
+      exporter::ConcentrationViews().size(), poll.windows.size(), exporter::RpcsPerPoll(poll));
   auto poller = std::make_shared<exporter::Poller>(
       exporter::NewDaemonChannel(absl::GetFlag(FLAGS_target), *std::move(credentials)),
-      exporter::PollerOptions{.windows = *windows, .top_entities = top, .rpc_timeout = rpc_timeout},
-      &errors);
+      std::move(poll), &errors);
 
   absl::StatusOr<std::unique_ptr<exporter::MetricsHttpServer>> server =
       exporter::MetricsHttpServer::Start(std::move(web), {poller, registry});
@@ -174,13 +189,13 @@ int Run() {
     return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
   const std::string listen = absl::GetFlag(FLAGS_listen);
-  LogInfo("hubmetrics-exporter serving %s://%s/metrics%s, polling %s (%s) every %s",
+  LogInfo("hubmetrics-exporter serving %s://%s/metrics%s, polling %s (%s) every %s (%s)",
           (*server)->tls() ? "https" : "http", listen,
           (*server)->mtls() ? " (client certificates required)" : "", absl::GetFlag(FLAGS_target),
           !daemon_tls.tls()         ? "plaintext"
           : daemon_tls.cert.given() ? "mTLS"
                                     : "TLS",
-          absl::FormatDuration(interval));
+          absl::FormatDuration(interval), poll_summary);
 
   absl::Notification stop;
   std::thread loop(PollLoop, poller.get(), interval, &stop);
