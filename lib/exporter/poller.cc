@@ -29,6 +29,10 @@ std::string ViewName(const View& v, const std::string& window) {
   return absl::StrCat(v.Key(), " window ", window);
 }
 
+int ShareTop(const PollerOptions& options) {
+  return std::clamp(options.share_top, 1, kMaxShareTop);
+}
+
 }  // namespace
 
 Poller::Poller(std::shared_ptr<grpc::ChannelInterface> channel, PollerOptions options,
@@ -96,8 +100,28 @@ absl::Status Poller::PollOnce() {
     }
   }
 
+  // One leaderboard per share view and window: its top N and its total are
+  // one consistent answer, so "(other)" = total - top N is exact.
+  for (const std::string& window : options_.share_windows) {
+    for (const View& view : options_.share_views) {
+      v1::TopEntitiesRequest req;
+      *req.mutable_view() = view.ToProto();
+      req.set_window(window);
+      req.set_k(static_cast<uint32_t>(ShareTop(options_)));
+      grpc::ClientContext ctx;
+      SetDeadline(ctx, options_.rpc_timeout);
+      ShareResult result{.view = view, .window = window, .top = {}};
+      grpc::Status s = stub_->GetTopEntities(&ctx, req, &result.top);
+      if (!s.ok()) {
+        fail(FromGrpc(s, absl::StrCat("GetTopEntities ", ViewName(view, window))));
+        continue;
+      }
+      snapshot.shares.push_back(std::move(result));
+    }
+  }
   snapshot.up = first_error.ok();
-  std::vector<prometheus::MetricFamily> families = ToFamilies(snapshot, options_.top_entities);
+  std::vector<prometheus::MetricFamily> families =
+      ToFamilies(snapshot, options_.top_entities, ShareTop(options_));
   absl::MutexLock lock(&mu_);
   families_ = std::move(families);
   return first_error;
@@ -105,7 +129,8 @@ absl::Status Poller::PollOnce() {
 
 int RpcsPerPoll(const PollerOptions& options) {
   const int per_view = options.top_entities > 0 ? 2 : 1;
-  return 1 + static_cast<int>(options.windows.size() * ConcentrationViews().size()) * per_view;
+  return 1 + static_cast<int>(options.windows.size() * ConcentrationViews().size()) * per_view +
+         static_cast<int>(options.share_windows.size() * options.share_views.size());
 }
 
 std::vector<prometheus::MetricFamily> Poller::Collect() const {

@@ -127,6 +127,14 @@ class FakeMetricsService final : public v1::MetricsService::Service {
   std::set<std::string> top_views_ ABSL_GUARDED_BY(mu_);
 };
 
+// The share views of these tests: org_type and size at samples all and head.
+std::vector<View> TestShareViews() {
+  absl::StatusOr<std::vector<View>> views =
+      ParseShareViews("org_type,size", "all,head", "all", "direct");
+  EXPECT_TRUE(views.ok()) << views.status();
+  return views.ok() ? *views : std::vector<View>{};
+}
+
 // Concentration views of `level`.
 size_t ViewsOfLevel(Level level) {
   size_t n = 0;
@@ -146,6 +154,9 @@ class PollerTest : public ::testing::Test {
     errors_ = &prometheus::BuildCounter().Name("errors_total").Register(registry_).Add({});
     options_ = PollerOptions{.windows = {"week:current", "trailing:4"},
                              .top_entities = 10,
+                             .share_views = TestShareViews(),
+                             .share_windows = {"all", "week:current"},
+                             .share_top = kShareTop,
                              .rpc_timeout = absl::Seconds(5)};
     poller_ = std::make_unique<Poller>(NewDaemonChannel(absl::StrCat("127.0.0.1:", port_)),
                                        options_, errors_);
@@ -166,8 +177,15 @@ class PollerTest : public ::testing::Test {
     return 0;
   }
 
-  // Series of one concentration family when every RPC succeeds.
+  // Shares by name per share view and window in these tests.
+  static constexpr int kShareTop = 3;
+
+  // Series of one concentration family, and of one attribute family, when
+  // every RPC succeeds.
   size_t ViewSeries() const { return ConcentrationViews().size() * options_.windows.size(); }
+  size_t ShareSeries() const {
+    return options_.share_views.size() * options_.share_windows.size() * (kShareTop + 1);
+  }
 
   FakeMetricsService service_;
   PollerOptions options_;
@@ -188,8 +206,8 @@ TEST_F(PollerTest, BeforeTheFirstPollOnlyUpZero) {
 TEST_F(PollerTest, ExportsEveryViewAndWindowAsConfigured) {
   ASSERT_TRUE(poller_->PollOnce().ok());
   // The daemon resolves week:current itself: the exporter sends the word.
-  EXPECT_EQ(service_.windows(), (std::set<std::string>{"week:current", "trailing:4"}));
-  EXPECT_EQ(service_.top_k(), (std::set<uint32_t>{10}));
+  EXPECT_EQ(service_.windows(), (std::set<std::string>{"week:current", "trailing:4", "all"}));
+  EXPECT_EQ(service_.top_k(), (std::set<uint32_t>{10, kShareTop}));
   EXPECT_EQ(service_.calls(), RpcsPerPoll(options_));
   const std::string text = Text();
   EXPECT_THAT(text, HasSubstr("hubmetrics_up 1\n"));
@@ -206,15 +224,46 @@ TEST_F(PollerTest, ExportsEveryViewAndWindowAsConfigured) {
   EXPECT_EQ(errors_->Value(), 0);
 }
 
+TEST_F(PollerTest, ExportsTheTopSharesOfEveryShareViewAndTheRest) {
+  ASSERT_TRUE(poller_->PollOnce().ok());
+  // Every share view was asked with its own sample.
+  const std::set<std::string> asked = service_.top_views();
+  for (const View& v : options_.share_views) {
+    EXPECT_TRUE(asked.contains(v.Key())) << v.Key();
+  }
+  EXPECT_TRUE(asked.contains("size/all/direct/head"));
+  EXPECT_EQ(SeriesOf("hubmetrics_attribute_share"), ShareSeries());
+  EXPECT_EQ(SeriesOf("hubmetrics_attribute_downloads"), ShareSeries());
+  const std::string text = Text();
+  const std::string labels =
+      "level=\"size\",filter=\"all\",attribution=\"direct\",sample=\"head\","
+      "window=\"week:current\"";
+  const uint64_t listed = FakeMetricsService::kListed;
+  const uint64_t total = FakeMetricsService::kTotal;
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("hubmetrics_attribute_downloads{", labels,
+                                           ",entity=\"size-0-0\"} ", listed, "\n")));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("hubmetrics_attribute_downloads{", labels,
+                                           ",entity=\"size-0-2\"} ", listed - 2, "\n")));
+  EXPECT_THAT(text, Not(HasSubstr("entity=\"size-0-3\"")));
+  // Everything past the top 3, exactly.
+  const uint64_t rest = total - listed - (listed - 1) - (listed - 2);
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("hubmetrics_attribute_downloads{", labels,
+                                           ",entity=\"(other)\"} ", rest, "\n")));
+}
+
 TEST_F(PollerTest, EntitiesThatLeaveTheTopDisappear) {
   ASSERT_TRUE(poller_->PollOnce().ok());
   EXPECT_THAT(Text(), HasSubstr("entity=\"model-0-3\""));
+  EXPECT_THAT(Text(), HasSubstr("entity=\"org_type-0-2\""));
   service_.set_generation(1);
   ASSERT_TRUE(poller_->PollOnce().ok());
   const std::string text = Text();
   EXPECT_THAT(text, HasSubstr("entity=\"model-1-3\""));
+  EXPECT_THAT(text, HasSubstr("entity=\"org_type-1-2\""));
   EXPECT_THAT(text, Not(HasSubstr("entity=\"model-0-")));
+  EXPECT_THAT(text, Not(HasSubstr("entity=\"org_type-0-")));
   EXPECT_EQ(SeriesOf("hubmetrics_top_entity_share"), ViewSeries() * 10u);
+  EXPECT_EQ(SeriesOf("hubmetrics_attribute_share"), ShareSeries());
 }
 
 TEST_F(PollerTest, AFailingViewMakesUpZeroAndKeepsTheOthers) {
@@ -227,11 +276,27 @@ TEST_F(PollerTest, AFailingViewMakesUpZeroAndKeepsTheOthers) {
   ASSERT_GT(failed, 0u);
   EXPECT_EQ(SeriesOf("hubmetrics_hhi"), ViewSeries() - failed);
   EXPECT_EQ(errors_->Value(), static_cast<double>(failed));
+  EXPECT_EQ(SeriesOf("hubmetrics_attribute_share"), ShareSeries());
+}
+
+TEST_F(PollerTest, AFailingShareViewDropsOnlyItsSeries) {
+  service_.set_fail_levels({"size"});
+  const absl::Status s = poller_->PollOnce();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("GetTopEntities size/"));
+  EXPECT_THAT(Text(), HasSubstr("hubmetrics_up 0\n"));
+  EXPECT_EQ(SeriesOf("hubmetrics_hhi"), ViewSeries());
+  // Half the share views are size views.
+  EXPECT_EQ(SeriesOf("hubmetrics_attribute_share"), ShareSeries() / 2);
+  EXPECT_EQ(errors_->Value(),
+            static_cast<double>(options_.share_views.size() / 2 * options_.share_windows.size()));
+  EXPECT_THAT(Text(), Not(HasSubstr("level=\"size\"")));
 }
 
 TEST_F(PollerTest, DaemonDownDropsTheViewsAndKeepsAnswering) {
   ASSERT_TRUE(poller_->PollOnce().ok());
   ASSERT_GT(SeriesOf("hubmetrics_hhi"), 0u);
+  ASSERT_GT(SeriesOf("hubmetrics_attribute_share"), 0u);
   server_->Shutdown();
   server_.reset();
   const absl::Status s = poller_->PollOnce();
@@ -241,6 +306,7 @@ TEST_F(PollerTest, DaemonDownDropsTheViewsAndKeepsAnswering) {
   EXPECT_THAT(text, HasSubstr("hubmetrics_up 0\n"));
   EXPECT_EQ(SeriesOf("hubmetrics_hhi"), 0u);
   EXPECT_EQ(SeriesOf("hubmetrics_top_entity_share"), 0u);
+  EXPECT_EQ(SeriesOf("hubmetrics_attribute_share"), 0u);
   EXPECT_EQ(SeriesOf("hubmetrics_events_total"), 0u);
   EXPECT_EQ(errors_->Value(), 1);  // one failed RPC, not one per view
   EXPECT_FALSE(poller_->PollOnce().ok());
@@ -286,13 +352,22 @@ TEST_F(PollerTest, BeforeTheFirstEventEveryWindowIsAskedAndEmpty) {
   ASSERT_NE(server, nullptr);
   Poller poller(NewDaemonChannel(absl::StrCat("127.0.0.1:", port)), options_, nullptr);
   EXPECT_TRUE(poller.PollOnce().ok());
-  EXPECT_EQ(empty.windows(), (std::set<std::string>{"week:current", "trailing:4"}));
+  EXPECT_EQ(empty.windows(), (std::set<std::string>{"week:current", "trailing:4", "all"}));
   size_t hhi = 0;
+  size_t shares = 0;
   for (const auto& f : poller.Collect()) {
     if (f.name == "hubmetrics_hhi") hhi = f.metric.size();
+    if (f.name == "hubmetrics_attribute_share") {
+      shares = f.metric.size();
+      for (const auto& m : f.metric) {
+        EXPECT_EQ(m.label.back().value, kOtherEntity);  // only the rest, at 0
+        EXPECT_EQ(m.gauge.value, 0);
+      }
+    }
     EXPECT_NE(f.name, "hubmetrics_watermark_timestamp_seconds");
   }
   EXPECT_EQ(hhi, ViewSeries());
+  EXPECT_EQ(shares, options_.share_views.size() * options_.share_windows.size());
   server->Shutdown();
 }
 

@@ -1,8 +1,10 @@
 #include "lib/exporter/translate.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -12,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "lib/base/status_macros.h"
 #include "lib/views/views.h"
 
 namespace hubmetrics::exporter {
@@ -36,6 +39,12 @@ std::vector<ClientMetric::Label> ViewLabelSet(const ViewResult& v) {
   return {L("level", v.view.LevelLabel()), L("filter", std::string(FilterName(v.view.filter))),
           L("attribution", std::string(AttributionName(v.view.attribution))),
           L("window", v.window)};
+}
+
+std::vector<ClientMetric::Label> ShareLabelSet(const ShareResult& s) {
+  return {L("level", s.view.LevelLabel()), L("filter", std::string(FilterName(s.view.filter))),
+          L("attribution", std::string(AttributionName(s.view.attribution))),
+          L("sample", std::string(SampleName(s.view.sample))), L("window", s.window)};
 }
 
 MetricFamily Family(std::string name, std::string help, MetricType type) {
@@ -108,6 +117,37 @@ std::vector<std::string> SplitList(std::string_view text) {
   return out;
 }
 
+// The words of one of lib/views' closed lists, comma-separated.
+template <typename T, std::size_t N>
+std::string JoinNames(const std::array<T, N>& all, std::string_view (*name)(T)) {
+  std::vector<absl::string_view> names;
+  for (T t : all) names.push_back(AV(name(t)));
+  return absl::StrJoin(names, ", ");
+}
+
+// Parses a list of the words of one of lib/views' closed lists (kSamples,
+// kFilters, kAttributions), repeats dropped.
+template <typename T, std::size_t N>
+absl::StatusOr<std::vector<T>> ParseWords(std::string_view flag_name, std::string_view text,
+                                          const std::array<T, N>& all,
+                                          std::string_view (*name)(T)) {
+  std::vector<T> out;
+  for (const std::string& word : SplitList(text)) {
+    const auto it = std::find_if(all.begin(), all.end(), [&](T t) { return name(t) == word; });
+    if (it == all.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("--", AV(flag_name), ": '", word,
+                                                     "' is not allowed; allowed are ",
+                                                     JoinNames(all, name)));
+    }
+    if (std::find(out.begin(), out.end(), *it) == out.end()) out.push_back(*it);
+  }
+  if (out.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", AV(flag_name), ": empty; allowed are ", JoinNames(all, name)));
+  }
+  return out;
+}
+
 }  // namespace
 
 const std::vector<View>& ConcentrationViews() {
@@ -155,6 +195,68 @@ absl::StatusOr<std::vector<std::string>> ParseWindows(std::string_view flag,
   return out;
 }
 
+std::string SampleWords() { return JoinNames(kSamples, &SampleName); }
+std::string FilterWords() { return JoinNames(kFilters, &FilterName); }
+std::string AttributionWords() { return JoinNames(kAttributions, &AttributionName); }
+
+std::string DefaultShareLevels() {
+  std::vector<absl::string_view> names;
+  for (const LevelRow& row : LevelTable()) {
+    if (row.level == Level::kModel || row.level == Level::kDeveloper) continue;
+    names.push_back(AV(row.name));
+  }
+  return absl::StrJoin(names, ",");
+}
+
+absl::StatusOr<std::vector<View>> ParseShareViews(std::string_view levels, std::string_view samples,
+                                                  std::string_view filters,
+                                                  std::string_view attributions) {
+  std::vector<View> level_views;
+  for (const std::string& word : SplitList(levels)) {
+    absl::StatusOr<View> v = ParseLevel(word);
+    if (!v.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--share_levels: ", v.status().message()));
+    }
+    if (std::find(level_views.begin(), level_views.end(), *v) == level_views.end()) {
+      level_views.push_back(*v);
+    }
+  }
+  if (level_views.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--share_levels: empty; allowed are ", LevelWords()));
+  }
+  ASSIGN_OR_RETURN(std::vector<Sample> sample_list,
+                   ParseWords("share_samples", samples, kSamples, &SampleName));
+  ASSIGN_OR_RETURN(std::vector<Filter> filter_list,
+                   ParseWords("share_filters", filters, kFilters, &FilterName));
+  ASSIGN_OR_RETURN(std::vector<Attribution> attribution_list,
+                   ParseWords("share_attributions", attributions, kAttributions, &AttributionName));
+  const std::size_t count =
+      level_views.size() * sample_list.size() * filter_list.size() * attribution_list.size();
+  if (count > static_cast<std::size_t>(kMaxShareViews)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--share_levels x --share_samples x --share_filters x --share_attributions: %d views "
+        "(%d x %d x %d x %d), at most %d (each view is up to %d series per window)",
+        count, level_views.size(), sample_list.size(), filter_list.size(), attribution_list.size(),
+        kMaxShareViews, kMaxShareTop + 1));
+  }
+  std::vector<View> out;
+  for (const View& level : level_views) {
+    for (Sample sample : sample_list) {
+      for (Filter filter : filter_list) {
+        for (Attribution attribution : attribution_list) {
+          View v = level;
+          v.sample = sample;
+          v.filter = filter;
+          v.attribution = attribution;
+          out.push_back(v);
+        }
+      }
+    }
+  }
+  return out;
+}
+
 std::optional<absl::Time> WatermarkOf(const v1::IngestStats& stats) {
   if (!stats.has_watermark()) return std::nullopt;
   const auto& ts = stats.watermark();
@@ -193,7 +295,29 @@ std::string SanitizeLabelValue(std::string_view raw) {
   return valid + suffix;
 }
 
-std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int top_entities) {
+BoundedShares BoundShares(const v1::TopEntities& top, int n) {
+  n = std::clamp(n, 0, kMaxShareTop);
+  BoundedShares out;
+  out.total = top.total_downloads();
+  std::set<std::string> taken = {std::string(kOtherEntity)};
+  uint64_t exported = 0;
+  for (const v1::EntityShare& e : top.top()) {
+    if (static_cast<int>(out.entries.size()) >= n) break;
+    std::string name = SanitizeLabelValue(e.entity());
+    if (!taken.insert(name).second) continue;  // counted in the rest
+    exported += e.downloads();
+    out.entries.push_back(
+        {.entity = std::move(name), .downloads = e.downloads(), .share = e.share()});
+  }
+  out.other_downloads = out.total >= exported ? out.total - exported : 0;
+  out.other_share = out.total == 0
+                        ? 0
+                        : static_cast<double>(out.other_downloads) / static_cast<double>(out.total);
+  return out;
+}
+
+std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int top_entities,
+                                                 int share_top) {
   top_entities = std::clamp(top_entities, 0, kMaxTopEntities);
   std::vector<MetricFamily> out;
 
@@ -252,6 +376,37 @@ std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int t
     for (MetricFamily* f : {&hhi, &gini, &top_share, &entities, &downloads, &leaderboard}) {
       if (!f->metric.empty()) out.push_back(std::move(*f));
     }
+  }
+
+  if (!snapshot.shares.empty()) {
+    MetricFamily share = Family(
+        "hubmetrics_attribute_share",
+        absl::StrCat("Share of the unique downloads of a view and window of each of its largest "
+                     "entities (exporter --share_top), and of all the others as entity=\"",
+                     AV(kOtherEntity), "\"."),
+        MetricType::Gauge);
+    MetricFamily share_downloads =
+        Family("hubmetrics_attribute_downloads",
+               absl::StrCat("Unique downloads of a view and window of each of its largest entities "
+                            "(exporter --share_top), and of all the others as entity=\"",
+                            AV(kOtherEntity), "\"; they add up to the view and window's total."),
+               MetricType::Gauge);
+    for (const ShareResult& r : snapshot.shares) {
+      const auto labels = ShareLabelSet(r);
+      const BoundedShares bounded = BoundShares(r.top, share_top);
+      auto add = [&](std::string entity, uint64_t downloads, double value) {
+        auto with_entity = labels;
+        with_entity.push_back(L("entity", std::move(entity)));
+        AddGauge(share_downloads, with_entity, static_cast<double>(downloads));
+        AddGauge(share, std::move(with_entity), value);
+      };
+      for (const BoundedShares::Entry& e : bounded.entries) add(e.entity, e.downloads, e.share);
+      // Always present, 0 when the top N is everything, so that a stacked panel
+      // and sum() see the same series from poll to poll.
+      add(std::string(kOtherEntity), bounded.other_downloads, bounded.other_share);
+    }
+    out.push_back(std::move(share));
+    out.push_back(std::move(share_downloads));
   }
 
   if (snapshot.stats.has_value()) {
