@@ -25,8 +25,12 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
                       absl::StrCat(what, ": ", s.error_message()));
 }
 
-std::string ViewName(const ViewLabels& v, const std::string& window) {
-  return absl::StrCat(v.level, "/", v.filter, "/", v.attribution, " window ", window);
+std::string ViewName(const View& v, const std::string& window) {
+  return absl::StrCat(v.Key(), " window ", window);
+}
+
+int ShareTop(const PollerOptions& options) {
+  return std::clamp(options.share_top, 1, kMaxShareTop);
 }
 
 }  // namespace
@@ -59,36 +63,28 @@ absl::Status Poller::PollOnce() {
       return first_error;
     }
   }
-  const std::optional<absl::Time> watermark = WatermarkOf(stats);
   snapshot.stats = stats;
 
   for (const std::string& window : options_.windows) {
-    // "week:current" before the first event: nothing to ask for yet.
-    const std::optional<std::string> request_window = RequestWindow(window, watermark);
-    if (!request_window.has_value()) continue;
-    for (const ViewLabels& view : AllViews()) {
-      v1::View v;
-      v.set_level(view.level);
-      v.set_filter(view.filter);
-      v.set_attribution(view.attribution);
-
+    for (const View& view : ConcentrationViews()) {
+      const v1::View v = view.ToProto();
       ViewResult result{.view = view, .window = window, .concentration = {}, .top = {}};
       {
         v1::ConcentrationRequest req;
         *req.mutable_view() = v;
-        req.set_window(*request_window);
+        req.set_window(window);
         grpc::ClientContext ctx;
         SetDeadline(ctx, options_.rpc_timeout);
         grpc::Status s = stub_->GetConcentration(&ctx, req, &result.concentration);
         if (!s.ok()) {
-          fail(FromGrpc(s, absl::StrCat("GetConcentration ", ViewName(view, *request_window))));
+          fail(FromGrpc(s, absl::StrCat("GetConcentration ", ViewName(view, window))));
           continue;
         }
       }
       if (options_.top_entities > 0) {
         v1::TopEntitiesRequest req;
         *req.mutable_view() = v;
-        req.set_window(*request_window);
+        req.set_window(window);
         req.set_k(static_cast<uint32_t>(std::min(options_.top_entities, kMaxTopEntities)));
         grpc::ClientContext ctx;
         SetDeadline(ctx, options_.rpc_timeout);
@@ -97,17 +93,44 @@ absl::Status Poller::PollOnce() {
         if (s.ok()) {
           result.top = std::move(top);
         } else {
-          fail(FromGrpc(s, absl::StrCat("GetTopEntities ", ViewName(view, *request_window))));
+          fail(FromGrpc(s, absl::StrCat("GetTopEntities ", ViewName(view, window))));
         }
       }
       snapshot.views.push_back(std::move(result));
     }
   }
+
+  // One leaderboard per share view and window: its top N and its total are
+  // one consistent answer, so "(other)" = total - top N is exact.
+  for (const std::string& window : options_.share_windows) {
+    for (const View& view : options_.share_views) {
+      v1::TopEntitiesRequest req;
+      *req.mutable_view() = view.ToProto();
+      req.set_window(window);
+      req.set_k(static_cast<uint32_t>(ShareTop(options_)));
+      grpc::ClientContext ctx;
+      SetDeadline(ctx, options_.rpc_timeout);
+      ShareResult result{.view = view, .window = window, .top = {}};
+      grpc::Status s = stub_->GetTopEntities(&ctx, req, &result.top);
+      if (!s.ok()) {
+        fail(FromGrpc(s, absl::StrCat("GetTopEntities ", ViewName(view, window))));
+        continue;
+      }
+      snapshot.shares.push_back(std::move(result));
+    }
+  }
   snapshot.up = first_error.ok();
-  std::vector<prometheus::MetricFamily> families = ToFamilies(snapshot, options_.top_entities);
+  std::vector<prometheus::MetricFamily> families =
+      ToFamilies(snapshot, options_.top_entities, ShareTop(options_));
   absl::MutexLock lock(&mu_);
   families_ = std::move(families);
   return first_error;
+}
+
+int RpcsPerPoll(const PollerOptions& options) {
+  const int per_view = options.top_entities > 0 ? 2 : 1;
+  return 1 + static_cast<int>(options.windows.size() * ConcentrationViews().size()) * per_view +
+         static_cast<int>(options.share_windows.size() * options.share_views.size());
 }
 
 std::vector<prometheus::MetricFamily> Poller::Collect() const {

@@ -2,9 +2,16 @@
 // and keeps the resulting Prometheus families, ready for a scrape.
 //
 // Why polling (not WatchConcentration): it is simple, its load on the daemon is
-// bounded and known — one GetIngestStats plus, per view x window, one
-// GetConcentration and one GetTopEntities per interval, whatever the event rate —
-// and a Prometheus scrape never waits on the daemon: it reads the last snapshot.
+// bounded and known — RpcsPerPoll(): one GetIngestStats, per concentration view
+// x window one GetConcentration and one GetTopEntities, and per share view x
+// share window one GetTopEntities, whatever the event rate — and a Prometheus
+// scrape never waits on the daemon: it reads the last snapshot. Share views are
+// mostly not live in the daemon: each is computed on request from its
+// per-model counts, and cached until the next batch changes them.
+//
+// Windows are sent as configured: the daemon itself resolves "week:current"
+// to its watermark's week (and answers it empty before the first event, like
+// a trailing window).
 //
 // Each poll builds a complete new set of families and swaps it in whole, so a
 // series whose labels disappeared (an entity that fell out of the top N) is gone
@@ -31,6 +38,8 @@
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/security/credentials.h"
+#include "lib/exporter/translate.h"
+#include "lib/views/views.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/metric_family.h"
@@ -39,13 +48,24 @@
 namespace hubmetrics::exporter {
 
 struct PollerOptions {
-  // Validated windows (see ParseWindows), as exported in the `window` label.
+  // Validated windows of the concentration views (ConcentrationViews(); see
+  // ParseWindows), as exported in the `window` label.
   std::vector<std::string> windows;
   // Leaderboard entries per view and window; clamped to 0..kMaxTopEntities.
   int top_entities = 10;
+  // The views and windows of the attribute families (ParseShareViews,
+  // ParseWindows); none: no share RPCs.
+  std::vector<View> share_views;
+  std::vector<std::string> share_windows;
+  // Entities exported by name per share view and window (BoundShares); clamped
+  // to 1..kMaxShareTop.
+  int share_top = kDefaultShareTop;
   // Deadline of each RPC.
   absl::Duration rpc_timeout = absl::Seconds(5);
 };
+
+// The RPCs one successful poll makes with `options`.
+int RpcsPerPoll(const PollerOptions& options);
 
 class Poller final : public prometheus::Collectable {
  public:

@@ -25,13 +25,19 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// Answers every view with hhi = (index of the view in AllViews order + 1) / 16 so
-// the test can tell views apart; records the requested windows.
+// Answers every concentration view with hhi = (index of the view in
+// ConcentrationViews() order + 1) / 16 so the test can tell views apart, and
+// every leaderboard with kListed entities "<level>-<generation>-<i>" with
+// downloads kListed - i (whatever k asked for); records what was asked.
 class FakeMetricsService final : public v1::MetricsService::Service {
  public:
+  static constexpr uint64_t kListed = 150;
+  static constexpr uint64_t kTotal = kListed * (kListed + 1) / 2;
+
   grpc::Status GetIngestStats(grpc::ServerContext*, const v1::IngestStatsRequest*,
                               v1::IngestStats* out) override {
     absl::MutexLock lock(&mu_);
+    ++calls_;
     out->set_unique_downloads(11);
     out->mutable_watermark()->set_seconds(1741091696);  // 2025-03-04T12:34:56Z: 2025-W10
     return grpc::Status::OK;
@@ -39,8 +45,9 @@ class FakeMetricsService final : public v1::MetricsService::Service {
   grpc::Status GetConcentration(grpc::ServerContext*, const v1::ConcentrationRequest* req,
                                 v1::Concentration* out) override {
     absl::MutexLock lock(&mu_);
+    ++calls_;
     windows_.insert(req->window());
-    if (fail_level_ == req->view().level()) {
+    if (fail_levels_.contains(req->view().level())) {
       return grpc::Status(grpc::StatusCode::INTERNAL, "broken view");
     }
     *out->mutable_view() = req->view();
@@ -52,31 +59,42 @@ class FakeMetricsService final : public v1::MetricsService::Service {
   grpc::Status GetTopEntities(grpc::ServerContext*, const v1::TopEntitiesRequest* req,
                               v1::TopEntities* out) override {
     absl::MutexLock lock(&mu_);
+    ++calls_;
+    windows_.insert(req->window());
     top_k_.insert(req->k());
+    const v1::View& v = req->view();
+    top_views_.insert(
+        absl::StrCat(v.level(), "/", v.filter(), "/", v.attribution(), "/", v.sample()));
+    if (fail_levels_.contains(v.level())) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "broken view");
+    }
     // Deliberately more than asked: the exporter must still bound its output.
-    for (uint64_t i = 0; i < 150; ++i) {
+    out->set_total_downloads(kTotal);
+    out->set_entities(kListed);
+    for (uint64_t i = 0; i < kListed; ++i) {
       auto* e = out->add_top();
-      e->set_entity(absl::StrCat(req->view().level(), "-", generation_, "-", i));
+      e->set_entity(absl::StrCat(v.level(), "-", generation_, "-", i));
+      e->set_downloads(kListed - i);
       e->set_rank(i + 1);
-      e->set_share(0.001);
+      e->set_share(static_cast<double>(kListed - i) / kTotal);
     }
     return grpc::Status::OK;
   }
 
   static double HhiOf(const v1::View& v) {
-    const auto& views = AllViews();
+    const auto& views = ConcentrationViews();
     for (size_t i = 0; i < views.size(); ++i) {
-      if (views[i].level == v.level() && views[i].filter == v.filter() &&
-          views[i].attribution == v.attribution()) {
+      if (views[i].LevelLabel() == v.level() && FilterName(views[i].filter) == v.filter() &&
+          AttributionName(views[i].attribution) == v.attribution()) {
         return static_cast<double>(i + 1) / 16;
       }
     }
     return -1;
   }
 
-  void set_fail_level(std::string level) {
+  void set_fail_levels(std::set<std::string> levels) {
     absl::MutexLock lock(&mu_);
-    fail_level_ = std::move(level);
+    fail_levels_ = std::move(levels);
   }
   void set_generation(int g) {
     absl::MutexLock lock(&mu_);
@@ -90,14 +108,39 @@ class FakeMetricsService final : public v1::MetricsService::Service {
     absl::MutexLock lock(&mu_);
     return top_k_;
   }
+  std::set<std::string> top_views() {
+    absl::MutexLock lock(&mu_);
+    return top_views_;
+  }
+  int calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
 
  private:
   absl::Mutex mu_;
-  std::string fail_level_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> fail_levels_ ABSL_GUARDED_BY(mu_);
   int generation_ ABSL_GUARDED_BY(mu_) = 0;
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::string> windows_ ABSL_GUARDED_BY(mu_);
   std::set<uint32_t> top_k_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> top_views_ ABSL_GUARDED_BY(mu_);
 };
+
+// The share views of these tests: org_type and size at samples all and head.
+std::vector<View> TestShareViews() {
+  absl::StatusOr<std::vector<View>> views =
+      ParseShareViews("org_type,size", "all,head", "all", "direct");
+  EXPECT_TRUE(views.ok()) << views.status();
+  return views.ok() ? *views : std::vector<View>{};
+}
+
+// Concentration views of `level`.
+size_t ViewsOfLevel(Level level) {
+  size_t n = 0;
+  for (const View& v : ConcentrationViews()) n += v.level == level ? 1 : 0;
+  return n;
+}
 
 class PollerTest : public ::testing::Test {
  protected:
@@ -109,11 +152,14 @@ class PollerTest : public ::testing::Test {
     ASSERT_NE(server_, nullptr);
     ASSERT_GT(port_, 0);
     errors_ = &prometheus::BuildCounter().Name("errors_total").Register(registry_).Add({});
+    options_ = PollerOptions{.windows = {"week:current", "trailing:4"},
+                             .top_entities = 10,
+                             .share_views = TestShareViews(),
+                             .share_windows = {"all", "week:current"},
+                             .share_top = kShareTop,
+                             .rpc_timeout = absl::Seconds(5)};
     poller_ = std::make_unique<Poller>(NewDaemonChannel(absl::StrCat("127.0.0.1:", port_)),
-                                       PollerOptions{.windows = {"week:current", "trailing:4"},
-                                                     .top_entities = 10,
-                                                     .rpc_timeout = absl::Seconds(5)},
-                                       errors_);
+                                       options_, errors_);
   }
   void TearDown() override {
     if (server_) server_->Shutdown();
@@ -131,7 +177,18 @@ class PollerTest : public ::testing::Test {
     return 0;
   }
 
+  // Shares by name per share view and window in these tests.
+  static constexpr int kShareTop = 3;
+
+  // Series of one concentration family, and of one attribute family, when
+  // every RPC succeeds.
+  size_t ViewSeries() const { return ConcentrationViews().size() * options_.windows.size(); }
+  size_t ShareSeries() const {
+    return options_.share_views.size() * options_.share_windows.size() * (kShareTop + 1);
+  }
+
   FakeMetricsService service_;
+  PollerOptions options_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
   prometheus::Registry registry_;
@@ -146,50 +203,100 @@ TEST_F(PollerTest, BeforeTheFirstPollOnlyUpZero) {
             "# TYPE hubmetrics_up gauge\nhubmetrics_up 0\n");
 }
 
-TEST_F(PollerTest, ExportsEveryViewAndWindowWithTheCurrentWeekResolved) {
+TEST_F(PollerTest, ExportsEveryViewAndWindowAsConfigured) {
   ASSERT_TRUE(poller_->PollOnce().ok());
-  EXPECT_EQ(service_.windows(), (std::set<std::string>{"week:2025-W10", "trailing:4"}));
-  EXPECT_EQ(service_.top_k(), (std::set<uint32_t>{10}));
+  // The daemon resolves week:current itself: the exporter sends the word.
+  EXPECT_EQ(service_.windows(), (std::set<std::string>{"week:current", "trailing:4", "all"}));
+  EXPECT_EQ(service_.top_k(), (std::set<uint32_t>{10, kShareTop}));
+  EXPECT_EQ(service_.calls(), RpcsPerPoll(options_));
   const std::string text = Text();
   EXPECT_THAT(text, HasSubstr("hubmetrics_up 1\n"));
-  EXPECT_EQ(SeriesOf("hubmetrics_hhi"), 24u);
-  EXPECT_EQ(SeriesOf("hubmetrics_gini"), 24u);
-  EXPECT_EQ(SeriesOf("hubmetrics_top_entity_share"), 24u * 10u);
-  // The view's own value ends up under the view's labels (AllViews index 5 ->
-  // developer/all/recursive, hhi 6/16), with the configured window label.
+  EXPECT_EQ(SeriesOf("hubmetrics_hhi"), ViewSeries());
+  EXPECT_EQ(SeriesOf("hubmetrics_gini"), ViewSeries());
+  EXPECT_EQ(SeriesOf("hubmetrics_top_entity_share"), ViewSeries() * 10u);
+  // The view's own value ends up under the view's labels (ConcentrationViews
+  // index 5 -> developer/all/recursive, hhi 6/16), with the configured window.
+  ASSERT_EQ(ConcentrationViews()[5].Key(), "developer/all/recursive/all");
   EXPECT_THAT(text, HasSubstr("hubmetrics_hhi{level=\"developer\",filter=\"all\",attribution="
                               "\"recursive\",window=\"week:current\"} 0.375\n"));
-  EXPECT_THAT(text, HasSubstr("hubmetrics_hhi{level=\"country\",filter=\"rolling_1y\","
-                              "attribution=\"recursive\",window=\"trailing:4\"} 0.75\n"));
   EXPECT_THAT(text, HasSubstr("hubmetrics_events_total{outcome=\"unique\"} 11\n"));
   EXPECT_THAT(text, HasSubstr("hubmetrics_watermark_timestamp_seconds 1741091696\n"));
   EXPECT_EQ(errors_->Value(), 0);
 }
 
+TEST_F(PollerTest, ExportsTheTopSharesOfEveryShareViewAndTheRest) {
+  ASSERT_TRUE(poller_->PollOnce().ok());
+  // Every share view was asked with its own sample.
+  const std::set<std::string> asked = service_.top_views();
+  for (const View& v : options_.share_views) {
+    EXPECT_TRUE(asked.contains(v.Key())) << v.Key();
+  }
+  EXPECT_TRUE(asked.contains("size/all/direct/head"));
+  EXPECT_EQ(SeriesOf("hubmetrics_attribute_share"), ShareSeries());
+  EXPECT_EQ(SeriesOf("hubmetrics_attribute_downloads"), ShareSeries());
+  const std::string text = Text();
+  const std::string labels =
+      "level=\"size\",filter=\"all\",attribution=\"direct\",sample=\"head\","
+      "window=\"week:current\"";
+  const uint64_t listed = FakeMetricsService::kListed;
+  const uint64_t total = FakeMetricsService::kTotal;
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("hubmetrics_attribute_downloads{", labels,
+                                           ",entity=\"size-0-0\"} ", listed, "\n")));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("hubmetrics_attribute_downloads{", labels,
+                                           ",entity=\"size-0-2\"} ", listed - 2, "\n")));
+  EXPECT_THAT(text, Not(HasSubstr("entity=\"size-0-3\"")));
+  // Everything past the top 3, exactly.
+  const uint64_t rest = total - listed - (listed - 1) - (listed - 2);
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("hubmetrics_attribute_downloads{", labels,
+                                           ",entity=\"(other)\"} ", rest, "\n")));
+}
+
 TEST_F(PollerTest, EntitiesThatLeaveTheTopDisappear) {
   ASSERT_TRUE(poller_->PollOnce().ok());
   EXPECT_THAT(Text(), HasSubstr("entity=\"model-0-3\""));
+  EXPECT_THAT(Text(), HasSubstr("entity=\"org_type-0-2\""));
   service_.set_generation(1);
   ASSERT_TRUE(poller_->PollOnce().ok());
   const std::string text = Text();
   EXPECT_THAT(text, HasSubstr("entity=\"model-1-3\""));
+  EXPECT_THAT(text, HasSubstr("entity=\"org_type-1-2\""));
   EXPECT_THAT(text, Not(HasSubstr("entity=\"model-0-")));
-  EXPECT_EQ(SeriesOf("hubmetrics_top_entity_share"), 24u * 10u);
+  EXPECT_THAT(text, Not(HasSubstr("entity=\"org_type-0-")));
+  EXPECT_EQ(SeriesOf("hubmetrics_top_entity_share"), ViewSeries() * 10u);
+  EXPECT_EQ(SeriesOf("hubmetrics_attribute_share"), ShareSeries());
 }
 
 TEST_F(PollerTest, AFailingViewMakesUpZeroAndKeepsTheOthers) {
-  service_.set_fail_level("country");
+  service_.set_fail_levels({"country"});
   const absl::Status s = poller_->PollOnce();
   EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
   EXPECT_THAT(std::string(s.message()), HasSubstr("GetConcentration country/"));
   EXPECT_THAT(Text(), HasSubstr("hubmetrics_up 0\n"));
-  EXPECT_EQ(SeriesOf("hubmetrics_hhi"), 16u);  // 2 levels x 4 x 2 windows
-  EXPECT_EQ(errors_->Value(), 8);              // 4 country views x 2 windows
+  const size_t failed = ViewsOfLevel(Level::kCountry) * options_.windows.size();
+  ASSERT_GT(failed, 0u);
+  EXPECT_EQ(SeriesOf("hubmetrics_hhi"), ViewSeries() - failed);
+  EXPECT_EQ(errors_->Value(), static_cast<double>(failed));
+  EXPECT_EQ(SeriesOf("hubmetrics_attribute_share"), ShareSeries());
+}
+
+TEST_F(PollerTest, AFailingShareViewDropsOnlyItsSeries) {
+  service_.set_fail_levels({"size"});
+  const absl::Status s = poller_->PollOnce();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("GetTopEntities size/"));
+  EXPECT_THAT(Text(), HasSubstr("hubmetrics_up 0\n"));
+  EXPECT_EQ(SeriesOf("hubmetrics_hhi"), ViewSeries());
+  // Half the share views are size views.
+  EXPECT_EQ(SeriesOf("hubmetrics_attribute_share"), ShareSeries() / 2);
+  EXPECT_EQ(errors_->Value(),
+            static_cast<double>(options_.share_views.size() / 2 * options_.share_windows.size()));
+  EXPECT_THAT(Text(), Not(HasSubstr("level=\"size\"")));
 }
 
 TEST_F(PollerTest, DaemonDownDropsTheViewsAndKeepsAnswering) {
   ASSERT_TRUE(poller_->PollOnce().ok());
   ASSERT_GT(SeriesOf("hubmetrics_hhi"), 0u);
+  ASSERT_GT(SeriesOf("hubmetrics_attribute_share"), 0u);
   server_->Shutdown();
   server_.reset();
   const absl::Status s = poller_->PollOnce();
@@ -199,29 +306,43 @@ TEST_F(PollerTest, DaemonDownDropsTheViewsAndKeepsAnswering) {
   EXPECT_THAT(text, HasSubstr("hubmetrics_up 0\n"));
   EXPECT_EQ(SeriesOf("hubmetrics_hhi"), 0u);
   EXPECT_EQ(SeriesOf("hubmetrics_top_entity_share"), 0u);
+  EXPECT_EQ(SeriesOf("hubmetrics_attribute_share"), 0u);
   EXPECT_EQ(SeriesOf("hubmetrics_events_total"), 0u);
   EXPECT_EQ(errors_->Value(), 1);  // one failed RPC, not one per view
   EXPECT_FALSE(poller_->PollOnce().ok());
   EXPECT_EQ(errors_->Value(), 2);
 }
 
-TEST_F(PollerTest, NoCurrentWeekBeforeTheFirstEvent) {
-  // A daemon with no watermark yet: only the trailing window is asked for.
+TEST_F(PollerTest, BeforeTheFirstEventEveryWindowIsAskedAndEmpty) {
+  // A daemon with no watermark yet answers every window, empty (week:current
+  // and trailing windows cover no week yet).
   class Empty final : public v1::MetricsService::Service {
+   public:
     grpc::Status GetIngestStats(grpc::ServerContext*, const v1::IngestStatsRequest*,
                                 v1::IngestStats*) override {
       return grpc::Status::OK;
     }
     grpc::Status GetConcentration(grpc::ServerContext*, const v1::ConcentrationRequest* req,
                                   v1::Concentration* out) override {
-      if (req->window() != "trailing:4") return grpc::Status(grpc::StatusCode::INTERNAL, "no");
+      absl::MutexLock lock(&mu_);
+      windows_.insert(req->window());
       out->set_window(req->window());
       return grpc::Status::OK;
     }
-    grpc::Status GetTopEntities(grpc::ServerContext*, const v1::TopEntitiesRequest*,
+    grpc::Status GetTopEntities(grpc::ServerContext*, const v1::TopEntitiesRequest* req,
                                 v1::TopEntities*) override {
+      absl::MutexLock lock(&mu_);
+      windows_.insert(req->window());
       return grpc::Status::OK;
     }
+    std::set<std::string> windows() {
+      absl::MutexLock lock(&mu_);
+      return windows_;
+    }
+
+   private:
+    absl::Mutex mu_;
+    std::set<std::string> windows_ ABSL_GUARDED_BY(mu_);
   } empty;
   int port = 0;
   grpc::ServerBuilder builder;
@@ -229,18 +350,24 @@ TEST_F(PollerTest, NoCurrentWeekBeforeTheFirstEvent) {
   builder.RegisterService(&empty);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   ASSERT_NE(server, nullptr);
-  Poller poller(NewDaemonChannel(absl::StrCat("127.0.0.1:", port)),
-                PollerOptions{.windows = {"week:current", "trailing:4"},
-                              .top_entities = 10,
-                              .rpc_timeout = absl::Seconds(5)},
-                nullptr);
+  Poller poller(NewDaemonChannel(absl::StrCat("127.0.0.1:", port)), options_, nullptr);
   EXPECT_TRUE(poller.PollOnce().ok());
+  EXPECT_EQ(empty.windows(), (std::set<std::string>{"week:current", "trailing:4", "all"}));
   size_t hhi = 0;
+  size_t shares = 0;
   for (const auto& f : poller.Collect()) {
     if (f.name == "hubmetrics_hhi") hhi = f.metric.size();
+    if (f.name == "hubmetrics_attribute_share") {
+      shares = f.metric.size();
+      for (const auto& m : f.metric) {
+        EXPECT_EQ(m.label.back().value, kOtherEntity);  // only the rest, at 0
+        EXPECT_EQ(m.gauge.value, 0);
+      }
+    }
     EXPECT_NE(f.name, "hubmetrics_watermark_timestamp_seconds");
   }
-  EXPECT_EQ(hhi, 12u);
+  EXPECT_EQ(hhi, ViewSeries());
+  EXPECT_EQ(shares, options_.share_views.size() * options_.share_windows.size());
   server->Shutdown();
 }
 

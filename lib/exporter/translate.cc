@@ -1,8 +1,10 @@
 #include "lib/exporter/translate.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -12,7 +14,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "lib/time/time.h"
+#include "lib/base/status_macros.h"
+#include "lib/views/views.h"
 
 namespace hubmetrics::exporter {
 namespace {
@@ -33,8 +36,15 @@ ClientMetric::Label L(std::string name, std::string value) {
 }
 
 std::vector<ClientMetric::Label> ViewLabelSet(const ViewResult& v) {
-  return {L("level", v.view.level), L("filter", v.view.filter),
-          L("attribution", v.view.attribution), L("window", v.window)};
+  return {L("level", v.view.LevelLabel()), L("filter", std::string(FilterName(v.view.filter))),
+          L("attribution", std::string(AttributionName(v.view.attribution))),
+          L("window", v.window)};
+}
+
+std::vector<ClientMetric::Label> ShareLabelSet(const ShareResult& s) {
+  return {L("level", s.view.LevelLabel()), L("filter", std::string(FilterName(s.view.filter))),
+          L("attribution", std::string(AttributionName(s.view.attribution))),
+          L("sample", std::string(SampleName(s.view.sample))), L("window", s.window)};
 }
 
 MetricFamily Family(std::string name, std::string help, MetricType type) {
@@ -95,21 +105,63 @@ uint32_t Fnv1a32(std::string_view s) {
   return h;
 }
 
-bool ValidTrailing(std::string_view n) {
-  int weeks = 0;
-  return absl::SimpleAtoi(absl::string_view(n.data(), n.size()), &weeks) && weeks >= 1 &&
-         weeks <= 1040 && n.find_first_not_of("0123456789") == std::string_view::npos;
+absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+// The entries of a comma-separated flag value, whitespace around them removed,
+// empty ones skipped.
+std::vector<std::string> SplitList(std::string_view text) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(AV(text), ',', absl::SkipWhitespace())) {
+    out.emplace_back(absl::StripAsciiWhitespace(part));
+  }
+  return out;
+}
+
+// The words of one of lib/views' closed lists, comma-separated.
+template <typename T, std::size_t N>
+std::string JoinNames(const std::array<T, N>& all, std::string_view (*name)(T)) {
+  std::vector<absl::string_view> names;
+  for (T t : all) names.push_back(AV(name(t)));
+  return absl::StrJoin(names, ", ");
+}
+
+// Parses a list of the words of one of lib/views' closed lists (kSamples,
+// kFilters, kAttributions), repeats dropped.
+template <typename T, std::size_t N>
+absl::StatusOr<std::vector<T>> ParseWords(std::string_view flag_name, std::string_view text,
+                                          const std::array<T, N>& all,
+                                          std::string_view (*name)(T)) {
+  std::vector<T> out;
+  for (const std::string& word : SplitList(text)) {
+    const auto it = std::find_if(all.begin(), all.end(), [&](T t) { return name(t) == word; });
+    if (it == all.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("--", AV(flag_name), ": '", word,
+                                                     "' is not allowed; allowed are ",
+                                                     JoinNames(all, name)));
+    }
+    if (std::find(out.begin(), out.end(), *it) == out.end()) out.push_back(*it);
+  }
+  if (out.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", AV(flag_name), ": empty; allowed are ", JoinNames(all, name)));
+  }
+  return out;
 }
 
 }  // namespace
 
-const std::vector<ViewLabels>& AllViews() {
-  static const std::vector<ViewLabels>* const views = [] {
-    auto* v = new std::vector<ViewLabels>;
-    for (const char* level : {"model", "developer", "country"}) {
-      for (const char* filter : {"all", "rolling_1y"}) {
-        for (const char* attribution : {"direct", "recursive"}) {
-          v->push_back(ViewLabels{level, filter, attribution});
+const std::vector<View>& ConcentrationViews() {
+  static const std::vector<View>* const views = [] {
+    auto* v = new std::vector<View>;
+    for (const LevelRow& row : LevelTable()) {
+      if (!row.live) continue;
+      for (Filter filter : kFilters) {
+        for (Attribution attribution : kAttributions) {
+          v->push_back(View{.level = row.level,
+                            .second = std::nullopt,
+                            .filter = filter,
+                            .attribution = attribution,
+                            .sample = Sample::kAll});
         }
       }
     }
@@ -118,44 +170,91 @@ const std::vector<ViewLabels>& AllViews() {
   return *views;
 }
 
-absl::StatusOr<std::vector<std::string>> ParseWindows(std::string_view flag) {
-  static constexpr std::string_view kAllowed =
-      "allowed: week:current, week:YYYY-Www, trailing:N (1..1040), all";
+absl::StatusOr<std::vector<std::string>> ParseWindows(std::string_view flag,
+                                                      std::string_view flag_name) {
+  const std::string allowed = absl::StrCat("allowed are ", AV(WindowWords()));
   std::vector<std::string> out;
-  for (absl::string_view part :
-       absl::StrSplit(absl::string_view(flag.data(), flag.size()), ',', absl::SkipWhitespace())) {
-    const std::string w(absl::StripAsciiWhitespace(part));
-    bool ok = false;
-    if (w == kCurrentWeek || w == "all") {
-      ok = true;
-    } else if (absl::StartsWith(w, "week:")) {
-      ok = IsoWeek::Parse(std::string_view(w).substr(5)).ok();
-    } else if (absl::StartsWith(w, "trailing:")) {
-      ok = ValidTrailing(std::string_view(w).substr(9));
-    }
-    if (!ok) {
+  for (const std::string& entry : SplitList(flag)) {
+    absl::StatusOr<Window> w = ParseWindow(entry);
+    if (!w.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--windows: '", w, "' is not a window; ", std::string(kAllowed)));
+          absl::StrCat("--", AV(flag_name), ": ", w.status().message()));
     }
-    if (std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
+    std::string label = w->Label();
+    if (std::find(out.begin(), out.end(), label) == out.end()) out.push_back(std::move(label));
   }
   if (out.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--windows: no window given; ", std::string(kAllowed)));
+        absl::StrCat("--", AV(flag_name), ": no window given; ", allowed));
   }
   if (static_cast<int>(out.size()) > kMaxWindows) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("--windows: %d windows given, at most %d (each costs 12 views of series)",
-                        out.size(), kMaxWindows));
+        absl::StrFormat("--%s: %d windows given, at most %d (each window is a series per view)",
+                        AV(flag_name), out.size(), kMaxWindows));
   }
   return out;
 }
 
-std::optional<std::string> RequestWindow(std::string_view configured,
-                                         std::optional<absl::Time> watermark) {
-  if (configured != kCurrentWeek) return std::string(configured);
-  if (!watermark.has_value()) return std::nullopt;
-  return absl::StrCat("week:", IsoWeek::Containing(DayOf(*watermark)).Label());
+std::string SampleWords() { return JoinNames(kSamples, &SampleName); }
+std::string FilterWords() { return JoinNames(kFilters, &FilterName); }
+std::string AttributionWords() { return JoinNames(kAttributions, &AttributionName); }
+
+std::string DefaultShareLevels() {
+  std::vector<absl::string_view> names;
+  for (const LevelRow& row : LevelTable()) {
+    if (row.level == Level::kModel || row.level == Level::kDeveloper) continue;
+    names.push_back(AV(row.name));
+  }
+  return absl::StrJoin(names, ",");
+}
+
+absl::StatusOr<std::vector<View>> ParseShareViews(std::string_view levels, std::string_view samples,
+                                                  std::string_view filters,
+                                                  std::string_view attributions) {
+  std::vector<View> level_views;
+  for (const std::string& word : SplitList(levels)) {
+    absl::StatusOr<View> v = ParseLevel(word);
+    if (!v.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--share_levels: ", v.status().message()));
+    }
+    if (std::find(level_views.begin(), level_views.end(), *v) == level_views.end()) {
+      level_views.push_back(*v);
+    }
+  }
+  if (level_views.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--share_levels: empty; allowed are ", LevelWords()));
+  }
+  ASSIGN_OR_RETURN(std::vector<Sample> sample_list,
+                   ParseWords("share_samples", samples, kSamples, &SampleName));
+  ASSIGN_OR_RETURN(std::vector<Filter> filter_list,
+                   ParseWords("share_filters", filters, kFilters, &FilterName));
+  ASSIGN_OR_RETURN(std::vector<Attribution> attribution_list,
+                   ParseWords("share_attributions", attributions, kAttributions, &AttributionName));
+  const std::size_t count =
+      level_views.size() * sample_list.size() * filter_list.size() * attribution_list.size();
+  if (count > static_cast<std::size_t>(kMaxShareViews)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--share_levels x --share_samples x --share_filters x --share_attributions: %d views "
+        "(%d x %d x %d x %d), at most %d (each view is up to %d series per window)",
+        count, level_views.size(), sample_list.size(), filter_list.size(), attribution_list.size(),
+        kMaxShareViews, kMaxShareTop + 1));
+  }
+  std::vector<View> out;
+  for (const View& level : level_views) {
+    for (Sample sample : sample_list) {
+      for (Filter filter : filter_list) {
+        for (Attribution attribution : attribution_list) {
+          View v = level;
+          v.sample = sample;
+          v.filter = filter;
+          v.attribution = attribution;
+          out.push_back(v);
+        }
+      }
+    }
+  }
+  return out;
 }
 
 std::optional<absl::Time> WatermarkOf(const v1::IngestStats& stats) {
@@ -196,7 +295,29 @@ std::string SanitizeLabelValue(std::string_view raw) {
   return valid + suffix;
 }
 
-std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int top_entities) {
+BoundedShares BoundShares(const v1::TopEntities& top, int n) {
+  n = std::clamp(n, 0, kMaxShareTop);
+  BoundedShares out;
+  out.total = top.total_downloads();
+  std::set<std::string> taken = {std::string(kOtherEntity)};
+  uint64_t exported = 0;
+  for (const v1::EntityShare& e : top.top()) {
+    if (static_cast<int>(out.entries.size()) >= n) break;
+    std::string name = SanitizeLabelValue(e.entity());
+    if (!taken.insert(name).second) continue;  // counted in the rest
+    exported += e.downloads();
+    out.entries.push_back(
+        {.entity = std::move(name), .downloads = e.downloads(), .share = e.share()});
+  }
+  out.other_downloads = out.total >= exported ? out.total - exported : 0;
+  out.other_share = out.total == 0
+                        ? 0
+                        : static_cast<double>(out.other_downloads) / static_cast<double>(out.total);
+  return out;
+}
+
+std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int top_entities,
+                                                 int share_top) {
   top_entities = std::clamp(top_entities, 0, kMaxTopEntities);
   std::vector<MetricFamily> out;
 
@@ -255,6 +376,37 @@ std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int t
     for (MetricFamily* f : {&hhi, &gini, &top_share, &entities, &downloads, &leaderboard}) {
       if (!f->metric.empty()) out.push_back(std::move(*f));
     }
+  }
+
+  if (!snapshot.shares.empty()) {
+    MetricFamily share = Family(
+        "hubmetrics_attribute_share",
+        absl::StrCat("Share of the unique downloads of a view and window of each of its largest "
+                     "entities (exporter --share_top), and of all the others as entity=\"",
+                     AV(kOtherEntity), "\"."),
+        MetricType::Gauge);
+    MetricFamily share_downloads =
+        Family("hubmetrics_attribute_downloads",
+               absl::StrCat("Unique downloads of a view and window of each of its largest entities "
+                            "(exporter --share_top), and of all the others as entity=\"",
+                            AV(kOtherEntity), "\"; they add up to the view and window's total."),
+               MetricType::Gauge);
+    for (const ShareResult& r : snapshot.shares) {
+      const auto labels = ShareLabelSet(r);
+      const BoundedShares bounded = BoundShares(r.top, share_top);
+      auto add = [&](std::string entity, uint64_t downloads, double value) {
+        auto with_entity = labels;
+        with_entity.push_back(L("entity", std::move(entity)));
+        AddGauge(share_downloads, with_entity, static_cast<double>(downloads));
+        AddGauge(share, std::move(with_entity), value);
+      };
+      for (const BoundedShares::Entry& e : bounded.entries) add(e.entity, e.downloads, e.share);
+      // Always present, 0 when the top N is everything, so that a stacked panel
+      // and sum() see the same series from poll to poll.
+      add(std::string(kOtherEntity), bounded.other_downloads, bounded.other_share);
+    }
+    out.push_back(std::move(share));
+    out.push_back(std::move(share_downloads));
   }
 
   if (snapshot.stats.has_value()) {

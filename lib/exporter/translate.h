@@ -1,4 +1,5 @@
-// Translation of MetricsService answers into Prometheus metric families.
+// Translation of MetricsService answers into Prometheus metric families, and
+// the parsing of the exporter's view and window configuration.
 //
 // Everything here is a pure function of its arguments: no I/O, no clock, no
 // global state, so it is safe to call from any thread. The families it returns
@@ -8,6 +9,8 @@
 //       gauges {level, filter, attribution, window}
 //   hubmetrics_top_share                gauge {level, filter, attribution, window, k}
 //   hubmetrics_top_entity_share         gauge {level, filter, attribution, window, entity, rank}
+//   hubmetrics_attribute_share          gauge {level, filter, attribution, sample, window, entity}
+//   hubmetrics_attribute_downloads      gauge {level, filter, attribution, sample, window, entity}
 //   hubmetrics_events_total             counter {outcome="unique|duplicate|rejected"}
 //   hubmetrics_rejected_total           counter {reason}
 //   hubmetrics_consumer_lag             gauge (sum over partitions)
@@ -15,19 +18,30 @@
 //   hubmetrics_watermark_timestamp_seconds  gauge (absent before the first event)
 //   hubmetrics_up                       gauge, 1 when the last poll fully succeeded
 //
-// The label `window` carries the window as configured ("week:current",
-// "trailing:4"), not as the server normalized it, so that a dashboard query
-// keeps selecting the same series when the week rolls over.
+// The first six are per concentration view (ConcentrationViews(): the views
+// the daemon keeps live, at sample all) and window. The attribute families are
+// per share view (ParseShareViews(): by default every level whose entities are
+// a few categories — country, org_type, license, task, ... — at samples all and
+// head) and share window: the share and unique downloads of each of the top N
+// entities, and of kOtherEntity for all the others, so that each view and
+// window's series add up to its whole (shares to 1 when it has downloads).
 //
-// Cardinality is bounded by construction: 12 views x at most kMaxWindows windows
-// for the view gauges, and at most kMaxTopEntities entities per view and window
-// for the leaderboard; entity names are cut to kMaxLabelValueBytes. The per-
-// partition lag has one series per consumed partition. Reject reasons are a closed
-// list in the daemon; unknown ones are still exported (sanitized).
+// The label `window` carries the window as configured and normalized
+// ("week:current", "trailing:4"): the daemon answers "week:current" itself, so
+// a dashboard query keeps selecting the same series when the week rolls over.
+//
+// Cardinality is bounded by construction: ConcentrationViews() x at most
+// kMaxWindows windows for the view gauges, and at most kMaxTopEntities entities
+// per view and window for the leaderboard; at most kMaxShareViews share views
+// x kMaxWindows windows x (kMaxShareTop + 1) entities for each attribute family.
+// Entity names are cut to kMaxLabelValueBytes. The per-partition lag has one
+// series per consumed partition. Reject reasons are a closed list in the
+// daemon; unknown ones are still exported (sanitized).
 #ifndef HUBMETRICS_LIB_EXPORTER_TRANSLATE_H_
 #define HUBMETRICS_LIB_EXPORTER_TRANSLATE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +49,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lib/views/views.h"
 #include "prometheus/metric_family.h"
 #include "proto/hubmetrics/v1/metrics.pb.h"
 
@@ -44,32 +59,56 @@ namespace hubmetrics::exporter {
 inline constexpr int kMaxTopEntities = 100;
 // Longest label value exported for an entity name, in bytes (UTF-8).
 inline constexpr std::size_t kMaxLabelValueBytes = 128;
-// Most windows one exporter may be configured with.
+// Most windows one exporter may be configured with (concentration windows and
+// share windows each).
 inline constexpr int kMaxWindows = 16;
-// The window label meaning "the ISO week of the daemon's watermark".
-inline constexpr std::string_view kCurrentWeek = "week:current";
+// Most share views (levels x samples x filters x attributions).
+inline constexpr int kMaxShareViews = 64;
+// Entities exported by name per share view and window: default and most.
+inline constexpr int kDefaultShareTop = 10;
+inline constexpr int kMaxShareTop = 100;
+// The entity label of everything outside a share view's top N. Parentheses
+// are not in any level's generated words (unknown, Unknown, other, ...), and
+// a catalog value that happens to read "(other)" is folded into it rather
+// than exported twice (see BoundShares).
+inline constexpr std::string_view kOtherEntity = "(other)";
 
-// One of the 12 views of docs/DEFINITIONS.md.
-struct ViewLabels {
-  std::string level;
-  std::string filter;
-  std::string attribution;
-};
+// The views of the concentration families: every level of lib/views that the
+// daemon keeps live (LevelRow::live) x every filter x every attribution, at
+// sample all, in LevelTable() order, then filter, then attribution. These are
+// answered from the daemon's live distributions, so asking for all of them on
+// every poll is cheap.
+const std::vector<View>& ConcentrationViews();
 
-// level x filter x attribution, in a fixed order.
-const std::vector<ViewLabels>& AllViews();
-
-// Parses a comma-separated window list ("week:current,trailing:4,trailing:52").
-// Accepts "week:current", "week:YYYY-Www", "trailing:N" (1 <= N <= 1040) and
-// "all"; drops repeats, keeps the order. InvalidArgument names the bad entry and
+// Parses a comma-separated window list ("week:current,trailing:4,all") with
+// lib/views' ParseWindow, so the exporter accepts exactly the daemon's words
+// (all, week:YYYY-Www, week:current, trailing:N, range:A..B). Returns the
+// normalized labels (Window::Label(): "trailing:04" is "trailing:4"), repeats
+// dropped, in order. InvalidArgument names `flag_name` and the bad entry and
 // lists what is allowed; also for an empty list or more than kMaxWindows.
-absl::StatusOr<std::vector<std::string>> ParseWindows(std::string_view flag);
+absl::StatusOr<std::vector<std::string>> ParseWindows(std::string_view flag,
+                                                      std::string_view flag_name = "windows");
 
-// The window to request from the daemon for a configured window: itself, or for
-// "week:current" the label of the watermark's ISO week; nullopt when that is
-// asked for and there is no watermark yet.
-std::optional<std::string> RequestWindow(std::string_view configured,
-                                         std::optional<absl::Time> watermark);
+// lib/views' samples, filters and attributions (kSamples, ...), comma-separated,
+// for help texts.
+std::string SampleWords();
+std::string FilterWords();
+std::string AttributionWords();
+
+// The default of --share_levels: every level of LevelTable() but model and
+// developer, whose entities are ids without bound (the leaderboard covers
+// them), comma-separated in table order.
+std::string DefaultShareLevels();
+
+// The share views: every level of `levels` (level words, pairs A+B allowed)
+// x every sample x every filter x every attribution, each a comma-separated
+// list of lib/views' words (kSamples, kFilters, kAttributions), in the order
+// given, repeats dropped. InvalidArgument names the flag (share_levels,
+// share_samples, share_filters, share_attributions) and lists the allowed
+// words; also for an empty list or more than kMaxShareViews views in all.
+absl::StatusOr<std::vector<View>> ParseShareViews(std::string_view levels, std::string_view samples,
+                                                  std::string_view filters,
+                                                  std::string_view attributions);
 
 // The daemon's watermark, or nullopt when it has accepted no event yet.
 std::optional<absl::Time> WatermarkOf(const v1::IngestStats& stats);
@@ -81,12 +120,20 @@ std::optional<absl::Time> WatermarkOf(const v1::IngestStats& stats);
 // is the text format's job (prometheus-cpp's serializer does it).
 std::string SanitizeLabelValue(std::string_view raw);
 
-// One view and window as answered by the daemon.
+// One concentration view and window as answered by the daemon.
 struct ViewResult {
-  ViewLabels view;
+  View view;
   std::string window;  // as configured, e.g. "week:current"
   v1::Concentration concentration;
   std::optional<v1::TopEntities> top;  // absent when the leaderboard RPC failed
+};
+
+// One share view and window: the daemon's leaderboard of it, whose
+// total_downloads is the whole the shares are of.
+struct ShareResult {
+  View view;
+  std::string window;  // as configured
+  v1::TopEntities top;
 };
 
 // Everything one poll learned. `up` is false when any RPC of the poll failed.
@@ -94,12 +141,39 @@ struct Snapshot {
   bool up = false;
   std::optional<v1::IngestStats> stats;
   std::vector<ViewResult> views;
+  std::vector<ShareResult> shares;
 };
 
+// A share view and window cut to a bounded label set.
+struct BoundedShares {
+  struct Entry {
+    std::string entity;  // SanitizeLabelValue'd; distinct, never kOtherEntity
+    uint64_t downloads = 0;
+    double share = 0;  // as the daemon answered it
+  };
+  // At most n entries, in the daemon's order (downloads descending).
+  std::vector<Entry> entries;
+  // total - the entries' downloads: exactly the downloads of every entity not
+  // exported by name (0 if the daemon's answer were inconsistent), and
+  // other_downloads / total (0 when total is 0).
+  uint64_t other_downloads = 0;
+  double other_share = 0;
+  uint64_t total = 0;
+};
+
+// The first n (clamped to 0..kMaxShareTop) entities of `top`, whatever it
+// holds, plus the rest. An entity whose sanitized name equals kOtherEntity or
+// one already taken (two raw names that sanitize alike) is counted in the
+// rest instead, so that no label set appears twice.
+BoundedShares BoundShares(const v1::TopEntities& top, int n);
+
 // The families for `snapshot`. `top_entities` (clamped to 0..kMaxTopEntities)
-// caps the leaderboard per view and window, whatever the daemon returned.
-// hubmetrics_up is always present; the others only for what the snapshot holds.
-std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int top_entities);
+// caps the leaderboard per view and window, `share_top` (see BoundShares) the
+// entities of the attribute families per share view and window, whatever the
+// daemon returned. hubmetrics_up is always present; the others only for what
+// the snapshot holds.
+std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int top_entities,
+                                                 int share_top = kDefaultShareTop);
 
 }  // namespace hubmetrics::exporter
 

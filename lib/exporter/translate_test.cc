@@ -1,11 +1,15 @@
 #include "lib/exporter/translate.h"
 
+#include <algorithm>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -40,7 +44,11 @@ std::vector<std::string> Names(const std::vector<prometheus::MetricFamily>& fami
 
 ViewResult ModelView(std::string window) {
   ViewResult v;
-  v.view = ViewLabels{"model", "rolling_1y", "recursive"};
+  v.view = View{.level = Level::kModel,
+                .second = std::nullopt,
+                .filter = Filter::kRolling1y,
+                .attribution = Attribution::kRecursive,
+                .sample = Sample::kAll};
   v.window = std::move(window);
   v.concentration.set_hhi(0.375);
   v.concentration.set_gini(0.25);
@@ -61,33 +69,47 @@ void AddEntity(v1::TopEntities& top, std::string name, uint64_t rank, double sha
   e->set_share(share);
 }
 
-TEST(AllViewsTest, TwelveDistinctViews) {
+TEST(ConcentrationViewsTest, EveryLiveViewOfLibViewsOnce) {
   std::set<std::string> seen;
-  for (const ViewLabels& v : AllViews()) {
-    EXPECT_THAT((std::vector<std::string>{"model", "developer", "country"}),
-                testing::Contains(v.level));
-    EXPECT_THAT((std::vector<std::string>{"all", "rolling_1y"}), testing::Contains(v.filter));
-    EXPECT_THAT((std::vector<std::string>{"direct", "recursive"}),
-                testing::Contains(v.attribution));
-    seen.insert(absl::StrCat(v.level, "/", v.filter, "/", v.attribution));
+  std::set<Level> levels;
+  for (const View& v : ConcentrationViews()) {
+    EXPECT_TRUE(v.Liveable()) << v.Key();
+    EXPECT_EQ(v.sample, Sample::kAll) << v.Key();
+    seen.insert(v.Key());
+    levels.insert(v.level);
   }
-  EXPECT_EQ(seen.size(), 12u);
-  EXPECT_EQ(AllViews().size(), 12u);
+  int live_levels = 0;
+  for (const LevelRow& row : LevelTable()) {
+    if (!row.live) continue;
+    ++live_levels;
+    EXPECT_TRUE(levels.contains(row.level)) << row.name;
+  }
+  const size_t expected = live_levels * kFilters.size() * kAttributions.size();
+  EXPECT_EQ(seen.size(), expected);
+  EXPECT_EQ(ConcentrationViews().size(), expected);
+  // Level-major, then filter, then attribution: the old exporter's series order.
+  EXPECT_EQ(ConcentrationViews().front().Key(), "model/all/direct/all");
+  EXPECT_EQ(ConcentrationViews()[1].Key(), "model/all/recursive/all");
 }
 
-TEST(ParseWindowsTest, AcceptsTheDocumentedFormsInOrderWithoutRepeats) {
-  auto w = ParseWindows("week:current, trailing:4,trailing:52,all,week:2025-W10,trailing:4");
+TEST(ParseWindowsTest, AcceptsTheApisWordsNormalizedInOrderWithoutRepeats) {
+  auto w = ParseWindows(
+      "week:current, trailing:4,trailing:52,all,week:2025-W10,trailing:04,"
+      "range:2020-W23..2022-W52");
   ASSERT_TRUE(w.ok()) << w.status();
-  EXPECT_THAT(*w, ElementsAre("week:current", "trailing:4", "trailing:52", "all", "week:2025-W10"));
+  EXPECT_THAT(*w, ElementsAre("week:current", "trailing:4", "trailing:52", "all", "week:2025-W10",
+                              "range:2020-W23..2022-W52"));
 }
 
 TEST(ParseWindowsTest, RejectsWhatTheDaemonWouldRejectAndNamesIt) {
-  for (const char* bad : {"trailing:0", "trailing:1041", "trailing:-3", "trailing:4x",
-                          "week:2025-W99", "week:2025-10", "weekly", "trailing:", ""}) {
-    auto w = ParseWindows(bad);
+  for (const char* bad :
+       {"trailing:0", "trailing:1041", "trailing:-3", "trailing:4x", "week:2025-W99",
+        "week:2025-10", "weekly", "trailing:", "", "range:2022-W01..2021-W01", "week:Current"}) {
+    auto w = ParseWindows(bad, "share_windows");
     ASSERT_FALSE(w.ok()) << bad;
     EXPECT_EQ(w.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(std::string(w.status().message()), HasSubstr("allowed")) << bad;
+    EXPECT_THAT(std::string(w.status().message()), HasSubstr("--share_windows")) << bad;
   }
 }
 
@@ -98,17 +120,84 @@ TEST(ParseWindowsTest, BoundsTheNumberOfWindows) {
   EXPECT_FALSE(ParseWindows(absl::StrCat(many, ",trailing:999")).ok());
 }
 
-TEST(RequestWindowTest, CurrentWeekIsTheWatermarksIsoWeek) {
-  // 2025-03-04 is a Tuesday of ISO week 2025-W10; 2025-03-09 its Sunday; 2024-12-30 is in 2025-W01.
-  absl::Time tue = absl::FromUnixSeconds(1741091696);       // 2025-03-04T12:34:56Z
-  absl::Time sun_late = absl::FromUnixSeconds(1741564799);  // 2025-03-09T23:59:59Z
-  absl::Time dec30 = absl::FromUnixSeconds(1735516800);     // 2024-12-30T00:00:00Z
-  EXPECT_EQ(RequestWindow("week:current", tue), "week:2025-W10");
-  EXPECT_EQ(RequestWindow("week:current", sun_late), "week:2025-W10");
-  EXPECT_EQ(RequestWindow("week:current", dec30), "week:2025-W01");
-  EXPECT_EQ(RequestWindow("week:current", std::nullopt), std::nullopt);
-  EXPECT_EQ(RequestWindow("trailing:4", std::nullopt), "trailing:4");
-  EXPECT_EQ(RequestWindow("week:2024-W01", tue), "week:2024-W01");
+TEST(ShareViewsTest, DefaultLevelsAreEveryLevelButTheIdLevels) {
+  auto views = ParseShareViews(DefaultShareLevels(), "all", "all", "direct");
+  ASSERT_TRUE(views.ok()) << views.status();
+  std::vector<std::string> levels;
+  for (const View& v : *views) levels.push_back(v.LevelLabel());
+  std::vector<std::string> expected;
+  for (const LevelRow& row : LevelTable()) {
+    if (row.level != Level::kModel && row.level != Level::kDeveloper) {
+      expected.emplace_back(row.name);
+    }
+  }
+  EXPECT_EQ(levels, expected);
+  EXPECT_THAT(levels, testing::Contains("org_type"));
+  EXPECT_THAT(levels, testing::Contains("country"));
+  EXPECT_THAT(levels, Not(testing::Contains("model")));
+}
+
+TEST(ShareViewsTest, CrossProductInTheOrderGivenWithoutRepeats) {
+  auto views =
+      ParseShareViews("size, country+org_type,size", "head,all", "all", "recursive,direct");
+  ASSERT_TRUE(views.ok()) << views.status();
+  std::vector<std::string> keys;
+  for (const View& v : *views) keys.push_back(v.Key());
+  EXPECT_THAT(
+      keys, ElementsAre("size/all/recursive/head", "size/all/direct/head", "size/all/recursive/all",
+                        "size/all/direct/all", "country+org_type/all/recursive/head",
+                        "country+org_type/all/direct/head", "country+org_type/all/recursive/all",
+                        "country+org_type/all/direct/all"));
+}
+
+TEST(ShareViewsTest, RejectsUnknownWordsAndNamesTheFlag) {
+  struct Case {
+    const char *levels, *samples, *filters, *attributions, *flag;
+  };
+  for (const Case& c : {Case{"size,colour", "all", "all", "direct", "--share_levels"},
+                        Case{"", "all", "all", "direct", "--share_levels"},
+                        Case{"model+size", "all", "all", "direct", "--share_levels"},
+                        Case{"size", "all,tail", "all", "direct", "--share_samples"},
+                        Case{"size", " , ", "all", "direct", "--share_samples"},
+                        Case{"size", "all", "rolling_2y", "direct", "--share_filters"},
+                        Case{"size", "all", "all", "indirect", "--share_attributions"}}) {
+    auto views = ParseShareViews(c.levels, c.samples, c.filters, c.attributions);
+    ASSERT_FALSE(views.ok()) << c.flag;
+    EXPECT_EQ(views.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(views.status().message()), HasSubstr(c.flag));
+    EXPECT_THAT(std::string(views.status().message()), HasSubstr("allowed are"));
+  }
+  // The allowed words are lib/views' own.
+  auto bad = ParseShareViews("size", "tail", "all", "direct");
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr(SampleWords()));
+  EXPECT_EQ(SampleWords(), "all, population, head");
+}
+
+TEST(ShareViewsTest, BoundsTheNumberOfViews) {
+  // Distinct level words: every level but model, then their pairs.
+  std::vector<std::string> words;
+  for (const LevelRow& row : LevelTable()) {
+    if (row.level != Level::kModel) words.emplace_back(row.name);
+  }
+  const size_t singles = words.size();
+  for (size_t i = 0; i < singles; ++i) {
+    for (size_t j = 0; j < singles; ++j) {
+      if (i != j) words.push_back(absl::StrCat(words[i], "+", words[j]));
+    }
+  }
+  // Two samples: each level word is two views.
+  const size_t fit = kMaxShareViews / 2;
+  ASSERT_GT(words.size(), fit);
+  auto first = [&](size_t n) {
+    return absl::StrJoin(words.begin(), words.begin() + static_cast<std::ptrdiff_t>(n), ",");
+  };
+  auto ok = ParseShareViews(first(fit), "all,head", "all", "direct");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->size(), 2 * fit);
+  auto over = ParseShareViews(first(fit + 1), "all,head", "all", "direct");
+  ASSERT_FALSE(over.ok());
+  EXPECT_THAT(std::string(over.status().message()),
+              HasSubstr(absl::StrCat("at most ", kMaxShareViews)));
 }
 
 TEST(WatermarkTest, AbsentOrZeroMeansNoEventYet) {
@@ -318,6 +407,175 @@ TEST(ToFamiliesTest, NoWatermarkBeforeTheFirstEvent) {
   EXPECT_EQ(Find(families, "hubmetrics_watermark_timestamp_seconds"), nullptr);
   EXPECT_EQ(Find(families, "hubmetrics_consumer_partition_lag"), nullptr);
   ASSERT_NE(Find(families, "hubmetrics_consumer_lag"), nullptr);
+}
+
+// A leaderboard as the daemon answers it: entities with downloads n, n-1, ...,
+// 1, shares of their sum, ranks by downloads. Returns it with every entity
+// (the test decides how many to give the exporter).
+v1::TopEntities Leaderboard(const std::string& prefix, int n) {
+  v1::TopEntities top;
+  uint64_t total = 0;
+  for (int i = 0; i < n; ++i) total += static_cast<uint64_t>(n - i);
+  top.set_total_downloads(total);
+  top.set_entities(static_cast<uint64_t>(n));
+  for (int i = 0; i < n; ++i) {
+    auto* e = top.add_top();
+    e->set_entity(absl::StrCat(prefix, i));
+    e->set_downloads(static_cast<uint64_t>(n - i));
+    e->set_share(static_cast<double>(n - i) / static_cast<double>(total));
+    e->set_rank(static_cast<uint64_t>(i + 1));
+  }
+  return top;
+}
+
+TEST(BoundSharesTest, TopNByNameAndTheRestSummedExactly) {
+  const v1::TopEntities top = Leaderboard("lic-", 20);  // 20 + 19 + ... + 1 = 210
+  const BoundedShares b = BoundShares(top, 5);
+  ASSERT_EQ(b.entries.size(), 5u);
+  uint64_t named = 0;
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(b.entries[i].entity, absl::StrCat("lic-", i));
+    EXPECT_EQ(b.entries[i].downloads, top.top(i).downloads());
+    EXPECT_EQ(b.entries[i].share, top.top(i).share());  // the daemon's value, unchanged
+    named += b.entries[i].downloads;
+  }
+  uint64_t rest = 0;
+  for (int i = 5; i < 20; ++i) rest += top.top(i).downloads();
+  EXPECT_EQ(b.total, 210u);
+  EXPECT_EQ(b.other_downloads, rest);
+  EXPECT_EQ(named + b.other_downloads, b.total);
+  EXPECT_EQ(b.other_share, static_cast<double>(rest) / 210.0);
+}
+
+TEST(BoundSharesTest, TheRestCountsEntitiesTheDaemonDidNotList) {
+  // Asked for the top 3, the daemon lists 3 but its total covers every entity.
+  v1::TopEntities top = Leaderboard("size-", 8);  // total 36
+  top.mutable_top()->DeleteSubrange(3, 5);
+  const BoundedShares b = BoundShares(top, 3);
+  EXPECT_EQ(b.entries.size(), 3u);
+  EXPECT_EQ(b.other_downloads, 36u - 8 - 7 - 6);
+  // Fewer entities than N: all by name, the rest is 0.
+  const BoundedShares all = BoundShares(Leaderboard("x", 4), 10);
+  EXPECT_EQ(all.entries.size(), 4u);
+  EXPECT_EQ(all.other_downloads, 0u);
+  EXPECT_EQ(all.other_share, 0.0);
+}
+
+TEST(BoundSharesTest, NIsClampedAndAnEmptyWindowIsAllZero) {
+  const v1::TopEntities top = Leaderboard("t", kMaxShareTop + 50);
+  EXPECT_EQ(BoundShares(top, 100000).entries.size(), static_cast<size_t>(kMaxShareTop));
+  const BoundedShares none = BoundShares(top, -1);
+  EXPECT_TRUE(none.entries.empty());
+  EXPECT_EQ(none.other_downloads, none.total);
+  EXPECT_EQ(none.other_share, 1.0);
+  const BoundedShares empty = BoundShares(v1::TopEntities(), 10);
+  EXPECT_TRUE(empty.entries.empty());
+  EXPECT_EQ(empty.other_downloads, 0u);
+  EXPECT_EQ(empty.other_share, 0.0);
+}
+
+TEST(BoundSharesTest, CollidingNamesGoToTheRestSoNoSeriesRepeats) {
+  v1::TopEntities top;
+  top.set_total_downloads(100);
+  auto add = [&](std::string name, uint64_t downloads) {
+    auto* e = top.add_top();
+    e->set_entity(std::move(name));
+    e->set_downloads(downloads);
+    e->set_share(static_cast<double>(downloads) / 100);
+  };
+  add("a\xFF", 40);                    // sanitizes to "a\uFFFD"
+  add(std::string(kOtherEntity), 20);  // a catalog value spelled like the bucket
+  add("a\xFE", 15);                    // sanitizes like the first
+  add("b", 10);
+  const BoundedShares b = BoundShares(top, 4);
+  ASSERT_EQ(b.entries.size(), 2u);
+  EXPECT_EQ(b.entries[0].entity, "a\xEF\xBF\xBD");
+  EXPECT_EQ(b.entries[1].entity, "b");
+  EXPECT_EQ(b.other_downloads, 100u - 40 - 10);
+}
+
+TEST(BoundSharesTest, AnInconsistentAnswerNeverUnderflows) {
+  v1::TopEntities top = Leaderboard("x", 3);
+  top.set_total_downloads(2);  // less than the entities listed
+  EXPECT_EQ(BoundShares(top, 3).other_downloads, 0u);
+}
+
+ShareResult Share(Level level, Sample sample, std::string window, v1::TopEntities top) {
+  return ShareResult{.view = View{.level = level,
+                                  .second = std::nullopt,
+                                  .filter = Filter::kAll,
+                                  .attribution = Attribution::kDirect,
+                                  .sample = sample},
+                     .window = std::move(window),
+                     .top = std::move(top)};
+}
+
+TEST(ToFamiliesTest, AttributeSharesCarryTheViewSampleWindowAndEntity) {
+  Snapshot s;
+  s.up = true;
+  s.shares.push_back(Share(Level::kOrgType, Sample::kHead, "week:current",
+                           Leaderboard("org-", 3)));  // 3 + 2 + 1 = 6
+  const std::string text = Serialize(ToFamilies(s, 10, 2));
+  const std::string labels =
+      R"(level="org_type",filter="all",attribution="direct",sample="head",window="week:current")";
+  EXPECT_THAT(text, HasSubstr("# TYPE hubmetrics_attribute_share gauge\n"
+                              "hubmetrics_attribute_share{" +
+                              labels + R"(,entity="org-0"} 0.5)" + "\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_attribute_share{" + labels +
+                              R"(,entity="org-1"} 0.3333333333333333)" + "\n"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_attribute_share{" + labels +
+                              ",entity=\"(other)\"} 0.1666666666666667\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE hubmetrics_attribute_downloads gauge\n"
+                              "hubmetrics_attribute_downloads{" +
+                              labels + R"(,entity="org-0"} 3)" + "\n"));
+  EXPECT_THAT(text,
+              HasSubstr("hubmetrics_attribute_downloads{" + labels + ",entity=\"(other)\"} 1\n"));
+  EXPECT_THAT(text, Not(HasSubstr("entity=\"org-2\"")));
+  // Pairs keep the API's level word.
+  Snapshot pair;
+  pair.shares.push_back(Share(Level::kCountry, Sample::kAll, "all", Leaderboard("US|c", 1)));
+  pair.shares.back().view.second = Level::kOrgType;
+  EXPECT_THAT(Serialize(ToFamilies(pair, 10, 2)),
+              HasSubstr(R"(hubmetrics_attribute_share{level="country+org_type",filter="all",)"
+                        R"(attribution="direct",sample="all",window="all",entity="US|c0"} 1)"));
+}
+
+TEST(ToFamiliesTest, AttributeLabelSetsAreBoundedAndAddUpToTheTotal) {
+  Snapshot s;
+  s.up = true;
+  for (const char* window : {"all", "trailing:52", "week:current"}) {
+    for (Sample sample : {Sample::kAll, Sample::kHead}) {
+      s.shares.push_back(Share(Level::kLicense, sample, window, Leaderboard("lic-", 500)));
+    }
+  }
+  s.shares.push_back(Share(Level::kSize, Sample::kAll, "all", v1::TopEntities()));  // empty
+  const size_t views = s.shares.size();
+  for (int n : {1, 10, kMaxShareTop, 100000}) {
+    const auto families = ToFamilies(s, 10, n);
+    const auto* share = Find(families, "hubmetrics_attribute_share");
+    const auto* downloads = Find(families, "hubmetrics_attribute_downloads");
+    ASSERT_NE(share, nullptr);
+    ASSERT_NE(downloads, nullptr);
+    const size_t bound = static_cast<size_t>(std::min(n, kMaxShareTop)) + 1;
+    // Every full view has exactly N + 1 series; the empty one "(other)" alone.
+    EXPECT_EQ(share->metric.size(), (views - 1) * bound + 1) << n;
+    EXPECT_EQ(downloads->metric.size(), share->metric.size()) << n;
+    // Per view and window, the downloads add up to the daemon's total exactly.
+    std::map<std::string, double> sums;
+    for (const auto& m : downloads->metric) {
+      std::string key;
+      for (const auto& l : m.label) {
+        if (l.name != "entity") absl::StrAppend(&key, l.name, "=", l.value, ",");
+      }
+      sums[key] += m.gauge.value;
+    }
+    ASSERT_EQ(sums.size(), views);
+    for (const auto& [key, sum] : sums) {
+      EXPECT_EQ(sum, absl::StrContains(key, "level=size") ? 0 : 500 * 501 / 2) << key;
+    }
+  }
+  // No share views: no attribute families at all.
+  EXPECT_EQ(Find(ToFamilies(Snapshot{}, 10), "hubmetrics_attribute_share"), nullptr);
 }
 
 }  // namespace

@@ -3,11 +3,17 @@
 // Polls the daemon's gRPC MetricsService every --poll_interval and serves the
 // result on http(s)://--listen/metrics in the Prometheus text format (prometheus-cpp's
 // TextSerializer). Polling rather than WatchConcentration because it is simple and its
-// load is bounded: one GetIngestStats plus one GetConcentration and one
-// GetTopEntities per view x window per interval (12 views x 3 windows by default:
-// 73 small RPCs every 5 s), independent of the event rate; a scrape reads the
-// last snapshot and never waits on the daemon. See lib/exporter/poller.h for what
-// happens while the daemon is down (hubmetrics_up 0, the exporter keeps serving).
+// load is bounded: one GetIngestStats, one GetConcentration and one GetTopEntities
+// per concentration view x --windows, and one GetTopEntities per share view
+// (--share_levels x --share_samples x --share_filters x --share_attributions) x
+// --share_windows per interval, independent of the event rate (the count is logged
+// at start); a scrape reads the last snapshot and never waits on the daemon. See
+// lib/exporter/poller.h for what happens while the daemon is down (hubmetrics_up 0,
+// the exporter keeps serving).
+//
+// The views and their words come from lib/views (the concentration views are the
+// daemon's live ones: lib/exporter/translate.h, ConcentrationViews()); the
+// families are listed in lib/exporter/translate.h.
 //
 // /metrics is served by libmicrohttpd (lib/exporter/metrics_http_server.h) on
 // one event-loop thread: an open connection costs a socket, not a thread, so
@@ -33,6 +39,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -42,18 +49,52 @@
 #include "lib/exporter/translate.h"
 #include "lib/tls/client_flags.h"
 #include "lib/tls/tls.h"
+#include "lib/views/views.h"
 #include "prometheus/counter.h"
 #include "prometheus/registry.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "gRPC address of hubmetricsd.");
 ABSL_FLAG(std::string, listen, "127.0.0.1:9464", "HOST:PORT to serve /metrics on.");
 ABSL_FLAG(std::string, windows, "week:current,trailing:4,trailing:52",
-          "Comma-separated windows to export for each of the 12 views: week:current (the ISO week "
-          "of the daemon's watermark), week:YYYY-Www, trailing:N, all. At most 16.");
+          absl::StrCat("Comma-separated windows of the concentration families (hubmetrics_hhi, "
+                       "..., hubmetrics_top_entity_share), each exported for every one of the ",
+                       hubmetrics::exporter::ConcentrationViews().size(),
+                       " live views (level x filter x attribution, sample all): ",
+                       std::string(hubmetrics::WindowWords()), ". At most ",
+                       hubmetrics::exporter::kMaxWindows, "."));
 ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(5),
           "How often to ask the daemon (0.1s..1h). Scrapes between polls see the last answer.");
 ABSL_FLAG(int, top_entities, 10,
           "Leaderboard entries (hubmetrics_top_entity_share) per view and window, 0..100.");
+ABSL_FLAG(
+    std::string, share_levels, hubmetrics::exporter::DefaultShareLevels(),
+    absl::StrCat("Comma-separated levels of the attribute families (hubmetrics_attribute_share "
+                 "and hubmetrics_attribute_downloads): ",
+                 hubmetrics::LevelWords(),
+                 ". The default is every level but model and developer, whose entities are "
+                 "ids without bound."));
+ABSL_FLAG(std::string, share_samples, "all,head",
+          absl::StrCat("Comma-separated samples of the attribute families: ",
+                       hubmetrics::exporter::SampleWords(), "."));
+ABSL_FLAG(std::string, share_filters, "all",
+          absl::StrCat("Comma-separated filters of the attribute families: ",
+                       hubmetrics::exporter::FilterWords(), "."));
+ABSL_FLAG(std::string, share_attributions, "direct",
+          absl::StrCat("Comma-separated attributions of the attribute families: ",
+                       hubmetrics::exporter::AttributionWords(), "."));
+ABSL_FLAG(std::string, share_windows, "all,trailing:52,week:current",
+          absl::StrCat("Comma-separated windows of the attribute families: ",
+                       std::string(hubmetrics::WindowWords()), ". At most ",
+                       hubmetrics::exporter::kMaxWindows,
+                       ". Each share view x window is one GetTopEntities per poll, computed by "
+                       "the daemon on request and cached until its next batch."));
+ABSL_FLAG(int, share_top, hubmetrics::exporter::kDefaultShareTop,
+          absl::StrCat("Entities exported by name per share view and window (the largest), 1..",
+                       hubmetrics::exporter::kMaxShareTop,
+                       "; all the others are summed into entity=\"",
+                       std::string(hubmetrics::exporter::kOtherEntity),
+                       "\", so each view and window has at most this + 1 series per attribute "
+                       "family."));
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(5), "Deadline of each RPC to the daemon.");
 ABSL_FLAG(int, web_max_connections, 64,
           "Connections /metrics keeps open at once, 1..65536. One more is closed at once (the "
@@ -99,6 +140,25 @@ int Run() {
       exporter::ParseWindows(absl::GetFlag(FLAGS_windows));
   if (!windows.ok()) {
     LogError("%s", windows.status().message());
+    return 2;
+  }
+  absl::StatusOr<std::vector<std::string>> share_windows =
+      exporter::ParseWindows(absl::GetFlag(FLAGS_share_windows), "share_windows");
+  if (!share_windows.ok()) {
+    LogError("%s", share_windows.status().message());
+    return 2;
+  }
+  absl::StatusOr<std::vector<View>> share_views = exporter::ParseShareViews(
+      absl::GetFlag(FLAGS_share_levels), absl::GetFlag(FLAGS_share_samples),
+      absl::GetFlag(FLAGS_share_filters), absl::GetFlag(FLAGS_share_attributions));
+  if (!share_views.ok()) {
+    LogError("%s", share_views.status().message());
+    return 2;
+  }
+  const int share_top = absl::GetFlag(FLAGS_share_top);
+  if (share_top < 1 || share_top > exporter::kMaxShareTop) {
+    LogError("--share_top=%d: must be between 1 and %d (it bounds label cardinality)", share_top,
+             exporter::kMaxShareTop);
     return 2;
   }
   const int top = absl::GetFlag(FLAGS_top_entities);
@@ -162,10 +222,19 @@ int Run() {
           .Help("RPCs to hubmetricsd that failed (timeouts, daemon down, errors).")
           .Register(*registry)
           .Add({});
+  exporter::PollerOptions poll{.windows = *std::move(windows),
+                               .top_entities = top,
+                               .share_views = *std::move(share_views),
+                               .share_windows = *std::move(share_windows),
+                               .share_top = share_top,
+                               .rpc_timeout = rpc_timeout};
+  const std::string poll_summary = absl::StrFormat(
+      "%d concentration views x %d windows, %d share views x %d windows: %d RPCs per poll",
+      exporter::ConcentrationViews().size(), poll.windows.size(), poll.share_views.size(),
+      poll.share_windows.size(), exporter::RpcsPerPoll(poll));
   auto poller = std::make_shared<exporter::Poller>(
       exporter::NewDaemonChannel(absl::GetFlag(FLAGS_target), *std::move(credentials)),
-      exporter::PollerOptions{.windows = *windows, .top_entities = top, .rpc_timeout = rpc_timeout},
-      &errors);
+      std::move(poll), &errors);
 
   absl::StatusOr<std::unique_ptr<exporter::MetricsHttpServer>> server =
       exporter::MetricsHttpServer::Start(std::move(web), {poller, registry});
@@ -174,13 +243,13 @@ int Run() {
     return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
   const std::string listen = absl::GetFlag(FLAGS_listen);
-  LogInfo("hubmetrics-exporter serving %s://%s/metrics%s, polling %s (%s) every %s",
+  LogInfo("hubmetrics-exporter serving %s://%s/metrics%s, polling %s (%s) every %s (%s)",
           (*server)->tls() ? "https" : "http", listen,
           (*server)->mtls() ? " (client certificates required)" : "", absl::GetFlag(FLAGS_target),
           !daemon_tls.tls()         ? "plaintext"
           : daemon_tls.cert.given() ? "mTLS"
                                     : "TLS",
-          absl::FormatDuration(interval));
+          absl::FormatDuration(interval), poll_summary);
 
   absl::Notification stop;
   std::thread loop(PollLoop, poller.get(), interval, &stop);
@@ -200,10 +269,14 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "hubmetrics-exporter --target=127.0.0.1:50051 --listen=127.0.0.1:9464 "
       "[--windows=week:current,trailing:4,trailing:52] [--poll_interval=5s] [--top_entities=10]\n"
+      "[--share_levels=org_type,size,... --share_samples=all,head --share_filters=all "
+      "--share_attributions=direct --share_windows=all,trailing:52,week:current "
+      "--share_top=10]\n"
       "[--tls_ca_file=CA.pem [--tls_cert_file=CLIENT.pem --tls_key_file=CLIENT.key]]\n"
       "[--web_tls_cert_file=SERVER.pem --web_tls_key_file=SERVER.key "
       "[--web_tls_client_ca_file=CA.pem]]\n"
-      "Serves hubmetricsd's concentration measures and ingest counters on /metrics.");
+      "Serves hubmetricsd's concentration measures, attribute shares and ingest counters on "
+      "/metrics.");
   absl::ParseCommandLine(argc, argv);
   return hubmetrics::Run();
 }

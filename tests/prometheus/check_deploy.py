@@ -411,7 +411,7 @@ def check_k8s_tls(overlay, flags):
               f"TLS overlay: the daemon's {p} is not kubelet's plaintext gRPC probe")
 
 
-def check_grafana(deploy):
+def check_grafana(deploy, flags):
     ds = yaml.safe_load(open(os.path.join(deploy, "grafana/provisioning/datasources/prometheus.yml")))
     uids = {d["uid"] for d in ds["datasources"]}
     prov = yaml.safe_load(open(os.path.join(deploy, "grafana/provisioning/dashboards/provider.yml")))
@@ -424,6 +424,18 @@ def check_grafana(deploy):
     titles = [p["title"] for p in dash["panels"]]
     for level in ("Model", "Developer", "Country"):
         check(any(t.startswith(level) and "concentration" in t for t in titles if True), f"a row for {level}")
+    # The attribute rows read hubmetrics_attribute_share; their variables offer only what the
+    # exporter exports by default (else a panel would be empty out of the box).
+    for row in ("Organization types", "Sizes", "Modalities", "Licenses", "Derivations"):
+        check(any(p["type"] == "row" and p["title"].startswith(row) for p in dash["panels"]), f"a row for {row}")
+    exporter_flags = flags.of("hubmetrics-exporter")
+    for var, flag_name in (("window", "windows"), ("share_window", "share_windows"), ("sample", "share_samples")):
+        default = exporter_flags.get(flag_name)
+        if check(var in variables and default is not None,
+                 f"variable {var} and the exporter's --{flag_name} default exist"):
+            values = set(variables[var]["query"].split(","))
+            check(values <= set(default.split(",")),
+                  f"variable {var} values {sorted(values)} are among the exporter's --{flag_name}={default}")
     check(any(t.startswith("Ingest") for t in titles), "an ingest health row")
     for p in dash["panels"]:
         if p["type"] == "row":
@@ -561,7 +573,7 @@ def main():
     check_k8s(os.path.join(args.deploy, "k8s"), flags)
     check_k8s_tls(os.path.join(args.deploy, "k8s-tls"), flags)
     check_k8s_scaleout(os.path.join(args.deploy, "k8s-scaleout"), flags)
-    base = check_compose(args.deploy, check_grafana(args.deploy), flags)
+    base = check_compose(args.deploy, check_grafana(args.deploy, flags), flags)
     check_compose_scaleout(args.deploy, base, flags)
     print(f"deploy checks: {len(failures)} failed")
     sys.exit(1 if failures else 0)

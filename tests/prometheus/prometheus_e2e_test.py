@@ -6,10 +6,14 @@
 2. hubmetrics-exporter polls the daemon; Prometheus (Debian's server) scrapes the
    exporter every second with deploy/prometheus/rules.yml loaded.
 3. Every query of every panel of deploy/grafana/dashboards/hubmetrics.json, with the
-   dashboard variables substituted (each combination of filter, attribution and
-   window), returns data from Prometheus' /api/v1/query.
+   dashboard variables substituted (each combination of their values: filter,
+   attribution and window of the concentration rows, sample and share_window of the
+   attribute rows), returns data from Prometheus' /api/v1/query.
 4. hubmetrics_hhi in Prometheus equals GetConcentration's hhi (via hubctl --json) to
-   1e-9 relative, for a trailing window and for week:current.
+   1e-9 relative, for a trailing window and for week:current; the attribute families
+   (hubmetrics_attribute_share and _downloads) of a few levels, samples and windows hold
+   exactly the daemon's leaderboard (GetTopEntities via hubctl): its top --share_top
+   entities, and "(other)" = the total minus theirs.
 5. The daemon is stopped: the exporter keeps answering /metrics, with hubmetrics_up 0.
 
 All processes listen on 127.0.0.1 and are stopped at the end, also on failure.
@@ -40,6 +44,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from e2e_test import free_port  # noqa: E402
 
 REL_TOL = 1e-9
+SHARE_TOP = 3  # the exporter's --share_top: small, so that "(other)" holds several values
+OTHER = "(other)"
 DEADLINE_S = 420  # the whole test; ctest's own limit is 600 s
 
 
@@ -120,16 +126,29 @@ class Processes:
 
 
 def write_small_sample(events_path: str, models_path: str) -> None:
-    """A fallback sample when loadgen is not built: a few models, skewed downloads,
-    duplicates and a rejected record."""
+    """A fallback sample when loadgen is not built: a few models with every catalog field the
+    attribute levels read (and one with no record), skewed downloads, duplicates and a rejected
+    record. Country has more values than SHARE_TOP, so "(other)" holds some."""
     models = [
-        {"model_id": "org-a/big", "developer": "org-a", "country": "US", "created_at": "2024-11-02T00:00:00Z"},
-        {"model_id": "org-a/small", "developer": "org-a", "country": "US", "created_at": "2024-12-01T00:00:00Z"},
-        {"model_id": "org-b/tune", "developer": "org-b", "country": "CN", "created_at": "2025-01-01T00:00:00Z",
-         "base_model": "org-a/big"},
-        {"model_id": "org-c/other", "developer": "org-c", "country": "FR", "created_at": "2025-01-10T00:00:00Z"},
+        {"model_id": "org-a/big", "developer": "org-a", "country": "US", "org_type": "company",
+         "created_at": "2024-11-02T00:00:00Z", "license": "apache-2.0", "pipeline_tag": "text-generation",
+         "parameters": "7000000000"},
+        {"model_id": "org-a/small", "developer": "org-a", "country": "US", "org_type": "company",
+         "created_at": "2024-12-01T00:00:00Z", "license": "mit", "pipeline_tag": "image-classification",
+         "parameters": "90000000"},
+        {"model_id": "org-b/tune", "developer": "org-b", "country": "CN", "org_type": "university",
+         "created_at": "2025-01-01T00:00:00Z", "base_model": "org-a/big", "base_relation": "finetune",
+         "license": "llama2", "pipeline_tag": "text-generation", "parameters": "7000000000"},
+        {"model_id": "org-c/other", "developer": "org-c", "country": "FR", "org_type": "non_profit",
+         "created_at": "2025-01-10T00:00:00Z", "license": "cc-by-4.0",
+         "pipeline_tag": "automatic-speech-recognition", "parameters": "300000000"},
+        {"model_id": "org-d/q4", "developer": "org-d", "country": "DE", "org_type": "user",
+         "created_at": "2025-01-20T00:00:00Z", "base_model": "org-a/big", "base_relation": "quantized",
+         "pipeline_tag": "text-generation", "parameters": "7000000000"},
     ]
-    weights = {"org-a/big": 40, "org-a/small": 10, "org-b/tune": 25, "org-c/other": 5}
+    # "solo" has no catalog record: country Unknown, every attribute unknown.
+    weights = {"org-a/big": 40, "org-a/small": 10, "org-b/tune": 25, "org-c/other": 5, "org-d/q4": 8,
+               "solo": 3}
     with open(models_path, "w") as f:
         for m in models:
             f.write(json.dumps(m) + "\n")
@@ -224,7 +243,7 @@ def main() -> int:
 
         metrics_addr = f"127.0.0.1:{free_port()}"
         procs.start("exporter", [bins["exporter"], f"--target={grpc_addr}", f"--listen={metrics_addr}",
-                                 "--poll_interval=500ms", "--top_entities=10"])
+                                 "--poll_interval=500ms", "--top_entities=10", f"--share_top={SHARE_TOP}"])
         metrics_url = f"http://{metrics_addr}/metrics"
         wait_for("the exporter to report hubmetrics_up 1",
                  lambda: "\nhubmetrics_up 1\n" in ("\n" + http_get(metrics_url)[1]), 30)
@@ -267,9 +286,9 @@ def main() -> int:
         names = sorted(variables)
         panels = [p for p in dash["panels"] if p["type"] != "row"]
         queries = 0
+        seen = set()  # an expression that does not use a variable is asked once
         for combo in itertools.product(*(variables[n] for n in names)):
             values = dict(zip(names, combo))
-            seen = set()
             for p in panels:
                 for t in p["targets"]:
                     expr = substitute(t["expr"], values)
@@ -307,6 +326,43 @@ def main() -> int:
             actual = float(result[0]["value"][1])
             c.check(expected > 0 and abs(actual - expected) <= REL_TOL * abs(expected),
                     f"{what}: Prometheus {actual!r} == GetConcentration {expected!r}")
+
+        # 4b. The attribute families hold the daemon's leaderboard of each share view: the top
+        # SHARE_TOP by name and "(other)" for the rest, downloads exact, shares to REL_TOL.
+        folded = False
+        for level, sample, window in (("org_type", "all", "all"), ("size", "head", "trailing:52"),
+                                      ("license", "all", "week:current"), ("derivation", "head", "all"),
+                                      ("country", "all", "trailing:52")):
+            what = f"hubmetrics_attribute_* {level} sample {sample} {window}"
+            got = hubctl("top", f"--level={level}", f"--sample={sample}", f"--window={window}", "--k=10000")
+            selector = (f'{{level="{level}",filter="all",attribution="direct",sample="{sample}",'
+                        f'window="{window}"}}')
+            downloads, err_d = query(f"hubmetrics_attribute_downloads{selector}")
+            shares, err_s = query(f"hubmetrics_attribute_share{selector}")
+            if not c.check(got is not None and bool(downloads) and bool(shares), f"{what}: both answer",
+                           f"hubctl {got!r:.200}; prometheus {downloads!r:.200} {err_d} {err_s}"):
+                continue
+            top = got.get("top", [])
+            total = int(got.get("total_downloads", 0))
+            c.check(total > 0 and len(top) == int(got.get("entities", 0)),
+                    f"{what}: the daemon listed every entity ({len(top)} of {got.get('entities')})")
+            expected = {e["entity"]: int(e.get("downloads", 0)) for e in top[:SHARE_TOP]}
+            expected[OTHER] = total - sum(expected.values())
+            expected_share = {e["entity"]: float(e.get("share", 0.0)) for e in top[:SHARE_TOP]}
+            expected_share[OTHER] = expected[OTHER] / total if total else 0.0
+            actual = {r["metric"].get("entity"): int(float(r["value"][1])) for r in downloads}
+            c.check(actual == expected, f"{what}: downloads equal the daemon's top {SHARE_TOP} and the rest",
+                    f"prometheus {actual}\n    daemon     {expected}")
+            c.check(len(actual) <= SHARE_TOP + 1, f"{what}: at most {SHARE_TOP} + 1 series")
+            c.check(sum(actual.values()) == total, f"{what}: the series add up to the daemon's total {total}")
+            actual_share = {r["metric"].get("entity"): float(r["value"][1]) for r in shares}
+            c.check(actual_share.keys() == expected_share.keys()
+                    and all(abs(actual_share[k] - v) <= REL_TOL * max(abs(v), 1e-300)
+                            for k, v in expected_share.items()),
+                    f"{what}: shares equal the daemon's",
+                    f"prometheus {actual_share}\n    daemon     {expected_share}")
+            folded = folded or expected[OTHER] > 0
+        c.check(folded, f"some view has more than {SHARE_TOP} entities, summed into {OTHER}")
 
         # 5. The daemon goes away; the exporter stays up and says so.
         log("stopping hubmetricsd")
