@@ -425,7 +425,12 @@ std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int t
       std::vector<ClientMetric::Label> labels = {
           L("level", r.view.LevelLabel()), L("filter", std::string(FilterName(r.view.filter))),
           L("attribution", std::string(AttributionName(r.view.attribution)))};
-      AddGauge(delta, labels, r.change.delta_hhi());
+      // The two weeks name the hubctl command that explains the change (the
+      // alert's annotation); they move once a week, so the series do too.
+      auto with_weeks = labels;
+      with_weeks.push_back(L("from_week", r.change.before().first_week()));
+      with_weeks.push_back(L("to_week", r.change.after().first_week()));
+      AddGauge(delta, std::move(with_weeks), r.change.delta_hhi());
       auto add = [&](std::string part, std::string entity, double value) {
         auto with = labels;
         with.push_back(L("part", std::move(part)));

@@ -11,7 +11,7 @@
 //   hubmetrics_top_entity_share         gauge {level, filter, attribution, window, entity, rank}
 //   hubmetrics_attribute_share          gauge {level, filter, attribution, sample, window, entity}
 //   hubmetrics_attribute_downloads      gauge {level, filter, attribution, sample, window, entity}
-//   hubmetrics_hhi_week_over_week_change    gauge {level, filter, attribution}
+//   hubmetrics_hhi_week_over_week_change    gauge {level, filter, attribution, from_week, to_week}
 //   hubmetrics_hhi_change_contribution  gauge {level, filter, attribution, part, entity}
 //   hubmetrics_hhi_change_alert_bound   gauge (exporter --hhi_change_alert_bound)
 //   hubmetrics_events_total             counter {outcome="unique|duplicate|rejected"}
