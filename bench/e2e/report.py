@@ -293,9 +293,10 @@ def build(workdir: str, mode: str, repo: str) -> dict:
         "live_sync_commits": live.get("live-sync"),
         "duckdb": duck,
         "commands": [relative_command(c, repo) for c in steps.get("commands", [])],
-        "warnings": (list(steps.get("notes", [])) + list(vs.get("notes", []))
-                     + list(e2e.get("warnings", []))),
-        "errors": errors,
+        "warnings": [relative_command(x, repo) for x in
+                     list(steps.get("notes", [])) + list(vs.get("notes", []))
+                     + list(e2e.get("warnings", []))],
+        "errors": [relative_command(x, repo) for x in errors],
     }
     return result
 
@@ -717,7 +718,8 @@ def versus_section(r, w, vs, summ, rounds, cfg, nproc) -> None:
         w(f"With `--sync_commits` (an fsync of the state per commit, for power-loss safety) "
           f"hubmetricsd caught up at {fmt(sync['events_per_sec'])} events/s, "
           f"{pct(sync['events_per_sec'], median_of(hub))} of its median without it "
-          f"({fmt(sync.get('cpu_seconds_per_million_events'))} CPU s per million events).")
+          f"({fmt(sync.get('cpu_seconds_per_million_events'))} CPU s per million events; one "
+          f"run, to be read against the spread of the rounds above).")
     w("")
 
 
