@@ -6,8 +6,9 @@ The topic must already hold exactly --events events (run_e2e.py --mode produce);
 scripts/kafka-local's (--broker_state_dir or $KAFKA_STATE_DIR gives its pid, for its CPU seconds
 and bytes written to storage, /proc/PID/io write_bytes, during each run). Steps:
 
- 0. Warm-up, not measured: the peer once on a 20,000-event topic of its own, so that the broker
-    has created and loaded its transaction state before any timed run of the peer.
+ 0. Warm-up, not measured: hubmetricsd and the peer once each on a 20,000-event topic of its
+    own, so that the broker has created its consumer-offsets and transaction-state topics before
+    any timed run, and the main topic's DLQ (hubmetricsd's --dlq_topic) created.
  1. --sweep: every configuration of SWEEP (one knob changed from "base", the peer as first
     written), "base_again" (base once more, last: the machine's drift over the sweep), then
     "combined" (every knob that beat the mean of the two base runs by more than 3%, the best
@@ -213,12 +214,21 @@ class Versus:
 
     # --- steps
     def warmup(self) -> None:
-        topic = f"{self.opts.topic}.warmup"
+        """Unmeasured: hubmetricsd and the peer once each on a small topic of their own (the
+        broker creates its consumer-offsets and transaction-state topics on first use), and the
+        main topic's DLQ created, so that no timed run pays for what only a first run does."""
+        o = self.opts
+        main = (o.topic, o.models_topic, o.events)
+        topic = f"{o.topic}.warmup"
         self.produce(topic, WARMUP_EVENTS)
         try:
+            self.hub(topic, WARMUP_EVENTS, "warmup", answers=False)
             self.peer(named_config("base"), topic, WARMUP_EVENTS, "warmup", 600)
+            o.topic, o.models_topic, o.events = main
+            run_e2e.create_topic(o, f"{main[0]}.dlq")
         except Failed as e:
             self.errors.append(f"warm-up: {e}")
+        o.topic, o.models_topic, o.events = main
 
     def sweep(self, topic: str, events: int) -> dict:
         o = self.opts
