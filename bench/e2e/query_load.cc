@@ -45,6 +45,7 @@
 #include "lib/base/thread_priority.h"
 #include "lib/tls/client_flags.h"
 #include "lib/tls/tls.h"
+#include "lib/views/views.h"
 #include "proto/hubmetrics/v1/metrics.grpc.pb.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "hubmetricsd's gRPC address, HOST:PORT.");
@@ -71,9 +72,10 @@ struct Call {
 std::vector<v1::ConcentrationRequest> Requests() {
   std::vector<v1::ConcentrationRequest> out;
   for (const char* window : {"all", "trailing:4", "trailing:52"}) {
-    for (const char* level : {"model", "developer", "country"}) {
+    for (const hubmetrics::LevelRow& level : hubmetrics::LevelTable()) {
+      if (!level.live) continue;  // the mix of live views; others are computed on request
       v1::ConcentrationRequest r;
-      r.mutable_view()->set_level(level);
+      r.mutable_view()->set_level(std::string(level.name));
       r.mutable_view()->set_filter("all");
       r.mutable_view()->set_attribution("direct");
       r.set_window(window);

@@ -51,6 +51,23 @@ Phases (each bounded by a timeout; every process started here is stopped on ever
 
 --mode produce runs (a) only; --mode run assumes --topic/--models_topic already hold the workload
 (e.g. so that another consumer can be timed on the same topic before the probe adds events to it).
+--mode catchup runs (b)'s clock only, on a fresh state dir and consumer group (--tag names them),
+with --daemon_flag extras (e.g. --sync_commits), the broker's CPU seconds and bytes written to
+storage (/proc/PID/io write_bytes) over the same interval, and with --hub_answers FILE saves
+hubmetricsd's answers (unique downloads, rejects by reason, weekly per-model counts) for
+bench/peers/kstreams/compare_weekly.py. It is catch-up: the topic was written before hubmetricsd
+started.
+--mode live: the highest steady produce rate hubmetricsd keeps up with. Each step is a fresh
+topic and a fresh hubmetricsd (with --daemon_flag extras), caught up on the empty topic; loadgen
+then produces at a steady --rate for --live_step_seconds (quick 8, full 20) while hubmetricsd's
+consumer lag is sampled every 0.5 s. A rate is kept up with when the lag over the step's second
+half stayed <= --live_lag_bound_s (2) seconds of traffic and hubmetricsd had read every event
+<= that bound after loadgen stopped; loadgen must reach >= 90% of the rate (its own rate counts
+its final flush). Rates start at
+--live_start_rate (100,000) and grow by --live_factor (1.5) until one is not kept up with, the
+producer cannot reach it (then the figure is a lower bound: limited_by "producer"), or
+--live_budget_s (quick 75, full 600) is spent; then --live_refine (quick 1, full 2) bisections.
+Result: live.max_events_per_sec, live.limited_by, every step.
 The last stdout line is one JSON object (events_per_sec, cpu_seconds_per_million_events,
 peak_rss_mb, state_bytes_per_unique, unique_downloads, duplicates, rejected, freshness_p50_ms,
 freshness_p99_ms, query_p50_ms, query_p99_ms, ..., errors). Exit 0 when every phase ran, else 1.
@@ -59,6 +76,7 @@ freshness_p99_ms, query_p50_ms, query_p99_ms, ..., errors). Exit 0 when every ph
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -71,6 +89,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "tests", "e2e"))
 from e2e_test import free_port  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "peers", "kstreams"))
+import compare_weekly  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOG_NAME = "run_e2e"  # the prefix of log lines; scripts that import these helpers set their own
@@ -183,9 +205,14 @@ def u64(obj: dict, name: str) -> int:
 class Daemon:
     """One hubmetricsd run on Kafka, with `hubctl stats --json` polling."""
 
-    def __init__(self, procs: Procs, opts, state_dir: str, port: int, log_path: str):
+    def __init__(self, procs: Procs, opts, state_dir: str, port: int, log_path: str,
+                 group_id: str | None = None, topic: str | None = None,
+                 models_topic: str | None = None):
         self.procs = procs
         self.opts = opts
+        self.group_id = group_id or opts.group_id
+        self.topic = topic or opts.topic
+        self.models_topic = models_topic or opts.models_topic
         self.state_dir = state_dir
         self.addr = f"127.0.0.1:{port}"
         self.log_path = log_path
@@ -198,10 +225,10 @@ class Daemon:
             f"--state_dir={self.state_dir}",
             f"--grpc_listen={self.addr}",
             f"--kafka_brokers={self.opts.brokers}",
-            f"--events_topic={self.opts.topic}",
-            f"--models_topic={self.opts.models_topic}",
-            f"--dlq_topic={self.opts.topic}.dlq",
-            f"--group_id={self.opts.group_id}",
+            f"--events_topic={self.topic}",
+            f"--models_topic={self.models_topic}",
+            f"--dlq_topic={self.topic}.dlq",
+            f"--group_id={self.group_id}",
             "--events_format=binary",
         ] + (extra or [])
         log(f"hubmetricsd: {' '.join(args)}")
@@ -251,18 +278,29 @@ class Daemon:
         return rc
 
 
+START = datetime.date(2025, 3, 10)
+
+
+def workload_shape(n: int) -> dict:
+    """loadgen's traffic shape for N events (module docstring, (a))."""
+    return {"models": min(100000, max(3000, n // 2000)), "users": min(5000000, max(60000, n // 25)),
+            "days": min(70, max(14, n // 400000)), "start": START}
+
+
+def loadgen_args(opts, topic: str, models_topic: str, n: int, rate: int = 0) -> list[str]:
+    shape = workload_shape(n)
+    return [os.path.join(opts.bin_dir, "loadgen", "loadgen"),
+            f"--kafka_brokers={opts.brokers}", f"--events_topic={topic}",
+            f"--models_topic={models_topic}", "--events_format=binary", f"--rate={rate}",
+            f"--total={n}", f"--events={n}", f"--models={shape['models']}",
+            f"--users={shape['users']}", f"--start={shape['start'].isoformat()}T00:00:00Z",
+            f"--days={shape['days']}", f"--seed={opts.seed}", "--progress_every=10s"]
+
+
 def produce(opts) -> dict:
     n = opts.events
-    models = min(100000, max(3000, n // 2000))
-    users = min(5000000, max(60000, n // 25))
-    days = min(70, max(14, n // 400000))
     create_topic(opts)
-    args = [os.path.join(opts.bin_dir, "loadgen", "loadgen"),
-            f"--kafka_brokers={opts.brokers}", f"--events_topic={opts.topic}",
-            f"--models_topic={opts.models_topic}", "--events_format=binary", "--rate=0",
-            f"--total={n}", f"--events={n}", f"--models={models}", f"--users={users}",
-            "--start=2025-03-10T00:00:00Z", f"--days={days}", f"--seed={opts.seed}",
-            "--progress_every=10s"]
+    args = loadgen_args(opts, opts.topic, opts.models_topic, n)
     t0 = time.monotonic()
     run(args, timeout=opts.produce_timeout, what="produce")
     seconds = time.monotonic() - t0
@@ -274,23 +312,30 @@ def produce(opts) -> dict:
             "loadgen_args": " ".join(args[1:])}
 
 
-def create_topic(opts) -> None:
-    """Auto-creates --topic with the broker's default partitions (a metadata request)."""
+def require_kcat() -> None:
+    """kcat creates the topics and counts their partitions: without it those checks cannot run,
+    so its absence is a failure, not a pass."""
     if not shutil.which("kcat"):
-        log("kcat not found: loadgen will auto-create the topic")
-        return
+        raise Failed("kcat not found (scripts/bootstrap installs it): the topic cannot be "
+                     "pre-created nor its partitions checked")
+
+
+def create_topic(opts, topic: str | None = None) -> None:
+    """Auto-creates `topic` (default --topic) with the broker's default partitions (a metadata
+    request)."""
+    require_kcat()
+    topic = topic or opts.topic
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if (topic_partitions(opts) or 0) > 0:
+        if (topic_partitions(opts, topic) or 0) > 0:
             return
         time.sleep(0.5)
-    raise Failed(f"topic {opts.topic} was not created within 30 s")
+    raise Failed(f"topic {topic} was not created within 30 s")
 
 
-def topic_partitions(opts) -> int | None:
-    if not shutil.which("kcat"):
-        return None
-    r = subprocess.run(["kcat", "-L", "-b", opts.brokers, "-t", opts.topic, "-m", "10"],
+def topic_partitions(opts, topic: str | None = None) -> int:
+    require_kcat()
+    r = subprocess.run(["kcat", "-L", "-b", opts.brokers, "-t", topic or opts.topic, "-m", "10"],
                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=30)
     return sum(1 for line in r.stdout.splitlines() if line.strip().startswith("partition ")
                and "leader" in line)
@@ -472,6 +517,246 @@ def run_phases(opts, procs: Procs, result: dict) -> None:
     if rc != 0:
         errors.append(f"hubmetricsd exited with {rc} on the final SIGTERM")
 
+def broker_pid(opts) -> int | None:
+    """The pid of scripts/kafka-local's broker (--broker_state_dir, else $KAFKA_STATE_DIR)."""
+    d = opts.broker_state_dir or os.environ.get("KAFKA_STATE_DIR")
+    if not d:
+        return None
+    try:
+        with open(os.path.join(d, "kafka.pid")) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def io_write_bytes(pid: int) -> int:
+    """/proc/PID/io write_bytes: bytes the process caused to be written to storage."""
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    return 0
+
+
+class BrokerMeter:
+    """The broker's CPU seconds and bytes written to storage between start() and stop()."""
+
+    def __init__(self, opts):
+        self.pid = broker_pid(opts)
+        self.cpu0 = self.wb0 = 0.0
+
+    def start(self) -> None:
+        if self.pid:
+            self.cpu0, self.wb0 = cpu_seconds(self.pid), io_write_bytes(self.pid)
+
+    def stop(self) -> dict:
+        if not self.pid:
+            return {"broker_cpu_seconds": None, "broker_write_bytes": None}
+        return {"broker_cpu_seconds": round(cpu_seconds(self.pid) - self.cpu0, 2),
+                "broker_write_bytes": io_write_bytes(self.pid) - int(self.wb0)}
+
+
+def catchup(opts, procs: Procs, tag: str, daemon_flags: list[str] | None = None,
+            answers_path: str | None = None) -> dict:
+    """hubmetricsd catch-up on --topic, which already holds N events: a fresh state dir and
+    consumer group, timed from process start until events_read == N with lag 0 (phase (b)'s
+    clock). Saves hubmetricsd's answers (compare_weekly.hub_answers) to answers_path when given,
+    then stops it and deletes the state. The broker's CPU and bytes written to storage over the
+    same interval are read from /proc."""
+    n = opts.events
+    state_dir = os.path.join(opts.workdir, f"state-{tag}")
+    shutil.rmtree(state_dir, ignore_errors=True)
+    os.makedirs(state_dir)
+    daemon = Daemon(procs, opts, state_dir, free_port(),
+                    os.path.join(opts.workdir, f"hubmetricsd-{tag}.log"),
+                    group_id=f"{opts.group_id}-{tag}")
+    meter = BrokerMeter(opts)
+    meter.start()
+    t0 = daemon.start(daemon_flags)
+    try:
+        seconds, st, cpu = daemon.wait_caught_up(n, t0, opts.ingest_timeout)
+        broker = meter.stop()
+        rss = vm_hwm_mb(daemon.proc.pid)
+        out = {
+            "tag": tag, "daemon_flags": daemon_flags or [], "events": n,
+            "seconds": round(seconds, 3), "events_per_sec": round(n / seconds),
+            "events_read": u64(st, "events_read"), "cpu_seconds": round(cpu, 2),
+            "cpu_seconds_per_million_events": round(cpu / n * 1e6, 3),
+            "peak_rss_mb": round(rss, 1), "unique_downloads": u64(st, "unique_downloads"),
+            "duplicates": u64(st, "duplicates"), "rejected": u64(st, "rejected"),
+            **broker,
+        }
+        log(f"catch-up {tag}: {n} events in {seconds:.2f}s = {n / seconds:.0f}/s, cpu {cpu:.1f}s"
+            + (f", broker cpu {broker['broker_cpu_seconds']}s" if broker["broker_cpu_seconds"]
+               is not None else ""))
+        if answers_path:
+            shape = workload_shape(n)
+            answers = compare_weekly.hub_answers(
+                daemon.hubctl, daemon.addr, shape["start"],
+                shape["start"] + datetime.timedelta(days=shape["days"] - 1))
+            with open(answers_path, "w") as f:
+                json.dump(answers, f)
+            out["answers"] = answers_path
+    finally:
+        out_rc = daemon.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
+    out["exit_code"] = out_rc
+    if out_rc != 0:
+        raise Failed(f"hubmetricsd ({tag}) exited with {out_rc} on SIGTERM")
+    return out
+
+
+LOADGEN_DONE = "events sent to"
+# loadgen's overall rate counts its final flush too: 90% of the target counts as reaching it.
+PRODUCER_SHARE = 0.9
+
+
+def loadgen_rate(log_path: str) -> tuple[int, float] | None:
+    """(events sent, events/s) from loadgen's last summary line."""
+    try:
+        with open(log_path) as f:
+            lines = [ln for ln in f if ln.startswith("loadgen:") and LOADGEN_DONE in ln]
+    except OSError:
+        return None
+    if not lines:
+        return None
+    # loadgen: N events sent to T (binary) in X s (R/s), ...
+    words = lines[-1].split()
+    sent = int(words[1])
+    rate = float(lines[-1].split("(")[2].split("/s")[0])
+    return sent, rate
+
+
+def live_step(opts, procs: Procs, rate: int, idx: int, daemon_flags: list[str]) -> dict:
+    """One step of the live search: a fresh topic and a fresh hubmetricsd caught up on it (empty),
+    then loadgen at `rate` events/s for --live_step_seconds while hubmetricsd's lag is sampled
+    every 0.5 s, then the time until it has read everything."""
+    n = int(rate * opts.live_step_seconds)
+    tag = f"live{opts.live_tag}-{idx}"
+    topic = f"{opts.topic}.{tag}"
+    create_topic(opts, topic)
+    create_topic(opts, f"{topic}.models")  # hubmetricsd starts before loadgen writes the catalog
+    state_dir = os.path.join(opts.workdir, f"state-{tag}")
+    shutil.rmtree(state_dir, ignore_errors=True)
+    os.makedirs(state_dir)
+    daemon = Daemon(procs, opts, state_dir, free_port(),
+                    os.path.join(opts.workdir, f"hubmetricsd-{tag}.log"),
+                    group_id=f"{opts.group_id}-{tag}", topic=topic,
+                    models_topic=f"{topic}.models")
+    lg_log = os.path.join(opts.workdir, f"loadgen-{tag}.log")
+    step = {"rate_target": rate, "events": n, "topic": topic}
+    try:
+        t0 = daemon.start(daemon_flags)
+        daemon.wait_caught_up(0, t0, 120)
+        with open(lg_log, "w") as lf:
+            lg = procs.start(loadgen_args(opts, topic, f"{topic}.models", n, rate),
+                             stdout=subprocess.DEVNULL, stderr=lf)
+        samples = []  # (seconds since loadgen start, events_read, consumer_lag)
+        start = time.monotonic()
+        deadline = start + opts.live_step_seconds * 3 + 60
+        while lg.poll() is None:
+            if time.monotonic() > deadline:
+                procs.stop(lg)
+                raise Failed(f"loadgen at {rate}/s did not finish in time")
+            st = daemon.stats()
+            if st is not None:
+                samples.append((time.monotonic() - start, u64(st, "events_read"),
+                                u64(st, "consumer_lag")))
+            time.sleep(0.5)
+        produced_at = time.monotonic()
+        if lg.returncode != 0:
+            raise Failed(f"loadgen at {rate}/s exited with {lg.returncode} (log {lg_log})")
+        got = loadgen_rate(lg_log)
+        sent, achieved = got if got else (n, None)
+        drain_deadline = produced_at + opts.live_lag_bound_s + 30
+        drain = None
+        while time.monotonic() < drain_deadline:
+            st = daemon.stats()
+            if st is not None and u64(st, "events_read") >= sent:
+                drain = time.monotonic() - produced_at
+                break
+            time.sleep(0.1)
+    finally:
+        rc = daemon.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
+    # The lag while producing, after the catalog (events_read > 0): its second half.
+    during = [x for x in samples if x[1] > 0]
+    tail = during[len(during) // 2:]
+    max_lag = max((x[2] for x in tail), default=None)
+    bound = opts.live_lag_bound_s * rate
+    producer_ok = achieved is not None and achieved >= PRODUCER_SHARE * rate
+    keeps_up = (max_lag is not None and max_lag <= bound and drain is not None
+                and drain <= opts.live_lag_bound_s)
+    step.update({"rate_achieved": round(achieved) if achieved else None, "sent": sent,
+                 "max_lag_second_half": max_lag, "lag_samples": len(tail),
+                 "drain_seconds": round(drain, 2) if drain is not None else None,
+                 "producer_reached_rate": producer_ok, "keeps_up": keeps_up,
+                 "exit_code": rc})
+    log(f"live {rate}/s: produced {achieved}/s, max lag {max_lag} (bound {bound:.0f}), "
+        f"drained in {drain} s: {'keeps up' if keeps_up else 'falls behind'}"
+        + ("" if producer_ok else " (the producer did not reach the rate)"))
+    return step
+
+
+def live_search(opts, procs: Procs, daemon_flags: list[str]) -> dict:
+    """The highest steady produce rate hubmetricsd keeps up with (see live_step): rates from
+    --live_start_rate up by --live_factor until a step falls behind, the producer cannot reach
+    the rate, or --live_budget_s is spent; then --live_refine bisections between the last rate
+    kept up with and the first that was not."""
+    begin = time.monotonic()
+    steps: list[dict] = []
+    good, bad = None, None
+    limited_by = "budget"
+    rate = opts.live_start_rate
+
+    def budget_left() -> bool:
+        return time.monotonic() - begin + opts.live_step_seconds + 15 < opts.live_budget_s
+
+    while budget_left():
+        s = live_step(opts, procs, rate, len(steps), daemon_flags)
+        steps.append(s)
+        if not s["producer_reached_rate"]:
+            limited_by = "producer"
+            if s["keeps_up"]:
+                good = max(good or 0, s["rate_achieved"] or 0) or good
+            break
+        if s["keeps_up"]:
+            good = rate
+            rate = int(rate * opts.live_factor)
+        else:
+            bad = rate
+            limited_by = "hubmetricsd"
+            break
+    if good is not None and bad is not None:
+        for _ in range(opts.live_refine):
+            if not budget_left():
+                break
+            mid = int((good + bad) / 2)
+            if bad - good < 0.05 * good:
+                break
+            s = live_step(opts, procs, mid, len(steps), daemon_flags)
+            steps.append(s)
+            if not s["producer_reached_rate"]:
+                break
+            if s["keeps_up"]:
+                good = mid
+            else:
+                bad = mid
+    return {
+        "daemon_flags": daemon_flags, "max_events_per_sec": good, "first_rate_not_kept": bad,
+        "limited_by": limited_by, "step_seconds": opts.live_step_seconds,
+        "rule": (f"a rate is kept up with when hubmetricsd's consumer lag over the second half "
+                 f"of the {opts.live_step_seconds:g} s step stays <= "
+                 f"{opts.live_lag_bound_s:g} s of traffic and it has read every event <= "
+                 f"{opts.live_lag_bound_s:g} s after loadgen stops; loadgen must reach >= "
+                 f"{PRODUCER_SHARE:.0%} of the rate (its rate includes its final flush), else "
+                 f"the search stops there and the figure is a lower bound set by the producer"),
+        "seconds": round(time.monotonic() - begin, 1), "steps": steps,
+    }
+
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -483,7 +768,8 @@ def main() -> int:
     ap.add_argument("--events", type=int, required=True, help="N: events produced and timed")
     ap.add_argument("--quick", action="store_true",
                     help="short freshness/query phases (20 s / 15 s)")
-    ap.add_argument("--mode", choices=["all", "produce", "run"], default="all")
+    ap.add_argument("--mode", choices=["all", "produce", "run", "catchup", "live"],
+                    default="all")
     ap.add_argument("--topic", help="events topic (default: a fresh bench.downloads.<time>)")
     ap.add_argument("--models_topic", help="catalog topic (default: <topic>.models)")
     ap.add_argument("--group_id", help="consumer group (default: hubmetrics-bench-<time>)")
@@ -501,7 +787,26 @@ def main() -> int:
     ap.add_argument("--query_seconds", type=float)
     ap.add_argument("--produce_timeout", type=float)
     ap.add_argument("--ingest_timeout", type=float)
+    ap.add_argument("--daemon_flag", action="append", default=[],
+                    help="catchup, live: an extra hubmetricsd flag (repeatable), e.g. "
+                         "--daemon_flag=--sync_commits")
+    ap.add_argument("--hub_answers", help="catchup: save hubmetricsd's answers here (JSON)")
+    ap.add_argument("--tag", default="c", help="catchup: names its state dir, log and group")
+    ap.add_argument("--broker_state_dir",
+                    help="scripts/kafka-local's state dir, for the broker's pid (default "
+                         "$KAFKA_STATE_DIR); without it the broker's CPU and bytes are null")
+    ap.add_argument("--live_start_rate", type=int, default=100000)
+    ap.add_argument("--live_factor", type=float, default=1.5)
+    ap.add_argument("--live_step_seconds", type=float)
+    ap.add_argument("--live_budget_s", type=float)
+    ap.add_argument("--live_refine", type=int)
+    ap.add_argument("--live_lag_bound_s", type=float, default=2.0)
+    ap.add_argument("--live_tag", default="", help="live: names its topics, logs and groups")
     opts = ap.parse_args()
+    opts.live_step_seconds = opts.live_step_seconds or (8 if opts.quick else 20)
+    opts.live_budget_s = opts.live_budget_s or (75 if opts.quick else 600)
+    opts.live_refine = opts.live_refine if opts.live_refine is not None else \
+        (1 if opts.quick else 2)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     opts.topic = opts.topic or f"bench.downloads.{stamp}"
     opts.models_topic = opts.models_topic or f"{opts.topic}.models"
@@ -529,10 +834,15 @@ def main() -> int:
     try:
         if opts.mode in ("all", "produce"):
             result.update(produce(opts))
-            if result.get("partitions") not in (None, 3):
-                result["errors"].append(f"topic has {result['partitions']} partitions, not 3")
+            if result.get("partitions") != 3:
+                result["errors"].append(f"topic has {result.get('partitions')} partitions, not 3")
         if opts.mode in ("all", "run"):
             run_phases(opts, procs, result)
+        if opts.mode == "catchup":
+            result.update(catchup(opts, procs, opts.tag, opts.daemon_flag, opts.hub_answers))
+        if opts.mode == "live":
+            result["live"] = live_search(opts, procs, opts.daemon_flag)
+            result["live_max_events_per_sec"] = result["live"]["max_events_per_sec"]
     except Failed as e:
         result["errors"].append(str(e))
         ok = False

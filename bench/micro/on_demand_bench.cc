@@ -9,8 +9,8 @@
 // weeks, about 4.5M (model, week) counts in all; developers are 100,000
 // namespaces; attributes drawn per model.
 //
-// Run: build/bench/on_demand_bench --benchmark_min_time=1x (see
-// docs/BENCHMARKS.md, "On-demand views at Hub scale").
+// Run and report: see bench/micro/on_demand_report.py (docs/BENCHMARKS.md,
+// "On-demand views at Hub scale").
 #include <benchmark/benchmark.h>
 
 #include <cstdint>

@@ -1,5 +1,7 @@
 #include "lib/ingest/file_source.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "lib/base/log.h"
 #include "lib/base/status_macros.h"
 
@@ -172,13 +175,33 @@ absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
   LineReader reader(f, offset, keep);
   std::vector<SourceRecord> batch;
   int64_t submitted = offset;  // the stored offset after the last batch submitted
+  FileProgress progress;
+  absl::Time started, last_report;
+  if (options.on_progress) {
+    struct stat st;
+    progress.total_bytes =
+        fstat(fileno(f), &st) == 0 ? std::max<int64_t>(0, st.st_size - offset) : 0;
+    started = last_report = options.clock->Now();
+  }
+  auto report = [&](bool done) {
+    if (!options.on_progress) return;
+    const absl::Time now = options.clock->Now();
+    if (!done && now - last_report < options.progress_every) return;
+    last_report = now;
+    progress.bytes = submitted - offset;
+    progress.elapsed = now - started;
+    progress.done = done;
+    options.on_progress(progress);
+  };
   auto flush = [&]() -> absl::Status {
     SourceOffset position{key, reader.position()};
     // Pipelined: the batch is applied while the next one is read and decoded.
     RETURN_IF_ERROR(
         pipeline->SubmitEvents(batch, EventFormat::kJson, {&position, 1}, dead_letters));
     submitted = position.next_offset;
+    progress.records += batch.size();
     batch.clear();
+    report(/*done=*/false);
     return absl::OkStatus();
   };
   while (!stop.load()) {
@@ -196,12 +219,40 @@ absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
     // Blank-only tails and skipped parts of a line still advance the stored
     // offset only once a line ends, so a restart re-reads an unfinished line.
     if (!batch.empty() || reader.position() != submitted) RETURN_IF_ERROR(flush());
-    if (reader.eof()) break;
+    if (reader.eof()) {
+      report(/*done=*/true);
+      break;
+    }
   }
   return absl::OkStatus();
 }
 
 }  // namespace
+
+std::string FormatFileProgress(const FileProgress& p) {
+  constexpr double kMiB = 1024.0 * 1024.0;
+  const double seconds = absl::ToDoubleSeconds(p.elapsed);
+  std::string out = absl::StrFormat("replay: %d events, %.1f of %.1f MiB", p.records,
+                                    static_cast<double>(p.bytes) / kMiB,
+                                    static_cast<double>(p.total_bytes) / kMiB);
+  if (p.total_bytes > 0) {
+    absl::StrAppendFormat(
+        &out, " (%.1f%%)",
+        100.0 * static_cast<double>(p.bytes) / static_cast<double>(p.total_bytes));
+  }
+  if (seconds > 0) {
+    const double bytes_per_sec = static_cast<double>(p.bytes) / seconds;
+    absl::StrAppendFormat(&out, ", %.0f events/s, %.1f MiB/s",
+                          static_cast<double>(p.records) / seconds, bytes_per_sec / kMiB);
+    if (p.done) {
+      absl::StrAppendFormat(&out, ", done in %.1f s", seconds);
+    } else if (bytes_per_sec > 0 && p.total_bytes > p.bytes) {
+      absl::StrAppendFormat(&out, ", ETA %.0f s",
+                            static_cast<double>(p.total_bytes - p.bytes) / bytes_per_sec);
+    }
+  }
+  return out;
+}
 
 absl::Status IngestEventsFile(Pipeline* pipeline, const std::string& path,
                               const std::atomic<bool>& stop, const FileSourceOptions& options) {

@@ -25,17 +25,39 @@
 #define HUBMETRICS_LIB_INGEST_FILE_SOURCE_H_
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "lib/ingest/pipeline.h"
+#include "lib/time/time.h"
 
 namespace hubmetrics {
+
+// How far a replay of an events file has come.
+struct FileProgress {
+  uint64_t records = 0;     // lines submitted since this replay started (blank lines excluded)
+  int64_t bytes = 0;        // bytes read since this replay started
+  int64_t total_bytes = 0;  // from where it started to the end of the file when it started
+  absl::Duration elapsed;   // since it started, by FileSourceOptions::clock
+  bool done = false;        // the end of the file was reached
+};
+// "replay: 1,234,567 events, 120.3 of 812.0 MiB (14.8%), 412,345 events/s,
+// 30.1 MiB/s, ETA 23 s" (the ETA from the bytes left at the rate so far).
+std::string FormatFileProgress(const FileProgress& p);
 
 struct FileSourceOptions {
   // Lines per commit. Larger: fewer commits and more throughput; smaller:
   // fresher queries during a backfill.
   size_t batch_lines = 8192;
+  // Called on the reading thread after a batch is submitted once
+  // `progress_every` has passed by `clock` since the last call, and once at
+  // the end of the file; not called when empty. `clock` must be set then.
+  std::function<void(const FileProgress&)> on_progress;
+  const Clock* clock = nullptr;
+  absl::Duration progress_every = absl::Seconds(5);
 };
 
 // Returns at the end of the file, or early once `stop` is set. NotFound if the

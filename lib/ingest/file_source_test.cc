@@ -1,5 +1,6 @@
 #include "lib/ingest/file_source.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -14,6 +15,12 @@
 
 namespace hubmetrics {
 namespace {
+
+FileSourceOptions BatchesOf(size_t lines) {
+  FileSourceOptions options;
+  options.batch_lines = lines;
+  return options;
+}
 
 class FileSourceTest : public ::testing::Test {
  protected:
@@ -61,11 +68,65 @@ TEST_F(FileSourceTest, ReadsAllLinesIncludingALastOneWithoutNewlineAndSkipsBlank
       Write("e.ndjson", Event(1) + "\n\n  \r\n" + Event(2) + "\r\n{bad\n" + Event(3));
   auto p = Open();
   std::atomic<bool> stop{false};
-  ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, FileSourceOptions{.batch_lines = 2}).ok());
+  ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, BatchesOf(2)).ok());
   v1::IngestStats s = p->GetIngestStats();
   EXPECT_EQ(s.events_read(), 4u);
   EXPECT_EQ(s.unique_downloads(), 3u);
   EXPECT_EQ(s.rejected(), 1u);
+}
+
+// Progress: with the clock standing still, one report at the end; with no
+// interval, one per batch, growing to the whole file; after a resume, only the
+// bytes from the stored offset count.
+TEST_F(FileSourceTest, ReportsProgressPerIntervalAndAtTheEnd) {
+  std::string text;
+  for (int u = 0; u < 10; ++u) text += Event(u) + "\n";
+  const std::string path = Write("e.ndjson", text);
+  std::vector<FileProgress> reports;
+  FileSourceOptions options = BatchesOf(3);
+  options.clock = &clock_;
+  options.on_progress = [&](const FileProgress& p) { reports.push_back(p); };
+  std::atomic<bool> stop{false};
+  {
+    auto p = Open();
+    ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, options).ok());
+  }
+  ASSERT_EQ(reports.size(), 1u);  // the clock did not move: only the end
+  EXPECT_TRUE(reports[0].done);
+  EXPECT_EQ(reports[0].records, 10u);
+  EXPECT_EQ(reports[0].bytes, static_cast<int64_t>(text.size()));
+  EXPECT_EQ(reports[0].total_bytes, static_cast<int64_t>(text.size()));
+  EXPECT_THAT(FormatFileProgress(reports[0]), ::testing::HasSubstr("replay: 10 events"));
+
+  const std::string more = Event(20) + "\n" + Event(21) + "\n";
+  Write("e.ndjson", more, /*append=*/true);
+  reports.clear();
+  options.progress_every = absl::ZeroDuration();
+  options.batch_lines = 1;
+  {
+    auto p = Open();  // resumes after the 10 lines already read
+    ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, options).ok());
+  }
+  ASSERT_EQ(reports.size(), 3u);  // one per batch, and the end
+  EXPECT_EQ(reports[0].records, 1u);
+  EXPECT_FALSE(reports[0].done);
+  EXPECT_EQ(reports.back().records, 2u);
+  EXPECT_EQ(reports.back().bytes, static_cast<int64_t>(more.size()));
+  EXPECT_EQ(reports.back().total_bytes, static_cast<int64_t>(more.size()));
+  EXPECT_TRUE(reports.back().done);
+}
+
+TEST(FileProgressTest, SaysRateAndEta) {
+  FileProgress p;
+  p.records = 1000;
+  p.bytes = 1 << 20;
+  p.total_bytes = 4 << 20;
+  p.elapsed = absl::Seconds(2);
+  EXPECT_EQ(FormatFileProgress(p),
+            "replay: 1000 events, 1.0 of 4.0 MiB (25.0%), 500 events/s, 0.5 MiB/s, ETA 6 s");
+  p.done = true;
+  p.bytes = p.total_bytes;
+  EXPECT_THAT(FormatFileProgress(p), ::testing::HasSubstr("done in 2.0 s"));
 }
 
 TEST_F(FileSourceTest, ResumesAfterTheStoredOffsetWithoutRereading) {
@@ -98,7 +159,7 @@ TEST_F(FileSourceTest, LinesOverTheLimitAreTooLargeAndSkippedWhereverTheyStartAn
   std::atomic<bool> stop{false};
   {
     auto p = Open(Limited(kLimit));
-    ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, FileSourceOptions{.batch_lines = 2}).ok());
+    ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, BatchesOf(2)).ok());
     const v1::IngestStats s = p->GetIngestStats();
     EXPECT_EQ(s.events_read(), 6u);
     EXPECT_EQ(s.unique_downloads(), 2u);

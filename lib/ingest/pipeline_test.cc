@@ -380,7 +380,8 @@ TEST_F(PipelineTest, CatalogChangeRecreditsPastCounts) {
 // other ks take the lock path. Both must agree after every kind of change.
 TEST_F(PipelineTest, SnapshotAnswersEqualLockedAnswers) {
   auto p = Open();
-  QueryService q(p.get());
+  // The query side reads one pipeline: a restart needs a new one.
+  auto q = std::make_unique<QueryService>(p.get());
   auto expect_same = [&](const std::string& when) {
     for (const char* level : {"model", "developer", "country"}) {
       for (const char* attribution : {"direct", "recursive"}) {
@@ -390,14 +391,14 @@ TEST_F(PipelineTest, SnapshotAnswersEqualLockedAnswers) {
           req.mutable_view()->set_attribution(attribution);
           req.set_window(window);
           const std::string where = absl::StrCat(when, " ", level, "/", attribution, "/", window);
-          std::optional<absl::StatusOr<v1::Concentration>> now = q.GetConcentrationNow(req);
+          std::optional<absl::StatusOr<v1::Concentration>> now = q->GetConcentrationNow(req);
           // A week is live only while it is the watermark's.
           const bool week = std::string_view(window).starts_with("week:");
           ASSERT_TRUE(now.has_value() || week) << where;
-          absl::StatusOr<v1::Concentration> fast = now ? *now : q.GetConcentration(req);
+          absl::StatusOr<v1::Concentration> fast = now ? *now : q->GetConcentration(req);
           for (uint32_t k : {100u, 10u, 1u}) req.add_top_k(k);  // not the default order
-          EXPECT_FALSE(q.GetConcentrationNow(req).has_value()) << where;
-          auto locked = q.GetConcentration(req);
+          EXPECT_FALSE(q->GetConcentrationNow(req).has_value()) << where;
+          auto locked = q->GetConcentration(req);
           ASSERT_TRUE(fast.ok() && locked.ok()) << fast.status() << locked.status();
           EXPECT_EQ(fast->total_downloads(), locked->total_downloads()) << where;
           EXPECT_EQ(fast->entities(), locked->entities()) << where;
@@ -419,12 +420,12 @@ TEST_F(PipelineTest, SnapshotAnswersEqualLockedAnswers) {
     v1::ConcentrationRequest req;
     req.mutable_view()->set_level("model");
     req.set_window("week:2025-W09");
-    EXPECT_FALSE(q.GetConcentrationNow(req).has_value());
+    EXPECT_FALSE(q->GetConcentrationNow(req).has_value());
     // Invalid: answered now, with the same error as GetConcentration.
     req.mutable_view()->set_level("planet");
-    std::optional<absl::StatusOr<v1::Concentration>> now = q.GetConcentrationNow(req);
+    std::optional<absl::StatusOr<v1::Concentration>> now = q->GetConcentrationNow(req);
     ASSERT_TRUE(now.has_value());
-    EXPECT_EQ(now->status(), q.GetConcentration(req).status());
+    EXPECT_EQ(now->status(), q->GetConcentration(req).status());
     EXPECT_EQ(now->status().code(), absl::StatusCode::kInvalidArgument);
   }
   ASSERT_TRUE(Ingest(p.get(),
@@ -448,8 +449,10 @@ TEST_F(PipelineTest, SnapshotAnswersEqualLockedAnswers) {
   ASSERT_TRUE(p->ApplyCatalog({{CatalogRecord{"ft/m", ft}}}, {}).ok());
   expect_same("catalog change");
   EXPECT_EQ(Query(*p, "model", "recursive").entities(), 2u);  // base/m and other/m
+  q.reset();
   p.reset();
   p = Open();
+  q = std::make_unique<QueryService>(p.get());
   expect_same("restart");
 }
 

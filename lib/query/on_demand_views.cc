@@ -25,11 +25,25 @@ Leaderboard RankedCounts::Top(uint32_t k) const {
   out.total = total;
   out.entities = entities.size();
   const size_t n = std::min<size_t>(k, entities.size());
+  if (n == 0) return out;
+  // The k-th largest count, then every entity at or above it: the ones above
+  // are all in the first k, the ones equal compete by name for the rest.
+  std::vector<std::pair<const std::string*, uint64_t>> order = entities;
+  auto by_count = [](const auto& a, const auto& b) { return a.second > b.second; };
+  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n - 1), order.end(),
+                   by_count);
+  const uint64_t kth = order[n - 1].second;
+  auto end =
+      std::partition(order.begin(), order.end(), [kth](const auto& e) { return e.second >= kth; });
+  std::sort(order.begin(), end, [](const auto& a, const auto& b) {
+    if (a.second != b.second) return a.second > b.second;
+    return *a.first < *b.first;
+  });
   for (size_t i = 0; i < n; ++i) {
     RankedEntity r;
-    r.entity = entities[i].first;
-    r.downloads = entities[i].second;
-    r.rank = (i > 0 && entities[i].second == entities[i - 1].second) ? out.top.back().rank : i + 1;
+    r.entity = *order[i].first;
+    r.downloads = order[i].second;
+    r.rank = (i > 0 && order[i].second == order[i - 1].second) ? out.top.back().rank : i + 1;
     out.top.push_back(std::move(r));
   }
   return out;
@@ -40,14 +54,16 @@ EntityStanding RankedCounts::Find(std::string_view entity) const {
   out.total = total;
   out.entities = entities.size();
   out.entity.entity = std::string(entity);
-  for (size_t i = 0; i < entities.size(); ++i) {
-    if (entities[i].first != entity) continue;
-    out.entity.downloads = entities[i].second;
+  for (const auto& [name, n] : entities) {
+    if (*name == entity) {
+      out.entity.downloads = n;
+      break;
+    }
+  }
+  if (out.entity.downloads > 0) {
     // Entities with strictly more downloads come first.
-    size_t first = i;
-    while (first > 0 && entities[first - 1].second == entities[i].second) --first;
-    out.entity.rank = first + 1;
-    break;
+    out.entity.rank = 1;
+    for (const auto& [name, n] : entities) out.entity.rank += n > out.entity.downloads ? 1 : 0;
   }
   return out;
 }
@@ -109,14 +125,19 @@ void OnDemandViews::UpdateHead() const {
     for (const auto& [m, wc] : models) {
       if (wc.all > 0) week.push_back({wc.all, m});
     }
-    // Downloads descending, ties by model id ascending.
-    auto before = [this](const std::pair<int64_t, ModelIdx>& a,
-                         const std::pair<int64_t, ModelIdx>& b) {
-      if (a.first != b.first) return a.first > b.first;
-      return registry_->Name(a.second) < registry_->Name(b.second);
-    };
+    // Downloads descending, ties by model id ascending. Counts decide all but
+    // the 200th place's ties: select by count, then order only that tie by id.
     if (week.size() > kHeadModelsPerWeek) {
-      std::nth_element(week.begin(), week.begin() + kHeadModelsPerWeek, week.end(), before);
+      auto by_count = [](const auto& a, const auto& b) { return a.first > b.first; };
+      std::nth_element(week.begin(), week.begin() + (kHeadModelsPerWeek - 1), week.end(), by_count);
+      const int64_t last = week[kHeadModelsPerWeek - 1].first;
+      auto end = std::partition(week.begin(), week.end(),
+                                [last](const auto& e) { return e.first >= last; });
+      week.erase(end, week.end());
+      std::sort(week.begin(), week.end(), [this](const auto& a, const auto& b) {
+        if (a.first != b.first) return a.first > b.first;
+        return registry_->Name(a.second) < registry_->Name(b.second);
+      });
       week.resize(kHeadModelsPerWeek);
     }
     std::vector<ModelIdx> top;
@@ -165,16 +186,22 @@ void OnDemandViews::ForEachModel(const View& view, std::optional<std::pair<IsoWe
   }
 }
 
-std::vector<OnDemandViews::Ranked> OnDemandViews::Rank(const View& view,
-                                                       const KeyCounts& counts) const {
-  std::vector<Ranked> ranked;
-  ranked.reserve(counts.size());
-  for (const auto& [key, n] : counts) ranked.push_back({n, NameOf(view, key), key});
-  std::sort(ranked.begin(), ranked.end(), [](const Ranked& a, const Ranked& b) {
-    if (a.downloads != b.downloads) return a.downloads > b.downloads;
-    return a.name < b.name;
-  });
-  return ranked;
+std::shared_ptr<RankedCounts> OnDemandViews::Name(const View& view, const KeyCounts& counts,
+                                                  std::vector<EntityKey>* keys) const {
+  auto out = std::make_shared<RankedCounts>();
+  out->entities.reserve(counts.size());
+  for (const auto& [key, n] : counts) {
+    if (keys != nullptr) keys->push_back(key);
+    const std::string* name;
+    if (view.level == Level::kModel) {
+      name = &registry_->Name(static_cast<ModelIdx>(key));  // stable for the registry's life
+    } else {
+      name = &out->owned_names.emplace_back(NameOf(view, key));
+    }
+    out->entities.emplace_back(name, n);
+    out->total += n;
+  }
+  return out;
 }
 
 std::shared_ptr<const RankedCounts> OnDemandViews::Counts(const View& view,
@@ -189,21 +216,15 @@ std::shared_ptr<const RankedCounts> OnDemandViews::Counts(const View& view,
   absl::MutexLock lock(&mu_);
   Refresh();
   if (auto it = answers_.find(key); it != answers_.end()) return it->second;
-  auto out = std::make_shared<RankedCounts>();
+  KeyCounts counts;
   const bool empty = !weeks && window.kind != Window::Kind::kAll;  // no watermark yet
   if (!empty) {
     if (view.sample == Sample::kHead) UpdateHead();
-    KeyCounts counts;
     ForEachModel(view, weeks, [&](ModelIdx m, uint64_t n) {
       counts[KeyOf(view, aggregates_->Credited(m, view.attribution))] += n;
     });
-    std::vector<Ranked> ranked = Rank(view, counts);
-    out->entities.reserve(ranked.size());
-    for (Ranked& r : ranked) {
-      out->total += r.downloads;
-      out->entities.emplace_back(std::move(r.name), r.downloads);
-    }
   }
+  std::shared_ptr<const RankedCounts> out = Name(view, counts);
   answers_[key] = out;
   return out;
 }
@@ -232,22 +253,23 @@ ShareSeriesValues OnDemandViews::ShareSeries(const View& view, IsoWeek first, Is
       out.weeks[w].total += static_cast<uint64_t>(n);
     }
   }
-  const std::vector<Ranked> ranked = Rank(view, range);
-  out.entities = ranked.size();
-  for (const Ranked& r : ranked) out.total += r.downloads;
-  const size_t shown = std::min<size_t>(k, ranked.size());
-  for (size_t i = 0; i < shown; ++i) {
-    RankedEntity r;
-    r.entity = ranked[i].name;
-    r.downloads = ranked[i].downloads;
-    r.rank =
-        (i > 0 && ranked[i].downloads == ranked[i - 1].downloads) ? out.top.back().rank : i + 1;
-    out.top.push_back(std::move(r));
+  std::vector<EntityKey> keys;  // parallel to named->entities
+  std::shared_ptr<const RankedCounts> named = Name(view, range, &keys);
+  Leaderboard board = named->Top(k);
+  out.entities = board.entities;
+  out.total = board.total;
+  out.top = std::move(board.top);
+  absl::flat_hash_map<std::string_view, size_t> shown_at;  // top entity -> its position
+  for (size_t i = 0; i < out.top.size(); ++i) shown_at.emplace(out.top[i].entity, i);
+  std::vector<EntityKey> shown_keys(out.top.size());
+  for (size_t e = 0; e < named->entities.size(); ++e) {
+    auto it = shown_at.find(*named->entities[e].first);
+    if (it != shown_at.end()) shown_keys[it->second] = keys[e];
   }
   for (size_t w = 0; w < n_weeks; ++w) {
-    out.weeks[w].downloads.resize(shown);
-    for (size_t i = 0; i < shown; ++i) {
-      auto it = by_week[w].find(ranked[i].key);
+    out.weeks[w].downloads.resize(out.top.size());
+    for (size_t i = 0; i < out.top.size(); ++i) {
+      auto it = by_week[w].find(shown_keys[i]);
       out.weeks[w].downloads[i] = it == by_week[w].end() ? 0 : it->second;
     }
   }

@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -36,13 +37,20 @@
 
 namespace hubmetrics {
 
-// The entities of one view x window with at least one download, by downloads
-// descending, then entity ascending (byte order).
+// The entities of one view x window with at least one download, in no
+// particular order: ordering a million model ids by name costs more than
+// the answers need (the measures need the counts only; a leaderboard, the
+// first k).
 struct RankedCounts {
   uint64_t total = 0;
-  std::vector<std::pair<std::string, uint64_t>> entities;
+  // Names point into the model registry (its names never move or change) or
+  // into owned_names.
+  std::vector<std::pair<const std::string*, uint64_t>> entities;
+  std::deque<std::string> owned_names;
 
   ConcentrationValues Measures(std::span<const uint32_t> ks) const;
+  // The first k by downloads descending, then entity ascending (byte order),
+  // with competition ranks.
   Leaderboard Top(uint32_t k) const;
   EntityStanding Find(std::string_view entity) const;
 };
@@ -94,13 +102,10 @@ class OnDemandViews {
   template <typename Fn>
   void ForEachModel(const View& view, std::optional<std::pair<IsoWeek, IsoWeek>> weeks, Fn fn) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  struct Ranked {
-    uint64_t downloads;
-    std::string name;
-    EntityKey key;
-  };
-  // The entities by downloads descending, then name ascending.
-  std::vector<Ranked> Rank(const View& view, const KeyCounts& counts) const
+  // `counts` with their names; `keys`, when given, gets each entity's key
+  // (parallel to the answer's entities).
+  std::shared_ptr<RankedCounts> Name(const View& view, const KeyCounts& counts,
+                                     std::vector<EntityKey>* keys = nullptr) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Aggregates* aggregates_;

@@ -191,7 +191,11 @@ TEST(OnDemandViews, MatchesBruteForceForEveryLevelSampleAndWindow) {
                   oracle.Counts(registry, catalog, v, w.Range(wm), w.kind == Window::Kind::kAll));
               for (int twice = 0; twice < 2; ++twice) {
                 std::shared_ptr<const RankedCounts> got = views.Counts(v, w);
-                ASSERT_EQ(got->entities, expected) << where;
+                const Leaderboard board = got->Top(static_cast<uint32_t>(expected.size() + 1));
+                std::vector<std::pair<std::string, uint64_t>> ordered;
+                for (const RankedEntity& r : board.top) ordered.emplace_back(r.entity, r.downloads);
+                ASSERT_EQ(ordered, expected) << where;
+                ASSERT_EQ(board.entities, expected.size()) << where;
                 uint64_t total = 0;
                 for (const auto& [e, n] : expected) total += n;
                 ASSERT_EQ(got->total, total) << where;
@@ -233,12 +237,20 @@ TEST(OnDemandViews, MatchesBruteForceForEveryLevelSampleAndWindow) {
 
 TEST(OnDemandViews, RanksAndMeasuresOfRankedCounts) {
   RankedCounts c;
-  c.entities = {{"a", 5}, {"b", 3}, {"c", 3}, {"d", 1}};
+  for (auto [name, n] : std::vector<std::pair<const char*, uint64_t>>{
+           {"d", 1}, {"c", 3}, {"a", 5}, {"b", 3}}) {  // in no order
+    c.entities.emplace_back(&c.owned_names.emplace_back(name), n);
+  }
   c.total = 12;
   Leaderboard top = c.Top(3);
   ASSERT_EQ(top.top.size(), 3u);
+  EXPECT_EQ(top.top[0].entity, "a");
+  EXPECT_EQ(top.top[1].entity, "b");
   EXPECT_EQ(top.top[2].entity, "c");
   EXPECT_EQ(top.top[2].rank, 2u);
+  ASSERT_EQ(c.Top(2).top.size(), 2u);
+  EXPECT_EQ(c.Top(2).top[1].entity, "b");  // the tie at the boundary goes by name
+  EXPECT_EQ(c.Top(10).top.size(), 4u);
   EXPECT_EQ(c.Find("c").entity.rank, 2u);
   EXPECT_EQ(c.Find("d").entity.rank, 4u);
   EXPECT_EQ(c.Find("z").entity.rank, 0u);

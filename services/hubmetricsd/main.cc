@@ -255,7 +255,20 @@ void RunFileSources(Pipeline* pipeline, const std::atomic<bool>* stop) {
     s = LoadModelsFile(pipeline, models);
   }
   if (const std::string events = absl::GetFlag(FLAGS_events_file); s.ok() && !events.empty()) {
-    s = IngestEventsFile(pipeline, events, *stop, FileSourceOptions{});
+    // A backfill shows how far it has come: on a terminal one line rewritten
+    // every second, else (a log) one line every 5 seconds.
+    FileSourceOptions options;
+    const bool tty = isatty(STDERR_FILENO) != 0;
+    options.clock = &SystemClock::Get();
+    options.progress_every = tty ? absl::Seconds(1) : absl::Seconds(5);
+    options.on_progress = [tty](const FileProgress& p) {
+      if (tty) {
+        std::fprintf(stderr, "\r%s%s", FormatFileProgress(p).c_str(), p.done ? "\n" : "");
+      } else {
+        LogInfo("%s", FormatFileProgress(p));
+      }
+    };
+    s = IngestEventsFile(pipeline, events, *stop, options);
     if (s.ok() && !stop->load()) {
       pipeline->SetSourceExhausted(true);
       LogInfo("events file %s read to its end; serving", events);

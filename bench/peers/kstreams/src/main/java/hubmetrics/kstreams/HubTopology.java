@@ -42,7 +42,8 @@ import org.apache.kafka.streams.state.WindowStore;
  *     -> decode (value deserializer) + event-time timestamp extractor
  *     -> check: future (wall clock), too_late (day before the stream-time day of the input
  *        partition's task minus lateness_days)  -> rejects: DLQ (original bytes, reason header)
- *     -> key "model|YYYY-Www", value = SipHash(user), day, source partition/offset, original bytes
+ *     -> key (model, ISO week) (KeyCodec: "model|YYYY-Www" or bytes), value = SipHash(user),
+ *        day (and, unless --repartition_value=slim, source partition/offset, original bytes)
  *     -> repartition "by-model-week" (the only one: model and week fix the task of a
  *        (model, user, day) triple, so dedup and the weekly count share it)
  *     -> dedup: a persistent RocksDB window store of 1-day windows with retention lateness_days +
@@ -63,15 +64,17 @@ final class HubTopology {
   static final String WEEKLY_STORE = "weekly-counts";
   static final String REPARTITION = "by-model-week";
   private static final byte[] SEEN = {1};
-  // Repartition value: user hash (8), day (4), source partition (4), source offset (8), bytes.
+  // Repartition value: user hash (8), day (4), source partition (4), source offset (8), bytes;
+  // with --repartition_value=slim the first two only.
   private static final int HEADER_BYTES = 24;
+  private static final int SLIM_BYTES = 12;
 
   private HubTopology() {}
 
-  static Topology build(Config config, HashFunction userHash) {
+  static <K> Topology build(Config config, HashFunction userHash, KeyCodec<K> codec) {
     final StreamsBuilder builder = new StreamsBuilder();
     final Serde<ParsedEvent> parsed =
-        Serdes.serdeFrom((topic, e) -> e.raw, new ParsedEvent.Decoder());
+        Serdes.serdeFrom((topic, e) -> e.raw, new ParsedEvent.Decoder(config.rawDecode()));
     final KStream<byte[], ParsedEvent> checked =
         builder
             .stream(
@@ -91,7 +94,8 @@ final class HubTopology {
                         .to(config.dlqTopic, dlqProduced("source-dlq-sink")),
                 "rejected"))
         .defaultBranch(
-            Branched.withConsumer(accepted -> dedupAndCount(accepted, config, userHash), "ok"));
+            Branched.withConsumer(
+                accepted -> dedupAndCount(accepted, config, userHash, codec), "ok"));
     return builder.build(config.streamsProperties());
   }
 
@@ -99,31 +103,43 @@ final class HubTopology {
     return Produced.with(Serdes.ByteArray(), Serdes.ByteArray()).withName(name);
   }
 
-  private static void dedupAndCount(
-      KStream<byte[], ParsedEvent> accepted, Config config, HashFunction userHash) {
+  /**
+   * The repartition value: user hash (8), day (4), and with --repartition_value=raw also the
+   * source partition (4) and offset (8) and the original bytes, for the DLQ copy of an event
+   * rejected at dedup.
+   */
+  private static byte[] repartitionValue(ParsedEvent e, long day, long hash, boolean slim) {
+    if (slim) return ByteBuffer.allocate(SLIM_BYTES).putLong(hash).putInt((int) day).array();
+    return ByteBuffer.allocate(HEADER_BYTES + e.raw.length)
+        .putLong(hash)
+        .putInt((int) day)
+        .putInt(e.sourcePartition)
+        .putLong(e.sourceOffset)
+        .put(e.raw)
+        .array();
+  }
+
+  private static <K> void dedupAndCount(
+      KStream<byte[], ParsedEvent> accepted,
+      Config config,
+      HashFunction userHash,
+      KeyCodec<K> codec) {
     final Serde<DedupOut> dedupOut =
         Serdes.serdeFrom((topic, o) -> o.value, (topic, b) -> new DedupOut(b, false));
-    final KStream<String, DedupOut> deduped =
+    final boolean slim = config.slim();
+    final KStream<K, DedupOut> deduped =
         accepted
             .map(
                 (k, e) -> {
                   final long day = e.day();
-                  final long hash =
-                      userHash.hashBytes(e.userId.getBytes(StandardCharsets.UTF_8)).asLong();
-                  final byte[] v =
-                      ByteBuffer.allocate(HEADER_BYTES + e.raw.length)
-                          .putLong(hash)
-                          .putInt((int) day)
-                          .putInt(e.sourcePartition)
-                          .putLong(e.sourceOffset)
-                          .put(e.raw)
-                          .array();
-                  return KeyValue.pair(e.modelId + "|" + ParsedEvent.isoWeek(day), v);
+                  final byte[] v = repartitionValue(e, day, e.userHash(userHash), slim);
+                  return KeyValue.pair(codec.key(e, day), v);
                 },
                 Named.as("hash-and-key"))
             .repartition(
-                Repartitioned.with(Serdes.String(), Serdes.ByteArray()).withName(REPARTITION))
-            .processValues(new DedupSupplier(config), Named.as("dedup"));
+                Repartitioned.with(codec.serde(), Serdes.ByteArray()).withName(REPARTITION))
+            .processValues(new DedupSupplier<>(config, codec), Named.as("dedup"));
+    final Serde<K> noKey = Serdes.serdeFrom((String t, K k) -> null, (String t, byte[] b) -> null);
     deduped
         .split(Named.as("dedup-"))
         .branch(
@@ -131,26 +147,23 @@ final class HubTopology {
             Branched.withConsumer(
                 late ->
                     late.processValues(
-                            () -> new LateDeadLetter(config.topic), Named.as("late-dead-letter"))
+                            () -> new LateDeadLetter<K>(config.topic, slim),
+                            Named.as("late-dead-letter"))
                         // Unkeyed, like the input and the other dead letters.
                         .to(
                             config.dlqTopic,
-                            Produced.with(
-                                    Serdes.serdeFrom((String t, String k) -> null, (t, b) -> ""),
-                                    Serdes.ByteArray())
-                                .withName("late-dlq-sink")),
+                            Produced.with(noKey, Serdes.ByteArray()).withName("late-dlq-sink")),
                 "too-late"))
         .defaultBranch(
             Branched.withConsumer(
                 unique -> {
-                  final KTable<String, Long> weekly =
+                  final KTable<K, Long> weekly =
                       unique
-                          .groupByKey(Grouped.with(Serdes.String(), dedupOut))
+                          .groupByKey(Grouped.with(codec.serde(), dedupOut))
                           .count(
                               Named.as("weekly-count"),
-                              Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as(
-                                      WEEKLY_STORE)
-                                  .withKeySerde(Serdes.String())
+                              Materialized.<K, Long, KeyValueStore<Bytes, byte[]>>as(WEEKLY_STORE)
+                                  .withKeySerde(codec.serde())
                                   .withValueSerde(Serdes.Long()));
                   // Without an output topic the counts stay in their store (read at the end
                   // through interactive queries, as hubmetricsd's are read through gRPC).
@@ -160,7 +173,7 @@ final class HubTopology {
                               .toStream(Named.as("weekly-changes"))
                               .to(
                                   topic,
-                                  Produced.with(Serdes.String(), Serdes.Long())
+                                  Produced.with(codec.serde(), Serdes.Long())
                                       .withName("weekly-sink")));
                 },
                 "unique"));
@@ -243,22 +256,27 @@ final class HubTopology {
     }
   }
 
-  /** The DLQ copy of a too_late event: its original bytes from the repartition value. */
-  static final class LateDeadLetter implements FixedKeyProcessor<String, DedupOut, byte[]> {
+  /**
+   * The DLQ copy of a too_late event: its original bytes from the repartition value (an empty
+   * value and source position -1 with --repartition_value=slim, which does not carry them).
+   */
+  static final class LateDeadLetter<K> implements FixedKeyProcessor<K, DedupOut, byte[]> {
     private final String sourceTopic;
-    private FixedKeyProcessorContext<String, byte[]> context;
+    private final boolean slim;
+    private FixedKeyProcessorContext<K, byte[]> context;
 
-    LateDeadLetter(String sourceTopic) {
+    LateDeadLetter(String sourceTopic, boolean slim) {
       this.sourceTopic = sourceTopic;
+      this.slim = slim;
     }
 
     @Override
-    public void init(FixedKeyProcessorContext<String, byte[]> context) {
+    public void init(FixedKeyProcessorContext<K, byte[]> context) {
       this.context = context;
     }
 
     @Override
-    public void process(FixedKeyRecord<String, DedupOut> record) {
+    public void process(FixedKeyRecord<K, DedupOut> record) {
       final byte[] v = record.value().value;
       final ByteBuffer b = ByteBuffer.wrap(v);
       final Headers h =
@@ -267,10 +285,10 @@ final class HubTopology {
               "too_late",
               "event day older than the dedup store keeps (input partitions too far apart)",
               sourceTopic,
-              b.getInt(12),
-              b.getLong(16));
-      context.forward(
-          record.withValue(Arrays.copyOfRange(v, HEADER_BYTES, v.length)).withHeaders(h));
+              slim ? -1 : b.getInt(12),
+              slim ? -1 : b.getLong(16));
+      final byte[] original = slim ? new byte[0] : Arrays.copyOfRange(v, HEADER_BYTES, v.length);
+      context.forward(record.withValue(original).withHeaders(h));
     }
   }
 
@@ -285,16 +303,18 @@ final class HubTopology {
     }
   }
 
-  static final class DedupSupplier implements FixedKeyProcessorSupplier<String, byte[], DedupOut> {
+  static final class DedupSupplier<K> implements FixedKeyProcessorSupplier<K, byte[], DedupOut> {
     private final Config config;
+    private final KeyCodec<K> codec;
 
-    DedupSupplier(Config config) {
+    DedupSupplier(Config config, KeyCodec<K> codec) {
       this.config = config;
+      this.codec = codec;
     }
 
     @Override
-    public FixedKeyProcessor<String, byte[], DedupOut> get() {
-      return new Dedup(config.latenessDays + config.skewDays);
+    public FixedKeyProcessor<K, byte[], DedupOut> get() {
+      return new Dedup<>(config.latenessDays + config.skewDays, codec);
     }
 
     @Override
@@ -310,28 +330,30 @@ final class HubTopology {
   }
 
   /**
-   * Dedup per (model, user hash, UTC day) in the window store: key (user hash, "model|week"),
-   * window = the day. The retention keeps every day not older than keptDays before the task's
-   * stream-time day; older segments are dropped as stream time moves on (the TTL). An event older
-   * than that is forwarded as too_late.
+   * Dedup per (model, user hash, UTC day) in the window store: key (user hash, model and week
+   * key bytes), window = the day. The retention keeps every day not older than keptDays before
+   * the task's stream-time day; older segments are dropped as stream time moves on (the TTL). An
+   * event older than that is forwarded as too_late.
    */
-  static final class Dedup implements FixedKeyProcessor<String, byte[], DedupOut> {
+  static final class Dedup<K> implements FixedKeyProcessor<K, byte[], DedupOut> {
     private final long keptDays;
-    private FixedKeyProcessorContext<String, DedupOut> context;
+    private final KeyCodec<K> codec;
+    private FixedKeyProcessorContext<K, DedupOut> context;
     private WindowStore<Bytes, byte[]> store;
 
-    Dedup(long keptDays) {
+    Dedup(long keptDays, KeyCodec<K> codec) {
       this.keptDays = keptDays;
+      this.codec = codec;
     }
 
     @Override
-    public void init(FixedKeyProcessorContext<String, DedupOut> context) {
+    public void init(FixedKeyProcessorContext<K, DedupOut> context) {
       this.context = context;
       this.store = context.getStateStore(DEDUP_STORE);
     }
 
     @Override
-    public void process(FixedKeyRecord<String, byte[]> record) {
+    public void process(FixedKeyRecord<K, byte[]> record) {
       final byte[] v = record.value();
       final long day = ByteBuffer.wrap(v).getInt(8);
       final long streamDay = Math.floorDiv(context.currentStreamTimeMs(), ParsedEvent.DAY_MS);
@@ -339,7 +361,7 @@ final class HubTopology {
         context.forward(record.withValue(new DedupOut(v, true)));
         return;
       }
-      final byte[] modelWeek = record.key().getBytes(StandardCharsets.UTF_8);
+      final byte[] modelWeek = codec.bytes(record.key());
       final byte[] key = new byte[modelWeek.length + 8];
       System.arraycopy(v, 0, key, 0, 8);
       System.arraycopy(modelWeek, 0, key, 8, modelWeek.length);

@@ -63,8 +63,22 @@ public final class Main {
       System.exit(2);
       return;
     }
+    if (config.checkDecoders > 0) {
+      System.exit(DecoderCheck.run(config.checkDecoders, 1));
+      return;
+    }
     final HashFunction userHash = Hashing.sipHash24(loadKey(config, 0), loadKey(config, 8));
-    final Topology topology = HubTopology.build(config, userHash);
+    // Read before the clock's "caught up" but after process start: part of the timed run, as
+    // hubmetricsd's catalog load is part of its.
+    final ModelIndex modelIndex =
+        config.modelIndex
+            ? ModelIndex.load(config.brokers, config.modelsTopic, Duration.ofSeconds(120))
+            : null;
+    if (modelIndex != null) {
+      System.err.println("hubmetrics-kstreams: " + modelIndex.size() + " models in the index");
+    }
+    final KeyCodec<?> codec = KeyCodec.of(config, modelIndex);
+    final Topology topology = HubTopology.build(config, userHash, codec);
     final TopologyDescription description = topology.describe();
     if (config.printTopology) System.err.println(description);
     createTopicIfMissing(config, config.dlqTopic);
@@ -97,14 +111,15 @@ public final class Main {
       }
       return;
     }
-    System.exit(runBenchmark(config, streams, description, failed));
+    System.exit(runBenchmark(config, streams, description, failed, codec));
   }
 
   private static int runBenchmark(
       Config config,
       KafkaStreams streams,
       TopologyDescription description,
-      CountDownLatch failed)
+      CountDownLatch failed,
+      KeyCodec<?> codec)
       throws Exception {
     final long start =
         config.startEpochMs > 0
@@ -149,17 +164,7 @@ public final class Main {
     }
 
     // Results: the weekly counts through interactive queries, the rejects from the DLQ.
-    final TreeMap<String, Long> weekly = new TreeMap<>();
-    final ReadOnlyKeyValueStore<String, Long> store =
-        streams.store(
-            StoreQueryParameters.fromNameAndType(
-                HubTopology.WEEKLY_STORE, QueryableStoreTypes.<String, Long>keyValueStore()));
-    try (KeyValueIterator<String, Long> it = store.all()) {
-      while (it.hasNext()) {
-        final KeyValue<String, Long> kv = it.next();
-        weekly.put(kv.key, kv.value);
-      }
-    }
+    final TreeMap<String, Long> weekly = readWeekly(streams, codec);
     long unique = 0;
     for (long v : weekly.values()) unique += v;
     final Map<String, Long> rejects = countDeadLetters(config);
@@ -188,7 +193,8 @@ public final class Main {
     System.out.printf(
         "{\"peer\":\"kstreams\",\"events\":%d,\"seconds\":%.3f,\"events_per_sec\":%.0f,"
             + "\"cpu_seconds\":%.2f,\"peak_rss_mb\":%.1f,\"unique_downloads\":%d,\"rejected\":%d,"
-            + "\"rejected_by_reason\":{%s},\"too_late_at_dedup\":%d,\"weekly_rows\":%d}%n",
+            + "\"rejected_by_reason\":{%s},\"too_late_at_dedup\":%d,\"weekly_rows\":%d,"
+            + "\"config\":%s,\"jvm_args\":\"%s\",\"java_version\":\"%s\"}%n",
         events,
         seconds,
         events > 0 ? events / seconds : 0.0,
@@ -200,9 +206,31 @@ public final class Main {
             .map(e -> "\"" + e.getKey() + "\":" + e.getValue())
             .collect(Collectors.joining(",")),
         lateAtDedup,
-        weekly.size());
+        weekly.size(),
+        config.knobsJson(),
+        jsonEscape(
+            String.join(
+                " ",
+                java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())),
+        jsonEscape(System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version")));
     System.out.flush();
     return 0;
+  }
+
+  /** The weekly counts of the store (interactive query), keyed "model|YYYY-Www". */
+  private static <K> TreeMap<String, Long> readWeekly(KafkaStreams streams, KeyCodec<K> codec) {
+    final TreeMap<String, Long> weekly = new TreeMap<>();
+    final ReadOnlyKeyValueStore<K, Long> store =
+        streams.store(
+            StoreQueryParameters.fromNameAndType(
+                HubTopology.WEEKLY_STORE, QueryableStoreTypes.<K, Long>keyValueStore()));
+    try (KeyValueIterator<K, Long> it = store.all()) {
+      while (it.hasNext()) {
+        final KeyValue<K, Long> kv = it.next();
+        weekly.merge(codec.model(kv.key) + "|" + codec.week(kv.key), kv.value, Long::sum);
+      }
+    }
+    return weekly;
   }
 
   private static boolean groupHasOffsets(Config config) throws Exception {

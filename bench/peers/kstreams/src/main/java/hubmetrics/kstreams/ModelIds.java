@@ -28,6 +28,37 @@ final class ModelIds {
     return true;
   }
 
+  private static boolean isValidPart(byte[] b, int from, int to) {
+    final int n = to - from;
+    if (n <= 0 || n > MAX_PART_LENGTH) return false;
+    if (!isWordChar((char) (b[from] & 0xff)) || !isWordChar((char) (b[to - 1] & 0xff))) {
+      return false;
+    }
+    for (int i = from; i < to; i++) {
+      if (!isIdChar((char) (b[i] & 0xff))) return false;
+    }
+    return true;
+  }
+
+  /** isValid of the UTF-8 bytes b[from, to): non-ASCII bytes fail as non-ASCII chars do. */
+  static boolean isValid(byte[] b, int from, int to) {
+    final int len = to - from;
+    if (len >= 4
+        && b[to - 4] == '.'
+        && b[to - 3] == 'g'
+        && b[to - 2] == 'i'
+        && b[to - 1] == 't') {
+      return false;
+    }
+    int slash = -1;
+    for (int i = from; i < to; i++) {
+      if (i + 1 < to && (b[i] == '-' || b[i] == '.') && b[i + 1] == b[i]) return false;
+      if (b[i] == '/' && slash < 0) slash = i;
+    }
+    if (slash < 0) return isValidPart(b, from, to);
+    return isValidPart(b, from, slash) && isValidPart(b, slash + 1, to);
+  }
+
   static boolean isValid(String id) {
     if (id.endsWith(".git") || id.contains("--") || id.contains("..")) return false;
     final int slash = id.indexOf('/');
