@@ -71,37 +71,43 @@ ChangeExplanation ExplainChange(const RankedCounts& from, const RankedCounts& to
   const u128 d_from = Denominator(from.total);
   const u128 d_to = Denominator(to.total);
 
-  // The union of both windows' entities, with counts and ranks.
-  std::vector<EntityChange> all;
+  // The union of both windows' entities with their counts. The counts come in
+  // no particular order, so ranks are found, for the top movers only, in
+  // each window's counts sorted.
+  struct Both {
+    const std::string* entity;
+    uint64_t from_downloads = 0;
+    uint64_t to_downloads = 0;
+  };
+  std::vector<Both> all;
   all.reserve(std::max(from.entities.size(), to.entities.size()));
   absl::flat_hash_map<std::string_view, size_t> index;
   index.reserve(from.entities.size());
-  for (size_t i = 0; i < from.entities.size(); ++i) {
-    const auto& [name, n] = from.entities[i];
-    EntityChange e;
-    e.entity = name;
-    e.from_downloads = n;
-    e.from_rank = (i > 0 && n == from.entities[i - 1].second) ? all.back().from_rank : i + 1;
-    index.emplace(name, all.size());
-    all.push_back(std::move(e));
+  for (const auto& [name, n] : from.entities) {
+    index.emplace(*name, all.size());
+    all.push_back(Both{.entity = name, .from_downloads = n, .to_downloads = 0});
   }
-  uint64_t previous_rank = 0;
-  for (size_t i = 0; i < to.entities.size(); ++i) {
-    const auto& [name, n] = to.entities[i];
-    const uint64_t rank =
-        (i > 0 && n == to.entities[i - 1].second) ? previous_rank : static_cast<uint64_t>(i + 1);
-    previous_rank = rank;
-    auto it = index.find(name);
-    EntityChange* e;
-    if (it == index.end()) {
-      all.push_back(EntityChange{.entity = name});
-      e = &all.back();
+  for (const auto& [name, n] : to.entities) {
+    auto [it, inserted] = index.emplace(*name, all.size());
+    if (inserted) {
+      all.push_back(Both{.entity = name, .from_downloads = 0, .to_downloads = n});
     } else {
-      e = &all[it->second];
+      all[it->second].to_downloads = n;
     }
-    e->to_downloads = n;
-    e->to_rank = rank;
   }
+  auto sorted_counts = [](const RankedCounts& window) {
+    std::vector<uint64_t> counts;
+    counts.reserve(window.entities.size());
+    for (const auto& [name, n] : window.entities) counts.push_back(n);
+    std::sort(counts.begin(), counts.end());
+    return counts;
+  };
+  // 1 + the entities with strictly more downloads; 0 without downloads.
+  auto rank = [](const std::vector<uint64_t>& ascending, uint64_t n) -> uint64_t {
+    if (n == 0) return 0;
+    return 1 + static_cast<uint64_t>(ascending.end() -
+                                     std::upper_bound(ascending.begin(), ascending.end(), n));
+  };
 
   // Exact order of |contribution|: all share the denominator D_from·D_to.
   std::vector<Candidate> candidates;
@@ -117,21 +123,30 @@ ChangeExplanation ExplainChange(const RankedCounts& from, const RankedCounts& to
   out.delta_hhi = Difference(total.to, d_to, total.from, d_from);
   auto larger = [&](const Candidate& a, const Candidate& b) {
     if (!(a.magnitude == b.magnitude)) return b.magnitude < a.magnitude;
-    return all[a.index].entity < all[b.index].entity;
+    return *all[a.index].entity < *all[b.index].entity;
   };
   const size_t n_top = std::min<size_t>(k, candidates.size());
   std::partial_sort(candidates.begin(), candidates.begin() + static_cast<ptrdiff_t>(n_top),
                     candidates.end(), larger);
   std::vector<bool> in_top(all.size(), false);
-  for (size_t i = 0; i < n_top; ++i) {
-    EntityChange e = all[candidates[i].index];
-    in_top[candidates[i].index] = true;
-    e.contribution = Difference(Square(e.to_downloads), d_to, Square(e.from_downloads), d_from);
-    out.top.push_back(std::move(e));
+  if (n_top > 0) {
+    const std::vector<uint64_t> from_counts = sorted_counts(from), to_counts = sorted_counts(to);
+    for (size_t i = 0; i < n_top; ++i) {
+      const Both& b = all[candidates[i].index];
+      in_top[candidates[i].index] = true;
+      EntityChange e;
+      e.entity = *b.entity;
+      e.from_downloads = b.from_downloads;
+      e.from_rank = rank(from_counts, b.from_downloads);
+      e.to_downloads = b.to_downloads;
+      e.to_rank = rank(to_counts, b.to_downloads);
+      e.contribution = Difference(Square(e.to_downloads), d_to, Square(e.from_downloads), d_from);
+      out.top.push_back(std::move(e));
+    }
   }
 
   Squares entrants, exits, other_entrants, other_exits, rest;
-  auto add = [](ChangeGroup* g, Squares* sq, const EntityChange& e) {
+  auto add = [](ChangeGroup* g, Squares* sq, const Both& e) {
     ++g->entities;
     g->from_downloads += e.from_downloads;
     g->to_downloads += e.to_downloads;
@@ -139,7 +154,7 @@ ChangeExplanation ExplainChange(const RankedCounts& from, const RankedCounts& to
     sq->to += Square(e.to_downloads);
   };
   for (size_t i = 0; i < all.size(); ++i) {
-    const EntityChange& e = all[i];
+    const Both& e = all[i];
     const bool entrant = e.from_downloads == 0, exit = e.to_downloads == 0;
     if (entrant) add(&out.entrants, &entrants, e);
     if (exit) add(&out.exits, &exits, e);

@@ -14,17 +14,18 @@
 namespace hubmetrics {
 namespace {
 
-// A window's entities ranked as OnDemandViews ranks them.
+// A window's entities as OnDemandViews gives them: in no particular order
+// (shuffled here, so that no answer may depend on an order).
 RankedCounts Ranked(const std::map<std::string, uint64_t>& counts) {
   RankedCounts out;
   for (const auto& [name, n] : counts) {
     if (n == 0) continue;
-    out.entities.emplace_back(name, n);
+    out.owned_names.push_back(name);
+    out.entities.emplace_back(&out.owned_names.back(), n);
     out.total += n;
   }
-  std::sort(out.entities.begin(), out.entities.end(), [](const auto& a, const auto& b) {
-    return a.second != b.second ? a.second > b.second : a.first < b.first;
-  });
+  std::mt19937_64 rng(counts.size());
+  std::shuffle(out.entities.begin(), out.entities.end(), rng);
   return out;
 }
 
