@@ -131,6 +131,16 @@ class FakeMetricsBackend final : public MetricsBackend {
     out.set_from_week(request.from_week());
     return out;
   }
+  absl::StatusOr<v1::ConcentrationChange> ExplainChange(
+      const v1::ExplainChangeRequest& request) const override {
+    if (request.from_window().empty()) return absl::InvalidArgumentError("fake: from_window");
+    v1::ConcentrationChange out;
+    *out.mutable_view() = request.view();
+    out.mutable_before()->set_window(request.from_window());
+    out.mutable_after()->set_window(request.to_window());
+    out.add_top_movers()->set_entity("a");
+    return out;
+  }
   absl::StatusOr<v1::TopEntities> GetTopEntities(
       const v1::TopEntitiesRequest& request) const override {
     absl::MutexLock lock(&mu_);
@@ -301,6 +311,24 @@ TEST_F(ApiTest, UnaryCallsPassRequestsAndAnswersThrough) {
     Limit(&bad);
     req.mutable_view()->set_level("size");
     EXPECT_EQ(stub_->GetShareSeries(&bad, req, &got).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {
+    grpc::ClientContext ctx;
+    Limit(&ctx);
+    v1::ExplainChangeRequest req;
+    req.mutable_view()->set_level("developer");
+    req.set_from_window("week:2025-W01");
+    req.set_to_window("week:2025-W02");
+    v1::ConcentrationChange got;
+    ASSERT_TRUE(stub_->ExplainChange(&ctx, req, &got).ok());
+    EXPECT_EQ(got.before().window(), "week:2025-W01");
+    EXPECT_EQ(got.after().window(), "week:2025-W02");
+    ASSERT_EQ(got.top_movers_size(), 1);
+    grpc::ClientContext bad;
+    Limit(&bad);
+    req.clear_from_window();
+    EXPECT_EQ(stub_->ExplainChange(&bad, req, &got).error_code(),
               grpc::StatusCode::INVALID_ARGUMENT);
   }
   {

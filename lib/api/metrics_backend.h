@@ -38,6 +38,9 @@ class MetricsBackend {
   virtual absl::StatusOr<v1::TopEntities> GetTopEntities(
       const v1::TopEntitiesRequest& request) const = 0;
   virtual absl::StatusOr<v1::EntityReport> GetEntity(const v1::EntityRequest& request) const = 0;
+  // The ΔHHI decomposition of a view between two windows (ConcentrationChange).
+  virtual absl::StatusOr<v1::ConcentrationChange> ExplainChange(
+      const v1::ExplainChangeRequest& request) const = 0;
   virtual v1::IngestStats GetIngestStats() const = 0;
 
   // A number that grows whenever any view may have changed.

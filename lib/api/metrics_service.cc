@@ -157,6 +157,13 @@ grpc::ServerUnaryReactor* MetricsServiceImpl::GetEntity(grpc::CallbackServerCont
                                 [this, request] { return backend_->GetEntity(*request); });
 }
 
+grpc::ServerUnaryReactor* MetricsServiceImpl::ExplainChange(grpc::CallbackServerContext* context,
+                                                            const v1::ExplainChangeRequest* request,
+                                                            v1::ConcentrationChange* response) {
+  return AnswerOnBlockingThread(context, response,
+                                [this, request] { return backend_->ExplainChange(*request); });
+}
+
 grpc::ServerUnaryReactor* MetricsServiceImpl::GetIngestStats(
     grpc::CallbackServerContext* context, const v1::IngestStatsRequest* /*request*/,
     v1::IngestStats* response) {

@@ -76,8 +76,9 @@ using MetricsServiceBase = v1::MetricsService::WithCallbackMethod_GetConcentrati
         v1::MetricsService::WithCallbackMethod_GetShareSeries<
             v1::MetricsService::WithCallbackMethod_GetTopEntities<
                 v1::MetricsService::WithCallbackMethod_GetEntity<
-                    v1::MetricsService::WithCallbackMethod_GetIngestStats<
-                        v1::MetricsService::Service>>>>>>;
+                    v1::MetricsService::WithCallbackMethod_ExplainChange<
+                        v1::MetricsService::WithCallbackMethod_GetIngestStats<
+                            v1::MetricsService::Service>>>>>>>;
 
 class MetricsServiceImpl final : public MetricsServiceBase {
  public:
@@ -114,6 +115,9 @@ class MetricsServiceImpl final : public MetricsServiceBase {
   grpc::ServerUnaryReactor* GetEntity(grpc::CallbackServerContext* context,
                                       const v1::EntityRequest* request,
                                       v1::EntityReport* response) override;
+  grpc::ServerUnaryReactor* ExplainChange(grpc::CallbackServerContext* context,
+                                          const v1::ExplainChangeRequest* request,
+                                          v1::ConcentrationChange* response) override;
   grpc::Status WatchConcentration(grpc::ServerContext* context,
                                   const v1::ConcentrationRequest* request,
                                   grpc::ServerWriter<v1::Concentration>* writer) override;

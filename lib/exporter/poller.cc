@@ -11,6 +11,7 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "lib/exporter/translate.h"
+#include "lib/time/time.h"
 
 namespace hubmetrics::exporter {
 namespace {
@@ -119,6 +120,30 @@ absl::Status Poller::PollOnce() {
       snapshot.shares.push_back(std::move(result));
     }
   }
+  // Week over week: the watermark's week against the one before, both named
+  // (not week:current) so that the two windows are one consistent pair.
+  const std::optional<absl::Time> watermark = WatermarkOf(stats);
+  const int change_top = std::clamp(options_.change_top, 0, kMaxChangeTop);
+  if (change_top > 0 && watermark.has_value()) {
+    const IsoWeek current = IsoWeek::Containing(DayOf(*watermark));
+    for (const View& view : ConcentrationViews()) {
+      v1::ExplainChangeRequest req;
+      *req.mutable_view() = view.ToProto();
+      req.set_from_window(absl::StrCat("week:", current.Plus(-1).Label()));
+      req.set_to_window(absl::StrCat("week:", current.Label()));
+      req.set_k(static_cast<uint32_t>(change_top));
+      grpc::ClientContext ctx;
+      SetDeadline(ctx, options_.rpc_timeout);
+      ChangeResult result{.view = view, .change = {}};
+      grpc::Status s = stub_->ExplainChange(&ctx, req, &result.change);
+      if (!s.ok()) {
+        fail(FromGrpc(s, absl::StrCat("ExplainChange ", view.Key())));
+        continue;
+      }
+      snapshot.changes.push_back(std::move(result));
+    }
+  }
+  snapshot.hhi_change_alert_bound = options_.hhi_change_alert_bound;
   snapshot.up = first_error.ok();
   std::vector<prometheus::MetricFamily> families =
       ToFamilies(snapshot, options_.top_entities, ShareTop(options_));
@@ -130,7 +155,8 @@ absl::Status Poller::PollOnce() {
 int RpcsPerPoll(const PollerOptions& options) {
   const int per_view = options.top_entities > 0 ? 2 : 1;
   return 1 + static_cast<int>(options.windows.size() * ConcentrationViews().size()) * per_view +
-         static_cast<int>(options.share_windows.size() * options.share_views.size());
+         static_cast<int>(options.share_windows.size() * options.share_views.size()) +
+         (options.change_top > 0 ? static_cast<int>(ConcentrationViews().size()) : 0);
 }
 
 std::vector<prometheus::MetricFamily> Poller::Collect() const {

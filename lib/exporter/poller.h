@@ -4,7 +4,8 @@
 // Why polling (not WatchConcentration): it is simple, its load on the daemon is
 // bounded and known — RpcsPerPoll(): one GetIngestStats, per concentration view
 // x window one GetConcentration and one GetTopEntities, and per share view x
-// share window one GetTopEntities, whatever the event rate — and a Prometheus
+// share window one GetTopEntities, per concentration view one ExplainChange
+// when change_top > 0 and the daemon has a watermark, whatever the event rate — and a Prometheus
 // scrape never waits on the daemon: it reads the last snapshot. Share views are
 // mostly not live in the daemon: each is computed on request from its
 // per-model counts, and cached until the next batch changes them.
@@ -29,6 +30,7 @@
 #define HUBMETRICS_LIB_EXPORTER_POLLER_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +62,12 @@ struct PollerOptions {
   // Entities exported by name per share view and window (BoundShares); clamped
   // to 1..kMaxShareTop.
   int share_top = kDefaultShareTop;
+  // Top movers per concentration view of the week-over-week change (one
+  // ExplainChange per concentration view and poll); 0: no change RPCs.
+  // Clamped to 0..kMaxChangeTop.
+  int change_top = 0;
+  // Exported as hubmetrics_hhi_change_alert_bound when set.
+  std::optional<double> hhi_change_alert_bound;
   // Deadline of each RPC.
   absl::Duration rpc_timeout = absl::Seconds(5);
 };

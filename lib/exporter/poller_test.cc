@@ -157,6 +157,8 @@ class PollerTest : public ::testing::Test {
                              .share_views = TestShareViews(),
                              .share_windows = {"all", "week:current"},
                              .share_top = kShareTop,
+                             .change_top = 0,
+                             .hhi_change_alert_bound = std::nullopt,
                              .rpc_timeout = absl::Seconds(5)};
     poller_ = std::make_unique<Poller>(NewDaemonChannel(absl::StrCat("127.0.0.1:", port_)),
                                        options_, errors_);

@@ -409,6 +409,67 @@ std::vector<prometheus::MetricFamily> ToFamilies(const Snapshot& snapshot, int t
     out.push_back(std::move(share_downloads));
   }
 
+  if (!snapshot.changes.empty()) {
+    MetricFamily delta =
+        Family("hubmetrics_hhi_week_over_week_change",
+               "HHI of the watermark's week minus HHI of the week before, per view (exact; "
+               "hubctl change --from=week:PREVIOUS --to=week:CURRENT explains it).",
+               MetricType::Gauge);
+    MetricFamily parts = Family(
+        "hubmetrics_hhi_change_contribution",
+        "Contribution to the week-over-week HHI change (share_after^2 - share_before^2, summed): "
+        "part=top_mover per top mover (exporter --change_top), and parts other_entrants, "
+        "other_exits, rest; the parts of a view add up to hubmetrics_hhi_week_over_week_change.",
+        MetricType::Gauge);
+    for (const ChangeResult& r : snapshot.changes) {
+      std::vector<ClientMetric::Label> labels = {
+          L("level", r.view.LevelLabel()), L("filter", std::string(FilterName(r.view.filter))),
+          L("attribution", std::string(AttributionName(r.view.attribution)))};
+      // The two weeks name the hubctl command that explains the change (the
+      // alert's annotation); they move once a week, so the series do too.
+      auto with_weeks = labels;
+      with_weeks.push_back(L("from_week", r.change.before().first_week()));
+      with_weeks.push_back(L("to_week", r.change.after().first_week()));
+      AddGauge(delta, std::move(with_weeks), r.change.delta_hhi());
+      auto add = [&](std::string part, std::string entity, double value) {
+        auto with = labels;
+        with.push_back(L("part", std::move(part)));
+        with.push_back(L("entity", std::move(entity)));
+        AddGauge(parts, std::move(with), value);
+      };
+      // Distinct names after sanitizing; a clash (two names cut alike) goes to
+      // the rest so that no label set appears twice and the parts still add up.
+      std::vector<std::string> seen;
+      double folded = 0;
+      int exported = 0;
+      for (const v1::EntityMove& m : r.change.top_movers()) {
+        std::string name = SanitizeLabelValue(m.entity());
+        if (exported >= kMaxChangeTop || std::find(seen.begin(), seen.end(), name) != seen.end() ||
+            (!name.empty() && name.front() == '(')) {
+          folded += m.contribution();
+          continue;
+        }
+        ++exported;
+        seen.push_back(name);
+        add("top_mover", std::move(name), m.contribution());
+      }
+      add("other_entrants", "(other entrants)", r.change.other_entrants().contribution());
+      add("other_exits", "(other exits)", r.change.other_exits().contribution());
+      add("rest", "(rest)", r.change.rest().contribution() + folded);
+    }
+    out.push_back(std::move(delta));
+    out.push_back(std::move(parts));
+  }
+  if (snapshot.hhi_change_alert_bound.has_value()) {
+    MetricFamily bound =
+        Family("hubmetrics_hhi_change_alert_bound",
+               "The bound on |hubmetrics_hhi_week_over_week_change| beyond which the alert "
+               "HubmetricsHhiMovedThisWeek fires (exporter --hhi_change_alert_bound).",
+               MetricType::Gauge);
+    AddGauge(bound, {}, *snapshot.hhi_change_alert_bound);
+    out.push_back(std::move(bound));
+  }
+
   if (snapshot.stats.has_value()) {
     const v1::IngestStats& s = *snapshot.stats;
     MetricFamily events = Family("hubmetrics_events_total",

@@ -11,6 +11,9 @@
 //   hubmetrics_top_entity_share         gauge {level, filter, attribution, window, entity, rank}
 //   hubmetrics_attribute_share          gauge {level, filter, attribution, sample, window, entity}
 //   hubmetrics_attribute_downloads      gauge {level, filter, attribution, sample, window, entity}
+//   hubmetrics_hhi_week_over_week_change    gauge {level, filter, attribution, from_week, to_week}
+//   hubmetrics_hhi_change_contribution  gauge {level, filter, attribution, part, entity}
+//   hubmetrics_hhi_change_alert_bound   gauge (exporter --hhi_change_alert_bound)
 //   hubmetrics_events_total             counter {outcome="unique|duplicate|rejected"}
 //   hubmetrics_rejected_total           counter {reason}
 //   hubmetrics_consumer_lag             gauge (sum over partitions)
@@ -25,6 +28,16 @@
 // head) and share window: the share and unique downloads of each of the top N
 // entities, and of kOtherEntity for all the others, so that each view and
 // window's series add up to its whole (shares to 1 when it has downloads).
+//
+// The change families are per concentration view: ExplainChange from the week
+// before the watermark's week to the watermark's week (docs/DEFINITIONS.md,
+// "ΔHHI decomposition"). hubmetrics_hhi_change_contribution has part
+// "top_mover" (entity: its name) for each of the top N movers and parts
+// "other_entrants", "other_exits", "rest" (entity: the part's name in
+// parentheses), which add up to hubmetrics_hhi_week_over_week_change: at most
+// kMaxChangeTop + 3 series per view. The alert rule HubmetricsHhiMovedThisWeek
+// compares the change with hubmetrics_hhi_change_alert_bound, so the bound is
+// set where the exporter runs.
 //
 // The label `window` carries the window as configured and normalized
 // ("week:current", "trailing:4"): the daemon answers "week:current" itself, so
@@ -67,6 +80,9 @@ inline constexpr int kMaxShareViews = 64;
 // Entities exported by name per share view and window: default and most.
 inline constexpr int kDefaultShareTop = 10;
 inline constexpr int kMaxShareTop = 100;
+// Top movers exported per concentration view (week over week): default, most.
+inline constexpr int kDefaultChangeTop = 5;
+inline constexpr int kMaxChangeTop = 20;
 // The entity label of everything outside a share view's top N. Parentheses
 // are not in any level's generated words (unknown, Unknown, other, ...), and
 // a catalog value that happens to read "(other)" is folded into it rather
@@ -136,12 +152,21 @@ struct ShareResult {
   v1::TopEntities top;
 };
 
+// One concentration view's week-over-week change.
+struct ChangeResult {
+  View view;
+  v1::ConcentrationChange change;
+};
+
 // Everything one poll learned. `up` is false when any RPC of the poll failed.
 struct Snapshot {
   bool up = false;
   std::optional<v1::IngestStats> stats;
   std::vector<ViewResult> views;
   std::vector<ShareResult> shares;
+  std::vector<ChangeResult> changes;
+  // The alert rule's bound on |week-over-week ΔHHI|; absent: not exported.
+  std::optional<double> hhi_change_alert_bound;
 };
 
 // A share view and window cut to a bounded label set.

@@ -322,6 +322,38 @@ TEST(ToFamiliesTest, LeaderboardIsBoundedPerViewAndWindow) {
   EXPECT_EQ(count(-5), 0);
 }
 
+TEST(ToFamiliesTest, WeekOverWeekChangeIsBoundedAndItsPartsAddUp) {
+  Snapshot s;
+  s.up = true;
+  s.hhi_change_alert_bound = 0.02;
+  ChangeResult r{.view = ConcentrationViews()[0], .change = {}};
+  r.change.set_delta_hhi(0.5);
+  double movers = 0;
+  for (int i = 0; i < 50; ++i) {
+    v1::EntityMove* m = r.change.add_top_movers();
+    m->set_entity(i == 3 ? "org/m2" : absl::StrCat("org/m", i));  // a repeated name
+    m->set_contribution(0.01);
+    movers += 0.01;
+  }
+  r.change.mutable_other_entrants()->set_contribution(0.1);
+  r.change.mutable_other_exits()->set_contribution(-0.05);
+  r.change.mutable_rest()->set_contribution(0.5 - movers - 0.05);
+  s.changes.push_back(r);
+  const auto families = ToFamilies(s, 10);
+  const auto* parts = Find(families, "hubmetrics_hhi_change_contribution");
+  ASSERT_NE(parts, nullptr);
+  // kMaxChangeTop movers by name, then the three other parts.
+  ASSERT_EQ(parts->metric.size(), static_cast<size_t>(kMaxChangeTop + 3));
+  double sum = 0;
+  for (const auto& m : parts->metric) sum += m.gauge.value;
+  EXPECT_NEAR(sum, 0.5, 1e-12);
+  const std::string text = Serialize(families);
+  EXPECT_THAT(text, HasSubstr("hubmetrics_hhi_week_over_week_change{level=\"model\""));
+  EXPECT_THAT(text, HasSubstr("part=\"other_exits\",entity=\"(other exits)\"} -0.05"));
+  EXPECT_THAT(text, HasSubstr("hubmetrics_hhi_change_alert_bound 0.02"));
+  EXPECT_EQ(Find(ToFamilies(Snapshot{}, 10), "hubmetrics_hhi_change_contribution"), nullptr);
+}
+
 TEST(ToFamiliesTest, IngestStatsAreCountersAndGauges) {
   Snapshot s;
   s.up = true;

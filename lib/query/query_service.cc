@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/base/status_macros.h"
+#include "lib/query/explain_change.h"
 
 namespace hubmetrics {
 namespace {
@@ -35,6 +36,19 @@ void FillWatermark(const Pipeline::ReadState& state, google::protobuf::Timestamp
 double Share(uint64_t part, uint64_t whole) {
   return whole ? static_cast<double>(part) / static_cast<double>(whole) : 0.0;
 }
+
+void FillGroup(const ChangeGroup& g, uint64_t from_total, uint64_t to_total, v1::MoverGroup* out) {
+  out->set_entities(g.entities);
+  out->set_from_downloads(g.from_downloads);
+  out->set_from_share(Share(g.from_downloads, from_total));
+  out->set_to_downloads(g.to_downloads);
+  out->set_to_share(Share(g.to_downloads, to_total));
+  out->set_contribution(g.contribution);
+}
+
+// Top movers: 1..kMaxMovers, default kDefaultMovers.
+constexpr uint32_t kDefaultMovers = 10;
+constexpr uint32_t kMaxMovers = 1000;
 
 }  // namespace
 
@@ -202,6 +216,62 @@ absl::StatusOr<v1::EntityReport> QueryService::GetEntity(const v1::EntityRequest
     e->set_downloads(st.entity.downloads);
     e->set_share(Share(st.entity.downloads, st.total));
     e->set_rank(st.entity.rank);
+    FillWatermark(s, out.mutable_watermark());
+  });
+  return out;
+}
+
+absl::StatusOr<v1::ConcentrationChange> QueryService::ExplainChange(
+    const v1::ExplainChangeRequest& request) const {
+  ASSIGN_OR_RETURN(View view, ParseView(request.view()));
+  if (request.from_window().empty() || request.to_window().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("give both from_window and to_window, each one of: ",
+                     absl::string_view(WindowWords().data(), WindowWords().size())));
+  }
+  ASSIGN_OR_RETURN(Window from, ParseWindow(request.from_window()));
+  ASSIGN_OR_RETURN(Window to, ParseWindow(request.to_window()));
+  ASSIGN_OR_RETURN(std::vector<uint32_t> ks, ParseTopK(request.top_k()));
+  const uint32_t k = request.k() == 0 ? kDefaultMovers : request.k();
+  if (k > kMaxMovers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k ", k, " is out of range: 1..", kMaxMovers, " (0: ", kDefaultMovers, ")"));
+  }
+  v1::ConcentrationChange out;
+  pipeline_->Read([&](const Pipeline::ReadState& s) {
+    const std::optional<IsoWeek> watermark_week = s.aggregates.watermark_week();
+    const std::shared_ptr<const RankedCounts> before = on_demand_->Counts(view, from);
+    const std::shared_ptr<const RankedCounts> after = on_demand_->Counts(view, to);
+    const ChangeExplanation x = hubmetrics::ExplainChange(*before, *after, k);
+    *out.mutable_view() = view.ToProto();
+    FillConcentration(view, from, watermark_week, Measures(s, view, from, ks),
+                      out.mutable_before());
+    FillConcentration(view, to, watermark_week, Measures(s, view, to, ks), out.mutable_after());
+    FillWatermark(s, out.mutable_before()->mutable_watermark());
+    FillWatermark(s, out.mutable_after()->mutable_watermark());
+    out.set_delta_hhi(x.delta_hhi);
+    out.set_delta_gini(out.after().gini() - out.before().gini());
+    out.set_delta_total_downloads(static_cast<int64_t>(x.to_total) -
+                                  static_cast<int64_t>(x.from_total));
+    out.set_delta_entities(static_cast<int64_t>(after->entities.size()) -
+                           static_cast<int64_t>(before->entities.size()));
+    for (const EntityChange& e : x.top) {
+      v1::EntityMove* m = out.add_top_movers();
+      m->set_entity(e.entity);
+      m->set_from_downloads(e.from_downloads);
+      m->set_from_share(Share(e.from_downloads, x.from_total));
+      m->set_from_rank(e.from_rank);
+      m->set_to_downloads(e.to_downloads);
+      m->set_to_share(Share(e.to_downloads, x.to_total));
+      m->set_to_rank(e.to_rank);
+      m->set_contribution(e.contribution);
+      m->set_kind(e.from_downloads == 0 ? "entrant" : (e.to_downloads == 0 ? "exit" : "both"));
+    }
+    FillGroup(x.entrants, x.from_total, x.to_total, out.mutable_entrants());
+    FillGroup(x.exits, x.from_total, x.to_total, out.mutable_exits());
+    FillGroup(x.other_entrants, x.from_total, x.to_total, out.mutable_other_entrants());
+    FillGroup(x.other_exits, x.from_total, x.to_total, out.mutable_other_exits());
+    FillGroup(x.rest, x.from_total, x.to_total, out.mutable_rest());
     FillWatermark(s, out.mutable_watermark());
   });
   return out;

@@ -42,6 +42,10 @@ class QueryService final : public MetricsBackend {
   absl::StatusOr<v1::TopEntities> GetTopEntities(
       const v1::TopEntitiesRequest& request) const override;
   absl::StatusOr<v1::EntityReport> GetEntity(const v1::EntityRequest& request) const override;
+  // Both windows' counts come from OnDemandViews (exact for any view x
+  // window), their concentration answers as GetConcentration's.
+  absl::StatusOr<v1::ConcentrationChange> ExplainChange(
+      const v1::ExplainChangeRequest& request) const override;
   v1::IngestStats GetIngestStats() const override { return pipeline_->GetIngestStats(); }
   uint64_t StateVersion() const override { return pipeline_->StateVersion(); }
   uint64_t WaitForStateVersionAbove(uint64_t seen, absl::Time deadline) const override {

@@ -95,6 +95,14 @@ ABSL_FLAG(int, share_top, hubmetrics::exporter::kDefaultShareTop,
                        std::string(hubmetrics::exporter::kOtherEntity),
                        "\", so each view and window has at most this + 1 series per attribute "
                        "family."));
+ABSL_FLAG(int, change_top, hubmetrics::exporter::kDefaultChangeTop,
+          absl::StrCat("Top movers per concentration view of the week-over-week HHI change "
+                       "(hubmetrics_hhi_change_contribution, part=top_mover), 0..",
+                       hubmetrics::exporter::kMaxChangeTop,
+                       "; 0: no change families (one ExplainChange per view and poll otherwise)."));
+ABSL_FLAG(double, hhi_change_alert_bound, 0.01,
+          "Exported as hubmetrics_hhi_change_alert_bound: the alert HubmetricsHhiMovedThisWeek "
+          "fires when a view's |week-over-week HHI change| is above it (0..1).");
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(5), "Deadline of each RPC to the daemon.");
 ABSL_FLAG(int, web_max_connections, 64,
           "Connections /metrics keeps open at once, 1..65536. One more is closed at once (the "
@@ -153,6 +161,20 @@ int Run() {
       absl::GetFlag(FLAGS_share_filters), absl::GetFlag(FLAGS_share_attributions));
   if (!share_views.ok()) {
     LogError("%s", share_views.status().message());
+    return 2;
+  }
+  const int change_top = absl::GetFlag(FLAGS_change_top);
+  if (change_top < 0 || change_top > exporter::kMaxChangeTop) {
+    LogError(
+        "--change_top=%d: must be between 0 (no change families) and %d (it bounds label "
+        "cardinality)",
+        change_top, exporter::kMaxChangeTop);
+    return 2;
+  }
+  const double alert_bound = absl::GetFlag(FLAGS_hhi_change_alert_bound);
+  if (!(alert_bound >= 0 && alert_bound <= 1)) {
+    LogError("--hhi_change_alert_bound=%g: must be between 0 and 1 (HHI is on the 0..1 scale)",
+             alert_bound);
     return 2;
   }
   const int share_top = absl::GetFlag(FLAGS_share_top);
@@ -227,6 +249,8 @@ int Run() {
                                .share_views = *std::move(share_views),
                                .share_windows = *std::move(share_windows),
                                .share_top = share_top,
+                               .change_top = change_top,
+                               .hhi_change_alert_bound = alert_bound,
                                .rpc_timeout = rpc_timeout};
   const std::string poll_summary = absl::StrFormat(
       "%d concentration views x %d windows, %d share views x %d windows: %d RPCs per poll",

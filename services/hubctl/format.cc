@@ -17,6 +17,14 @@ namespace {
 
 enum class Align { kLeft, kRight };
 
+// Display columns of UTF-8 text: code points (→ and Δ are one column, three
+// and two bytes).
+size_t Width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
 // Columns padded to their widest cell, two spaces apart, no trailing blanks.
 class Table {
  public:
@@ -31,7 +39,7 @@ class Table {
     std::vector<size_t> widths(aligns_.size(), 0);
     for (const auto& row : rows_) {
       for (size_t i = 0; i < row.size() && i < widths.size(); ++i) {
-        widths[i] = std::max(widths[i], row[i].size());
+        widths[i] = std::max(widths[i], Width(row[i]));
       }
     }
     std::string out;
@@ -39,7 +47,7 @@ class Table {
       std::string line;
       for (size_t i = 0; i < row.size() && i < widths.size(); ++i) {
         if (i > 0) line += "  ";
-        const std::string pad(widths[i] - row[i].size(), ' ');
+        const std::string pad(widths[i] - Width(row[i]), ' ');
         line += aligns_[i] == Align::kRight ? pad + row[i] : row[i] + pad;
       }
       line.erase(line.find_last_not_of(' ') + 1);
@@ -93,6 +101,10 @@ std::string WeekOf(const v1::Concentration& c) {
   }
   return c.window();
 }
+
+std::string Signed(double v) { return absl::StrFormat("%+.6f", v); }
+std::string Arrow(const std::string& a, const std::string& b) { return absl::StrCat(a, " → ", b); }
+std::string RankName(uint64_t rank) { return rank == 0 ? "-" : absl::StrCat(rank); }
 
 }  // namespace
 
@@ -181,6 +193,68 @@ std::string FormatShareSeries(const v1::ShareSeries& series) {
     t.Add(std::move(row));
   }
   return absl::StrCat(out, t.Render());
+}
+
+std::string FormatChange(const v1::ConcentrationChange& change) {
+  const v1::Concentration& b = change.before();
+  const v1::Concentration& a = change.after();
+  Table head({Align::kLeft, Align::kLeft});
+  head.Add({"view", ViewName(change.view())});
+  head.Add({"from", WindowName(b.window(), b.first_week(), b.last_week())});
+  head.Add({"to", WindowName(a.window(), a.first_week(), a.last_week())});
+  head.Add({"watermark", Watermark(change.has_watermark(), change.watermark())});
+  std::string out = head.Render();
+
+  Table m({Align::kLeft, Align::kRight, Align::kRight, Align::kRight},
+          {"", "before", "after", "change"});
+  m.Add({"total downloads", absl::StrCat(b.total_downloads()), absl::StrCat(a.total_downloads()),
+         absl::StrFormat("%+d", change.delta_total_downloads())});
+  m.Add({"entities", absl::StrCat(b.entities()), absl::StrCat(a.entities()),
+         absl::StrFormat("%+d", change.delta_entities())});
+  m.Add({"HHI", Hhi(b.hhi()), Hhi(a.hhi()), Signed(change.delta_hhi())});
+  m.Add({"Gini", Gini(b.gini()), Gini(a.gini()), absl::StrFormat("%+.4f", change.delta_gini())});
+  for (int i = 0; i < b.top_shares_size() && i < a.top_shares_size(); ++i) {
+    m.Add({absl::StrCat("top-", b.top_shares(i).k(), " share"), TopPct(b.top_shares(i).share()),
+           TopPct(a.top_shares(i).share()),
+           absl::StrFormat("%+.2f pp", (a.top_shares(i).share() - b.top_shares(i).share()) * 100)});
+  }
+  absl::StrAppend(&out, "\n", m.Render());
+
+  double movers = 0;
+  for (const v1::EntityMove& e : change.top_movers()) movers += e.contribution();
+  absl::StrAppend(&out, "\nΔHHI ", Signed(change.delta_hhi()), " = top ", change.top_movers_size(),
+                  " movers ", Signed(movers), ", other entrants ",
+                  Signed(change.other_entrants().contribution()), ", other exits ",
+                  Signed(change.other_exits().contribution()), ", rest ",
+                  Signed(change.rest().contribution()), "\n\n");
+  Table t({Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
+           Align::kRight},
+          {"", "", "entity", "downloads", "share", "rank", "contribution"});
+  for (int i = 0; i < change.top_movers_size(); ++i) {
+    const v1::EntityMove& e = change.top_movers(i);
+    std::string note = e.kind() == "both" ? "" : e.kind();
+    t.Add({note, absl::StrCat(i + 1), e.entity(),
+           Arrow(absl::StrCat(e.from_downloads()), absl::StrCat(e.to_downloads())),
+           Arrow(TopPct(e.from_share()), TopPct(e.to_share())),
+           Arrow(RankName(e.from_rank()), RankName(e.to_rank())), Signed(e.contribution())});
+  }
+  auto group = [&](const char* name, const v1::MoverGroup& g) {
+    t.Add({"", "", absl::StrCat(name, " (", g.entities(), ")"),
+           Arrow(absl::StrCat(g.from_downloads()), absl::StrCat(g.to_downloads())),
+           Arrow(TopPct(g.from_share()), TopPct(g.to_share())), "", Signed(g.contribution())});
+  };
+  group("other entrants", change.other_entrants());
+  group("other exits", change.other_exits());
+  group("rest", change.rest());
+  t.Add({"", "", "ΔHHI", "", "", "", Signed(change.delta_hhi())});
+  absl::StrAppend(&out, t.Render());
+  absl::StrAppend(&out, "\nall entrants: ", change.entrants().entities(), " entities, ",
+                  TopPct(change.entrants().to_share()), " of after, contribution ",
+                  Signed(change.entrants().contribution()),
+                  "\nall exits:    ", change.exits().entities(), " entities, ",
+                  TopPct(change.exits().from_share()), " of before, contribution ",
+                  Signed(change.exits().contribution()), "\n");
+  return out;
 }
 
 std::string FormatTopEntities(const v1::TopEntities& top) {

@@ -30,6 +30,12 @@ std::string FormatShareSeries(const v1::ShareSeries& series);
 std::string FormatTopEntities(const v1::TopEntities& top);
 std::string FormatEntity(const v1::EntityReport& report);
 std::string FormatIngestStats(const v1::IngestStats& stats);
+// change: the two windows' measures side by side, then ΔHHI split into the
+// top movers (each with downloads, share and rank before → after), the other
+// entrants, the other exits and the rest, which add up to ΔHHI; then all
+// entrants and exits as a summary. Contributions and ΔHHI with 6 decimals and
+// a sign.
+std::string FormatChange(const v1::ConcentrationChange& change);
 
 // watch: a header (view, window, column names; sized for `first`'s top-k
 // list) printed once, then one fixed-width row per update.

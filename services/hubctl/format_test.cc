@@ -322,5 +322,64 @@ TEST(CodeNameTest, NamesEveryGrpcCode) {
   EXPECT_EQ(GrpcCodeName(static_cast<grpc::StatusCode>(42)), "CODE_42");
 }
 
+TEST(FormatTest, ChangeSplitsDeltaHhi) {
+  v1::ConcentrationChange c;
+  c.mutable_view()->set_level("developer");
+  c.mutable_view()->set_filter("all");
+  c.mutable_view()->set_attribution("direct");
+  v1::Concentration* b = c.mutable_before();
+  b->set_window("week:2025-W10");
+  b->set_total_downloads(4);
+  b->set_entities(2);
+  b->set_hhi(0.625);
+  v1::Concentration* a = c.mutable_after();
+  a->set_window("week:2025-W11");
+  a->set_total_downloads(4);
+  a->set_entities(2);
+  a->set_hhi(0.5);
+  c.set_delta_hhi(-0.125);
+  v1::EntityMove* m = c.add_top_movers();
+  m->set_entity("google");
+  m->set_from_downloads(3);
+  m->set_from_share(0.75);
+  m->set_from_rank(1);
+  m->set_to_downloads(2);
+  m->set_to_share(0.5);
+  m->set_to_rank(1);
+  m->set_contribution(-0.3125);
+  m->set_kind("both");
+  c.mutable_other_entrants()->set_entities(1);
+  c.mutable_other_entrants()->set_to_downloads(2);
+  c.mutable_other_entrants()->set_to_share(0.5);
+  c.mutable_other_entrants()->set_contribution(0.25);
+  c.mutable_other_exits()->set_entities(1);
+  c.mutable_other_exits()->set_from_downloads(1);
+  c.mutable_other_exits()->set_from_share(0.25);
+  c.mutable_other_exits()->set_contribution(-0.0625);
+  *c.mutable_entrants() = c.other_entrants();
+  *c.mutable_exits() = c.other_exits();
+  const std::string t = FormatChange(c);
+  EXPECT_THAT(t, HasSubstr("from       week:2025-W10"));
+  EXPECT_THAT(WordsOfLineWith(t, "HHI  "), ElementsAre("HHI", "0.625000", "0.500000", "-0.125000"));
+  EXPECT_THAT(t, HasSubstr("ΔHHI -0.125000 = top 1 movers -0.312500, other entrants +0.250000, "
+                           "other exits -0.062500, rest +0.000000"));
+  EXPECT_THAT(WordsOfLineWith(t, "google"), ElementsAre("1", "google", "3", "→", "2", "75.00%", "→",
+                                                        "50.00%", "1", "→", "1", "-0.312500"));
+  EXPECT_THAT(
+      WordsOfLineWith(t, "other entrants (1)"),
+      ElementsAre("other", "entrants", "(1)", "0", "→", "2", "0.00%", "→", "50.00%", "+0.250000"));
+  EXPECT_THAT(t, HasSubstr("all exits:    1 entities, 25.00% of before"));
+  // Columns line up although → is three bytes: the contributions end in the same column.
+  std::vector<size_t> ends;
+  for (const std::string& line : Lines(t)) {
+    if (line.find("0.312500") != std::string::npos && line.find("google") != std::string::npos) {
+      ends.push_back(line.size() - 2 * 3);  // three arrows of 3 bytes, 1 column
+    }
+    if (line.find("other entrants (1)") != std::string::npos) ends.push_back(line.size() - 2 * 2);
+  }
+  ASSERT_EQ(ends.size(), 2u);
+  EXPECT_EQ(ends[0], ends[1]);
+}
+
 }  // namespace
 }  // namespace hubmetrics::hubctl

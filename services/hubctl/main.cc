@@ -45,9 +45,12 @@ ABSL_FLAG(std::vector<std::string>, top_k, {},
           "default when empty: 1,10,100).");
 ABSL_FLAG(int, k, 0,
           "top: how many entities, 1..10000 (0: the server's default, 10); shares: how many "
-          "entities to follow, 1..1000 (0: 20).");
-ABSL_FLAG(std::string, from, "", "series, shares: first ISO week, YYYY-Www.");
-ABSL_FLAG(std::string, to, "", "series, shares: last ISO week (inclusive), YYYY-Www.");
+          "entities to follow, 1..1000 (0: 20); change: how many top movers, 1..1000 (0: 10).");
+ABSL_FLAG(std::string, from, "",
+          "series, shares: first ISO week, YYYY-Www; change: the earlier window (any window "
+          "word).");
+ABSL_FLAG(std::string, to, "",
+          "series, shares: last ISO week (inclusive), YYYY-Www; change: the later window.");
 ABSL_FLAG(std::string, entity, "", "entity: model id, developer name or country code.");
 ABSL_FLAG(int, count, 0, "watch: stop after N updates (the first value counts); 0: until Ctrl-C.");
 
@@ -71,6 +74,10 @@ commands:
                                                     per week, the shares of the k entities
                                                     largest over the range, and the rest
   entity        VIEW [--window=W] --entity=NAME       one entity's downloads, share and rank
+  change        VIEW --from=W --to=W [--k=10] [--top_k=...]
+                                                    why HHI moved from one window to the
+                                                    other: ΔHHI split exactly into the k top
+                                                    movers, other entrants, other exits, rest
   watch         VIEW [--window=W] [--top_k=...] [--count=N]
                                                     each change of the measures (at most every
                                                     100 ms); stops after N updates if N > 0,
@@ -238,6 +245,20 @@ int Entity(const Call& call) {
   return s.ok() ? Print(out, &FormatEntity) : ServerError(s);
 }
 
+int Change(const Call& call, const std::vector<uint32_t>& top_k) {
+  v1::ExplainChangeRequest request;
+  *request.mutable_view() = ViewFromFlags();
+  request.set_from_window(absl::GetFlag(FLAGS_from));
+  request.set_to_window(absl::GetFlag(FLAGS_to));
+  request.set_k(static_cast<uint32_t>(absl::GetFlag(FLAGS_k)));
+  for (uint32_t k : top_k) request.add_top_k(k);
+  grpc::ClientContext ctx;
+  call.Limit(&ctx);
+  v1::ConcentrationChange out;
+  grpc::Status s = call.stub->ExplainChange(&ctx, request, &out);
+  return s.ok() ? Print(out, &FormatChange) : ServerError(s);
+}
+
 int Stats(const Call& call) {
   grpc::ClientContext ctx;
   call.Limit(&ctx);
@@ -284,11 +305,11 @@ int Run(const std::vector<char*>& args) {
   const std::string command = args[1];
   const bool is_view_command = command == "concentration" || command == "top" ||
                                command == "series" || command == "shares" || command == "entity" ||
-                               command == "watch";
+                               command == "watch" || command == "change";
   if (!is_view_command && command != "stats") {
     return UsageError(
         absl::StrCat("unknown command '", command,
-                     "'; one of concentration, top, series, shares, entity, watch, stats"));
+                     "'; one of concentration, top, series, shares, entity, change, watch, stats"));
   }
 
   // Flags that belong to another command are a mistake worth reporting.
@@ -303,12 +324,12 @@ int Run(const std::vector<char*>& args) {
   };
   for (std::optional<int> rc :
        {only_for(!absl::GetFlag(FLAGS_level).empty(), "level",
-                 {"concentration", "top", "series", "shares", "entity", "watch"}),
+                 {"concentration", "top", "series", "shares", "entity", "change", "watch"}),
         only_for(!absl::GetFlag(FLAGS_top_k).empty(), "top_k",
-                 {"concentration", "series", "watch"}),
-        only_for(!absl::GetFlag(FLAGS_from).empty(), "from", {"series", "shares"}),
-        only_for(!absl::GetFlag(FLAGS_to).empty(), "to", {"series", "shares"}),
-        only_for(absl::GetFlag(FLAGS_k) != 0, "k", {"top", "shares"}),
+                 {"concentration", "series", "change", "watch"}),
+        only_for(!absl::GetFlag(FLAGS_from).empty(), "from", {"series", "shares", "change"}),
+        only_for(!absl::GetFlag(FLAGS_to).empty(), "to", {"series", "shares", "change"}),
+        only_for(absl::GetFlag(FLAGS_k) != 0, "k", {"top", "shares", "change"}),
         only_for(!absl::GetFlag(FLAGS_entity).empty(), "entity", {"entity"}),
         only_for(absl::GetFlag(FLAGS_count) != 0, "count", {"watch"})}) {
     if (rc.has_value()) return *rc;
@@ -319,6 +340,11 @@ int Run(const std::vector<char*>& args) {
   if ((command == "series" || command == "shares") &&
       (absl::GetFlag(FLAGS_from).empty() || absl::GetFlag(FLAGS_to).empty())) {
     return UsageError(absl::StrCat("'", command, "' needs --from=YYYY-Www and --to=YYYY-Www"));
+  }
+  if (command == "change" &&
+      (absl::GetFlag(FLAGS_from).empty() || absl::GetFlag(FLAGS_to).empty())) {
+    return UsageError(absl::StrCat("'change' needs --from=W and --to=W, windows among: ",
+                                   absl::string_view(WindowWords().data(), WindowWords().size())));
   }
   if (command == "entity" && absl::GetFlag(FLAGS_entity).empty()) {
     return UsageError("'entity' needs --entity=NAME");
@@ -361,6 +387,7 @@ int Run(const std::vector<char*>& args) {
   if (command == "series") return Series(call, *top_k);
   if (command == "shares") return Shares(call);
   if (command == "entity") return Entity(call);
+  if (command == "change") return Change(call, *top_k);
   if (command == "watch") return Watch(call, request);
   return Stats(call);
 }

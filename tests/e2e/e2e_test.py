@@ -451,7 +451,102 @@ class Comparison:
             queries.append((("shares", view, first, last, k), "shares", flags,
                             lambda got, view=view, first=first, last=last, k=k:
                             self.check_shares(view, first, last, k, got)))
+        queries += self.change_queries()
         return queries
+
+    # ------------------------------------------------------------ change section
+    # Issue 19: hubctl change (ExplainChange), every field against the
+    # reference's explain_change for SPEC17_CHANGES.
+
+    def change_windows(self) -> dict[str, str]:
+        """The words SPEC17_CHANGES names windows by."""
+        weeks = self.r.sample_weeks()
+        ranges = self.spec17_ranges()
+        wm = self.r.watermark_week()
+        last = wm if wm is not None else weeks[-1]
+        return {"current": "week:current", "previous": f"week:{ref.week_label(last - 7)}",
+                "empty": f"week:{ref.week_label(weeks[0] - 7)}",  # before any data
+                "inner": f"range:{ref.week_label(ranges['inner'][0])}.."
+                         f"{ref.week_label(ranges['inner'][1])}",
+                "first": f"week:{ref.week_label(weeks[0])}", "all": "all",
+                "trailing:1": "trailing:1", "trailing:4": "trailing:4"}
+
+    def change_queries(self) -> list[tuple]:
+        words = self.change_windows()
+        top_k_flag = "--top_k=" + ",".join(str(k) for k in TOP_K)
+        queries = []
+        for view, frm, to, k in SPEC17_CHANGES:
+            fw, tw = words[frm], words[to]
+            flags = view_flags(view, True) + [f"--from={fw}", f"--to={tw}", top_k_flag]
+            if k is not None:
+                flags.append(f"--k={k}")
+            queries.append((("change", view, fw, tw, k), "change", flags,
+                            lambda got, view=view, fw=fw, tw=tw, k=k:
+                            self.check_change(view, fw, tw, k, got)))
+        return queries
+
+    def check_change(self, view, frm: str, to: str, k: int | None, got: dict) -> list[str]:
+        """Every field of a ConcentrationChange against the reference."""
+        exp = self.r.explain_change(view, frm, to, ref.EXPLAIN_DEFAULT_K if k is None else k,
+                                    TOP_K)
+        diffs = []
+        got_view = got.get("view", {})
+        for name, value in zip(("level", "filter", "attribution", "sample"),
+                               ref.normalize_view(view)):
+            if got_view.get(name, "") != value:
+                diffs.append(f"view.{name}: expected {value!r} got {got_view.get(name)!r}")
+        for side, window in (("before", frm), ("after", to)):
+            sub_got = got.get(side, {})
+            diffs += [f"{side}: {d}" for d in self.check_concentration17(view, window, sub_got)]
+            diffs += [f"{side}: {d}" for d in watermark_diffs(self.r, sub_got.get("watermark"))]
+        diffs += watermark_diffs(self.r, got.get("watermark"))
+
+        def near(e, g) -> bool:  # contributions: exact, rounded once
+            return isinstance(g, (int, float)) and abs(float(e) - g) <= CHANGE_TOL
+
+        for name in ("delta_hhi", "delta_gini"):
+            if not near(exp[name], dbl(got, name)):
+                diffs.append(f"{name}: expected {float(exp[name])!r} got {dbl(got, name)!r}")
+        for name in ("delta_total_downloads", "delta_entities"):
+            if int(got.get(name, "0")) != exp[name]:
+                diffs.append(f"{name}: expected {exp[name]} got {got.get(name)}")
+        movers = got.get("top_movers", [])
+        if len(movers) != len(exp["top_movers"]):
+            diffs.append(f"top_movers: expected {len(exp['top_movers'])} got {len(movers)}")
+        for i, (e, g) in enumerate(zip(exp["top_movers"], movers)):
+            for name in ("entity", "kind"):
+                if g.get(name, "") != e[name]:
+                    diffs.append(f"top_movers #{i + 1} {name}: expected {e[name]!r} "
+                                 f"got {g.get(name)!r}")
+            for name in ("from_downloads", "from_rank", "to_downloads", "to_rank"):
+                if u64(g, name) != e[name]:
+                    diffs.append(f"top_movers #{i + 1} {e['entity']} {name}: expected {e[name]} "
+                                 f"got {u64(g, name)}")
+            for name in ("from_share", "to_share"):
+                if not close(e[name], dbl(g, name)):
+                    diffs.append(f"top_movers #{i + 1} {e['entity']} {name}: expected "
+                                 f"{float(e[name])!r} got {dbl(g, name)!r}")
+            if not near(e["contribution"], dbl(g, "contribution")):
+                diffs.append(f"top_movers #{i + 1} {e['entity']} contribution: expected "
+                             f"{float(e['contribution'])!r} got {dbl(g, 'contribution')!r}")
+        for group in ("entrants", "exits", "other_entrants", "other_exits", "rest"):
+            e, g = exp[group], got.get(group, {})
+            for name in ("entities", "from_downloads", "to_downloads"):
+                if u64(g, name) != e[name]:
+                    diffs.append(f"{group}.{name}: expected {e[name]} got {u64(g, name)}")
+            for name in ("from_share", "to_share"):
+                if not close(e[name], dbl(g, name)):
+                    diffs.append(f"{group}.{name}: expected {float(e[name])!r} "
+                                 f"got {dbl(g, name)!r}")
+            if not near(e["contribution"], dbl(g, "contribution")):
+                diffs.append(f"{group}.contribution: expected {float(e['contribution'])!r} "
+                             f"got {dbl(g, 'contribution')!r}")
+        # The partition adds up to ΔHHI as the server reports both.
+        parts = sum(dbl(m, "contribution") for m in movers) + sum(
+            dbl(got.get(g, {}), "contribution") for g in ("other_entrants", "other_exits", "rest"))
+        if abs(parts - dbl(got, "delta_hhi")) > CHANGE_TOL:
+            diffs.append(f"parts sum to {parts!r}, delta_hhi {dbl(got, 'delta_hhi')!r}")
+        return diffs if len(diffs) <= 20 else diffs[:20] + [f"... and {len(diffs) - 20} more"]
 
     def spec17_refused(self) -> list[tuple[str, list[str], str | None]]:
         """(command, flags, flag) the server must refuse with INVALID_ARGUMENT;
@@ -475,7 +570,10 @@ class Comparison:
                 ("shares", ["--level=model", f"--from={last}", f"--to={first}"], None),
                 ("shares", ["--level=model", "--from=2000-W01", "--to=2025-W10"], None),
                 ("shares", ["--level=model", f"--from={first}", f"--to={last}", "--k=1001"],
-                 "--k")]
+                 "--k"),
+                ("change", ["--level=developer", "--from=week:current", "--to=yesterday"], None),
+                ("change", ["--level=developer", "--from=all", "--to=all", "--k=1001"], "--k"),
+                ("change", ["--level=model+model", "--from=all", "--to=week:current"], None)]
         return out
 
     def check_echo(self, window: str, got: dict) -> list[str]:
@@ -565,6 +663,21 @@ SPEC17_SHARES = (
     (("developer+license", "all", "direct", "population"), "whole", 50),
     (("model", "all", "direct", "population"), "whole", 1000),
 )
+
+# (view, from, to, k) of the change section; windows as Comparison.change_windows
+# names them; k None leaves --k out (the server's default, 10).
+SPEC17_CHANGES = (
+    (("developer", "all", "direct", "all"), "previous", "current", None),
+    (("model", "all", "direct", "all"), "empty", "current", 20),  # empty earlier window
+    (("country", "rolling_1y", "recursive", "all"), "trailing:4", "trailing:1", 5),
+    (("org_type", "all", "direct", "head"), "inner", "all", 3),
+    (("country+org_type", "all", "recursive", "population"), "first", "current", 1000),
+    (("size+modality", "rolling_1y", "direct", "all"), "all", "inner", 1),
+    (("derivation", "all", "recursive", "all"), "current", "previous", 10),
+    (("developer+license", "all", "direct", "population"), "previous", "current", 15),
+)
+# Contributions and ΔHHI are exact before one rounding each.
+CHANGE_TOL = 1e-12
 
 
 def watermark_diffs(r: ref.Reference, wm) -> list[str]:

@@ -90,6 +90,9 @@ POPULATION_MIN_DOWNLOADS = 200
 HEAD_SIZE = 200
 SHARE_SERIES_DEFAULT_K = 20
 SHARE_SERIES_MAX_K = 1000
+# ExplainChange's top movers.
+EXPLAIN_DEFAULT_K = 10
+EXPLAIN_MAX_K = 1000
 
 # The Hub's task taxonomy: pipeline_tag -> modality. A non-empty tag not here is "other".
 MODALITY_OF_TASK = {}
@@ -453,6 +456,56 @@ def measures(counts: Iterable[int], top_k: Iterable[int] = DEFAULT_TOP_K) -> dic
     return result
 
 
+def explain_change(before: dict[str, int], after: dict[str, int], k: int = EXPLAIN_DEFAULT_K) -> dict:
+    """The ΔHHI decomposition (docs/DEFINITIONS.md) of two windows' entity counts, brute force
+    with exact Fractions: a dict shaped like ConcentrationChange's decomposition fields (proto
+    field names; shares and contributions as Fractions). Every entity with downloads in either
+    window is in exactly one of top_movers, other_entrants, other_exits, rest."""
+    if not 1 <= k <= EXPLAIN_MAX_K:
+        raise ValueError(f"bad k {k}")
+    before = {e: n for e, n in before.items() if n > 0}
+    after = {e: n for e, n in after.items() if n > 0}
+    xf, xt = sum(before.values()), sum(after.values())
+
+    def share(n: int, x: int) -> Fraction:
+        return Fraction(n, x) if x else Fraction(0)
+
+    def rank(counts: dict[str, int], e: str) -> int:
+        c = counts.get(e, 0)
+        return 1 + sum(1 for v in counts.values() if v > c) if c else 0
+
+    rows = []
+    for e in set(before) | set(after):
+        f, t = before.get(e, 0), after.get(e, 0)
+        rows.append({
+            "entity": e,
+            "from_downloads": f, "from_share": share(f, xf), "from_rank": rank(before, e),
+            "to_downloads": t, "to_share": share(t, xt), "to_rank": rank(after, e),
+            "contribution": share(t, xt) ** 2 - share(f, xf) ** 2,
+            "kind": "entrant" if f == 0 else ("exit" if t == 0 else "both"),
+        })
+    # Python compares str by code point, which orders UTF-8 as bytes do.
+    rows.sort(key=lambda r: (-abs(r["contribution"]), r["entity"]))
+    top, others = rows[:k], rows[k:]
+
+    def group(members: list[dict]) -> dict:
+        f = sum(r["from_downloads"] for r in members)
+        t = sum(r["to_downloads"] for r in members)
+        return {"entities": len(members), "from_downloads": f, "from_share": share(f, xf),
+                "to_downloads": t, "to_share": share(t, xt),
+                "contribution": sum((r["contribution"] for r in members), Fraction(0))}
+
+    return {
+        "delta_hhi": measures(after.values())["hhi"] - measures(before.values())["hhi"],
+        "top_movers": top,
+        "entrants": group([r for r in rows if r["kind"] == "entrant"]),
+        "exits": group([r for r in rows if r["kind"] == "exit"]),
+        "other_entrants": group([r for r in others if r["kind"] == "entrant"]),
+        "other_exits": group([r for r in others if r["kind"] == "exit"]),
+        "rest": group([r for r in others if r["kind"] == "both"]),
+    }
+
+
 def head_of(per: dict[str, int]) -> list[str]:
     """The (at most) 200 largest models of one week's model -> downloads:
     downloads descending, then model id in byte order; only models with
@@ -806,6 +859,20 @@ class Reference:
             "entities": entities,
             "weeks": rows,
         }
+
+    def explain_change(self, view, from_window: str, to_window: str,
+                       k: int = EXPLAIN_DEFAULT_K, top_k=DEFAULT_TOP_K) -> dict:
+        """ExplainChange: the decomposition of explain_change() plus both windows'
+        concentration answers (as concentration()) and the deltas."""
+        before = self.window_counts(view, from_window)
+        after = self.window_counts(view, to_window)
+        out = explain_change(before, after, k)
+        b = self.concentration(view, from_window, top_k)
+        a = self.concentration(view, to_window, top_k)
+        out.update(before=b, after=a, delta_gini=a["gini"] - b["gini"],
+                   delta_total_downloads=a["total"] - b["total"],
+                   delta_entities=a["entities"] - b["entities"])
+        return out
 
     def sample_weeks(self) -> list[int]:
         """Every week from the first to the last one with an accepted event."""

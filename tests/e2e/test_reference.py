@@ -596,5 +596,69 @@ class ShareSeriesTest(unittest.TestCase):
             r.share_series(v, "2025-W12", "2025-W10", 2)
 
 
+class ExplainChangeTest(unittest.TestCase):
+    def test_hand_computed(self):
+        F = Fraction
+        # before: a 3, b 1 (X 4, HHI 10/16); after: a 2, c 2 (X 4, HHI 8/16).
+        x = ref.explain_change({"a": 3, "b": 1}, {"a": 2, "c": 2}, 1)
+        self.assertEqual(x["delta_hhi"], F(-2, 16))
+        self.assertEqual(x["top_movers"], [{
+            "entity": "a", "from_downloads": 3, "from_share": F(3, 4), "from_rank": 1,
+            "to_downloads": 2, "to_share": F(1, 2), "to_rank": 1, "contribution": F(-5, 16),
+            "kind": "both"}])
+        self.assertEqual(x["other_entrants"], {"entities": 1, "from_downloads": 0, "from_share": 0,
+                                               "to_downloads": 2, "to_share": F(1, 2),
+                                               "contribution": F(4, 16)})
+        self.assertEqual(x["other_exits"]["contribution"], F(-1, 16))
+        self.assertEqual(x["rest"], {"entities": 0, "from_downloads": 0, "from_share": 0,
+                                     "to_downloads": 0, "to_share": 0, "contribution": 0})
+        self.assertEqual(x["entrants"], x["other_entrants"])
+        # k 3: everything is a top mover, ordered by |contribution|, then name.
+        x = ref.explain_change({"a": 3, "b": 1}, {"a": 2, "c": 2}, 3)
+        self.assertEqual([(m["entity"], m["kind"]) for m in x["top_movers"]],
+                         [("a", "both"), ("c", "entrant"), ("b", "exit")])
+        self.assertEqual(x["other_entrants"]["entities"], 0)
+        self.assertEqual(x["entrants"]["entities"], 1)
+
+    def test_empty_earlier_window_and_ties(self):
+        x = ref.explain_change({}, {"b": 5, "a": 5}, 10)
+        self.assertEqual(x["delta_hhi"], Fraction(1, 2))
+        self.assertEqual([m["entity"] for m in x["top_movers"]], ["a", "b"])
+        self.assertEqual([m["from_rank"] for m in x["top_movers"]], [0, 0])
+        self.assertEqual(x["entrants"]["contribution"], Fraction(1, 2))
+        with self.assertRaises(ValueError):
+            ref.explain_change({}, {}, 0)
+
+    def test_parts_sum_to_delta(self):
+        import random
+        rng = random.Random(19)
+        for _ in range(200):
+            before = {f"e{rng.randrange(40)}": rng.randrange(6) for _ in range(rng.randrange(30))}
+            after = {f"e{rng.randrange(40)}": rng.randrange(6) for _ in range(rng.randrange(30))}
+            x = ref.explain_change(before, after, rng.randrange(1, 12))
+            parts = (sum(m["contribution"] for m in x["top_movers"]) +
+                     x["other_entrants"]["contribution"] + x["other_exits"]["contribution"] +
+                     x["rest"]["contribution"])
+            self.assertEqual(parts, x["delta_hhi"])
+            n = len({e for e, v in before.items() if v} | {e for e, v in after.items() if v})
+            self.assertEqual(len(x["top_movers"]) + x["other_entrants"]["entities"] +
+                             x["other_exits"]["entities"] + x["rest"]["entities"], n)
+
+    def test_reference_method(self):
+        r = ref.Reference()
+        r.ingest_events(users("x/x", 3, "2025-03-04T00:00:00Z") +
+                        users("y/y", 1, "2025-03-04T00:00:00Z") +
+                        users("y/y", 2, "2025-03-11T00:00:00Z"))
+        v = ("model", "all", "direct", "all")
+        x = r.explain_change(v, "week:2025-W10", "week:2025-W11", 10)
+        self.assertEqual(x["delta_hhi"], 1 - Fraction(10, 16))
+        self.assertEqual((x["delta_total_downloads"], x["delta_entities"]), (-2, -1))
+        self.assertEqual([(m["entity"], m["kind"]) for m in x["top_movers"]],
+                         [("y/y", "both"), ("x/x", "exit")])
+        x = r.explain_change(v, "week:2025-W09", "week:2025-W11")  # empty earlier window
+        self.assertEqual(x["before"]["total"], 0)
+        self.assertEqual(x["entrants"]["entities"], 1)
+
+
 if __name__ == "__main__":
     unittest.main()

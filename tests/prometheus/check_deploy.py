@@ -437,6 +437,13 @@ def check_grafana(deploy, flags):
             check(values <= set(default.split(",")),
                   f"variable {var} values {sorted(values)} are among the exporter's --{flag_name}={default}")
     check(any(t.startswith("Ingest") for t in titles), "an ingest health row")
+    # Issue 19: the week-over-week ΔHHI decomposition and the alert that points at it.
+    check(any(t.startswith("Who moved concentration this week") for t in titles),
+          "a panel 'who moved concentration this week'")
+    check(any("hubmetrics_hhi_change_contribution" in t["expr"] for p in dash["panels"]
+              for t in p.get("targets", [])), "a panel reads hubmetrics_hhi_change_contribution")
+    check("change_top" in exporter_flags and "hhi_change_alert_bound" in exporter_flags,
+          "the exporter defines --change_top and --hhi_change_alert_bound")
     for p in dash["panels"]:
         if p["type"] == "row":
             continue

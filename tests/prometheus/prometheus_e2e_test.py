@@ -13,7 +13,10 @@
    1e-9 relative, for a trailing window and for week:current; the attribute families
    (hubmetrics_attribute_share and _downloads) of a few levels, samples and windows hold
    exactly the daemon's leaderboard (GetTopEntities via hubctl): its top --share_top
-   entities, and "(other)" = the total minus theirs.
+   entities, and "(other)" = the total minus theirs. The week-over-week change families hold
+   ExplainChange's answer (hubctl change) for every concentration view, and the alert
+   HubmetricsHhiMovedThisWeek fires for exactly the views whose |ΔHHI| is above the
+   exporter's bound (set between two views' changes), naming the command that explains it.
 5. The daemon is stopped: the exporter keeps answering /metrics, with hubmetrics_up 0.
 
 All processes listen on 127.0.0.1 and are stopped at the end, also on failure.
@@ -26,6 +29,7 @@ when the prometheus server is not installed.
 from __future__ import annotations
 
 import argparse
+import datetime
 import itertools
 import json
 import os
@@ -45,6 +49,7 @@ from e2e_test import free_port  # noqa: E402
 
 REL_TOL = 1e-9
 SHARE_TOP = 3  # the exporter's --share_top: small, so that "(other)" holds several values
+CHANGE_TOP = 3  # the exporter's --change_top
 OTHER = "(other)"
 DEADLINE_S = 420  # the whole test; ctest's own limit is 600 s
 
@@ -163,6 +168,11 @@ def write_small_sample(events_path: str, models_path: str) -> None:
         f.write('{"model_id": 12}\n')  # rejected
 
 
+def iso_week(day: datetime.date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
 def substitute(expr: str, values: dict[str, str]) -> str:
     builtins = {"__rate_interval": "1m", "__interval": "1s", "__range": "5m"}
 
@@ -241,9 +251,31 @@ def main() -> int:
         stats = wait_for("hubmetricsd to ingest the sample", exhausted, 180)
         log(f"daemon ingested: unique={stats.get('unique_downloads')} rejected={stats.get('rejected')}")
 
+        # The week-over-week change of every concentration view, as the daemon explains it; the
+        # alert bound is put between two of them, so that some views fire and some do not.
+        wm = stats.get("watermark")
+        changes: dict[tuple[str, str, str], dict] = {}
+        bound = 0.5
+        if c.check(bool(wm), "the daemon has a watermark"):
+            day = datetime.date.fromisoformat(wm[:10])
+            to_week, from_week = iso_week(day), iso_week(day - datetime.timedelta(days=7))
+            for view in itertools.product(("model", "developer", "country"), ("all", "rolling_1y"),
+                                          ("direct", "recursive")):
+                got = hubctl("change", f"--level={view[0]}", f"--filter={view[1]}",
+                             f"--attribution={view[2]}", f"--from=week:{from_week}",
+                             f"--to=week:{to_week}", f"--k={CHANGE_TOP}")
+                if c.check(got is not None, f"hubctl change {'/'.join(view)} answers"):
+                    changes[view] = got
+            moves = sorted({abs(float(g.get("delta_hhi", 0.0))) for g in changes.values()})
+            if c.check(len(moves) >= 2, "views moved by different amounts week over week", str(moves)):
+                mid = len(moves) // 2
+                bound = (moves[mid - 1] + moves[mid]) / 2
+            log(f"week over week {from_week} -> {to_week}: |ΔHHI| {moves}; alert bound {bound!r}")
+
         metrics_addr = f"127.0.0.1:{free_port()}"
         procs.start("exporter", [bins["exporter"], f"--target={grpc_addr}", f"--listen={metrics_addr}",
-                                 "--poll_interval=500ms", "--top_entities=10", f"--share_top={SHARE_TOP}"])
+                                 "--poll_interval=500ms", "--top_entities=10", f"--share_top={SHARE_TOP}",
+                                 f"--change_top={CHANGE_TOP}", f"--hhi_change_alert_bound={bound!r}"])
         metrics_url = f"http://{metrics_addr}/metrics"
         wait_for("the exporter to report hubmetrics_up 1",
                  lambda: "\nhubmetrics_up 1\n" in ("\n" + http_get(metrics_url)[1]), 30)
@@ -302,12 +334,7 @@ def main() -> int:
         log(f"{queries} dashboard queries run over {len(panels)} panels")
 
         # 4. Prometheus holds what GetConcentration answers.
-        watermark_week = None
-        wm = stats.get("watermark")
-        if wm:
-            t = time.strptime(wm[:19], "%Y-%m-%dT%H:%M:%S")
-            iso = __import__("datetime").date(t.tm_year, t.tm_mon, t.tm_mday).isocalendar()
-            watermark_week = f"week:{iso[0]}-W{iso[1]:02d}"
+        watermark_week = f"week:{iso_week(datetime.date.fromisoformat(wm[:10]))}" if wm else None
         for level, filt, attribution, window, request_window in (
                 ("model", "all", "direct", "trailing:4", "trailing:4"),
                 ("developer", "rolling_1y", "recursive", "trailing:52", "trailing:52"),
@@ -363,6 +390,66 @@ def main() -> int:
                     f"prometheus {actual_share}\n    daemon     {expected_share}")
             folded = folded or expected[OTHER] > 0
         c.check(folded, f"some view has more than {SHARE_TOP} entities, summed into {OTHER}")
+
+        # 4c. Who moved concentration: the change families hold ExplainChange's answer (the top
+        # movers by name, the other parts, adding up to the change), and the alert fires for
+        # exactly the views whose |ΔHHI| is above the bound, naming the command that explains it.
+        series, err = query("hubmetrics_hhi_week_over_week_change")
+        exported = {(r["metric"].get("level"), r["metric"].get("filter"), r["metric"].get("attribution")):
+                    r for r in (series or [])}
+        c.check(set(exported) == set(changes), "a week-over-week change series per concentration view",
+                f"prometheus {sorted(exported)} {err}\n    daemon     {sorted(changes)}")
+        for view, got in changes.items():
+            what = f"ΔHHI {'/'.join(view)}"
+            r = exported.get(view)
+            if r is None:
+                continue
+            delta = float(got.get("delta_hhi", 0.0))
+            c.check(abs(float(r["value"][1]) - delta) <= REL_TOL * max(abs(delta), 1e-300)
+                    and r["metric"].get("from_week") == from_week and r["metric"].get("to_week") == to_week,
+                    f"{what}: Prometheus equals ExplainChange, weeks {from_week} -> {to_week}",
+                    f"{r} vs {delta}")
+            parts, err = query(f'hubmetrics_hhi_change_contribution{{level="{view[0]}",'
+                               f'filter="{view[1]}",attribution="{view[2]}"}}')
+            actual = {(x["metric"].get("part"), x["metric"].get("entity")): float(x["value"][1])
+                      for x in (parts or [])}
+            expected = {("top_mover", m["entity"]): float(m.get("contribution", 0.0))
+                        for m in got.get("top_movers", [])}
+            for part, entity in (("other_entrants", "(other entrants)"), ("other_exits", "(other exits)"),
+                                 ("rest", "(rest)")):
+                expected[(part, entity)] = float(got.get(part, {}).get("contribution", 0.0))
+            c.check(actual.keys() == expected.keys()
+                    and all(abs(actual[k] - v) <= 1e-12 + REL_TOL * abs(v) for k, v in expected.items()),
+                    f"{what}: contributions equal ExplainChange's top {CHANGE_TOP} and parts",
+                    f"prometheus {actual} {err}\n    daemon     {expected}")
+            c.check(abs(sum(actual.values()) - delta) <= 1e-12, f"{what}: the parts add up to the change",
+                    f"{sum(actual.values())!r} vs {delta!r}")
+
+        firing_expected = {v for v, g in changes.items() if abs(float(g.get("delta_hhi", 0.0))) > bound}
+
+        def firing():
+            status, body = http_get(f"http://{prom_addr}/api/v1/alerts")
+            if status != 200:
+                return None
+            alerts = [a for a in json.loads(body)["data"]["alerts"]
+                      if a["labels"].get("alertname") == "HubmetricsHhiMovedThisWeek" and a["state"] == "firing"]
+            got = {(a["labels"].get("level"), a["labels"].get("filter"), a["labels"].get("attribution")): a
+                   for a in alerts}
+            return got if set(got) == firing_expected else None
+        try:
+            alerts = wait_for(f"HubmetricsHhiMovedThisWeek to fire for {len(firing_expected)} views",
+                              firing, 30, 0.5)
+            c.check(bool(firing_expected) and len(firing_expected) < len(changes),
+                    f"the alert fires for the {len(firing_expected)} of {len(changes)} views above the bound")
+            for view, a in alerts.items():
+                command = (f"hubctl change --level={view[0]} --filter={view[1]} --attribution={view[2]} "
+                           f"--from=week:{from_week} --to=week:{to_week}")
+                c.check(command in a["annotations"].get("description", ""),
+                        f"the alert on {'/'.join(view)} names `{command}`", str(a["annotations"]))
+        except TimeoutError as e:
+            status, body = http_get(f"http://{prom_addr}/api/v1/alerts")
+            c.check(False, "HubmetricsHhiMovedThisWeek fires for exactly the views above the bound",
+                    f"{e}; expected {sorted(firing_expected)}; alerts {body[:600]}")
 
         # 5. The daemon goes away; the exporter stays up and says so.
         log("stopping hubmetricsd")

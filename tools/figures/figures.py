@@ -17,11 +17,16 @@ Files written into --out (PNG and SVG of each; names do not depend on the data):
   figure4_country-org_type        org types within each country (--pair_level, --pair_window)
   figure5_size, figure6_modality_task, figure8_license, figure9_derivation
                                   100% bars of those levels' values: window all, then each era
+  waterfall                       why HHI moved (ExplainChange, hubctl change) at --change_level from
+                                  --change_from to --change_to (default: the week before the
+                                  watermark's, and the watermark's): HHI before, each of the
+                                  --change_k top movers' contributions, other entrants, other exits
+                                  and the rest, HHI after
 
-Figures 1-3 use the view of --filter/--attribution/--sample (default rolling_1y / recursive / all,
-the paper's Rolling Window Filter and Recursive Model Attribution); Table 1 and Figures 4-9 that of
---attr_filter/--attr_attribution/--attr_sample (default all / direct / head: attributes of the model
-downloaded, the paper's Head Sample).
+Figures 1-3 and the waterfall use the view of --filter/--attribution/--sample (default rolling_1y /
+recursive / all, the paper's Rolling Window Filter and Recursive Model Attribution); Table 1 and
+Figures 4-9 that of --attr_filter/--attr_attribution/--attr_sample (default all / direct / head:
+attributes of the model downloaded, the paper's Head Sample).
 
 The weeks of Figures 2 and 3 are --from..--to; by default from the first week with downloads to the
 watermark's week. The first week is found with one `hubctl series` over the 1040 weeks (the most one
@@ -43,10 +48,11 @@ from typing import Callable, Optional
 import shaping
 from hubctl import Hubctl, HubctlError, View
 
-FIGURES = ("fig1", "fig2", "fig3", "table1", "fig4", "fig5", "fig6", "fig8", "fig9")
+FIGURES = ("fig1", "fig2", "fig3", "table1", "fig4", "fig5", "fig6", "fig8", "fig9", "waterfall")
 CONCENTRATION_LEVELS = ("model", "developer", "country")
 TOP_K_SEGMENTS = (1, 10, 100)
 ALL_ENTITIES = 10000  # the most `hubctl top` lists: every value of an attribute level
+MAX_MOVERS = 1000  # the most top movers `hubctl change` lists
 
 
 class UsageError(Exception):
@@ -80,7 +86,7 @@ def build_parser(repo_root: str) -> argparse.ArgumentParser:
     g.add_argument("--out", default="figures", help="directory for the files (default %(default)s/; created)")
     g.add_argument("--only", default=",".join(FIGURES),
                    help="which to draw, comma-separated among " + ",".join(FIGURES) + " (default: all)")
-    g = p.add_argument_group("figures 1-3")
+    g = p.add_argument_group("figures 1-3 and the waterfall")
     g.add_argument("--filter", default="rolling_1y", help="view filter (default %(default)s)")
     g.add_argument("--attribution", default="recursive", help="view attribution (default %(default)s)")
     g.add_argument("--sample", default="all", help="view sample: all | population | head (default %(default)s)")
@@ -94,6 +100,15 @@ def build_parser(repo_root: str) -> argparse.ArgumentParser:
                    help="figures 2, 3: first week YYYY-Www (default: the first week with downloads)")
     g.add_argument("--to", dest="to_week", default=None,
                    help="figures 2, 3: last week YYYY-Www (default: the watermark's week)")
+    g = p.add_argument_group("the waterfall of a change (hubctl change)")
+    g.add_argument("--change_level", default="developer", help="level of the change (default %(default)s)")
+    g.add_argument("--change_from", default=None, metavar="WINDOW",
+                   help="the earlier window, any window word (default: week:YYYY-Www, the week before the "
+                        "watermark's)")
+    g.add_argument("--change_to", default=None, metavar="WINDOW",
+                   help="the later window (default: week:YYYY-Www, the watermark's week)")
+    g.add_argument("--change_k", type=int, default=10,
+                   help=f"top movers drawn one by one, 1..{MAX_MOVERS} (default %(default)s)")
     g = p.add_argument_group("table 1 and figures 4-9")
     g.add_argument("--eras", default=shaping.DEFAULT_ERAS,
                    help="NAME=YYYY-Www..YYYY-Www, comma-separated; an empty end is the watermark's week "
@@ -209,6 +224,36 @@ class Run:
         title = (f"Figure 3: concentration over time (ranked segments, Gini, HHI)\n{self.view('').describe(with_level=False)}{self.watermark_text}")
         return render.concentration(panels, title, a.out, "figure3_concentration", self.range_note or "no data")
 
+    def change_windows(self) -> Optional[tuple]:
+        """(from, to) of the waterfall: the flags, else the week before the watermark's and the watermark's
+        week; None when a default is needed and there is no watermark (no event yet)."""
+        a = self.args
+        if (a.change_from and a.change_to) or self.watermark is not None:
+            return (a.change_from or f"week:{shaping.add_weeks(self.watermark, -1)}",
+                    a.change_to or f"week:{self.watermark}")
+        return None
+
+    def waterfall(self) -> list:
+        a = self.args
+        view = self.view(a.change_level)
+        windows = self.change_windows()
+        change = None
+        if windows is not None:
+            change = shaping.parse_change(self.client.change(view, *windows, a.change_k))
+        if change is not None and change.before.window and change.after.window:
+            b, f = change.before, change.after
+            span = (f"{shaping.window_label(b.window, b.first_week, b.last_week)} \u2192 "
+                    f"{shaping.window_label(f.window, f.first_week, f.last_week)}")
+        else:
+            span = f"{windows[0]} \u2192 {windows[1]}" if windows else "no windows"
+        movers = len(change.top_movers) if change else a.change_k
+        title = (f"Why HHI moved: {view.describe()}, {span}\n"
+                 f"HHI before, the top {movers} movers' contributions, other entrants, other exits, the "
+                 f"rest, HHI after{self.watermark_text}")
+        if change is None:
+            return render.waterfall(None, title, a.out, "waterfall", "no data (no event accepted yet)")
+        return render.waterfall(shaping.waterfall(change), title, a.out, "waterfall")
+
     def attr_top(self, level: str, window: Optional[str]) -> Optional[shaping.TopEntities]:
         if window is None:
             return None
@@ -279,6 +324,8 @@ def main(argv: Optional[list] = None, repo_root: Optional[str] = None) -> int:
     for name in ("top", "shares_k", "max_values"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
+    if not 1 <= args.change_k <= MAX_MOVERS:
+        parser.error(f"--change_k must be 1..{MAX_MOVERS}")
     for name in ("from_week", "to_week"):
         if getattr(args, name):
             try:
@@ -343,6 +390,7 @@ def main(argv: Optional[list] = None, repo_root: Optional[str] = None) -> int:
         "fig6": lambda: run.attr_figure("6", ("modality", "task"), "figure6_modality_task"),
         "fig8": lambda: run.attr_figure("8", ("license",), "figure8_license"),
         "fig9": lambda: run.attr_figure("9", ("derivation",), "figure9_derivation"),
+        "waterfall": run.waterfall,
     }
     for name in FIGURES:
         if name in only:

@@ -118,3 +118,7 @@ class Hubctl:
 
     def shares(self, view: View, from_week: str, to_week: str, k: int) -> dict:
         return self.call("shares", view.flags() + [f"--from={from_week}", f"--to={to_week}", f"--k={k}"])
+
+    def change(self, view: View, from_window: str, to_window: str, k: int) -> dict:
+        """ExplainChange: why HHI moved from one window to the other."""
+        return self.call("change", view.flags() + [f"--from={from_window}", f"--to={to_window}", f"--k={k}"])

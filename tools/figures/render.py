@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import dates as mdates  # noqa: E402
+from matplotlib import patches as mpatches  # noqa: E402
 
 import shaping  # noqa: E402
 
@@ -283,3 +284,75 @@ def _dark(color) -> bool:
     r, g, b = matplotlib.colors.to_rgb(color)
     return 0.299 * r + 0.587 * g + 0.114 * b < 0.5
 
+
+
+# ---- the waterfall of a change ------------------------------------------------------------------------
+
+TOTAL_COLOR = "#525252"  # HHI before and after, from 0
+UP_COLOR = "#e66101"  # a part that raised HHI (orange; with purple, readable by the colour-blind)
+DOWN_COLOR = "#5e3c99"  # a part that lowered it
+
+
+def waterfall(data: Optional[shaping.Waterfall], title: str, out_dir: str, stem: str,
+              message: str = "no data") -> list:
+    """HHI before and after as bars from 0, each part of the change between them as a bar floating from
+    the running total (orange up, purple down), labelled with its signed contribution. When the parts
+    are small next to HHI, the axis starts above 0 (said on the axis) so that they can be seen."""
+    n = len(data.bars) if data is not None else 0
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.62 * n + 2.5), 5.4), constrained_layout=True)
+    ax.set_title(title, loc="left")
+    if data is None or not data.has_data:
+        _no_data(ax, message)
+        return save(fig, out_dir, stem)
+    x = list(range(n))
+    bottoms, heights, colors = [], [], []
+    for b in data.bars:
+        if b.kind == "total":
+            bottoms.append(0.0)
+            heights.append(b.value)
+            colors.append(TOTAL_COLOR)
+        else:
+            bottoms.append(min(b.start, b.end))
+            heights.append(abs(b.value))
+            colors.append(UP_COLOR if b.kind == "up" else DOWN_COLOR)
+    ax.bar(x, heights, bottom=bottoms, color=colors, width=0.7)
+    for i, b in enumerate(data.bars):
+        if b.kind == "zero":  # no height: a flat mark at the running total
+            ax.plot([i - 0.35, i + 0.35], [b.start, b.start], color=TOTAL_COLOR, linewidth=1.2)
+    levels = [v for b in data.bars for v in (b.start, b.end) if b.kind != "total"]
+    levels += [data.bars[0].end, data.bars[-1].end]
+    lo, hi = min(levels), max(levels)
+    span = hi - lo
+    top = max(hi, 1e-12)
+    # The parts all within a quarter of the largest HHI: zoom in, the axis no longer starting at 0.
+    floor = max(0.0, lo - 0.6 * span) if 0 < span < 0.25 * top else 0.0
+    ceil = hi + 0.18 * (hi - floor if hi > floor else top)
+    ax.set_ylim(floor, ceil)
+    # Thin lines carry the running total from one bar to the next.
+    for i in range(n - 1):
+        level = data.bars[i].end
+        ax.plot([i + 0.35, i + 0.65], [level, level], color="#888888", linewidth=0.8, linestyle=(0, (2, 2)))
+    pad = 0.012 * (ceil - floor)
+    for i, b in enumerate(data.bars):
+        if b.kind == "total":
+            text, y, va = f"{b.value:.6f}", b.value + pad, "bottom"
+        elif b.kind == "down":
+            text, y, va = f"{b.value:+.6f}", min(b.start, b.end) - pad, "top"
+        else:
+            text, y, va = f"{b.value:+.6f}", max(b.start, b.end) + pad, "bottom"
+        color = {"up": UP_COLOR, "down": DOWN_COLOR}.get(b.kind, TOTAL_COLOR)
+        ax.text(i, y, text, ha="center", va=va, fontsize=7, color=color)
+    labels = [f"HHI before\n{truncate(data.before_window, 30)}"]
+    labels += [truncate(b.label, 28) for b in data.bars[1:-1]]
+    labels.append(f"HHI after\n{truncate(data.after_window, 30)}")
+    ax.set_xticks(x, labels, rotation=35, ha="right", rotation_mode="anchor", fontsize=8)
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_ylabel("HHI" if floor == 0 else f"HHI (the axis starts at {floor:.4f}, not 0)")
+    handles = [mpatches.Patch(color=c, label=lab) for c, lab in (
+        (TOTAL_COLOR, "HHI of the window"), (UP_COLOR, "raised HHI"), (DOWN_COLOR, "lowered HHI"))]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.set_xlabel(f"\u0394HHI {data.delta_hhi:+.6f} = the top {data.top_movers} movers + other entrants + "
+                  f"other exits + rest; downloads {data.before_downloads:,} \u2192 {data.after_downloads:,}, "
+                  f"entities {data.before_entities:,} \u2192 {data.after_entities:,}",
+                  fontsize=8, color="#555555", loc="left")
+    return save(fig, out_dir, stem)

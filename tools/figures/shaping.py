@@ -554,6 +554,195 @@ def pair_composition(top: TopEntities, max_rows: int, order: Optional[Sequence[s
     )
 
 
+# ---- the waterfall of a change (ExplainChange) -----------------------------------------------------------
+
+# How far before.hhi plus the parts may be from after.hhi. Each part is exact before its one rounding, and
+# the server's HHIs are rounded once each, so a real answer is off by about 1e-16.
+ADD_UP_TOLERANCE = 1e-9
+
+
+@dataclasses.dataclass
+class ChangeSide:
+    """One window of a change: its Concentration answer (the fields the waterfall uses)."""
+
+    window: str
+    first_week: str
+    last_week: str
+    total_downloads: int
+    entities: int
+    hhi: float
+
+
+@dataclasses.dataclass
+class EntityMove:
+    entity: str
+    from_downloads: int
+    from_share: float
+    from_rank: int  # 0: no download in the earlier window
+    to_downloads: int
+    to_share: float
+    to_rank: int  # 0: no download in the later window
+    contribution: float  # to_share² - from_share²
+
+
+@dataclasses.dataclass
+class MoverGroup:
+    entities: int
+    from_downloads: int
+    from_share: float
+    to_downloads: int
+    to_share: float
+    contribution: float
+
+
+@dataclasses.dataclass
+class Change:
+    """ConcentrationChange (hubctl change)."""
+
+    view: dict  # level, filter, attribution, sample as the server echoed them
+    before: ChangeSide
+    after: ChangeSide
+    delta_hhi: float
+    top_movers: list  # of EntityMove, by |contribution| descending
+    entrants: MoverGroup  # all entrants and exits: a summary, not part of the partition
+    exits: MoverGroup
+    other_entrants: MoverGroup
+    other_exits: MoverGroup
+    rest: MoverGroup
+    watermark: str
+
+
+def _change_side(o: dict) -> ChangeSide:
+    return ChangeSide(
+        window=str(o.get("window", "")),
+        first_week=str(o.get("first_week", "")),
+        last_week=str(o.get("last_week", "")),
+        total_downloads=u64(o.get("total_downloads")),
+        entities=u64(o.get("entities")),
+        hhi=f64(o.get("hhi")),
+    )
+
+
+def _mover_group(o: Optional[dict]) -> MoverGroup:
+    o = o or {}
+    return MoverGroup(
+        entities=u64(o.get("entities")),
+        from_downloads=u64(o.get("from_downloads")),
+        from_share=f64(o.get("from_share")),
+        to_downloads=u64(o.get("to_downloads")),
+        to_share=f64(o.get("to_share")),
+        contribution=f64(o.get("contribution")),
+    )
+
+
+def parse_change(o: dict) -> Change:
+    """ConcentrationChange (hubctl change); absent fields, and absent groups, are zero."""
+    movers = [
+        EntityMove(
+            entity=str(m.get("entity", "")),
+            from_downloads=u64(m.get("from_downloads")),
+            from_share=f64(m.get("from_share")),
+            from_rank=u64(m.get("from_rank")),
+            to_downloads=u64(m.get("to_downloads")),
+            to_share=f64(m.get("to_share")),
+            to_rank=u64(m.get("to_rank")),
+            contribution=f64(m.get("contribution")),
+        )
+        for m in o.get("top_movers", []) or []
+    ]
+    return Change(
+        view={k: str(v) for k, v in (o.get("view") or {}).items()},
+        before=_change_side(o.get("before") or {}),
+        after=_change_side(o.get("after") or {}),
+        delta_hhi=f64(o.get("delta_hhi")),
+        top_movers=movers,
+        entrants=_mover_group(o.get("entrants")),
+        exits=_mover_group(o.get("exits")),
+        other_entrants=_mover_group(o.get("other_entrants")),
+        other_exits=_mover_group(o.get("other_exits")),
+        rest=_mover_group(o.get("rest")),
+        watermark=str(o.get("watermark", "")),
+    )
+
+
+@dataclasses.dataclass
+class WaterfallBar:
+    label: str  # "HHI before", an entity (with "(new)" or "(exit)"), "other entrants (N)", ...
+    kind: str  # "total" (from 0), "up", "down" or "zero" (floating, by the sign of value)
+    value: float  # a total's HHI, or a part's contribution
+    start: float  # the running total before the bar (0 for a total)
+    end: float  # the running total after it (a total: its HHI)
+
+
+@dataclasses.dataclass
+class Waterfall:
+    bars: list  # of WaterfallBar: HHI before, each top mover, other entrants, other exits, rest, HHI after
+    top_movers: int  # how many of the bars are top movers
+    before_window: str  # window_label of each side
+    after_window: str
+    delta_hhi: float
+    before_downloads: int
+    after_downloads: int
+    before_entities: int
+    after_entities: int
+
+    @property
+    def has_data(self) -> bool:
+        return self.before_downloads > 0 or self.after_downloads > 0
+
+
+def _part_kind(v: float) -> str:
+    return "up" if v > 0 else ("down" if v < 0 else "zero")
+
+
+def mover_label(m: EntityMove) -> str:
+    """The entity, marked "(new)" when it had no download in the earlier window, "(exit)" when none in
+    the later one."""
+    if m.from_downloads == 0 and m.to_downloads > 0:
+        return f"{m.entity} (new)"
+    if m.to_downloads == 0 and m.from_downloads > 0:
+        return f"{m.entity} (exit)"
+    return m.entity
+
+
+def waterfall(change: Change, tolerance: float = ADD_UP_TOLERANCE) -> Waterfall:
+    """The bars of the waterfall: HHI before (from 0), then each top mover's contribution in the
+    server's order, other entrants, other exits and the rest (each floating from the running total),
+    then HHI after (from 0). The parts are the ExplainChange partition, so before.hhi plus them must
+    be after.hhi: ValueError when they are more than `tolerance` apart (an inconsistent answer)."""
+    parts = [(mover_label(m), m.contribution) for m in change.top_movers]
+    parts += [
+        (f"other entrants ({change.other_entrants.entities:,})", change.other_entrants.contribution),
+        (f"other exits ({change.other_exits.entities:,})", change.other_exits.contribution),
+        (f"rest ({change.rest.entities:,})", change.rest.contribution),
+    ]
+    bars = [WaterfallBar("HHI before", "total", change.before.hhi, 0.0, change.before.hhi)]
+    running = change.before.hhi
+    for label, c in parts:
+        bars.append(WaterfallBar(label, _part_kind(c), c, running, running + c))
+        running += c
+    if not math.isfinite(running) or abs(running - change.after.hhi) > tolerance:
+        raise ValueError(
+            f"the change does not add up: HHI before {change.before.hhi!r} + the parts "
+            f"({len(change.top_movers)} top movers, other entrants, other exits, rest) = {running!r}, "
+            f"but HHI after is {change.after.hhi!r} (off by {running - change.after.hhi:.3g}, "
+            f"more than {tolerance:g})"
+        )
+    bars.append(WaterfallBar("HHI after", "total", change.after.hhi, 0.0, change.after.hhi))
+    b, a = change.before, change.after
+    return Waterfall(
+        bars=bars,
+        top_movers=len(change.top_movers),
+        before_window=window_label(b.window, b.first_week, b.last_week),
+        after_window=window_label(a.window, a.first_week, a.last_week),
+        delta_hhi=change.delta_hhi,
+        before_downloads=b.total_downloads,
+        after_downloads=a.total_downloads,
+        before_entities=b.entities,
+        after_entities=a.entities,
+    )
+
+
 # ---- Table 1 as Markdown -----------------------------------------------------------------------------------
 
 

@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """A stand-in for hubctl --json in figures_test.py: same flags and commands (stats, top, series,
-shares), answers in protobuf's JSON mapping (uint64 as strings, proto field names), computed from a
+shares, change), answers in protobuf's JSON mapping (uint64 as strings, proto field names), computed from a
 small made-up catalog and weekly counts, so that every level and window agree with each other.
 
 FAKE_HUBCTL_MODE: data (default; downloads in 2024-W40..2025-W10, watermark in 2025-W10), empty (no
 event accepted: no watermark, every count 0), unreachable (exits 1 as hubctl does when nothing
-listens), no_shares (a hubctl from before GetShareSeries: 'shares' is an unknown command).
+listens), no_shares (a hubctl from before GetShareSeries: 'shares' is an unknown command),
+bad_change (as data, but change's HHI after is 1e-6 off: its parts do not add up).
 FAKE_HUBCTL_LOG: a file each call's arguments are appended to, one line each.
 View flags (filter, attribution, sample) are accepted and ignored: one set of counts for all views.
 """
 
 import datetime
+import fractions
 import json
 import os
 import sys
@@ -145,6 +147,60 @@ def window_weeks(window):
     fail(2, f"INVALID_ARGUMENT: unknown window '{window}'")
 
 
+def change(flags, mode):
+    """ExplainChange from the counts of the two windows, exact as the server (fractions, rounded once)."""
+    k = int(flags.get("k", 10))
+    sides, counts_of, shares = [], [], []
+    for window in (flags["from"], flags["to"]):
+        wl, first, last = window_weeks(window)
+        c = counts(flags["level"], wl)
+        total, n, hhi, gini, top = measures(c, [1, 10, 100])
+        side = {"view": view(flags), "window": window, "total_downloads": str(total), "entities": str(n),
+                "hhi": hhi, "gini": gini, "top_shares": top, **watermark_field()}
+        if first:
+            side["first_week"], side["last_week"] = first, last
+        sides.append(side)
+        counts_of.append(c)
+        shares.append({e: fractions.Fraction(d, total) for e, d in c.items()})
+    ranks = [{e: 1 + sum(1 for o in cnt.values() if o > d) for e, d in cnt.items()} for cnt in counts_of]
+    contrib = {e: shares[1].get(e, 0) ** 2 - shares[0].get(e, 0) ** 2
+               for e in set(shares[0]) | set(shares[1])}
+    order = sorted(contrib, key=lambda e: (-abs(contrib[e]), e))
+    movers = order[:k]
+
+    def group(entities):
+        return {"entities": str(len(entities)),
+                "from_downloads": str(sum(counts_of[0].get(e, 0) for e in entities)),
+                "from_share": float(sum(shares[0].get(e, 0) for e in entities)),
+                "to_downloads": str(sum(counts_of[1].get(e, 0) for e in entities)),
+                "to_share": float(sum(shares[1].get(e, 0) for e in entities)),
+                "contribution": float(sum(contrib[e] for e in entities))}
+
+    others = order[k:]
+    entrants = [e for e in order if e not in shares[0]]
+    exits = [e for e in order if e not in shares[1]]
+    delta = sum(contrib.values())
+    if mode == "bad_change":
+        sides[1]["hhi"] += 1e-6
+    return {
+        "view": view(flags), "before": sides[0], "after": sides[1], "delta_hhi": float(delta),
+        "delta_gini": sides[1]["gini"] - sides[0]["gini"],
+        "delta_total_downloads": str(int(sides[1]["total_downloads"]) - int(sides[0]["total_downloads"])),
+        "delta_entities": str(int(sides[1]["entities"]) - int(sides[0]["entities"])),
+        "top_movers": [{"entity": e, "from_downloads": str(counts_of[0].get(e, 0)),
+                        "from_share": float(shares[0].get(e, 0)), "from_rank": str(ranks[0].get(e, 0)),
+                        "to_downloads": str(counts_of[1].get(e, 0)), "to_share": float(shares[1].get(e, 0)),
+                        "to_rank": str(ranks[1].get(e, 0)), "contribution": float(contrib[e]),
+                        "kind": "entrant" if e in entrants else ("exit" if e in exits else "both")}
+                       for e in movers],
+        "entrants": group(entrants), "exits": group(exits),
+        "other_entrants": group([e for e in others if e in entrants]),
+        "other_exits": group([e for e in others if e in exits]),
+        "rest": group([e for e in others if e not in entrants and e not in exits]),
+        **watermark_field(),
+    }
+
+
 def view(flags):
     v = {"level": flags["level"], "filter": flags.get("filter", "all"), "attribution": flags.get("attribution", "direct")}
     if "sample" in flags:
@@ -227,6 +283,8 @@ def main():
                               "rest_share": (tw - sum(ds)) / tw if tw else 0})
         out = {"view": view(flags), "from_week": flags["from"], "to_week": flags["to"], "total_downloads": str(total),
                "entity_count": str(len(c)), "entities": ents, "weeks": week_rows, **watermark_field()}
+    elif command == "change":
+        out = change(flags, mode)
     else:
         fail(2, f"unknown command '{command}'")
     print(json.dumps(out, separators=(",", ":")))
