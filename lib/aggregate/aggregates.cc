@@ -72,12 +72,22 @@ void Aggregates::Contribute(LiveWindow& w, const Credit& c, int64_t all, int64_t
   }
 }
 
-void Aggregates::ContributeWeek(LiveWindow& w, Day monday, int sign) {
+void Aggregates::StagePending(size_t w, ModelIdx m, int64_t all, int64_t rolling) {
+  PendingWindow& p = pending_[w];
+  if (p.by_model.size() <= m) {
+    p.by_model.resize(std::max<size_t>(size_t{m} + 1, p.by_model.size() * 3 / 2));
+  }
+  WeekCounts& pc = p.by_model[m];
+  if (pc.all == 0 && pc.rolling == 0) p.touched.push_back(m);
+  pc.all += all;
+  pc.rolling += rolling;
+  any_pending_ = true;
+}
+
+void Aggregates::StageWeek(size_t w, Day monday, int sign) {
   auto it = by_week_.find(monday);
   if (it == by_week_.end()) return;
-  for (const auto& [m, wc] : it->second) {
-    Contribute(w, credit_[m], sign * wc.all, sign * wc.rolling);
-  }
+  for (const auto& [m, wc] : it->second) StagePending(w, m, sign * wc.all, sign * wc.rolling);
 }
 
 void Aggregates::Apply(std::span<const ModelDayDelta> deltas) {
@@ -115,16 +125,7 @@ void Aggregates::Stage(std::span<const ModelDayDelta> deltas) {
       versioned_monday = monday;
     }
     for (size_t w = 0; w < live_.size(); ++w) {
-      if (!live_[w].Covers(monday)) continue;
-      PendingWindow& p = pending_[w];
-      if (p.by_model.size() <= d.model) {
-        p.by_model.resize(std::max<size_t>(size_t{d.model} + 1, p.by_model.size() * 3 / 2));
-      }
-      WeekCounts& pc = p.by_model[d.model];
-      if (pc.all == 0 && pc.rolling == 0) p.touched.push_back(d.model);
-      pc.all += d.delta;
-      pc.rolling += rolling;
-      any_pending_ = true;
+      if (live_[w].Covers(monday)) StagePending(w, d.model, d.delta, rolling);
     }
   }
 }
@@ -214,26 +215,34 @@ bool Aggregates::ApplyStaged(size_t max_updates) {
 }
 
 void Aggregates::SetWatermarkWeek(IsoWeek week) {
-  if (watermark_week_ && week <= *watermark_week_) return;
+  StageWatermarkWeek(week);
   ApplyAllStaged();
+}
+
+void Aggregates::StageWatermarkWeek(IsoWeek week) {
+  if (watermark_week_ && week <= *watermark_week_) return;
   ++version_;
   watermark_week_ = week;
-  for (LiveWindow& w : live_) {
+  for (size_t i = 0; i < live_.size(); ++i) {
+    LiveWindow& w = live_[i];
     if (w.weeks == 0) continue;
     const std::pair<IsoWeek, IsoWeek> next = {week.Plus(-(w.weeks - 1)), week};
     auto in = [](const std::optional<std::pair<IsoWeek, IsoWeek>>& r, Day monday) {
       return r && monday >= r->first.monday() && monday <= r->second.monday();
     };
-    // Weeks leaving the window: only those with counts matter.
+    // The weeks leaving and entering the window, staged per model like any
+    // other change: a model in both nets out before it reaches the
+    // distributions, and the rest is merged per entity (SealLanes). Only
+    // weeks with counts matter.
     if (w.range) {
       for (auto it = by_week_.lower_bound(w.range->first.monday());
            it != by_week_.end() && it->first <= w.range->second.monday(); ++it) {
-        if (!in(next, it->first)) ContributeWeek(w, it->first, -1);
+        if (!in(next, it->first)) StageWeek(i, it->first, -1);
       }
     }
     for (auto it = by_week_.lower_bound(next.first.monday());
          it != by_week_.end() && it->first <= next.second.monday(); ++it) {
-      if (!in(w.range, it->first)) ContributeWeek(w, it->first, +1);
+      if (!in(w.range, it->first)) StageWeek(i, it->first, +1);
     }
     w.range = next;
   }

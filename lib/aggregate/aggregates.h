@@ -123,8 +123,15 @@ class Aggregates {
   void Stage(std::span<const ModelDayDelta> deltas);
   bool ApplyStaged(size_t max_updates);
   // Moves trailing windows to end at `week`. Weeks only move forward; an
-  // earlier week is ignored.
+  // earlier week is ignored. Same as StageWatermarkWeek(week) then
+  // ApplyStaged(SIZE_MAX).
   void SetWatermarkWeek(IsoWeek week);
+  // Moves trailing windows to end at `week` (watermark_week() and the
+  // windows' ranges at once) and stages the change of their distributions:
+  // the counts of the weeks leaving and entering each window join the staged
+  // changes, merged with them per (window, model) and per entity, and are
+  // applied by ApplyStaged() (until it returns true) like any other.
+  void StageWatermarkWeek(IsoWeek week);
   std::optional<IsoWeek> watermark_week() const { return watermark_week_; }
 
   // The re-credit protocol around a catalog change; see the file comment.
@@ -196,7 +203,10 @@ class Aggregates {
   // Expands pending_ into the lanes: per distribution, the batch's change of
   // each entity it touches, merged (one update per entity and batch).
   void SealLanes();
-  void ContributeWeek(LiveWindow& w, Day monday, int sign);
+  // Adds (all, rolling) to live window `w`'s staged change of model `m`.
+  void StagePending(size_t w, ModelIdx m, int64_t all, int64_t rolling);
+  // Stages `sign` times the counts of the week starting `monday` into live window `w`.
+  void StageWeek(size_t w, Day monday, int sign);
   // Per-week (all, rolling) counts of one model, from its daily counts.
   std::vector<std::pair<Day, WeekCounts>> WeeksOf(ModelIdx m, std::optional<Day> created_day) const;
 

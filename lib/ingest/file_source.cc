@@ -72,15 +72,18 @@ namespace {
 
 // Reads a file line by line in fixed chunks, keeping at most `keep` bytes of any
 // line: the rest of an over-long line is skipped while it streams by, so memory
-// stays at a chunk plus `keep` whatever the file holds (a 1 GB line included).
-// Lines are handed out as views into the buffer, valid until the next Refill().
+// stays at the lines not yet released, a chunk and `keep`, whatever the file
+// holds (a 1 GB line included). Lines are handed out as positions in the buffer
+// (Text() views them until the next Refill()), valid until Release().
 class LineReader {
  public:
   static constexpr size_t kChunkBytes = 1 << 20;
 
   struct Line {
-    // The line without its newline, or its first `keep` bytes when longer.
-    std::string_view text;
+    // Where the line starts in the buffer, and how many of its bytes are kept:
+    // the line without its newline, or its first `keep` bytes when longer.
+    size_t pos;
+    size_t kept;
     // The line's whole length in bytes, without its newline.
     uint64_t size;
     // File offsets of its first byte and of the byte after its newline (or
@@ -89,33 +92,29 @@ class LineReader {
     int64_t end;
   };
 
-  LineReader(FILE* f, int64_t offset, size_t keep)
-      : f_(f), keep_(keep), offset_(offset), chunk_(kChunkBytes) {}
+  LineReader(FILE* f, int64_t offset, size_t keep) : f_(f), keep_(keep), offset_(offset) {}
 
-  // Drops the lines handed out, shortens a partial line longer than `keep`,
-  // then reads the next chunk. DataLoss on a read error.
+  // Shortens a partial line longer than `keep`, then appends the next chunk
+  // to the buffer (lines handed out keep their positions). DataLoss on a read
+  // error.
   absl::Status Refill(const std::string& path) {
-    const size_t consumed = std::min(start_, buffer_.size());
-    if (consumed > 0) {
-      offset_ += static_cast<int64_t>(consumed) + dropped_;
-      dropped_ = 0;
-      buffer_.erase(0, consumed);
-    }
-    start_ = 0;
-    // What is left is the start of a line whose newline is still to come.
-    if (buffer_.size() > keep_) {
-      dropped_ += static_cast<int64_t>(buffer_.size() - keep_);
-      buffer_.resize(keep_);
+    // What follows the lines handed out is the start of a line whose newline
+    // is still to come.
+    if (buffer_.size() - start_ > keep_) {
+      dropped_ += static_cast<int64_t>(buffer_.size() - start_ - keep_);
+      buffer_.resize(start_ + keep_);
     }
     if (eof_) return absl::OkStatus();
-    const size_t n = std::fread(chunk_.data(), 1, chunk_.size(), f_);
-    if (n < chunk_.size()) {
+    const size_t at = buffer_.size();
+    buffer_.resize(at + kChunkBytes);
+    const size_t n = std::fread(buffer_.data() + at, 1, kChunkBytes, f_);
+    buffer_.resize(at + n);
+    if (n < kChunkBytes) {
       if (std::ferror(f_)) {
         return absl::DataLossError(absl::StrCat("reading ", path, ": ", std::strerror(errno)));
       }
       eof_ = true;
     }
-    buffer_.append(chunk_.data(), n);
     return absl::OkStatus();
   }
 
@@ -124,31 +123,40 @@ class LineReader {
   // last line without a newline counts as a line.
   std::optional<Line> Next() {
     if (start_ >= buffer_.size()) return std::nullopt;
-    size_t nl = buffer_.find('\n', start_);
-    if (nl == std::string::npos) {
-      if (!eof_) return std::nullopt;
-      nl = buffer_.size();
-    }
-    // Bytes skipped so far belong to the line at buffer_[0]; the file offset
-    // of buffer_[i] is offset_ + i for that line, offset_ + dropped_ + i after it.
-    const int64_t skipped = start_ == 0 ? 0 : dropped_;
-    const int64_t own_dropped = start_ == 0 ? dropped_ : 0;
+    const void* found = std::memchr(buffer_.data() + start_, '\n', buffer_.size() - start_);
+    size_t nl =
+        found == nullptr ? buffer_.size() : static_cast<const char*>(found) - buffer_.data();
+    if (found == nullptr && !eof_) return std::nullopt;
+    // Bytes skipped so far belong to the line at start_: the file offset of
+    // buffer_[i] is offset_ + i up to its kept part, offset_ + dropped_ + i after it.
     const size_t in_buffer = nl - start_;
-    Line line{std::string_view(buffer_.data() + start_, std::min(in_buffer, keep_)),
-              static_cast<uint64_t>(in_buffer) + static_cast<uint64_t>(own_dropped),
-              offset_ + skipped + static_cast<int64_t>(start_),
+    Line line{start_, std::min(in_buffer, keep_),
+              static_cast<uint64_t>(in_buffer) + static_cast<uint64_t>(dropped_),
+              offset_ + static_cast<int64_t>(start_),
               offset_ + dropped_ + static_cast<int64_t>(std::min(nl + 1, buffer_.size()))};
-    start_ = nl + 1;
+    offset_ += dropped_;
+    dropped_ = 0;
+    start_ = std::min(nl + 1, buffer_.size());
     return line;
+  }
+
+  // A line's kept bytes; valid until the next Refill() or Release().
+  std::string_view Text(const Line& line) const {
+    return std::string_view(buffer_.data() + line.pos, line.kept);
+  }
+  // Bytes of the lines handed out and not released.
+  size_t held() const { return start_; }
+  // Drops the lines handed out (their positions are then invalid).
+  void Release() {
+    buffer_.erase(0, start_);
+    offset_ += static_cast<int64_t>(start_);
+    start_ = 0;
   }
 
   // True once the file's end has been read (every line then comes from Next()).
   bool eof() const { return eof_; }
   // The file offset after the last line handed out.
-  int64_t position() const {
-    return offset_ + (start_ == 0 ? 0 : dropped_) +
-           static_cast<int64_t>(std::min(start_, buffer_.size()));
-  }
+  int64_t position() const { return offset_ + static_cast<int64_t>(start_); }
 
  private:
   FILE* const f_;
@@ -156,10 +164,9 @@ class LineReader {
   // File offset of buffer_[0].
   int64_t offset_;
   std::string buffer_;
-  std::vector<char> chunk_;
-  // Next unread position in buffer_.
+  // Next unread position in buffer_: the lines before it were handed out.
   size_t start_ = 0;
-  // Bytes of the line at buffer_[0] that were read and not kept.
+  // Bytes of the line at start_ that were read and not kept.
   int64_t dropped_ = 0;
   bool eof_ = false;
 };
@@ -173,6 +180,13 @@ absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
   const size_t keep =
       static_cast<size_t>(std::min<uint64_t>(max_bytes, std::numeric_limits<uint32_t>::max()) + 1);
   LineReader reader(f, offset, keep);
+  // The batch's lines, made into records when it is submitted (a Refill()
+  // may move the buffer they are in).
+  struct Pending {
+    LineReader::Line line;
+    bool too_large;
+  };
+  std::vector<Pending> pending;
   std::vector<SourceRecord> batch;
   int64_t submitted = offset;  // the stored offset after the last batch submitted
   FileProgress progress;
@@ -195,12 +209,26 @@ absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
   };
   auto flush = [&]() -> absl::Status {
     SourceOffset position{key, reader.position()};
-    // Pipelined: the batch is applied while the next one is read and decoded.
+    batch.clear();
+    batch.reserve(pending.size());
+    for (const Pending& p : pending) {
+      const std::string_view text = reader.Text(p.line);
+      if (p.too_large) {
+        // The pipeline rejects it (too_large) from its size; its content is not logged.
+        batch.push_back(
+            SourceRecord{text, path, -1, p.line.offset, {}, static_cast<int64_t>(p.line.size)});
+      } else {
+        batch.push_back(SourceRecord{TrimLine(text), path, -1, p.line.offset});
+      }
+    }
+    // Pipelined: the batch is applied while the next one is read and decoded
+    // (the records are decoded before SubmitEvents returns).
     RETURN_IF_ERROR(
         pipeline->SubmitEvents(batch, EventFormat::kJson, {&position, 1}, dead_letters));
     submitted = position.next_offset;
     progress.records += batch.size();
-    batch.clear();
+    pending.clear();
+    reader.Release();
     report(/*done=*/false);
     return absl::OkStatus();
   };
@@ -208,18 +236,18 @@ absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
     RETURN_IF_ERROR(reader.Refill(path));
     while (std::optional<LineReader::Line> line = reader.Next()) {
       if (line->size > max_bytes) {
-        // The pipeline rejects it (too_large) from its size; its content is not logged.
-        batch.push_back(
-            SourceRecord{line->text, path, -1, line->offset, {}, static_cast<int64_t>(line->size)});
-      } else if (!Blank(line->text)) {
-        batch.push_back(SourceRecord{TrimLine(line->text), path, -1, line->offset});
+        pending.push_back({*line, true});
+      } else if (!Blank(reader.Text(*line))) {
+        pending.push_back({*line, false});
       }
-      if (batch.size() >= options.batch_lines) RETURN_IF_ERROR(flush());
+      if (pending.size() >= options.batch_lines || reader.held() >= options.batch_bytes) {
+        RETURN_IF_ERROR(flush());
+      }
     }
-    // Blank-only tails and skipped parts of a line still advance the stored
-    // offset only once a line ends, so a restart re-reads an unfinished line.
-    if (!batch.empty() || reader.position() != submitted) RETURN_IF_ERROR(flush());
     if (reader.eof()) {
+      // Blank-only tails and skipped parts of a line advance the stored
+      // offset only once a line ends, so a restart re-reads an unfinished line.
+      if (!pending.empty() || reader.position() != submitted) RETURN_IF_ERROR(flush());
       report(/*done=*/true);
       break;
     }
@@ -295,19 +323,21 @@ absl::Status LoadModelsFile(Pipeline* pipeline, const std::string& path) {
     rejections.push_back(absl::StrCat(path, " line ", line_no, ": catalog record rejected: ", why));
   };
   do {
+    reader.Release();
     RETURN_IF_ERROR(reader.Refill(path));
     while (std::optional<LineReader::Line> line = reader.Next()) {
       ++line_no;
+      const std::string_view line_text = reader.Text(*line);
       std::string chained(reinterpret_cast<const char*>(&digest), sizeof digest);
       absl::StrAppend(&chained, line->size, ":",
-                      absl::string_view(line->text.data(), line->text.size()));
+                      absl::string_view(line_text.data(), line_text.size()));
       digest = SipHash24(kDigestKey, chained);
       if (line->size > kMaxCatalogRecordBytes) {
         reject(absl::StrCat("record of ", line->size, " bytes is longer than the limit of ",
                             kMaxCatalogRecordBytes, " bytes"));
         continue;
       }
-      const std::string_view text = TrimLine(line->text);
+      const std::string_view text = TrimLine(line_text);
       if (Blank(text)) continue;
       absl::StatusOr<v1::ModelInfo> m = DecodeJsonModel(text);
       if (!m.ok()) {

@@ -2,15 +2,17 @@
 // quick starts, tests and backfills. Kafka is the production source.
 //
 // The events file is read from the byte offset stored with the state (source
-// key "file:" + absolute path) to its end, in batches; each batch commits with
-// the offset after its last line, so a restart neither loses nor repeats a
-// line. Rejected lines are logged with their byte offset and reason (never
-// their content: it holds a user id) and counted per reason. A line longer than
-// the pipeline's max_event_bytes is rejected too_large without being held: the
-// reader keeps its first max_event_bytes + 1 bytes and skips the rest as it
-// streams by, so memory stays flat (a chunk of 1 MiB plus that prefix) whatever
-// a line's length; the stored offset moves past such a line only once its
-// newline has been read.
+// key "file:" + absolute path) to its end, in 1 MiB reads, and submitted in
+// batches (FileSourceOptions: batch_lines lines or batch_bytes bytes, whichever
+// comes first); each batch commits with the offset after its last line, so a
+// restart neither loses nor repeats a line. Rejected lines are logged with
+// their byte offset and reason (never their content: it holds a user id) and
+// counted per reason. A line longer than the pipeline's max_event_bytes is
+// rejected too_large without being held: the reader keeps its first
+// max_event_bytes + 1 bytes and skips the rest as it streams by, so memory
+// stays flat (the batch being read, at most batch_bytes, plus a read of 1 MiB
+// and that prefix) whatever a line's length; the stored offset moves past such
+// a line only once its newline has been read.
 //
 // The models file is read whole at every start. A file whose content is the
 // one last applied (a digest is stored with the state, source key
@@ -49,9 +51,15 @@ struct FileProgress {
 std::string FormatFileProgress(const FileProgress& p);
 
 struct FileSourceOptions {
-  // Lines per commit. Larger: fewer commits and more throughput; smaller:
-  // fresher queries during a backfill.
-  size_t batch_lines = 8192;
+  // Lines per commit at most. Larger: fewer commits, more downloads merged
+  // per update of the live distributions (each entity a batch touches costs
+  // one update per live view and window, however many of its downloads the
+  // batch holds) and more throughput; smaller: fresher queries during a
+  // backfill and less work lost to a crash.
+  size_t batch_lines = 65536;
+  // Bytes of lines per commit at most (the batch is held in memory while it
+  // is read and decoded); at least one line.
+  size_t batch_bytes = size_t{32} << 20;
   // Called on the reading thread after a batch is submitted once
   // `progress_every` has passed by `clock` since the last call, and once at
   // the end of the file; not called when empty. `clock` must be set then.

@@ -116,6 +116,64 @@ TEST_F(FileSourceTest, ReportsProgressPerIntervalAndAtTheEnd) {
   EXPECT_TRUE(reports.back().done);
 }
 
+// A batch gathers lines across reads of the file (1 MiB each) until it has
+// batch_lines lines or batch_bytes bytes; every batch commits the offset after
+// its last line, over-long and blank lines included.
+TEST_F(FileSourceTest, BatchesSpanReadsUpToTheirLineAndByteBounds) {
+  constexpr uint64_t kLimit = 200;
+  std::string text;
+  int lines = 0;
+  for (int u = 0; u < 60000; ++u) {
+    text += Event(u) + "\n";
+    ++lines;
+    if (u % 9999 == 0) text += "\n  \n";
+    if (u % 15000 == 7) text += std::string(1500000, 'x') + "\n";  // too_large, crosses reads
+  }
+  const std::string path = Write("e.ndjson", text);
+  for (const auto& [batch_lines, batch_bytes] :
+       std::vector<std::pair<size_t, size_t>>{{25000, size_t{64} << 20}, {100000, 1500000}}) {
+    SCOPED_TRACE(absl::StrCat(batch_lines, " lines, ", batch_bytes, " bytes"));
+    std::vector<FileProgress> reports;
+    FileSourceOptions options = BatchesOf(batch_lines);
+    options.batch_bytes = batch_bytes;
+    options.clock = &clock_;
+    options.progress_every = absl::ZeroDuration();
+    options.on_progress = [&](const FileProgress& p) { reports.push_back(p); };
+    std::atomic<bool> stop{false};
+    FakeStateStore store;
+    auto opened = Pipeline::Open(Limited(kLimit), std::make_unique<UnownedStateStore>(&store),
+                                 &clock_, UserHasher(std::array<uint8_t, 16>{}));
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    const std::unique_ptr<Pipeline> p = std::move(*opened);
+    ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, options).ok());
+    const v1::IngestStats s = p->GetIngestStats();
+    EXPECT_EQ(s.events_read(), static_cast<uint64_t>(lines + 4));
+    EXPECT_EQ(s.unique_downloads(), static_cast<uint64_t>(lines));
+    EXPECT_EQ(Rejected(s, "too_large"), 4u);
+    EXPECT_EQ(p->StoredOffset(absl::StrCat("file:", path)), static_cast<int64_t>(text.size()));
+    ASSERT_GE(reports.size(), 3u);
+    uint64_t records = 0;
+    int64_t bytes = 0;
+    size_t spanning = 0;
+    for (size_t i = 0; i + 1 < reports.size(); ++i) {
+      const uint64_t batch = reports[i].records - records;
+      const int64_t batch_file_bytes = reports[i].bytes - bytes;
+      EXPECT_LE(batch, batch_lines);
+      // What a batch holds of its lines: over-long ones only up to the limit.
+      EXPECT_LE(batch_file_bytes, static_cast<int64_t>(batch_bytes) + 2 * 1500000);
+      spanning += batch_file_bytes > (1 << 20) ? 1 : 0;
+      records = reports[i].records;
+      bytes = reports[i].bytes;
+    }
+    EXPECT_GE(spanning, 2u);
+    if (batch_bytes > text.size()) {
+      EXPECT_EQ(reports[0].records, batch_lines);
+    }
+    EXPECT_TRUE(reports.back().done);
+    EXPECT_EQ(reports.back().bytes, static_cast<int64_t>(text.size()));
+  }
+}
+
 TEST(FileProgressTest, SaysRateAndEta) {
   FileProgress p;
   p.records = 1000;

@@ -536,6 +536,14 @@ absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
       commit.dedup_groups.push_back({key.second, registry_.Name(key.first), std::move(users)});
     }
   }
+  {
+    // The watermark's week moves with the batch's counts: the weeks entering
+    // and leaving the trailing windows are staged with them, merged per
+    // entity, and applied in the same slices.
+    absl::MutexLock lock(&mu_);
+    watermark_ = batch.watermark;
+    if (watermark_) aggregates_.StageWatermarkWeek(*WeekOf(watermark_));
+  }
   // The live distributions' updates, a slice at a time so that queries wait
   // for at most one slice, never for a whole batch.
   for (bool done = false; !done;) {
@@ -547,8 +555,6 @@ absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
   }
   {
     absl::MutexLock lock(&mu_);
-    watermark_ = batch.watermark;
-    if (watermark_) aggregates_.SetWatermarkWeek(*WeekOf(watermark_));
     counters_.set_events_read(counters_.events_read() + batch.events_read);
     counters_.set_unique_downloads(counters_.unique_downloads() + unique);
     counters_.set_duplicates(counters_.duplicates() + (batch.accepted.size() - unique));

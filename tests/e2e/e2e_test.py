@@ -1139,7 +1139,8 @@ def check_realtime_threads(c: Checker, pid: int) -> None:
 
 
 # (point, pass) of each crash run, in order. Each run resumes where the last commit
-# left off, so the passes together must stay below the batches of the events file.
+# left off, so the passes together must stay below the batches of the events file
+# (crash runs read it in batches of CRASH_BATCH_LINES lines).
 KILL_POINTS = [
     ("ingest.decoded", 3),
     ("apply.deduped", 2),
@@ -1148,6 +1149,12 @@ KILL_POINTS = [
     ("commit.before", 3),
     ("commit.after", 2),
 ]
+
+
+# Lines per batch of the crash runs (--events_file_batch_lines; the default is larger),
+# so that the file has many batches and commits to crash in.
+CRASH_BATCH_LINES = 8192
+CRASH_FLAGS = [f"--events_file_batch_lines={CRASH_BATCH_LINES}"]
 
 
 def check_killed_at(c: Checker, d: Daemon, point: str, n: int, timeout: float = 400,
@@ -1305,15 +1312,17 @@ def main() -> int:
         # (b) Crash safety at kill points: each run is armed to SIGKILL itself at a named
         # point of the write path (--kill_at=NAME:PASS), so every crash lands where the
         # test says, on any machine, however fast or slow. The passes add up to fewer
-        # batches than the file has (8,192 lines a batch), so every point is reached
-        # before the end. Then random SIGKILLs, which prove nothing alone, and a final run.
+        # batches than the file has (CRASH_BATCH_LINES lines a batch), so every point is
+        # reached before the end. Then random SIGKILLs, which prove nothing alone, and a
+        # final run with the default batches.
         state_b = os.path.join(tmp, "state-b")
         for i, (point, passes) in enumerate(KILL_POINTS):
-            d = new_daemon(state_b, models, f"crash-{i}", [f"--kill_at={point}:{passes}"])
+            d = new_daemon(state_b, models, f"crash-{i}",
+                           [f"--kill_at={point}:{passes}"] + CRASH_FLAGS)
             check_killed_at(c, d, point, passes)
         rng = random.Random(args.seed)
         for i in range(args.random_kills):
-            d = new_daemon(state_b, models, f"crash-random-{i}")
+            d = new_daemon(state_b, models, f"crash-random-{i}", CRASH_FLAGS)
             time.sleep(rng.uniform(0.05, 0.5))
             s = d.stats() if d.alive() else None
             code = d.signal(signal.SIGKILL)

@@ -184,7 +184,8 @@ class Scenario:
         state = os.path.join(self.tmp, "state")
         key = os.path.join(state, "user_hash.key")
         # The first half of the file, up to a kill point.
-        d = self.daemon("first-half", state, events, models, ["--kill_at=commit.after:2"])
+        d = self.daemon("first-half", state, events, models,
+                        ["--kill_at=commit.after:2"] + e2e.CRASH_FLAGS)
         e2e.check_killed_at(self.c, d, "commit.after", 2)
         self.c.check(stat.S_IMODE(os.stat(state).st_mode) == 0o700, "state directory is 0700",
                      [oct(os.stat(state).st_mode)])
@@ -231,7 +232,8 @@ class Scenario:
     def wal(self) -> int:
         events, models, r = self.generate(200000, seed=23)
         state = os.path.join(self.tmp, "state")
-        d = self.daemon("killed", state, events, models, ["--kill_at=commit.after:12"])
+        d = self.daemon("killed", state, events, models,
+                        ["--kill_at=commit.after:12"] + e2e.CRASH_FLAGS)
         e2e.check_killed_at(self.c, d, "commit.after", 12)
         wal_dir = os.path.join(state, "rocksdb")
         logs = sorted((os.path.getsize(os.path.join(wal_dir, f)), f)
