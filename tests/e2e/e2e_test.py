@@ -1152,7 +1152,8 @@ KILL_POINTS = [
 
 
 # Lines per batch of the crash runs (--events_file_batch_lines; the default is larger),
-# so that the file has many batches and commits to crash in.
+# so that the file has many batches and commits to crash in (fault_test.py's runs that
+# count on many commits use them too).
 CRASH_BATCH_LINES = 8192
 CRASH_FLAGS = [f"--events_file_batch_lines={CRASH_BATCH_LINES}"]
 

@@ -126,21 +126,23 @@ class Scenario:
 
     def disk_full(self) -> int:
         events, models, r = self.generate(200000, seed=21)
+        # The disks are sized for batches of e2e.CRASH_BATCH_LINES: some commits fit, then
+        # one does not.
         # (a) With a reserve: ingest stops while the disk still has room.
         disk = self.mount_tmpfs("disk-a", "14m")
         if disk is None:
             return SKIP
         state = os.path.join(disk, "state")
-        d = self.daemon("reserve", state, events, models, ["--min_free_disk_mb=9"])
-        self.paused_then_resumed(d, "reserve", r, disk, state, events, models,
-                                 ["--min_free_disk_mb=9"])
+        flags = ["--min_free_disk_mb=9"] + e2e.CRASH_FLAGS
+        d = self.daemon("reserve", state, events, models, flags)
+        self.paused_then_resumed(d, "reserve", r, disk, state, events, models, flags)
 
         # (b) No reserve: RocksDB's own writes fail with ENOSPC.
         disk = self.mount_tmpfs("disk-b", "5m")
         state = os.path.join(disk, "state")
-        d = self.daemon("enospc", state, events, models, ["--min_free_disk_mb=0"])
-        self.paused_then_resumed(d, "enospc", r, disk, state, events, models,
-                                 ["--min_free_disk_mb=0"])
+        flags = ["--min_free_disk_mb=0"] + e2e.CRASH_FLAGS
+        d = self.daemon("enospc", state, events, models, flags)
+        self.paused_then_resumed(d, "enospc", r, disk, state, events, models, flags)
         return 0
 
     def paused_then_resumed(self, d, tag, r, disk, state, events, models, flags) -> None:
