@@ -1,5 +1,6 @@
 // Decoding of download events (JSON and binary) and catalog records.
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -249,10 +250,87 @@ struct JsonField {
   std::string_view value;
 };
 
-}  // namespace
+// JSON whitespace (RFC 8259): space, tab, line feed, carriage return.
+bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-DecodeViewResult DecodeJsonEventView(std::string_view line,
-                                     absl::FunctionRef<bool(std::string_view)> is_valid_model_id) {
+// The bytes a string may hold on the fast path: printable ASCII and DEL, no
+// quote and no backslash (so its JSON text is its value, unescaped).
+constexpr std::array<bool, 256> kPlainStringByte = [] {
+  std::array<bool, 256> ok{};
+  for (int c = 0x20; c < 0x80; ++c) ok[c] = c != '"' && c != '\\';
+  return ok;
+}();
+
+// The fast path of DecodeJsonEventView, for the common shape of an event
+// line: one flat object whose keys and values are all strings of plain bytes
+// (kPlainStringByte). Fills `fields` as the general path does (the last of a
+// repeated key wins), with views into `line`, and returns true; returns false,
+// deciding nothing, for anything else (escapes, non-ASCII bytes, values that
+// are not strings, nesting, any syntax error), which the general path
+// (simdjson) then parses. Every line it accepts is valid JSON that the general
+// path reads to the same fields (decode_test checks both on many lines).
+bool ScanFlatStringObject(std::string_view line, JsonField (&fields)[3]) {
+  const char* p = line.data();
+  const char* const end = p + line.size();
+  auto skip_space = [&] {
+    while (p < end && IsJsonSpace(*p)) ++p;
+  };
+  auto plain_string = [&](std::string_view* out) {
+    if (p == end || *p != '"') return false;
+    const char* const start = ++p;
+    while (p < end && kPlainStringByte[static_cast<unsigned char>(*p)]) ++p;
+    if (p == end || *p != '"') return false;
+    *out = std::string_view(start, static_cast<size_t>(p - start));
+    ++p;
+    return true;
+  };
+  skip_space();
+  if (p == end || *p != '{') return false;
+  ++p;
+  skip_space();
+  if (p != end && *p == '}') {
+    ++p;
+    skip_space();
+    return p == end;
+  }
+  while (true) {
+    std::string_view key, value;
+    if (!plain_string(&key)) return false;
+    skip_space();
+    if (p == end || *p != ':') return false;
+    ++p;
+    skip_space();
+    if (!plain_string(&value)) return false;
+    int index = -1;
+    if (key == "model_id") {
+      index = 0;
+    } else if (key == "user_id") {
+      index = 1;
+    } else if (key == "time") {
+      index = 2;
+    }
+    if (index >= 0) {
+      fields[index] = JsonField{FieldState::kString, simdjson::dom::element_type::STRING, value};
+    }
+    skip_space();
+    if (p == end) return false;
+    if (*p == ',') {
+      ++p;
+      skip_space();
+      continue;
+    }
+    if (*p != '}') return false;
+    ++p;
+    skip_space();
+    return p == end;
+  }
+}
+
+// The general path of DecodeJsonEventView: `line` parsed by simdjson. Fills
+// `fields` (index 0 model_id, 1 user_id, 2 time; a repeated key: the last one
+// wins, as in Python's json module and most JSON decoders), or returns the
+// rejection (malformed, not_object).
+std::optional<Rejection> ParseJsonFields(std::string_view line, JsonField (&fields)[3]) {
   // A default std::string_view has no data: simdjson would memcpy from a null
   // pointer (undefined behaviour even for 0 bytes).
   if (line.data() == nullptr) line = std::string_view("", 0);
@@ -274,18 +352,15 @@ DecodeViewResult DecodeJsonEventView(std::string_view line,
     }
   }
   if (err) {
-    return Reject(RejectReason::kMalformed,
-                  absl::StrCat("not valid JSON: ", simdjson::error_message(err)));
+    return Rejection{RejectReason::kMalformed,
+                     absl::StrCat("not valid JSON: ", simdjson::error_message(err))};
   }
   simdjson::dom::object object;
   if (root.get(object) != simdjson::SUCCESS) {
-    return Reject(RejectReason::kNotObject,
-                  absl::StrCat("JSON value is ", AV(JsonTypeName(root.type())), ", not an object"));
+    return Rejection{
+        RejectReason::kNotObject,
+        absl::StrCat("JSON value is ", AV(JsonTypeName(root.type())), ", not an object")};
   }
-
-  // Index 0 model_id, 1 user_id, 2 time. A repeated key: the last one wins,
-  // as in Python's json module and most JSON decoders.
-  JsonField fields[3];
   for (const simdjson::dom::key_value_pair kv : object) {
     int index;
     if (kv.key == "model_id") {
@@ -306,6 +381,19 @@ DecodeViewResult DecodeJsonEventView(std::string_view line,
     } else {
       f.state = FieldState::kWrongType;
       f.value = {};
+    }
+  }
+  return std::nullopt;
+}
+
+DecodeViewResult DecodeJsonEventViewImpl(
+    std::string_view line, absl::FunctionRef<bool(std::string_view)> is_valid_model_id,
+    bool fast_path) {
+  JsonField fields[3];
+  if (!fast_path || !ScanFlatStringObject(line, fields)) {
+    for (JsonField& f : fields) f = JsonField{};
+    if (std::optional<Rejection> r = ParseJsonFields(line, fields); r.has_value()) {
+      return DecodeViewResult{std::nullopt, std::move(r)};
     }
   }
   static constexpr std::string_view kNames[3] = {"model_id", "user_id", "time"};
@@ -336,6 +424,27 @@ DecodeViewResult DecodeJsonEventView(std::string_view line,
                                ": expected RFC 3339 like 2025-03-04T12:34:56Z"));
   }
   return DecodeViewResult{DecodedEventView{model_id, user_id, *time}, std::nullopt};
+}
+
+}  // namespace
+
+namespace events_internal {
+
+bool JsonEventFastPathTaken(std::string_view line) {
+  JsonField fields[3];
+  return ScanFlatStringObject(line, fields);
+}
+
+DecodeViewResult DecodeJsonEventViewGeneral(
+    std::string_view line, absl::FunctionRef<bool(std::string_view)> is_valid_model_id) {
+  return DecodeJsonEventViewImpl(line, is_valid_model_id, /*fast_path=*/false);
+}
+
+}  // namespace events_internal
+
+DecodeViewResult DecodeJsonEventView(std::string_view line,
+                                     absl::FunctionRef<bool(std::string_view)> is_valid_model_id) {
+  return DecodeJsonEventViewImpl(line, is_valid_model_id, /*fast_path=*/true);
 }
 
 namespace {

@@ -373,6 +373,118 @@ TEST(ParseEventTimeTest, RejectsWhatParseTimeWouldSkip) {
   }
 }
 
+// The fast path (flat objects of plain strings) and the general path (simdjson)
+// decide every line alike: same event (same bytes, same time) or same rejection
+// (reason and detail), and the model id check called for the same ids.
+void ExpectFastPathAgrees(std::string_view line, int* fast) {
+  std::vector<std::string> fast_ids, general_ids;
+  DecodeViewResult a = DecodeJsonEventView(line, [&](std::string_view id) {
+    fast_ids.emplace_back(id);
+    return IsValidModelId(id);
+  });
+  std::optional<DecodedEvent> a_event;
+  if (a.event) {
+    a_event =
+        DecodedEvent{std::string(a.event->model_id), std::string(a.event->user_id), a.event->time};
+  }
+  DecodeViewResult b = events_internal::DecodeJsonEventViewGeneral(line, [&](std::string_view id) {
+    general_ids.emplace_back(id);
+    return IsValidModelId(id);
+  });
+  *fast += events_internal::JsonEventFastPathTaken(line) ? 1 : 0;
+  ASSERT_EQ(a_event.has_value(), b.event.has_value()) << line;
+  EXPECT_EQ(fast_ids, general_ids) << line;
+  if (a_event) {
+    EXPECT_EQ(a_event->model_id, b.event->model_id) << line;
+    EXPECT_EQ(a_event->user_id, b.event->user_id) << line;
+    EXPECT_EQ(a_event->time, b.event->time) << line;
+  } else {
+    EXPECT_EQ(RejectReasonName(a.rejection->reason), RejectReasonName(b.rejection->reason)) << line;
+    EXPECT_EQ(a.rejection->detail, b.rejection->detail) << line;
+  }
+}
+
+TEST(DecodeJsonEventTest, FastPathAgreesWithTheGeneralPath) {
+  int fast = 0;
+  const std::vector<std::string> fixed = {
+      Json("org/model", "2025-03-04T12:34:56Z"),
+      R"(  { "time" : "2025-03-04T12:34:56.5Z" ,"user_id":"u", "model_id":"gpt2" }  )",
+      "\t{\"model_id\":\"a/b\",\"user_id\":\"u\",\"time\":\"2025-03-04T12:34:56Z\"}\r\n ",
+      R"({"model_id":"a/b","model_id":"c/d","user_id":"u","time":"2025-03-04T12:34:56Z"})",
+      R"({"model_id":"a/b","user_id":"","time":"2025-03-04T12:34:56Z"})",
+      R"({"model_id":"a/b","user_id":"u","time":"2025-03-04T12:34:56Z","x":"y","":""})",
+      R"({"model_id":"a/b","user_id":"u","time":"2025-03-04T12:34:56+01:00"})",
+      R"({"model_id":"a b","user_id":"u","time":"2025-03-04T12:34:56Z"})",
+      R"({"model_id":"a/b","user_id":"u","time":"yesterday"})",
+      R"({"model_id":"a/b","user_id":"u","time":null})",
+      R"({"model_id":"a/b","user_id":"u","time":"2025-03-04T12:34:56Z","n":1e400})",
+      R"({"model_id":"a/b","user_id":"u\u0041","time":"2025-03-04T12:34:56Z"})",
+      R"({"model_id":"a/b","user_id":"\u00e9","time":"2025-03-04T12:34:56Z"})",
+      R"({"model_id":"a/b","user_id":"u","time":"2025-03-04T12:34:56Z"}})",
+      R"({"model_id":"a/b","user_id":"u","time":"2025-03-04T12:34:56Z",})",
+      R"({"model_id":"a/b","user_id":"u","time":"2025-03-04T12:34:56Z"} x)",
+      R"({"model_id":"a/b" "user_id":"u","time":"2025-03-04T12:34:56Z"})",
+      "{\"model_id\":\"a/b\",\"user_id\":\"u\x7f\",\"time\":\"2025-03-04T12:34:56Z\"}",
+      "{\"model_id\":\"a/b\",\"user_id\":\"u\x01\",\"time\":\"2025-03-04T12:34:56Z\"}",
+      "{\"model_id\":\"a/b\",\"user_id\":\"\xc3\xa9\",\"time\":\"2025-03-04T12:34:56Z\"}",
+      "{\"model_id\":\"a/b\",\"user_id\":\"\xff\",\"time\":\"2025-03-04T12:34:56Z\"}",
+      std::string("{\"model_id\":\"a/b\",\"user_id\":\"u\0\",\"time\":\"2025-03-04T12:34:56Z\"}",
+                  55),
+      "{}",
+      " {  } ",
+      "{",
+      "}",
+      "",
+      "  ",
+      "[]",
+      "\"x\"",
+      "null",
+      "{\"a\"}",
+      "{\"a\":}",
+      "{,}",
+      "{\"a\":\"b\"",
+      "{\"a\":\"b",
+      "{\"a",
+      "{\"\":\"\"}",
+      "\f{}",
+      "{}\f",
+      "\v{}",
+  };
+  for (const std::string& line : fixed) ExpectFastPathAgrees(line, &fast);
+  EXPECT_GE(fast, 8);
+  // Mutations of event lines with bytes that matter to either path.
+  const std::string alphabet =
+      std::string("{}[]:,\"\\ \t\r\nnul0123456789-eE.+aZT/x\x7f\x80\xc3\xa9") +
+      std::string(1, '\0');
+  const std::vector<std::string> seeds = {
+      Json("org/model", "2025-03-04T12:34:56Z"),
+      R"({ "user_id" : "abc" , "time":"2024-02-29T23:59:59.5Z", "model_id" : "gpt2", "k":"v" })",
+      R"({"model_id":"a/b","user_id":"u","time":"2025-03-04T12:34:56Z","m":{"n":[1,"x"]}})"};
+  std::mt19937 rng(1807);
+  fast = 0;
+  for (int i = 0; i < 100000; ++i) {
+    std::string line = seeds[i % seeds.size()];
+    const int edits = static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const char c = alphabet[rng() % alphabet.size()];
+      const size_t pos = rng() % (line.size() + 1);
+      switch (rng() % 3) {
+        case 0:
+          if (pos < line.size()) line[pos] = c;
+          break;
+        case 1:
+          line.insert(line.begin() + static_cast<std::ptrdiff_t>(pos), c);
+          break;
+        default:
+          if (pos < line.size()) line.erase(pos, 1);
+      }
+    }
+    ExpectFastPathAgrees(line, &fast);
+    if (HasFailure()) break;
+  }
+  EXPECT_GT(fast, 10000);
+}
+
 // ---- binary ----
 
 std::string Binary(std::string_view model_id, std::string_view user_id,

@@ -52,9 +52,10 @@ struct DecodedEvent {
   absl::Time time;
 };
 
-// The same without copies: the ids point into the decoded bytes (binary) or
-// into the thread's JSON parser (JSON). They are valid while those bytes are
-// and, for JSON, until the next DecodeJsonEventView() on the same thread.
+// The same without copies: the ids point into the decoded bytes (binary, and
+// JSON lines of the common shape) or into the thread's JSON parser (other
+// JSON). They are valid while those bytes are and, for JSON, until the next
+// DecodeJsonEventView() on the same thread.
 struct DecodedEventView {
   std::string_view model_id;
   std::string_view user_id;
