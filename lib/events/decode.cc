@@ -18,6 +18,10 @@
 #include "lib/events/internal.h"
 #include "simdjson.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace hubmetrics {
 namespace {
 
@@ -261,6 +265,27 @@ constexpr std::array<bool, 256> kPlainStringByte = [] {
   return ok;
 }();
 
+// The first byte at or after `p` that is not a plain string byte, or `end`.
+const char* SkipPlainStringBytes(const char* p, const char* const end) {
+#if defined(__SSE2__)
+  // 16 bytes at a time: a quote, a backslash, or a byte below 0x20 or from
+  // 0x80 on (below 0x20 as signed bytes) ends the run.
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(0x20);
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i special =
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                     _mm_cmplt_epi8(v, space));
+    if (const int mask = _mm_movemask_epi8(special); mask != 0) return p + __builtin_ctz(mask);
+    p += 16;
+  }
+#endif
+  while (p < end && kPlainStringByte[static_cast<unsigned char>(*p)]) ++p;
+  return p;
+}
+
 // The fast path of DecodeJsonEventView, for the common shape of an event
 // line: one flat object whose keys and values are all strings of plain bytes
 // (kPlainStringByte). Fills `fields` as the general path does (the last of a
@@ -278,7 +303,7 @@ bool ScanFlatStringObject(std::string_view line, JsonField (&fields)[3]) {
   auto plain_string = [&](std::string_view* out) {
     if (p == end || *p != '"') return false;
     const char* const start = ++p;
-    while (p < end && kPlainStringByte[static_cast<unsigned char>(*p)]) ++p;
+    p = SkipPlainStringBytes(p, end);
     if (p == end || *p != '"') return false;
     *out = std::string_view(start, static_cast<size_t>(p - start));
     ++p;

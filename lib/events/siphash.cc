@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "absl/status/status.h"
@@ -19,7 +21,11 @@ inline uint64_t Rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
 
 inline uint64_t Load64Le(const uint8_t* p) {
   uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(&v, p, sizeof v);
+  } else {
+    for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  }
   return v;
 }
 

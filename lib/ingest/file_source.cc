@@ -100,15 +100,21 @@ class LineReader {
   absl::Status Refill(const std::string& path) {
     // What follows the lines handed out is the start of a line whose newline
     // is still to come.
-    if (buffer_.size() - start_ > keep_) {
-      dropped_ += static_cast<int64_t>(buffer_.size() - start_ - keep_);
-      buffer_.resize(start_ + keep_);
+    if (size_ - start_ > keep_) {
+      dropped_ += static_cast<int64_t>(size_ - start_ - keep_);
+      size_ = start_ + keep_;
     }
     if (eof_) return absl::OkStatus();
-    const size_t at = buffer_.size();
-    buffer_.resize(at + kChunkBytes);
-    const size_t n = std::fread(buffer_.data() + at, 1, kChunkBytes, f_);
-    buffer_.resize(at + n);
+    if (capacity_ - size_ < kChunkBytes) {
+      // Twice what it must hold, and not zero-filled (as a std::string's
+      // resize would be, at every read).
+      capacity_ = 2 * (size_ + kChunkBytes);
+      std::unique_ptr<char[]> grown(new char[capacity_]);
+      if (size_ > 0) std::memcpy(grown.get(), buffer_.get(), size_);
+      buffer_ = std::move(grown);
+    }
+    const size_t n = std::fread(buffer_.get() + size_, 1, kChunkBytes, f_);
+    size_ += n;
     if (n < kChunkBytes) {
       if (std::ferror(f_)) {
         return absl::DataLossError(absl::StrCat("reading ", path, ": ", std::strerror(errno)));
@@ -122,33 +128,35 @@ class LineReader {
   // complete line (then Refill(), unless eof()). At the end of the file, a
   // last line without a newline counts as a line.
   std::optional<Line> Next() {
-    if (start_ >= buffer_.size()) return std::nullopt;
-    const void* found = std::memchr(buffer_.data() + start_, '\n', buffer_.size() - start_);
-    size_t nl =
-        found == nullptr ? buffer_.size() : static_cast<const char*>(found) - buffer_.data();
+    if (start_ >= size_) return std::nullopt;
+    const char* const data = buffer_.get();
+    const void* found = std::memchr(data + start_, '\n', size_ - start_);
     if (found == nullptr && !eof_) return std::nullopt;
+    const size_t nl =
+        found == nullptr ? size_ : static_cast<size_t>(static_cast<const char*>(found) - data);
     // Bytes skipped so far belong to the line at start_: the file offset of
     // buffer_[i] is offset_ + i up to its kept part, offset_ + dropped_ + i after it.
     const size_t in_buffer = nl - start_;
     Line line{start_, std::min(in_buffer, keep_),
               static_cast<uint64_t>(in_buffer) + static_cast<uint64_t>(dropped_),
               offset_ + static_cast<int64_t>(start_),
-              offset_ + dropped_ + static_cast<int64_t>(std::min(nl + 1, buffer_.size()))};
+              offset_ + dropped_ + static_cast<int64_t>(std::min(nl + 1, size_))};
     offset_ += dropped_;
     dropped_ = 0;
-    start_ = std::min(nl + 1, buffer_.size());
+    start_ = std::min(nl + 1, size_);
     return line;
   }
 
   // A line's kept bytes; valid until the next Refill() or Release().
   std::string_view Text(const Line& line) const {
-    return std::string_view(buffer_.data() + line.pos, line.kept);
+    return std::string_view(buffer_.get() + line.pos, line.kept);
   }
   // Bytes of the lines handed out and not released.
   size_t held() const { return start_; }
   // Drops the lines handed out (their positions are then invalid).
   void Release() {
-    buffer_.erase(0, start_);
+    if (size_ > start_) std::memmove(buffer_.get(), buffer_.get() + start_, size_ - start_);
+    size_ -= start_;
     offset_ += static_cast<int64_t>(start_);
     start_ = 0;
   }
@@ -163,13 +171,37 @@ class LineReader {
   const size_t keep_;
   // File offset of buffer_[0].
   int64_t offset_;
-  std::string buffer_;
+  // size_ bytes read into buffer_, which has room for capacity_.
+  std::unique_ptr<char[]> buffer_;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
   // Next unread position in buffer_: the lines before it were handed out.
   size_t start_ = 0;
   // Bytes of the line at start_ that were read and not kept.
   int64_t dropped_ = 0;
   bool eof_ = false;
 };
+
+constexpr size_t kFirstBatchLines = 8192;
+
+// Lines of the next batch, after one of `last` lines: double that (from
+// kFirstBatchLines, up to batch_lines) while the file is long, so that applying
+// starts soon and overlaps decoding from the start; and half of what is left
+// (estimated from the `lines` in the `bytes` read so far) towards its end, so
+// that the last batch, whose apply overlaps nothing, is short.
+size_t NextBatchLines(const FileSourceOptions& options, size_t last, int64_t bytes, uint64_t lines,
+                      int64_t bytes_left) {
+  const size_t least = std::min(options.batch_lines, kFirstBatchLines);
+  size_t next = std::clamp(2 * last, least, options.batch_lines);
+  if (bytes > 0 && lines > 0 && bytes_left > 0) {
+    const double lines_left =
+        static_cast<double>(bytes_left) * static_cast<double>(lines) / static_cast<double>(bytes);
+    if (lines_left < 2.0 * static_cast<double>(next)) {
+      next = std::max(least, static_cast<size_t>(lines_left / 2));
+    }
+  }
+  return next;
+}
 
 // Reads `f` from `offset` and submits its lines in batches.
 absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
@@ -191,12 +223,11 @@ absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
   int64_t submitted = offset;  // the stored offset after the last batch submitted
   FileProgress progress;
   absl::Time started, last_report;
-  if (options.on_progress) {
-    struct stat st;
-    progress.total_bytes =
-        fstat(fileno(f), &st) == 0 ? std::max<int64_t>(0, st.st_size - offset) : 0;
-    started = last_report = options.clock->Now();
-  }
+  struct stat st;
+  progress.total_bytes = fstat(fileno(f), &st) == 0 ? std::max<int64_t>(0, st.st_size - offset) : 0;
+  if (options.on_progress) started = last_report = options.clock->Now();
+  // Lines of the batch being read.
+  size_t limit = std::min(options.batch_lines, kFirstBatchLines);
   auto report = [&](bool done) {
     if (!options.on_progress) return;
     const absl::Time now = options.clock->Now();
@@ -226,6 +257,9 @@ absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
     RETURN_IF_ERROR(
         pipeline->SubmitEvents(batch, EventFormat::kJson, {&position, 1}, dead_letters));
     submitted = position.next_offset;
+    limit = NextBatchLines(options, pending.size(), submitted - offset,
+                           progress.records + pending.size(),
+                           progress.total_bytes - (submitted - offset));
     progress.records += batch.size();
     pending.clear();
     reader.Release();
@@ -240,7 +274,7 @@ absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
       } else if (!Blank(reader.Text(*line))) {
         pending.push_back({*line, false});
       }
-      if (pending.size() >= options.batch_lines || reader.held() >= options.batch_bytes) {
+      if (pending.size() >= limit || reader.held() >= options.batch_bytes) {
         RETURN_IF_ERROR(flush());
       }
     }

@@ -412,65 +412,132 @@ absl::Status Pipeline::Drain() {
   return apply_status_;
 }
 
+// What the first part of Prepare makes of one record: its decoding, model
+// lookup and user hash, which need nothing of the records before it, so that
+// parts of a batch are decoded on two threads at once.
+struct Pipeline::DecodedRecord {
+  // Decoding rejected the record (its rejection is in its part's `rejected`).
+  static constexpr ModelIdx kRejected = ~ModelIdx{0};
+  // A model id not in known_models_ (copied into its part's `unknown_ids`).
+  static constexpr ModelIdx kUnknown = ~ModelIdx{0} - 1;
+  absl::Time time;
+  UserHash user_hash = 0;
+  ModelIdx model = kRejected;  // else an index in known_models_, or kUnknown
+  Day day = 0;
+};
+
+struct Pipeline::DecodedPart {
+  size_t begin = 0;
+  size_t end = 0;
+  // By record index, ascending.
+  std::vector<std::pair<size_t, Rejection>> rejected;
+  // The model ids of the part's kUnknown records, in order.
+  std::vector<std::string> unknown_ids;
+};
+
+void Pipeline::DecodePart(std::span<const SourceRecord> records, EventFormat format,
+                          DecodedRecord* out, DecodedPart* part) const {
+  // The model id check answers ids already interned from known_models_ (they
+  // passed it before), and remembers the index it found. Decoded ids are
+  // views into the record (or the thread's JSON parser), used before the next
+  // record is decoded; only model ids new to known_models_ are copied.
+  ModelIdx known = DecodedRecord::kUnknown;
+  auto is_valid_model_id = [&](std::string_view id) {
+    if (const std::optional<ModelIdx> m = known_models_.Find(id)) {
+      known = *m;
+      return true;
+    }
+    known = DecodedRecord::kUnknown;
+    return IsValidModelId(id);
+  };
+  for (size_t i = part->begin; i < part->end; ++i) {
+    const SourceRecord& record = records[i];
+    DecodedRecord& d = out[i];
+    const int64_t size = record.size >= 0 ? record.size : static_cast<int64_t>(record.value.size());
+    if (auto rej = CheckEventSize(static_cast<uint64_t>(size), options_.max_event_bytes)) {
+      part->rejected.emplace_back(i, std::move(*rej));
+      continue;
+    }
+    DecodeViewResult r = format == EventFormat::kJson
+                             ? DecodeJsonEventView(record.value, is_valid_model_id)
+                             : DecodeBinaryEventView(record.value, is_valid_model_id);
+    if (r.rejection) {
+      part->rejected.emplace_back(i, std::move(*r.rejection));
+      continue;
+    }
+    const DecodedEventView& e = *r.event;
+    d.time = e.time;
+    d.day = DayOf(e.time);
+    d.user_hash = hasher_.Hash(e.user_id);
+    d.model = known;
+    if (known == DecodedRecord::kUnknown) part->unknown_ids.emplace_back(e.model_id);
+  }
+}
+
 Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records, EventFormat format,
                                           std::span<const SourceOffset> offsets,
                                           DeadLetterSink* dead_letters) {
-  // Decode, validate and hash outside the lock: the ingest thread owns the
-  // validator and known_models_. Decoded ids
-  // are views into the records (or the JSON parser), used before the next
-  // record is decoded; only model ids new to known_models_ are copied.
-  constexpr ModelIdx kNewModel = ModelIdx{1} << 31;
+  // Outside the lock: the ingest thread owns the validator and
+  // known_models_. First decoding, model lookup and hashing, which each
+  // record needs alone: a large batch in two halves, one on a helper thread;
+  // then, in order, what depends on the records before: the validator
+  // (watermarks, lateness), new models, rejections.
   PreparedBatch batch;
   batch.events_read = records.size();
   batch.dead_letters = dead_letters;
+  std::vector<DecodedRecord> decoded(records.size());
+  const size_t parts_n = records.size() >= 2 * kMinRecordsPerDecodePart ? 2 : 1;
+  std::array<DecodedPart, 2> parts;
+  for (size_t p = 0; p < parts_n; ++p) {
+    parts[p].begin = records.size() * p / parts_n;
+    parts[p].end = records.size() * (p + 1) / parts_n;
+  }
+  if (parts_n == 2) {
+    if (!decode_worker_) decode_worker_ = std::make_unique<LaneWorker>("hm-decode");
+    decode_worker_->Start([this, records, format, &decoded, &parts] {
+      DecodePart(records, format, decoded.data(), &parts[1]);
+    });
+    DecodePart(records, format, decoded.data(), &parts[0]);
+    decode_worker_->Wait();
+  } else {
+    DecodePart(records, format, decoded.data(), &parts[0]);
+  }
+
+  constexpr ModelIdx kNewModel = ModelIdx{1} << 31;
   // model: an interned index, or kNewModel + an index into new_models.
   std::vector<UniqueDownloadCounter::Triple> accepted;
   accepted.reserve(records.size());
   std::vector<std::string> new_models;
   absl::flat_hash_map<std::string, ModelIdx> new_model_index;
   std::vector<std::pair<size_t, Rejection>> rejected;
-  // The model id check answers ids already interned from known_models_ (they
-  // passed it before), and remembers the index it found.
-  constexpr ModelIdx kNotKnown = ~ModelIdx{0};
   // The `future` check's wall clock, once per batch: the records were all
   // read by now.
   const absl::Time now = clock_->Now();
-  ModelIdx known = kNotKnown;
-  auto is_valid_model_id = [&](std::string_view id) {
-    if (const std::optional<ModelIdx> m = known_models_.Find(id)) {
-      known = *m;
-      return true;
+  for (size_t p = 0; p < parts_n; ++p) {
+    DecodedPart& part = parts[p];
+    auto next_rejected = part.rejected.begin();
+    auto next_unknown = part.unknown_ids.begin();
+    for (size_t i = part.begin; i < part.end; ++i) {
+      const DecodedRecord& d = decoded[i];
+      if (d.model == DecodedRecord::kRejected) {
+        rejected.push_back(std::move(*next_rejected++));
+        continue;
+      }
+      const std::string* unknown_id =
+          d.model == DecodedRecord::kUnknown ? &*next_unknown++ : nullptr;
+      if (auto rej = validator_.Accept(d.time, records[i].partition, now)) {
+        rejected.emplace_back(i, std::move(*rej));
+        continue;
+      }
+      ModelIdx m = d.model;
+      if (unknown_id != nullptr) {
+        auto [nit, inserted] =
+            new_model_index.try_emplace(*unknown_id, kNewModel + new_models.size());
+        if (inserted) new_models.push_back(*unknown_id);
+        m = nit->second;
+      }
+      accepted.push_back({d.day, m, d.user_hash});
     }
-    known = kNotKnown;
-    return IsValidModelId(id);
-  };
-  for (size_t i = 0; i < records.size(); ++i) {
-    const int64_t size =
-        records[i].size >= 0 ? records[i].size : static_cast<int64_t>(records[i].value.size());
-    if (auto rej = CheckEventSize(static_cast<uint64_t>(size), options_.max_event_bytes)) {
-      rejected.emplace_back(i, std::move(*rej));
-      continue;
-    }
-    DecodeViewResult r = format == EventFormat::kJson
-                             ? DecodeJsonEventView(records[i].value, is_valid_model_id)
-                             : DecodeBinaryEventView(records[i].value, is_valid_model_id);
-    if (r.rejection) {
-      rejected.emplace_back(i, std::move(*r.rejection));
-      continue;
-    }
-    const DecodedEventView& e = *r.event;
-    if (auto rej = validator_.Accept(e.time, records[i].partition, now)) {
-      rejected.emplace_back(i, std::move(*rej));
-      continue;
-    }
-    ModelIdx m = known;
-    if (m == kNotKnown) {
-      const absl::string_view id(e.model_id.data(), e.model_id.size());
-      auto [nit, inserted] = new_model_index.try_emplace(id, kNewModel + new_models.size());
-      if (inserted) new_models.emplace_back(id);
-      m = nit->second;
-    }
-    accepted.push_back({DayOf(e.time), m, hasher_.Hash(e.user_id)});
   }
   batch.rejected.reserve(rejected.size());
   for (const auto& [i, rej] : rejected) {

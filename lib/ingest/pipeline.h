@@ -2,7 +2,9 @@
 // exact state, and lets the read path read it.
 //
 // Ingest side (one thread at a time, the source's): a batch is decoded,
-// validated and its user ids hashed on the caller's thread; then, on the
+// validated and its user ids hashed on the caller's thread (decoding, model
+// lookup and hashing of a batch of 4,096 records or more in two halves at
+// once, one on a helper thread; validation, in order, after); then, on the
 // pipeline's apply thread, it is deduplicated, the aggregates are updated and the
 // resulting state is committed to the StateStore in ONE commit together with
 // the source offsets the records came from — after the rejected records were
@@ -158,7 +160,8 @@ class Pipeline final {
   ~Pipeline();
 
   // --- Ingest side: one thread at a time. ---
-  // Decodes, validates and hashes `records` on the calling thread, then
+  // Decodes, validates and hashes `records` on the calling thread (and a
+  // helper, for a large batch: the calling thread waits for it), then
   // hands the batch to the apply thread (dedup, aggregates, commit) and returns: the records
   // may be freed at once, the batch is committed later. Waits first for the
   // previous batch's apply to end (one batch applies while the next is
@@ -260,6 +263,10 @@ class Pipeline final {
   Pipeline(PipelineOptions options, std::unique_ptr<StateStore> store, const Clock* clock,
            UserHasher hasher);
   struct PreparedBatch;
+  struct DecodedRecord;
+  struct DecodedPart;
+  // A batch of at least twice this many records is decoded in two parts at once.
+  static constexpr size_t kMinRecordsPerDecodePart = 2048;
   absl::Status Load();
   // Load()'s check of the stored role against options_.role; what to bind.
   absl::Status CheckRole(const StoredState& state);
@@ -271,6 +278,12 @@ class Pipeline final {
   // The ingest thread's part of a batch, and the apply thread's.
   PreparedBatch Prepare(std::span<const SourceRecord> records, EventFormat format,
                         std::span<const SourceOffset> offsets, DeadLetterSink* dead_letters);
+  // Prepare's first part for records [part->begin, part->end): decodes,
+  // looks the model up in known_models_ and hashes the user id of each, into
+  // out[i]. Reads only what no other thread writes meanwhile (known_models_
+  // changes only after every part is done), so two parts run at once.
+  void DecodePart(std::span<const SourceRecord> records, EventFormat format, DecodedRecord* out,
+                  DecodedPart* part) const;
   absl::Status ApplyPrepared(PreparedBatch& batch);
   // Writes `commit`, waiting for disk space and retrying a write that failed
   // for lack of it or an I/O error; any other failure breaks ingest.
@@ -336,6 +349,9 @@ class Pipeline final {
   std::string source_condition_ ABSL_GUARDED_BY(status_mu_);
   std::vector<v1::PartitionLag> lags_ ABSL_GUARDED_BY(status_mu_);
 
+  // Decodes the second half of a large batch while the ingest thread decodes
+  // the first (Prepare); created on first use, by the ingest thread.
+  std::unique_ptr<LaneWorker> decode_worker_;
   // The apply thread and the result of the last batch it applied: written by
   // the task, read by the ingest thread only after apply_worker_->Wait().
   absl::Status apply_status_;

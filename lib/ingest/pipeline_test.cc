@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <span>
 #include <string>
@@ -72,6 +73,70 @@ class PipelineTest : public ::testing::Test {
   ManualClock clock_;
   CollectingSink sink_;
 };
+
+// A batch large enough to be decoded in two parts at once (new models in
+// both, rejections of every kind, the validator's in between) gives the same
+// counts, answers and dead letters, in the same order, as the same records
+// in batches decoded by one thread.
+TEST_F(PipelineTest, ALargeBatchDecodedInTwoPartsEqualsSmallBatches) {
+  std::vector<std::string> lines;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 12000; ++i) {
+    const int day = 3 + static_cast<int>(i / 800);
+    const std::string time = absl::StrFormat("2025-03-%02dT%02d:00:00Z", day, i % 24);
+    switch (rng() % 20) {
+      case 0:
+        lines.push_back("{bad");
+        break;
+      case 1:
+        lines.push_back(Event("a/b/c", "u", time));  // invalid_model_id
+        break;
+      case 2:
+        lines.push_back(Event("m/x", "u", "2025-02-01T00:00:00Z"));  // too_late after a while
+        break;
+      case 3:
+        lines.push_back(Event("m/x", "u", "2025-04-01T00:00:00Z"));  // future
+        break;
+      case 4:
+        lines.push_back(std::string(70000, ' '));  // too_large
+        break;
+      default:
+        // New models appear in both halves; some in both.
+        lines.push_back(Event(absl::StrCat("ns/m", rng() % (i < 6000 ? 50 : 80)),
+                              absl::StrCat("user", rng() % 300), time));
+    }
+  }
+  auto run = [&](size_t batch) {
+    FakeStateStore store;
+    CollectingSink sink;
+    std::array<uint8_t, 16> key{};
+    auto opened =
+        Pipeline::Open({}, std::make_unique<UnownedStateStore>(&store), &clock_, UserHasher(key));
+    EXPECT_TRUE(opened.ok());
+    std::unique_ptr<Pipeline> p = std::move(*opened);
+    for (size_t i = 0; i < lines.size(); i += batch) {
+      std::vector<SourceRecord> records;
+      for (size_t j = i; j < std::min(lines.size(), i + batch); ++j) {
+        records.push_back(SourceRecord{lines[j], "test", -1, static_cast<int64_t>(j)});
+      }
+      SourceOffset off{"file:test", static_cast<int64_t>(i + records.size())};
+      EXPECT_TRUE(p->IngestEvents(records, EventFormat::kJson, {&off, 1}, &sink).ok());
+    }
+    v1::IngestStats stats = p->GetIngestStats();
+    stats.clear_state_disk_bytes();
+    stats.clear_state_memory_bytes();
+    return std::make_tuple(stats.SerializeAsString(), Query(*p, "model", "direct").DebugString(),
+                           Query(*p, "developer", "recursive", "trailing:2").DebugString(),
+                           sink.got);
+  };
+  const auto one = run(lines.size());  // two parts at once
+  const auto small = run(1000);        // one thread
+  EXPECT_EQ(std::get<0>(one), std::get<0>(small));
+  EXPECT_EQ(std::get<1>(one), std::get<1>(small));
+  EXPECT_EQ(std::get<2>(one), std::get<2>(small));
+  EXPECT_EQ(std::get<3>(one), std::get<3>(small));
+  EXPECT_GT(std::get<3>(one).size(), 1000u);
+}
 
 TEST_F(PipelineTest, CountsUniqueDuplicateAndRejectedAndMeasuresExactly) {
   auto p = Open();

@@ -53,11 +53,11 @@ ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051", "Address the gRPC API lis
 ABSL_FLAG(std::string, events_file, "",
           "Embedded source: an NDJSON file of DownloadEvent, ingested to its end (resuming where "
           "the state says), then the daemon keeps serving.");
-ABSL_FLAG(int64_t, events_file_batch_lines, 65536,
-          "--events_file lines per batch (decoded, counted and committed to the state together; "
-          "at most 32 MiB of lines). Larger: fewer commits and more downloads merged per update "
-          "while replaying; smaller: fresher answers during a replay and less work lost to a "
-          "crash.");
+ABSL_FLAG(int64_t, events_file_batch_lines, 262144,
+          "--events_file lines per batch at most (decoded, counted and committed to the state "
+          "together; at most 32 MiB of lines; the first and last batches of a file are smaller). "
+          "Larger: fewer commits and more downloads merged per update while replaying; smaller: "
+          "fresher answers during a replay and less work lost to a crash.");
 ABSL_FLAG(std::string, models_file, "",
           "Embedded source: an NDJSON file of ModelInfo, applied at every start.");
 ABSL_FLAG(
