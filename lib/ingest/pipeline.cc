@@ -11,6 +11,7 @@
 #include "lib/base/kill_point.h"
 #include "lib/base/log.h"
 #include "lib/base/status_macros.h"
+#include "lib/state/keys.h"
 
 namespace hubmetrics {
 namespace {
@@ -570,25 +571,58 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
 }
 
 absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
-  // Unique downloads, grouped per (model, day): the daily count deltas and
-  // the dedup records. Dedup runs here, not on the ingest thread, to share
-  // the per-event work between the two threads.
+  // Dedup runs here, not on the ingest thread, to share the per-event work
+  // between the two threads.
   std::vector<uint8_t> is_new;
   dedup_.InsertBatch(batch.accepted, &is_new);
   KillPoint("apply.deduped");
-  absl::flat_hash_map<std::pair<ModelIdx, Day>, std::vector<UserHash>, PairHash> fresh;
-  uint64_t unique = 0;
-  for (size_t j = 0; j < batch.accepted.size(); ++j) {
-    if (!is_new[j]) continue;
-    const UniqueDownloadCounter::Triple& a = batch.accepted[j];
-    fresh[{a.model, a.day}].push_back(a.user_hash);
-    ++unique;
+  // The unique downloads grouped per (model, day), the groups in (day, model)
+  // order: the daily count deltas (staged in that order: a model's days
+  // arrive ascending) and the dedup records (one per day, each group's user
+  // hashes in the order read), without a container per group.
+  struct Group {
+    Day day;
+    ModelIdx model;
+    uint32_t count = 0;
+    uint32_t next = 0;  // where its next hash goes in `hashes`
+  };
+  std::vector<Group> groups;
+  std::vector<uint32_t> group_of_fresh;  // per new triple, in order, its group
+  {
+    absl::flat_hash_map<std::pair<ModelIdx, Day>, uint32_t, PairHash> group_index;
+    for (size_t j = 0; j < batch.accepted.size(); ++j) {
+      if (!is_new[j]) continue;
+      const UniqueDownloadCounter::Triple& a = batch.accepted[j];
+      auto [it, inserted] =
+          group_index.try_emplace({a.model, a.day}, static_cast<uint32_t>(groups.size()));
+      if (inserted) groups.push_back(Group{a.day, a.model});
+      ++groups[it->second].count;
+      group_of_fresh.push_back(it->second);
+    }
+  }
+  const uint64_t unique = group_of_fresh.size();
+  std::vector<uint32_t> order(groups.size());
+  for (uint32_t g = 0; g < order.size(); ++g) order[g] = g;
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    return std::tie(groups[a].day, groups[a].model) < std::tie(groups[b].day, groups[b].model);
+  });
+  std::vector<UserHash> hashes(unique);
+  {
+    uint32_t at = 0;
+    for (uint32_t g : order) {
+      groups[g].next = at;
+      at += groups[g].count;
+    }
+    size_t k = 0;
+    for (size_t j = 0; j < batch.accepted.size(); ++j) {
+      if (is_new[j]) hashes[groups[group_of_fresh[k++]].next++] = batch.accepted[j].user_hash;
+    }
   }
   StateCommit commit;
   std::vector<ModelDayDelta> applied;
-  applied.reserve(fresh.size());
-  for (const auto& [key, users] : fresh) {
-    applied.push_back({key.first, key.second, static_cast<int64_t>(users.size())});
+  applied.reserve(groups.size());
+  for (uint32_t g : order) {
+    applied.push_back({groups[g].model, groups[g].day, static_cast<int64_t>(groups[g].count)});
   }
   for (size_t i = 0; i < applied.size(); i += options_.max_deltas_per_lock) {
     absl::MutexLock lock(&mu_);
@@ -598,9 +632,25 @@ absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
   {
     // Only reads: queries go on meanwhile.
     absl::ReaderMutexLock lock(&mu_);
-    commit.dedup_groups.reserve(fresh.size());
-    for (auto& [key, users] : fresh) {
-      commit.dedup_groups.push_back({key.second, registry_.Name(key.first), std::move(users)});
+    size_t first_hash = 0;
+    for (size_t i = 0; i < order.size();) {
+      const Day day = groups[order[i]].day;
+      size_t end = i;
+      size_t bytes = 0;
+      for (; end < order.size() && groups[order[end]].day == day; ++end) {
+        const Group& g = groups[order[end]];
+        bytes += 10 + registry_.Name(g.model).size() + 8 * size_t{g.count};
+      }
+      std::string record;
+      record.reserve(bytes);
+      for (; i < end; ++i) {
+        const Group& g = groups[order[i]];
+        state_keys::AppendDedupGroup(
+            &record, registry_.Name(g.model),
+            std::span<const uint64_t>(hashes).subspan(first_hash, g.count));
+        first_hash += g.count;
+      }
+      commit.dedup_records.emplace_back(day, std::move(record));
     }
   }
   {

@@ -1,3 +1,4 @@
+#include "lib/state/keys.h"
 #include "lib/state/state_store.h"
 
 namespace hubmetrics {
@@ -34,6 +35,11 @@ absl::Status FakeStateStore::Commit(const StateCommit& c) {
     --fail_commits_;
     return fail_status_;
   }
+  for (const auto& [day, record] : c.dedup_records) {
+    if (!state_keys::ForEachInDedupRecord(record, [](std::string_view, uint64_t) {})) {
+      return absl::InvalidArgumentError("malformed dedup record");
+    }
+  }
   ++commits_;
   if (c.drop_dedup_before) {
     dedup_.erase(dedup_.begin(), dedup_.lower_bound({*c.drop_dedup_before, 0, ""}));
@@ -41,6 +47,11 @@ absl::Status FakeStateStore::Commit(const StateCommit& c) {
   }
   for (const auto& g : c.dedup_groups) {
     for (uint64_t h : g.user_hashes) dedup_[{g.day, h, g.model_id}] = true;
+  }
+  for (const auto& [day, record] : c.dedup_records) {
+    state_keys::ForEachInDedupRecord(record, [&, day = day](std::string_view model_id, uint64_t h) {
+      dedup_[{day, h, std::string(model_id)}] = true;
+    });
   }
   for (const auto& d : c.daily_counts) daily_[{d.model_id, d.day}] = d.count;
   for (const auto& m : c.catalog_puts) catalog_[m.model_id()] = m;

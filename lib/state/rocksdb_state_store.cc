@@ -349,14 +349,20 @@ class RocksDbStateStore final : public StateStore {
                     state_keys::EncodeFixed64(static_cast<uint32_t>(*c.drop_dedup_before))),
           "batching dedup_floor");
     }
-    if (!c.dedup_groups.empty()) {
-      // One record per day.
-      std::map<Day, std::string> records;
-      for (const StoredDedupGroup& g : c.dedup_groups) {
-        state_keys::AppendDedupGroup(&records[g.day], g.model_id, g.user_hashes);
-      }
+    if (!c.dedup_groups.empty() || !c.dedup_records.empty()) {
       uint64_t seq = next_dedup_seq_;
-      for (const auto& [day, record] : records) {
+      if (!c.dedup_groups.empty()) {
+        // One record per day.
+        std::map<Day, std::string> records;
+        for (const StoredDedupGroup& g : c.dedup_groups) {
+          state_keys::AppendDedupGroup(&records[g.day], g.model_id, g.user_hashes);
+        }
+        for (const auto& [day, record] : records) {
+          RETURN_IF_ROCKS(batch.Put(cfs_[kDedup], state_keys::DedupRecordKey(day, seq++), record),
+                          "batching dedup record");
+        }
+      }
+      for (const auto& [day, record] : c.dedup_records) {
         RETURN_IF_ROCKS(batch.Put(cfs_[kDedup], state_keys::DedupRecordKey(day, seq++), record),
                         "batching dedup record");
       }

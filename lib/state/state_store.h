@@ -114,6 +114,10 @@ struct StoredUniquePart {
 // Everything one atomic commit writes.
 struct StateCommit {
   std::vector<StoredDedupGroup> dedup_groups;
+  // The same, already encoded by the caller: one day's dedup record in the
+  // stored format (state_keys::AppendDedupGroup of its groups, keys.h), each
+  // written as it is under a key of its own (after those of dedup_groups).
+  std::vector<std::pair<Day, std::string>> dedup_records;
   // Absolute values (not deltas) of days being closed (see the format).
   std::vector<StoredDailyCount> daily_counts;
   std::vector<v1::ModelInfo> catalog_puts;
@@ -136,11 +140,11 @@ struct StateCommit {
   std::optional<std::string> role;
 
   bool empty() const {
-    return dedup_groups.empty() && daily_counts.empty() && catalog_puts.empty() &&
-           catalog_deletes.empty() && offsets.empty() && !watermark_micros &&
-           partition_watermarks_micros.empty() && !counters && !drop_dedup_before &&
-           !user_hash_key_fingerprint && unique_parts.empty() && partition_progress.empty() &&
-           !role;
+    return dedup_groups.empty() && dedup_records.empty() && daily_counts.empty() &&
+           catalog_puts.empty() && catalog_deletes.empty() && offsets.empty() &&
+           !watermark_micros && partition_watermarks_micros.empty() && !counters &&
+           !drop_dedup_before && !user_hash_key_fingerprint && unique_parts.empty() &&
+           partition_progress.empty() && !role;
   }
 };
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -225,6 +226,41 @@ TEST_P(StateStoreContract, CommitThenReloadReturnsEverything) {
                                     })
                   .ok());
   EXPECT_EQ(keys.size(), 1u);
+}
+
+// Dedup records encoded by the caller are stored as dedup groups are: their
+// triples come back, beside those of groups of the same commit and day.
+TEST_P(StateStoreContract, EncodedDedupRecordsReloadLikeGroups) {
+  StateCommit c;
+  c.dedup_groups = {{100, "a/x", {7}}};
+  std::string day100, day101;
+  const std::vector<uint64_t> first = {1, 2}, second = {3};
+  state_keys::AppendDedupGroup(&day100, "a/x", first);
+  state_keys::AppendDedupGroup(&day100, "b", second);
+  state_keys::AppendDedupGroup(&day101, "a/x", second);
+  c.dedup_records = {{100, day100}, {101, day101}};
+  ASSERT_FALSE(c.empty());
+  ASSERT_TRUE(store_->Commit(c).ok());
+  StateCommit c2;
+  c2.dedup_records = {{101, day100}};
+  ASSERT_TRUE(store_->Commit(c2).ok());
+  Reopen();
+  ASSERT_TRUE(store_->Load().ok());
+  std::set<std::tuple<Day, uint64_t, std::string>> keys;
+  ASSERT_TRUE(store_
+                  ->ForEachDedupKey(INT32_MIN,
+                                    [&](const StoredDedupKey& k) {
+                                      keys.emplace(k.day, k.user_hash, k.model_id);
+                                    })
+                  .ok());
+  EXPECT_EQ(keys, (std::set<std::tuple<Day, uint64_t, std::string>>{{100, 7, "a/x"},
+                                                                    {100, 1, "a/x"},
+                                                                    {100, 2, "a/x"},
+                                                                    {100, 3, "b"},
+                                                                    {101, 3, "a/x"},
+                                                                    {101, 1, "a/x"},
+                                                                    {101, 2, "a/x"},
+                                                                    {101, 3, "b"}}));
 }
 
 TEST_P(StateStoreContract, EmptyStoreLoadsEmpty) {
