@@ -163,6 +163,8 @@ std::optional<absl::Time> ParseCommonUtcTime(std::string_view s) {
   }
   if (pos + 1 != s.size() || s[pos] != 'Z') return std::nullopt;
   const int64_t seconds = DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+  // Adding a Duration normalizes it: skipped for the usual whole seconds.
+  if (nanos == 0) return absl::FromUnixSeconds(seconds);
   return absl::FromUnixSeconds(seconds) + absl::Nanoseconds(nanos);
 }
 
@@ -265,6 +267,20 @@ constexpr std::array<bool, 256> kPlainStringByte = [] {
   return ok;
 }();
 
+// 0 for "model_id", 1 for "user_id", 2 for "time", -1 for any other key.
+int FieldIndex(std::string_view key) {
+  switch (key.size()) {
+    case 8:
+      return std::memcmp(key.data(), "model_id", 8) == 0 ? 0 : -1;
+    case 7:
+      return std::memcmp(key.data(), "user_id", 7) == 0 ? 1 : -1;
+    case 4:
+      return std::memcmp(key.data(), "time", 4) == 0 ? 2 : -1;
+    default:
+      return -1;
+  }
+}
+
 // The first byte at or after `p` that is not a plain string byte, or `end`.
 const char* SkipPlainStringBytes(const char* p, const char* const end) {
 #if defined(__SSE2__)
@@ -326,14 +342,7 @@ bool ScanFlatStringObject(std::string_view line, JsonField (&fields)[3]) {
     ++p;
     skip_space();
     if (!plain_string(&value)) return false;
-    int index = -1;
-    if (key == "model_id") {
-      index = 0;
-    } else if (key == "user_id") {
-      index = 1;
-    } else if (key == "time") {
-      index = 2;
-    }
+    const int index = FieldIndex(key);
     if (index >= 0) {
       fields[index] = JsonField{FieldState::kString, simdjson::dom::element_type::STRING, value};
     }
