@@ -132,6 +132,9 @@ absl::Status Pipeline::Load() {
     ++keys;
   }));
   dedup_dropped_before_ = floor;
+  for (const auto& [key, n] : counts) {
+    if (key.second >= floor) open_day_counts_[key.second][key.first] += static_cast<uint64_t>(n);
+  }
   std::vector<ModelDayDelta> deltas;
   deltas.reserve(counts.size());
   for (const auto& [key, n] : counts) deltas.push_back({key.first, key.second, n});
@@ -629,6 +632,12 @@ absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
     aggregates_.Stage(std::span<const ModelDayDelta>(applied).subspan(
         i, std::min(options_.max_deltas_per_lock, applied.size() - i)));
   }
+  for (size_t i = 0; i < applied.size();) {
+    absl::flat_hash_map<ModelIdx, uint64_t>& day_counts = open_day_counts_[applied[i].day];
+    for (const Day day = applied[i].day; i < applied.size() && applied[i].day == day; ++i) {
+      day_counts[applied[i].model] += static_cast<uint64_t>(applied[i].delta);
+    }
+  }
   {
     // Only reads: queries go on meanwhile.
     absl::ReaderMutexLock lock(&mu_);
@@ -694,9 +703,13 @@ absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
     // earlier one are staged, so the counts are complete.
     {
       absl::ReaderMutexLock lock(&mu_);
-      for (const auto& [day, m] : dedup_.ModelDaysBefore(oldest)) {
-        commit.daily_counts.push_back({registry_.Name(m), day, aggregates_.DailyCount(m, day)});
+      auto it = open_day_counts_.begin();
+      for (; it != open_day_counts_.end() && it->first < oldest; ++it) {
+        for (const auto& [m, n] : it->second) {
+          commit.daily_counts.push_back({registry_.Name(m), it->first, n});
+        }
       }
+      open_day_counts_.erase(open_day_counts_.begin(), it);
     }
     dedup_.DropDaysBefore(oldest);
     dedup_dropped_before_ = oldest;

@@ -313,6 +313,9 @@ class Pipeline final {
   // Apply-thread state (Load() and the apply thread's tasks, one at a time).
   UniqueDownloadCounter dedup_;
   Day dedup_dropped_before_ = INT32_MIN;
+  // The unique downloads of each (model, day) of the days still in dedup_
+  // (their daily counts, stored when a day leaves it).
+  std::map<Day, absl::flat_hash_map<ModelIdx, uint64_t>> open_day_counts_;
   // Metrics-role state, touched by Load() and ApplyUniqueRecords() only (on
   // the ingest thread, after Drain(): never beside the apply thread). The
   // last count read per (model, day, input partition): the aggregates hold,
