@@ -9,6 +9,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -344,18 +345,17 @@ absl::Status LoadModelsFile(Pipeline* pipeline, const std::string& path) {
   constexpr std::array<uint8_t, 16> kDigestKey = {'h', 'u', 'b', 'm', 'e', 't', 'r', 'i',
                                                   'c', 's', '-', 'm', 'o', 'd', 'e', 'l'};
   uint64_t digest = SipHash24(kDigestKey, "");
-  // Like a compacted topic, the last record of a model is the one that
-  // counts: the ones before it are never applied, so they cannot re-credit.
-  std::vector<CatalogRecord> records;
-  absl::flat_hash_map<std::string, size_t> last_of_model;
-  // Rejections are logged and counted only if the file is applied.
-  std::vector<std::string> rejections;
+  // The file's lines: read whole first (for the digest), decoded only when
+  // the file is not the one last applied.
+  struct ModelLine {
+    int64_t line_no;
+    uint64_t size;     // the line's whole length
+    std::string text;  // trimmed; empty for a line over the limit
+  };
+  std::vector<ModelLine> lines;
   // Lines over the record limit are skipped as they stream by, never held whole.
   LineReader reader(f.get(), 0, kMaxCatalogRecordBytes + 1);
   int64_t line_no = 0;
-  auto reject = [&](absl::string_view why) {
-    rejections.push_back(absl::StrCat(path, " line ", line_no, ": catalog record rejected: ", why));
-  };
   do {
     reader.Release();
     RETURN_IF_ERROR(reader.Refill(path));
@@ -367,23 +367,11 @@ absl::Status LoadModelsFile(Pipeline* pipeline, const std::string& path) {
                       absl::string_view(line_text.data(), line_text.size()));
       digest = SipHash24(kDigestKey, chained);
       if (line->size > kMaxCatalogRecordBytes) {
-        reject(absl::StrCat("record of ", line->size, " bytes is longer than the limit of ",
-                            kMaxCatalogRecordBytes, " bytes"));
+        lines.push_back(ModelLine{line_no, line->size, {}});
         continue;
       }
       const std::string_view text = TrimLine(line_text);
-      if (Blank(text)) continue;
-      absl::StatusOr<v1::ModelInfo> m = DecodeJsonModel(text);
-      if (!m.ok()) {
-        reject(m.status().message());
-        continue;
-      }
-      auto [it, inserted] = last_of_model.try_emplace(m->model_id(), records.size());
-      if (inserted) {
-        records.push_back(CatalogRecord{m->model_id(), std::move(*m)});
-      } else {
-        records[it->second].info = std::move(*m);
-      }
+      if (!Blank(text)) lines.push_back(ModelLine{line_no, line->size, std::string(text)});
     }
   } while (!reader.eof());
   // The digest is stored with the catalog it produced: a restart on the same
@@ -392,6 +380,49 @@ absl::Status LoadModelsFile(Pipeline* pipeline, const std::string& path) {
   if (pipeline->StoredOffset(applied.source_key) == applied.next_offset) {
     LogInfo("models file %s: unchanged since it was last applied", path);
     return absl::OkStatus();
+  }
+  // Decoded in two halves at once when there are many (protobuf's JSON
+  // parser is slow, and the replay waits for the catalog).
+  std::vector<std::optional<absl::StatusOr<v1::ModelInfo>>> decoded(lines.size());
+  auto decode = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      if (lines[i].size <= kMaxCatalogRecordBytes) decoded[i] = DecodeJsonModel(lines[i].text);
+    }
+  };
+  if (lines.size() >= 2048) {
+    std::thread helper(decode, lines.size() / 2, lines.size());
+    decode(0, lines.size() / 2);
+    helper.join();
+  } else {
+    decode(0, lines.size());
+  }
+  // Like a compacted topic, the last record of a model is the one that
+  // counts: the ones before it are never applied, so they cannot re-credit.
+  std::vector<CatalogRecord> records;
+  absl::flat_hash_map<std::string, size_t> last_of_model;
+  // Rejections are logged and counted only if the file is applied.
+  std::vector<std::string> rejections;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    auto reject = [&](absl::string_view why) {
+      rejections.push_back(
+          absl::StrCat(path, " line ", lines[i].line_no, ": catalog record rejected: ", why));
+    };
+    if (lines[i].size > kMaxCatalogRecordBytes) {
+      reject(absl::StrCat("record of ", lines[i].size, " bytes is longer than the limit of ",
+                          kMaxCatalogRecordBytes, " bytes"));
+      continue;
+    }
+    absl::StatusOr<v1::ModelInfo>& m = *decoded[i];
+    if (!m.ok()) {
+      reject(m.status().message());
+      continue;
+    }
+    auto [it, inserted] = last_of_model.try_emplace(m->model_id(), records.size());
+    if (inserted) {
+      records.push_back(CatalogRecord{m->model_id(), std::move(*m)});
+    } else {
+      records[it->second].info = std::move(*m);
+    }
   }
   for (size_t i = 0; i < rejections.size(); ++i) {
     pipeline->CountCatalogRejected();

@@ -303,6 +303,30 @@ TEST_F(FileSourceTest, ModelsFileLastRecordWinsAndBadLinesAreCounted) {
   EXPECT_EQ(p->GetIngestStats().catalog_models(), 1u);
 }
 
+// A models file long enough to be decoded in two halves at once: the same
+// rules (the last record of a model wins across the halves; bad lines and
+// lines over the limit counted).
+TEST_F(FileSourceTest, ALongModelsFileDecodedInTwoHalvesKeepsTheLastRecords) {
+  std::string text;
+  for (int i = 0; i < 5000; ++i) {
+    // Models 0..2999 and again 0..1999: the second record of a model wins.
+    text += absl::StrCat(R"({"model_id":"ns/m)", i % 3000, R"(","developer":"d)", i, "\"}\n");
+    if (i % 1000 == 999) text += "{broken\n";
+  }
+  text += R"({"model_id":"a/x","developer":")" + std::string(20000, 'x') + "\"}\n";
+  const std::string path = Write("m.ndjson", text);
+  auto p = Open();
+  ASSERT_TRUE(LoadModelsFile(p.get(), path).ok());
+  const v1::IngestStats s = p->GetIngestStats();
+  EXPECT_EQ(s.catalog_models(), 3000u);
+  EXPECT_EQ(s.catalog_rejected(), 6u);
+  p->Read([](const Pipeline::ReadState& r) {
+    EXPECT_EQ(r.catalog.Developer(*r.registry.Find("ns/m5")), "d3005");
+    EXPECT_EQ(r.catalog.Developer(*r.registry.Find("ns/m1999")), "d4999");
+    EXPECT_EQ(r.catalog.Developer(*r.registry.Find("ns/m2000")), "d2000");
+  });
+}
+
 // A models file that re-publishes a model (as a compacted topic would hold
 // it, the last record wins) is applied once: a restart on the same file
 // re-credits nothing and counts its bad lines no second time; a changed file
