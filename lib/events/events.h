@@ -249,6 +249,10 @@ class EventValidator {
   ValidatorOptions options_;
   const Clock* clock_;
   std::optional<absl::Time> watermark_;
+  // now + max_future_skew for the last `now` passed to Accept (callers pass
+  // one `now` for a whole batch).
+  absl::Time limit_for_ = absl::InfinitePast();
+  absl::Time future_limit_ = absl::InfinitePast();
   absl::flat_hash_map<int32_t, absl::Time> partitions_;
   Day floor_;
 };

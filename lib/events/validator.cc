@@ -68,7 +68,11 @@ void EventValidator::RaiseFloor() {
 
 std::optional<Rejection> EventValidator::Accept(absl::Time time, int32_t partition,
                                                 absl::Time now) {
-  if (time > now + options_.max_future_skew) {
+  if (now != limit_for_) {
+    limit_for_ = now;
+    future_limit_ = now + options_.max_future_skew;
+  }
+  if (time > future_limit_) {
     return Rejection{
         RejectReason::kFuture,
         absl::StrCat("event time ", FormatRfc3339(time), " is ", absl::FormatDuration(time - now),

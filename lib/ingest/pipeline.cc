@@ -424,10 +424,12 @@ struct Pipeline::DecodedRecord {
   static constexpr ModelIdx kRejected = ~ModelIdx{0};
   // A model id not in known_models_ (copied into its part's `unknown_ids`).
   static constexpr ModelIdx kUnknown = ~ModelIdx{0} - 1;
+  // No initializers: DecodePart sets `model` of every record, and the rest
+  // of every record not rejected (the array is reused, not cleared).
   absl::Time time;
-  UserHash user_hash = 0;
-  ModelIdx model = kRejected;  // else an index in known_models_, or kUnknown
-  Day day = 0;
+  UserHash user_hash;
+  ModelIdx model;  // kRejected, kUnknown, or an index in known_models_
+  Day day;
 };
 
 struct Pipeline::DecodedPart {
@@ -457,6 +459,7 @@ void Pipeline::DecodePart(std::span<const SourceRecord> records, EventFormat for
   for (size_t i = part->begin; i < part->end; ++i) {
     const SourceRecord& record = records[i];
     DecodedRecord& d = out[i];
+    d.model = DecodedRecord::kRejected;
     const int64_t size = record.size >= 0 ? record.size : static_cast<int64_t>(record.value.size());
     if (auto rej = CheckEventSize(static_cast<uint64_t>(size), options_.max_event_bytes)) {
       part->rejected.emplace_back(i, std::move(*rej));
@@ -489,7 +492,11 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
   PreparedBatch batch;
   batch.events_read = records.size();
   batch.dead_letters = dead_letters;
-  std::vector<DecodedRecord> decoded(records.size());
+  if (decoded_capacity_ < records.size()) {
+    decoded_capacity_ = records.size();
+    decoded_ = std::make_unique_for_overwrite<DecodedRecord[]>(decoded_capacity_);
+  }
+  DecodedRecord* const decoded = decoded_.get();
   const size_t parts_n = records.size() >= 2 * kMinRecordsPerDecodePart ? 2 : 1;
   std::array<DecodedPart, 2> parts;
   for (size_t p = 0; p < parts_n; ++p) {
@@ -498,13 +505,13 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
   }
   if (parts_n == 2) {
     if (!decode_worker_) decode_worker_ = std::make_unique<LaneWorker>("hm-decode");
-    decode_worker_->Start([this, records, format, &decoded, &parts] {
-      DecodePart(records, format, decoded.data(), &parts[1]);
+    decode_worker_->Start([this, records, format, decoded, &parts] {
+      DecodePart(records, format, decoded, &parts[1]);
     });
-    DecodePart(records, format, decoded.data(), &parts[0]);
+    DecodePart(records, format, decoded, &parts[0]);
     decode_worker_->Wait();
   } else {
-    DecodePart(records, format, decoded.data(), &parts[0]);
+    DecodePart(records, format, decoded, &parts[0]);
   }
 
   constexpr ModelIdx kNewModel = ModelIdx{1} << 31;

@@ -355,6 +355,9 @@ class Pipeline final {
   // Decodes the second half of a large batch while the ingest thread decodes
   // the first (Prepare); created on first use, by the ingest thread.
   std::unique_ptr<LaneWorker> decode_worker_;
+  // Prepare's per-record results, reused from batch to batch (ingest thread).
+  std::unique_ptr<DecodedRecord[]> decoded_;
+  size_t decoded_capacity_ = 0;
   // The apply thread and the result of the last batch it applied: written by
   // the task, read by the ingest thread only after apply_worker_->Wait().
   absl::Status apply_status_;
