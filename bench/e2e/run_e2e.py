@@ -31,7 +31,7 @@ Phases (each bounded by a timeout; every process started here is stopped on ever
  (c) freshness: freshness_probe at --rate=100000 background events/s with a marker every 50 ms,
      for --freshness_seconds (quick 20 s, full 60 s).
  (d) query: freshness_probe's background traffic (markers on, so freshness under query load is
-     reported too) while query_load sends GetConcentration at --rps (5000) for --query_seconds
+     reported too) while query_load sends GetConcentration at --rps (1000) for --query_seconds
      (quick 15 s, full 60 s); every thread time-shared, as hubmetricsd runs by default. The mix:
      the live levels x the live windows all, trailing:4, trailing:52 and two windows computed on
      request, the workload's middle week (week:W) and the range of all its weeks (range:A..B).
@@ -860,7 +860,8 @@ def main() -> int:
     ap.add_argument("--grpc_port", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rate", type=int, default=100000, help="background events/s of phases c, d")
-    ap.add_argument("--rps", type=int, default=5000)
+    ap.add_argument("--rps", type=int, default=1000,
+                    help="GetConcentration requests/s of phase d: the query target's load (issue 18)")
     ap.add_argument("--realtime_priority", type=int, default=10,
                     help="SCHED_FIFO priority of phase e (daemon's gRPC threads and the client); "
                          "0 skips phase e")
