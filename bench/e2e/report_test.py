@@ -123,7 +123,26 @@ class ReportTest(unittest.TestCase):
         files = {
             "versus.json": vs, "live.json": live, "live-sync.json": live,
             "e2e.json": {"events": 1_000_000, "events_per_sec": 950_000, "errors": [],
-                         "warnings": []},
+                         "warnings": [], "query_p99_ms": 0.8, "query_server_cpu_us": 41.5,
+                         "query": {"rps_target": 1000, "p99_us": 800, "server_cpu_us_per_call":
+                                   41.5, "windows": ["all", "week:2025-W11",
+                                                     "range:2025-W11..2025-W12"],
+                                   "non_live_windows": ["week:2025-W11",
+                                                        "range:2025-W11..2025-W12"]},
+                         "batch_answers_per_sec": 6400, "batch_p99_ms": 0.9, "batch_size": 32,
+                         "query_batch": {
+                             "batch_size": 32, "batch_answers_per_sec": 6400,
+                             "batch_p99_ms": 0.9, "batch_rps": 200, "rule": "the rule",
+                             "steps": [{"rps": 100, "query": {"rps_target": 100,
+                                                              "answers_per_sec": 3200,
+                                                              "p99_us": 700}},
+                                       {"rps": 200, "query": {"rps_target": 200,
+                                                              "answers_per_sec": 6400,
+                                                              "p99_us": 900,
+                                                              "server_cpu_us_per_answer": 3.25}},
+                                       {"rps": 400, "query": {"rps_target": 400,
+                                                              "answers_per_sec": 12800,
+                                                              "p99_us": 2500}}]}},
             "e2e-produce.json": {"produce_events_per_sec": 200_000, "loadgen_args": "--x"},
             "duckdb.json": {"events": 10, "duckdb_seconds": 2.0,
                             "hubmetrics_seconds_same_file": 1.0, "answers_equal": True},
@@ -151,9 +170,9 @@ class ReportTest(unittest.TestCase):
         self.assertIs(r["kstreams_answers_equal"], True)
         self.assertEqual(r["live_max_events_per_sec"], 150_000)
         self.assertEqual(r["ratio_vs_duckdb"], 2.0)
-        for key in ("query_server_cpu_us", "batch_answers_per_sec"):
-            self.assertIn(key, r)
-            self.assertIsNone(r[key])
+        self.assertEqual(r["query_server_cpu_us"], 41.5)
+        self.assertEqual(r["batch_answers_per_sec"], 6400)
+        self.assertEqual(r["batch_p99_ms"], 0.9)
         self.assertEqual(r["commands"][0], "bench/e2e/versus.py --bin_dir build-bench/services")
         self.assertEqual(r["commands"][1], "bench/peers/duckdb/compare.py")
         self.assertEqual(r["errors"], [])
@@ -166,6 +185,12 @@ class ReportTest(unittest.TestCase):
         self.assertNotIn("session", md.lower())
         self.assertIn("| slim | --repartition_value=slim | 60,000 | 120% |", md)
         self.assertIn("base and base_again differed by +8.3%", md)
+        self.assertIn("the windows computed on request `week:2025-W11`, "
+                      "`range:2025-W11..2025-W12`", md)
+        self.assertIn("| 41.5 µs |", md)
+        self.assertIn("0.8 ms (server CPU 41.5 µs per call) | met |", md)
+        self.assertIn("| 6,400 answers/s (batches of 32 at 200 calls/s), p99 0.9 ms | met |", md)
+        self.assertIn("| 3.25 µs |", md)
 
     def test_answers_that_differ_are_an_error(self):
         r = report.build(self.workdir(equal=False), "quick", REPO)

@@ -31,8 +31,17 @@ Phases (each bounded by a timeout; every process started here is stopped on ever
  (c) freshness: freshness_probe at --rate=100000 background events/s with a marker every 50 ms,
      for --freshness_seconds (quick 20 s, full 60 s).
  (d) query: freshness_probe's background traffic (markers on, so freshness under query load is
-     reported too) while query_load sends GetConcentration at --rps (5000) for --query_seconds
-     (quick 15 s, full 60 s); every thread time-shared, as hubmetricsd runs by default.
+     reported too) while query_load sends GetConcentration at --rps (1000) for --query_seconds
+     (quick 15 s, full 60 s); every thread time-shared, as hubmetricsd runs by default. The mix:
+     the live levels x the live windows all, trailing:4, trailing:52 and two windows computed on
+     request, the workload's middle week (week:W) and the range of all its weeks (range:A..B).
+     query_server_cpu_us: hubmetricsd's CPU (utime+stime) during the load minus its background
+     rate (measured over --server_baseline_seconds just before, the probe already running), per
+     call.
+ (d') batch: the same with GetConcentrations of --batch_size (32) items at each call rate of
+     --batch_rps (100,200,400) for --batch_seconds (quick 8, full 20) each; batch_answers_per_sec
+     is the answers/s of the highest rate whose p99 per call stayed under 1 ms (else of the lowest
+     rate; batch_p99_ms says which), batch_server_cpu_us_per_answer its CPU per answer.
  (e) real-time query: hubmetricsd restarted with --grpc_realtime_priority=P and query_load at
      --realtime_priority=P (P = --realtime_priority, 10), then phase (d) again at each rate of
      --realtime_rps (2500,5000): query_realtime_p99_ms (at --rps) and the freshness of the
@@ -70,7 +79,8 @@ producer cannot reach it (then the figure is a lower bound: limited_by "producer
 Result: live.max_events_per_sec, live.limited_by, every step.
 The last stdout line is one JSON object (events_per_sec, cpu_seconds_per_million_events,
 peak_rss_mb, state_bytes_per_unique, unique_downloads, duplicates, rejected, freshness_p50_ms,
-freshness_p99_ms, query_p50_ms, query_p99_ms, ..., errors). Exit 0 when every phase ran, else 1.
+freshness_p99_ms, query_p50_ms, query_p99_ms, query_server_cpu_us, batch_answers_per_sec,
+batch_p99_ms, ..., errors). Exit 0 when every phase ran, else 1.
 """
 
 from __future__ import annotations
@@ -355,28 +365,56 @@ def realtime_refused(priority: int) -> str:
     return "" if r.returncode == 0 else (r.stderr.strip().splitlines() or ["refused"])[-1]
 
 
+def iso_week(d: datetime.date) -> str:
+    y, w, _ = d.isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+def non_live_windows(n: int) -> list[str]:
+    """The query mix's windows that hubmetricsd computes on request: the middle ISO week of the
+    N-event workload and the range of all its weeks (loadgen's days; the probes' events are of
+    today, so these weeks hold the workload's counts)."""
+    shape = workload_shape(n)
+    first = shape["start"]
+    last = first + datetime.timedelta(days=shape["days"] - 1)
+    mid = first + (last - first) // 2
+    return [f"week:{iso_week(mid)}", f"range:{iso_week(first)}..{iso_week(last)}"]
+
+
 def query_phase(opts, procs: Procs, probe_common: list[str], rps: int, priority: int, tag: str,
-                warnings: list[str], errors: list[str]) -> tuple[dict, dict | None]:
-    """query_load at `rps` for --query_seconds (at SCHED_FIFO `priority` when > 0) while the
-    probe sends its background traffic with markers; (query result, probe result or None)."""
+                warnings: list[str], errors: list[str], server_pid: int | None = None,
+                seconds: float | None = None, extra: list[str] | None = None
+                ) -> tuple[dict, dict | None]:
+    """query_load at `rps` for `seconds` (default --query_seconds; at SCHED_FIFO `priority` when
+    > 0; `extra` flags such as --batch=N) over the mix with the workload's non-live windows, with
+    hubmetricsd's CPU per call when `server_pid` is given, while the probe sends its background
+    traffic with markers; (query result, probe result or None)."""
+    seconds = seconds or opts.query_seconds
+    baseline = opts.server_baseline_seconds if server_pid else 0
     probe_out = os.path.join(opts.workdir, f"probe-during-queries-{tag}.json")
     warmup = 3
     with open(probe_out, "w") as pf:
-        probe = procs.start(probe_common + [f"--seconds={opts.query_seconds + 2}",
+        probe = procs.start(probe_common + [f"--seconds={seconds + baseline + 2}",
                                             f"--warmup_seconds={warmup}",
                                             f"--run=q{tag}{int(time.time())}"], stdout=pf)
     time.sleep(warmup + 1)
     args = [os.path.join(opts.bench_bin_dir, "query_load"),
-            f"--addr={opts.daemon_addr}", f"--rps={rps}", f"--seconds={opts.query_seconds}"]
+            f"--addr={opts.daemon_addr}", f"--rps={rps}", f"--seconds={seconds}",
+            f"--non_live_windows={','.join(non_live_windows(opts.events))}"]
+    if server_pid:
+        args += [f"--server_pid={server_pid}", f"--server_baseline_seconds={baseline}"]
     if priority > 0:
         args.append(f"--realtime_priority={priority}")
-    out = run(args, timeout=opts.query_seconds + 60, what="query load")
+    args += extra or []
+    out = run(args, timeout=seconds + baseline + 60, what="query load")
     q = last_json_line(out)
     if q.get("errors"):
         warnings.append(f"query {tag}: {q['errors']} of {q.get('requests')} requests failed "
                         "(deadline 5 s)")
+    if q.get("item_errors"):
+        warnings.append(f"query {tag}: {q['item_errors']} batch items answered with an error")
     try:
-        probe.wait(timeout=opts.query_seconds + 60)
+        probe.wait(timeout=seconds + baseline + 60)
     except subprocess.TimeoutExpired:
         procs.stop(probe)
     if probe.returncode != 0:
@@ -384,6 +422,38 @@ def query_phase(opts, procs: Procs, probe_common: list[str], rps: int, priority:
         return q, None
     with open(probe_out) as pf:
         return q, last_json_line(pf.read())
+
+
+def batch_phase(opts, procs: Procs, probe_common: list[str], server_pid: int,
+                warnings: list[str], errors: list[str]) -> dict:
+    """GetConcentrations of --batch_size items at each call rate of --batch_rps (phase (d')), each
+    for --batch_seconds during the probe's background traffic. batch_answers_per_sec: the answers/s
+    of the highest rate whose p99 per call stayed under 1 ms, else of the lowest rate (its
+    batch_p99_ms then shows the miss)."""
+    steps = []
+    for rps in opts.batch_rps:
+        try:
+            q, pq = query_phase(opts, procs, probe_common, rps, 0, f"b{rps}", warnings, errors,
+                                server_pid=server_pid, seconds=opts.batch_seconds,
+                                extra=[f"--batch={opts.batch_size}"])
+        except Failed as e:
+            errors.append(f"batch query at {rps} calls/s: {e}")
+            continue
+        steps.append({"rps": rps, "query": q,
+                      "ingest_rate": pq.get("rate_achieved") if pq else None})
+    met = [s for s in steps if s["query"]["p99_us"] < 1000 and not s["query"].get("errors")]
+    chosen = max(met, key=lambda s: s["query"]["answers_per_sec"]) if met else \
+        (min(steps, key=lambda s: s["rps"]) if steps else None)
+    out = {"batch_size": opts.batch_size, "steps": steps,
+           "rule": "the answers/s of the highest call rate whose p99 per call < 1 ms (no failed "
+                   "call); when none, the lowest rate's"}
+    if chosen:
+        cq = chosen["query"]
+        out.update({"batch_answers_per_sec": round(cq["answers_per_sec"]),
+                    "batch_p99_ms": round(cq["p99_us"] / 1000, 3),
+                    "batch_rps": chosen["rps"],
+                    "batch_server_cpu_us_per_answer": cq.get("server_cpu_us_per_answer")})
+    return out
 
 
 def run_phases(opts, procs: Procs, result: dict) -> None:
@@ -461,18 +531,31 @@ def run_phases(opts, procs: Procs, result: dict) -> None:
 
     # (d) queries while ingesting the probe's background traffic, every thread time-shared.
     try:
-        q, pq = query_phase(opts, procs, probe_common, opts.rps, 0, "d", warnings, errors)
+        q, pq = query_phase(opts, procs, probe_common, opts.rps, 0, "d", warnings, errors,
+                            server_pid=daemon.proc.pid)
         result["query"] = q
         result.update({"query_p50_ms": round(q["p50_us"] / 1000, 3),
                        "query_p99_ms": round(q["p99_us"] / 1000, 3),
                        "query_p999_ms": round(q["p999_us"] / 1000, 3),
-                       "query_rps_achieved": q["rps_achieved"]})
+                       "query_rps_achieved": q["rps_achieved"],
+                       "query_server_cpu_us": q.get("server_cpu_us_per_call"),
+                       "query_non_live_windows": q.get("non_live_windows")})
         if pq is not None:
             result["freshness_during_queries"] = pq
             result["ingest_rate_during_queries"] = pq.get("rate_achieved")
     except Failed as e:
         errors.append(f"query: {e}")
-        result.update({"query": None, "query_p50_ms": None, "query_p99_ms": None})
+        result.update({"query": None, "query_p50_ms": None, "query_p99_ms": None,
+                       "query_server_cpu_us": None})
+
+    # (d') the batch RPC: GetConcentrations of --batch_size items at each --batch_rps.
+    if opts.batch_rps:
+        qb = batch_phase(opts, procs, probe_common, daemon.proc.pid, warnings, errors)
+        result["query_batch"] = qb
+        for key in ("batch_answers_per_sec", "batch_p99_ms", "batch_rps",
+                    "batch_server_cpu_us_per_answer"):
+            result[key] = qb.get(key)
+        result["batch_size"] = opts.batch_size
     rss_live = vm_hwm_mb(daemon.proc.pid)
 
     # (e) the same with gRPC's threads and the client at real-time priority, at each rate of
@@ -496,7 +579,7 @@ def run_phases(opts, procs: Procs, result: dict) -> None:
         for rps in opts.realtime_rps:
             try:
                 q, pq = query_phase(opts, procs, probe_common, rps, prio, f"e{rps}", warnings,
-                                    errors)
+                                    errors, server_pid=daemon.proc.pid)
                 result["query_realtime"]["by_rps"][str(rps)] = {
                     "query": q, "freshness_during_queries": pq}
                 if rps == opts.rps:
@@ -777,7 +860,8 @@ def main() -> int:
     ap.add_argument("--grpc_port", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rate", type=int, default=100000, help="background events/s of phases c, d")
-    ap.add_argument("--rps", type=int, default=5000)
+    ap.add_argument("--rps", type=int, default=1000,
+                    help="GetConcentration requests/s of phase d: the query target's load (issue 18)")
     ap.add_argument("--realtime_priority", type=int, default=10,
                     help="SCHED_FIFO priority of phase e (daemon's gRPC threads and the client); "
                          "0 skips phase e")
@@ -785,6 +869,15 @@ def main() -> int:
                     help="comma-separated request rates of phase e")
     ap.add_argument("--freshness_seconds", type=float)
     ap.add_argument("--query_seconds", type=float)
+    ap.add_argument("--server_baseline_seconds", type=float, default=2.0,
+                    help="query phases: seconds of hubmetricsd's background CPU measured before "
+                         "each load (subtracted from its CPU per call)")
+    ap.add_argument("--batch_size", type=int, default=32,
+                    help="phase d': items per GetConcentrations call")
+    ap.add_argument("--batch_rps", default="100,200,400",
+                    help="phase d': comma-separated GetConcentrations call rates; empty skips it")
+    ap.add_argument("--batch_seconds", type=float,
+                    help="phase d': seconds per rate (default quick 8, full 20)")
     ap.add_argument("--produce_timeout", type=float)
     ap.add_argument("--ingest_timeout", type=float)
     ap.add_argument("--daemon_flag", action="append", default=[],
@@ -814,6 +907,8 @@ def main() -> int:
     opts.freshness_seconds = opts.freshness_seconds or (20 if opts.quick else 60)
     opts.query_seconds = opts.query_seconds or (15 if opts.quick else 60)
     opts.realtime_rps = [int(x) for x in opts.realtime_rps.split(",") if x.strip()]
+    opts.batch_rps = [int(x) for x in opts.batch_rps.split(",") if x.strip()]
+    opts.batch_seconds = opts.batch_seconds or (8 if opts.quick else 20)
     opts.produce_timeout = opts.produce_timeout or max(600, opts.events / 50000)
     opts.ingest_timeout = opts.ingest_timeout or max(600, opts.events / 20000)
     own_workdir = not opts.workdir

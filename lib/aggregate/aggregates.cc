@@ -265,6 +265,7 @@ std::vector<std::pair<Day, Aggregates::WeekCounts>> Aggregates::WeeksOf(
 void Aggregates::RemoveModels(std::span<const ModelIdx> models) {
   ApplyAllStaged();
   ++version_;
+  ++credit_version_;
   for (ModelIdx m : models) {
     if (m >= credit_.size() || !credit_[m].valid) continue;
     const Credit& c = credit_[m];
@@ -281,6 +282,7 @@ void Aggregates::RemoveModels(std::span<const ModelIdx> models) {
 void Aggregates::AddModels(std::span<const ModelIdx> models) {
   ApplyAllStaged();
   ++version_;
+  ++credit_version_;
   for (ModelIdx m : models) {
     if (m < credit_.size()) credit_[m].valid = false;
     const Credit& c = EnsureCredit(m);

@@ -174,6 +174,10 @@ class Aggregates {
     auto it = week_version_.find(monday);
     return it == week_version_.end() ? 0 : it->second;
   }
+  // Grows whenever models' credits or created days are redone (catalog
+  // changes): that moves past weeks' credited and rolling_1y counts without
+  // moving their WeekVersion.
+  uint64_t credit_version() const { return credit_version_; }
 
  private:
   using WeekCounts = ModelWeekCounts;
@@ -231,6 +235,7 @@ class Aggregates {
   uint64_t total_unique_ = 0;
   std::vector<ModelWeekCounts> totals_;  // by ModelIdx
   uint64_t version_ = 0;
+  uint64_t credit_version_ = 0;
   absl::flat_hash_map<Day, uint64_t> week_version_;
   // The staged changes not yet in the live distributions. Stage() merges them
   // per live window and model (dense by ModelIdx); SealLanes() expands them

@@ -79,6 +79,10 @@ class FakeMetricsBackend final : public MetricsBackend {
     absl::MutexLock lock(&mu_);
     return concentration_calls_;
   }
+  int batch_calls() const {
+    absl::MutexLock lock(&mu_);
+    return batch_calls_;
+  }
   int top_entities_calls() const {
     absl::MutexLock lock(&mu_);
     return top_entities_calls_;
@@ -108,6 +112,21 @@ class FakeMetricsBackend final : public MetricsBackend {
     absl::MutexLock lock(&mu_);
     if (!answers_now_) return std::nullopt;
     return Answer(request);
+  }
+  // Items answered as GetConcentration (or GetConcentrationNow) answers
+  // them; more than kMaxItems fail the whole call, as the engine's do.
+  static constexpr int kMaxItems = 1024;
+  absl::StatusOr<ConcentrationAnswers> GetConcentrations(
+      const v1::ConcentrationsRequest& request) const override {
+    absl::MutexLock lock(&mu_);
+    ++batch_calls_;
+    return Answers(request);
+  }
+  std::optional<absl::StatusOr<ConcentrationAnswers>> GetConcentrationsNow(
+      const v1::ConcentrationsRequest& request) const override {
+    absl::MutexLock lock(&mu_);
+    if (!answers_now_ && request.items_size() <= kMaxItems) return std::nullopt;
+    return Answers(request);
   }
   absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
       const v1::ConcentrationSeriesRequest& request) const override {
@@ -198,6 +217,13 @@ class FakeMetricsBackend final : public MetricsBackend {
     out.set_window(request.window());
     return out;
   }
+  absl::StatusOr<ConcentrationAnswers> Answers(const v1::ConcentrationsRequest& request) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (request.items_size() > kMaxItems) return absl::InvalidArgumentError("fake: too many items");
+    ConcentrationAnswers out;
+    for (const v1::ConcentrationRequest& item : request.items()) out.push_back(Answer(item));
+    return out;
+  }
   // A stand-in for the engine's validation: only the level is checked.
   absl::Status Check(const v1::View& view) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!failure_.ok()) return failure_;
@@ -216,6 +242,7 @@ class FakeMetricsBackend final : public MetricsBackend {
   bool answers_now_ ABSL_GUARDED_BY(mu_) = false;
   bool hold_top_entities_ ABSL_GUARDED_BY(mu_) = false;
   mutable int concentration_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  mutable int batch_calls_ ABSL_GUARDED_BY(mu_) = 0;
   mutable int top_entities_calls_ ABSL_GUARDED_BY(mu_) = 0;
   mutable int held_ ABSL_GUARDED_BY(mu_) = 0;
 };
@@ -410,6 +437,21 @@ TEST_F(ApiTest, EveryBackendStatusCodeMapsToTheSameGrpcCodeWithItsMessage) {
       got.emplace_back(now ? "GetConcentration (now)" : "GetConcentration",
                        stub_->GetConcentration(&ctx, Request(), &out));
     }
+    // A batch's item carries the error the single call ends with; the call is OK.
+    for (const bool now : {false, true}) {
+      backend_.SetAnswersNow(now);
+      grpc::ClientContext ctx;
+      Limit(&ctx);
+      v1::ConcentrationsRequest req;
+      *req.add_items() = Request();
+      v1::ConcentrationsResponse out;
+      ASSERT_TRUE(stub_->GetConcentrations(&ctx, req, &out).ok());
+      ASSERT_EQ(out.results_size(), 1);
+      ASSERT_TRUE(out.results(0).has_error()) << out.DebugString();
+      got.emplace_back(now ? "GetConcentrations item (now)" : "GetConcentrations item",
+                       grpc::Status(static_cast<grpc::StatusCode>(out.results(0).error().code()),
+                                    out.results(0).error().message()));
+    }
     {
       grpc::ClientContext ctx;
       Limit(&ctx);
@@ -457,6 +499,68 @@ TEST_F(ApiTest, GetConcentrationUsesTheEngineOnlyWhenTheBackendCannotAnswerNow) 
     ASSERT_TRUE(stub_->GetConcentration(&ctx, Request(), &got).ok());
     EXPECT_TRUE(MessageDifferencer::Equals(got, Expected(100))) << got.DebugString();
     EXPECT_EQ(backend_.concentration_calls() - before, now ? 0 : 1) << "now=" << now;
+  }
+}
+
+TEST_F(ApiTest, GetConcentrationsAnswersEachItemAsGetConcentrationInOrder) {
+  v1::ConcentrationsRequest req;
+  *req.add_items() = Request("model");
+  *req.add_items() = Request("galaxy");  // invalid: an error of its own
+  *req.add_items() = Request("developer");
+  *req.add_items() = Request("country");
+  *req.add_items() = Request("model");
+  for (const bool now : {true, false}) {
+    backend_.SetAnswersNow(now);
+    const int before = backend_.batch_calls();
+    grpc::ClientContext ctx;
+    Limit(&ctx);
+    v1::ConcentrationsResponse got;
+    const grpc::Status status = stub_->GetConcentrations(&ctx, req, &got);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    // Answered on the gRPC thread when the backend can answer every item now.
+    EXPECT_EQ(backend_.batch_calls() - before, now ? 0 : 1) << "now=" << now;
+    ASSERT_EQ(got.results_size(), req.items_size());
+    for (int i = 0; i < req.items_size(); ++i) {
+      grpc::ClientContext single_ctx;
+      Limit(&single_ctx);
+      v1::Concentration single;
+      const grpc::Status single_status =
+          stub_->GetConcentration(&single_ctx, req.items(i), &single);
+      const v1::ConcentrationResult& r = got.results(i);
+      if (single_status.ok()) {
+        ASSERT_TRUE(r.has_concentration()) << "item " << i << ": " << r.DebugString();
+        EXPECT_TRUE(MessageDifferencer::Equals(r.concentration(), single)) << "item " << i;
+      } else {
+        ASSERT_TRUE(r.has_error()) << "item " << i;
+        EXPECT_EQ(r.error().code(), static_cast<int32_t>(single_status.error_code()));
+        EXPECT_EQ(r.error().message(), single_status.error_message());
+      }
+    }
+    EXPECT_EQ(got.results(1).error().code(), static_cast<int32_t>(grpc::INVALID_ARGUMENT));
+    EXPECT_THAT(got.results(1).error().message(), HasSubstr("model, developer, country"));
+    EXPECT_EQ(got.results(2).concentration().view().level(), "developer");
+  }
+}
+
+TEST_F(ApiTest, AnEmptyBatchIsAnEmptyAnswerAndOneOverTheLimitFailsAsAWhole) {
+  for (const bool now : {true, false}) {
+    backend_.SetAnswersNow(now);
+    {
+      grpc::ClientContext ctx;
+      Limit(&ctx);
+      v1::ConcentrationsResponse got;
+      ASSERT_TRUE(stub_->GetConcentrations(&ctx, v1::ConcentrationsRequest(), &got).ok());
+      EXPECT_EQ(got.results_size(), 0);
+    }
+    v1::ConcentrationsRequest req;
+    for (int i = 0; i <= FakeMetricsBackend::kMaxItems; ++i) *req.add_items() = Request();
+    grpc::ClientContext ctx;
+    Limit(&ctx);
+    v1::ConcentrationsResponse got;
+    const grpc::Status status = stub_->GetConcentrations(&ctx, req, &got);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(status.error_message(), "fake: too many items");
+    EXPECT_EQ(got.results_size(), 0);
   }
 }
 
@@ -628,7 +732,30 @@ TEST(ApiLimitsTest, ACallOverTheQueueLimitIsRefusedAtOnceAndCountedThenCallsAreA
     v1::Concentration got;
     EXPECT_TRUE(server.stub()->GetConcentration(&ctx, Request(), &got).ok());
   }
+  v1::ConcentrationsRequest batch;
+  *batch.add_items() = Request();
+  *batch.add_items() = Request("developer");
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    v1::ConcentrationsResponse got;
+    EXPECT_TRUE(server.stub()->GetConcentrations(&ctx, batch, &got).ok());
+    EXPECT_EQ(got.results_size(), 2);
+  }
+  // A batch that needs a query thread takes the queue like any other call.
+  backend.SetAnswersNow(false);
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    v1::ConcentrationsResponse got;
+    const grpc::Status s = server.stub()->GetConcentrations(&ctx, batch, &got);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(s.error_message(), HasSubstr("--max_queued_calls"));
+  }
+  backend.SetAnswersNow(true);
+  EXPECT_EQ(server.service().Stats().queued_calls_refused(), 3u);
   EXPECT_EQ(backend.top_entities_calls(), threads);  // the refused call never reached it
+  EXPECT_EQ(backend.batch_calls(), 0);
 
   backend.HoldTopEntities(false);
   for (auto* calls : {&running, &queued}) {
@@ -643,7 +770,7 @@ TEST(ApiLimitsTest, ACallOverTheQueueLimitIsRefusedAtOnceAndCountedThenCallsAreA
   v1::IngestStats stats;
   ASSERT_TRUE(server.stub()->GetIngestStats(&ctx, v1::IngestStatsRequest(), &stats).ok());
   EXPECT_EQ(stats.api().max_queued_calls(), uint32_t{kMaxQueued});
-  EXPECT_EQ(stats.api().queued_calls_refused(), 2u);
+  EXPECT_EQ(stats.api().queued_calls_refused(), 3u);
   EXPECT_EQ(stats.api().queued_calls(), 0u);
   EXPECT_EQ(stats.api().watch_streams_refused(), 0u);
   EXPECT_EQ(backend.top_entities_calls(), threads + kMaxQueued + 1);

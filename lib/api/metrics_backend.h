@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -18,11 +19,15 @@
 
 namespace hubmetrics {
 
+// GetConcentrations' answer: one per request item, in order, each what
+// GetConcentration of the item alone would give (an answer or its error).
+using ConcentrationAnswers = std::vector<absl::StatusOr<v1::Concentration>>;
+
 class MetricsBackend {
  public:
   virtual ~MetricsBackend() = default;
 
-  // The queries (all but GetConcentrationNow and the version methods) may wait
+  // The queries (all but the *Now methods and the version methods) may wait
   // for the batch being applied, for as long as applying it takes.
   virtual absl::StatusOr<v1::Concentration> GetConcentration(
       const v1::ConcentrationRequest& request) const = 0;
@@ -31,6 +36,20 @@ class MetricsBackend {
   // batch); nullopt when only GetConcentration can answer. Never blocks.
   virtual std::optional<absl::StatusOr<v1::Concentration>> GetConcentrationNow(
       const v1::ConcentrationRequest& request) const = 0;
+  // Every item of `request` answered as GetConcentration answers it, in
+  // order; an item's error is that item's, the others are answered. Items
+  // GetConcentrationNow would answer are answered so (never waiting); the
+  // others from one state of the engine. Fails as a whole only when the
+  // request has more items than the API allows (1024, metrics.proto;
+  // InvalidArgument).
+  virtual absl::StatusOr<ConcentrationAnswers> GetConcentrations(
+      const v1::ConcentrationsRequest& request) const = 0;
+  // What GetConcentrations(request) answers, when every item can be answered
+  // without waiting for ingest (as GetConcentrationNow), or the request fails
+  // as a whole; nullopt when at least one item needs GetConcentrations. Never
+  // blocks.
+  virtual std::optional<absl::StatusOr<ConcentrationAnswers>> GetConcentrationsNow(
+      const v1::ConcentrationsRequest& request) const = 0;
   virtual absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
       const v1::ConcentrationSeriesRequest& request) const = 0;
   virtual absl::StatusOr<v1::ShareSeries> GetShareSeries(

@@ -64,6 +64,25 @@ grpc::Status Reply(absl::StatusOr<T> result, T* response) {
   return grpc::Status::OK;
 }
 
+// A batch's answers into its response: each error with the gRPC code and
+// message a GetConcentration of the item alone would end with.
+grpc::Status Reply(absl::StatusOr<ConcentrationAnswers> result,
+                   v1::ConcentrationsResponse* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  response->mutable_results()->Reserve(static_cast<int>(result->size()));
+  for (absl::StatusOr<v1::Concentration>& answer : *result) {
+    v1::ConcentrationResult* out = response->add_results();
+    if (answer.ok()) {
+      *out->mutable_concentration() = *std::move(answer);
+    } else {
+      const grpc::Status status = ToGrpcStatus(answer.status());
+      out->mutable_error()->set_code(static_cast<int32_t>(status.error_code()));
+      out->mutable_error()->set_message(status.error_message());
+    }
+  }
+  return grpc::Status::OK;
+}
+
 }  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -127,6 +146,19 @@ grpc::ServerUnaryReactor* MetricsServiceImpl::GetConcentration(
   }
   return AnswerOnBlockingThread(context, response,
                                 [this, request] { return backend_->GetConcentration(*request); });
+}
+
+grpc::ServerUnaryReactor* MetricsServiceImpl::GetConcentrations(
+    grpc::CallbackServerContext* context, const v1::ConcentrationsRequest* request,
+    v1::ConcentrationsResponse* response) {
+  if (std::optional<absl::StatusOr<ConcentrationAnswers>> now =
+          backend_->GetConcentrationsNow(*request)) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(Reply(*std::move(now), response));
+    return reactor;
+  }
+  return AnswerOnBlockingThread(context, response,
+                                [this, request] { return backend_->GetConcentrations(*request); });
 }
 
 grpc::ServerUnaryReactor* MetricsServiceImpl::GetConcentrationSeries(

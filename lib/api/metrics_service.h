@@ -14,8 +14,14 @@
 // UNAVAILABLE: reconnect to another replica or later), or with the backend's
 // status if a later query fails.
 //
+// GetConcentrations: the backend's answers item by item, each error mapped
+// to its gRPC code and message exactly as a failed GetConcentration's (the
+// call itself is OK); it fails as a whole only with the backend's error for
+// the whole request (too many items) or a refusal of the limits below.
+//
 // Threads: the unary methods use gRPC's callback API. A GetConcentration the
-// backend can answer now (GetConcentrationNow) is answered on the gRPC thread
+// backend can answer now (GetConcentrationNow), and a GetConcentrations whose
+// every item it can (GetConcentrationsNow), is answered on the gRPC thread
 // that received it; every other unary call — which may wait for the batch
 // being applied — runs on this service's own kBlockingQueryThreads threads, so
 // a waiting query never holds up the answers that need not wait. A call whose
@@ -72,13 +78,14 @@ struct MetricsServiceOptions {
 
 // Unary methods on the callback API; WatchConcentration synchronous.
 using MetricsServiceBase = v1::MetricsService::WithCallbackMethod_GetConcentration<
-    v1::MetricsService::WithCallbackMethod_GetConcentrationSeries<
-        v1::MetricsService::WithCallbackMethod_GetShareSeries<
-            v1::MetricsService::WithCallbackMethod_GetTopEntities<
-                v1::MetricsService::WithCallbackMethod_GetEntity<
-                    v1::MetricsService::WithCallbackMethod_ExplainChange<
-                        v1::MetricsService::WithCallbackMethod_GetIngestStats<
-                            v1::MetricsService::Service>>>>>>>;
+    v1::MetricsService::WithCallbackMethod_GetConcentrations<
+        v1::MetricsService::WithCallbackMethod_GetConcentrationSeries<
+            v1::MetricsService::WithCallbackMethod_GetShareSeries<
+                v1::MetricsService::WithCallbackMethod_GetTopEntities<
+                    v1::MetricsService::WithCallbackMethod_GetEntity<
+                        v1::MetricsService::WithCallbackMethod_ExplainChange<
+                            v1::MetricsService::WithCallbackMethod_GetIngestStats<
+                                v1::MetricsService::Service>>>>>>>>;
 
 class MetricsServiceImpl final : public MetricsServiceBase {
  public:
@@ -103,6 +110,9 @@ class MetricsServiceImpl final : public MetricsServiceBase {
   grpc::ServerUnaryReactor* GetConcentration(grpc::CallbackServerContext* context,
                                              const v1::ConcentrationRequest* request,
                                              v1::Concentration* response) override;
+  grpc::ServerUnaryReactor* GetConcentrations(grpc::CallbackServerContext* context,
+                                              const v1::ConcentrationsRequest* request,
+                                              v1::ConcentrationsResponse* response) override;
   grpc::ServerUnaryReactor* GetConcentrationSeries(grpc::CallbackServerContext* context,
                                                    const v1::ConcentrationSeriesRequest* request,
                                                    v1::ConcentrationSeries* response) override;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/client_context.h"
@@ -66,39 +67,73 @@ absl::Status Poller::PollOnce() {
   }
   snapshot.stats = stats;
 
+  // Every concentration view x window, windows outer, in one GetConcentrations
+  // (split at kMaxConcentrationsPerCall items); then, per answered one, its
+  // leaderboard.
+  std::vector<ViewResult> asked;
   for (const std::string& window : options_.windows) {
     for (const View& view : ConcentrationViews()) {
-      const v1::View v = view.ToProto();
-      ViewResult result{.view = view, .window = window, .concentration = {}, .top = {}};
-      {
-        v1::ConcentrationRequest req;
-        *req.mutable_view() = v;
-        req.set_window(window);
-        grpc::ClientContext ctx;
-        SetDeadline(ctx, options_.rpc_timeout);
-        grpc::Status s = stub_->GetConcentration(&ctx, req, &result.concentration);
-        if (!s.ok()) {
-          fail(FromGrpc(s, absl::StrCat("GetConcentration ", ViewName(view, window))));
-          continue;
-        }
-      }
-      if (options_.top_entities > 0) {
-        v1::TopEntitiesRequest req;
-        *req.mutable_view() = v;
-        req.set_window(window);
-        req.set_k(static_cast<uint32_t>(std::min(options_.top_entities, kMaxTopEntities)));
-        grpc::ClientContext ctx;
-        SetDeadline(ctx, options_.rpc_timeout);
-        v1::TopEntities top;
-        grpc::Status s = stub_->GetTopEntities(&ctx, req, &top);
-        if (s.ok()) {
-          result.top = std::move(top);
-        } else {
-          fail(FromGrpc(s, absl::StrCat("GetTopEntities ", ViewName(view, window))));
-        }
-      }
-      snapshot.views.push_back(std::move(result));
+      asked.push_back(ViewResult{.view = view, .window = window, .concentration = {}, .top = {}});
     }
+  }
+  std::vector<bool> answered(asked.size(), false);
+  for (size_t begin = 0; begin < asked.size(); begin += kMaxConcentrationsPerCall) {
+    const size_t end = std::min(asked.size(), begin + kMaxConcentrationsPerCall);
+    v1::ConcentrationsRequest req;
+    for (size_t i = begin; i < end; ++i) {
+      v1::ConcentrationRequest* item = req.add_items();
+      *item->mutable_view() = asked[i].view.ToProto();
+      item->set_window(asked[i].window);
+    }
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, options_.rpc_timeout);
+    v1::ConcentrationsResponse response;
+    grpc::Status s = stub_->GetConcentrations(&ctx, req, &response);
+    if (!s.ok()) {
+      fail(FromGrpc(
+          s, absl::StrCat("GetConcentrations of ", end - begin, " concentration views x windows")));
+      continue;
+    }
+    if (static_cast<size_t>(response.results_size()) != end - begin) {
+      fail(absl::InternalError(absl::StrCat("GetConcentrations: ", response.results_size(),
+                                            " results for ", end - begin, " items")));
+      continue;
+    }
+    for (size_t i = begin; i < end; ++i) {
+      v1::ConcentrationResult& r = *response.mutable_results(static_cast<int>(i - begin));
+      if (r.has_concentration()) {
+        asked[i].concentration = std::move(*r.mutable_concentration());
+        answered[i] = true;
+        continue;
+      }
+      // An item's error counts as a failed GetConcentration of that view would.
+      const int code = r.has_error() && r.error().code() != 0 ? r.error().code()
+                                                              : static_cast<int>(grpc::UNKNOWN);
+      fail(absl::Status(
+          static_cast<absl::StatusCode>(code),
+          absl::StrCat("GetConcentrations item ", ViewName(asked[i].view, asked[i].window), ": ",
+                       r.error().message())));
+    }
+  }
+  for (size_t i = 0; i < asked.size(); ++i) {
+    if (!answered[i]) continue;
+    ViewResult& result = asked[i];
+    if (options_.top_entities > 0) {
+      v1::TopEntitiesRequest req;
+      *req.mutable_view() = result.view.ToProto();
+      req.set_window(result.window);
+      req.set_k(static_cast<uint32_t>(std::min(options_.top_entities, kMaxTopEntities)));
+      grpc::ClientContext ctx;
+      SetDeadline(ctx, options_.rpc_timeout);
+      v1::TopEntities top;
+      grpc::Status s = stub_->GetTopEntities(&ctx, req, &top);
+      if (s.ok()) {
+        result.top = std::move(top);
+      } else {
+        fail(FromGrpc(s, absl::StrCat("GetTopEntities ", ViewName(result.view, result.window))));
+      }
+    }
+    snapshot.views.push_back(std::move(result));
   }
 
   // One leaderboard per share view and window: its top N and its total are
@@ -152,9 +187,14 @@ absl::Status Poller::PollOnce() {
   return first_error;
 }
 
+int ConcentrationCallsPerPoll(const PollerOptions& options) {
+  const size_t items = options.windows.size() * ConcentrationViews().size();
+  return static_cast<int>((items + kMaxConcentrationsPerCall - 1) / kMaxConcentrationsPerCall);
+}
+
 int RpcsPerPoll(const PollerOptions& options) {
-  const int per_view = options.top_entities > 0 ? 2 : 1;
-  return 1 + static_cast<int>(options.windows.size() * ConcentrationViews().size()) * per_view +
+  const int views = static_cast<int>(options.windows.size() * ConcentrationViews().size());
+  return 1 + ConcentrationCallsPerPoll(options) + (options.top_entities > 0 ? views : 0) +
          static_cast<int>(options.share_windows.size() * options.share_views.size()) +
          (options.change_top > 0 ? static_cast<int>(ConcentrationViews().size()) : 0);
 }

@@ -2,11 +2,14 @@
 // and keeps the resulting Prometheus families, ready for a scrape.
 //
 // Why polling (not WatchConcentration): it is simple, its load on the daemon is
-// bounded and known — RpcsPerPoll(): one GetIngestStats, per concentration view
-// x window one GetConcentration and one GetTopEntities, and per share view x
-// share window one GetTopEntities, per concentration view one ExplainChange
-// when change_top > 0 and the daemon has a watermark, whatever the event rate — and a Prometheus
-// scrape never waits on the daemon: it reads the last snapshot. Share views are
+// bounded and known — RpcsPerPoll(): one GetIngestStats; one GetConcentrations
+// for every concentration view x window together (split in calls of at most
+// kMaxConcentrationsPerCall items: ConcentrationCallsPerPoll()), then per
+// answered concentration view x window one GetTopEntities (when top_entities
+// > 0); per share view x share window one GetTopEntities; per concentration
+// view one ExplainChange when change_top > 0 and the daemon has a watermark —
+// whatever the event rate — and a Prometheus scrape never waits on the
+// daemon: it reads the last snapshot. Share views are
 // mostly not live in the daemon: each is computed on request from its
 // per-model counts, and cached until the next batch changes them.
 //
@@ -21,8 +24,9 @@
 // On a failed poll (the daemon cannot be reached or an RPC fails) the snapshot
 // keeps only hubmetrics_up = 0 and the views that did answer: stale values that
 // look current would mislead a dashboard, while a gap plus hubmetrics_up = 0 is
-// what the alert rules and panels expect. Each failed RPC adds one to the
-// `errors` counter given at construction.
+// what the alert rules and panels expect. Each failed RPC, and each item of a
+// GetConcentrations answered with an error (that view and window alone is
+// dropped), adds one to the `errors` counter given at construction.
 //
 // Thread safety: PollOnce() is called from one thread at a time (the poll loop);
 // Collect() may be called concurrently from any thread (the HTTP server's).
@@ -72,6 +76,8 @@ struct PollerOptions {
   absl::Duration rpc_timeout = absl::Seconds(5);
 };
 
+// The GetConcentrations calls of one poll with `options` (0 without windows).
+int ConcentrationCallsPerPoll(const PollerOptions& options);
 // The RPCs one successful poll makes with `options`.
 int RpcsPerPoll(const PollerOptions& options);
 

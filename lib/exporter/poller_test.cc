@@ -42,18 +42,28 @@ class FakeMetricsService final : public v1::MetricsService::Service {
     out->mutable_watermark()->set_seconds(1741091696);  // 2025-03-04T12:34:56Z: 2025-W10
     return grpc::Status::OK;
   }
-  grpc::Status GetConcentration(grpc::ServerContext*, const v1::ConcentrationRequest* req,
-                                v1::Concentration* out) override {
+  // No GetConcentration: the poller asks every concentration view in batches
+  // (one call unless there are more items than one call takes).
+  grpc::Status GetConcentrations(grpc::ServerContext*, const v1::ConcentrationsRequest* req,
+                                 v1::ConcentrationsResponse* out) override {
     absl::MutexLock lock(&mu_);
     ++calls_;
-    windows_.insert(req->window());
-    if (fail_levels_.contains(req->view().level())) {
-      return grpc::Status(grpc::StatusCode::INTERNAL, "broken view");
+    batch_sizes_.push_back(req->items_size());
+    if (!batch_failure_.ok()) return batch_failure_;
+    for (const v1::ConcentrationRequest& item : req->items()) {
+      windows_.insert(item.window());
+      v1::ConcentrationResult* r = out->add_results();
+      if (fail_levels_.contains(item.view().level())) {
+        r->mutable_error()->set_code(grpc::StatusCode::INTERNAL);
+        r->mutable_error()->set_message("broken view");
+        continue;
+      }
+      v1::Concentration* c = r->mutable_concentration();
+      *c->mutable_view() = item.view();
+      c->set_window(item.window());
+      c->set_hhi(HhiOf(item.view()));
+      c->set_total_downloads(11);
     }
-    *out->mutable_view() = req->view();
-    out->set_window(req->window());
-    out->set_hhi(HhiOf(req->view()));
-    out->set_total_downloads(11);
     return grpc::Status::OK;
   }
   grpc::Status GetTopEntities(grpc::ServerContext*, const v1::TopEntitiesRequest* req,
@@ -96,6 +106,15 @@ class FakeMetricsService final : public v1::MetricsService::Service {
     absl::MutexLock lock(&mu_);
     fail_levels_ = std::move(levels);
   }
+  // While not OK, every GetConcentrations call fails with it.
+  void set_batch_failure(grpc::Status status) {
+    absl::MutexLock lock(&mu_);
+    batch_failure_ = std::move(status);
+  }
+  std::vector<int> batch_sizes() {
+    absl::MutexLock lock(&mu_);
+    return batch_sizes_;
+  }
   void set_generation(int g) {
     absl::MutexLock lock(&mu_);
     generation_ = g;
@@ -120,6 +139,8 @@ class FakeMetricsService final : public v1::MetricsService::Service {
  private:
   absl::Mutex mu_;
   std::set<std::string> fail_levels_ ABSL_GUARDED_BY(mu_);
+  grpc::Status batch_failure_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> batch_sizes_ ABSL_GUARDED_BY(mu_);
   int generation_ ABSL_GUARDED_BY(mu_) = 0;
   int calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::string> windows_ ABSL_GUARDED_BY(mu_);
@@ -211,6 +232,12 @@ TEST_F(PollerTest, ExportsEveryViewAndWindowAsConfigured) {
   EXPECT_EQ(service_.windows(), (std::set<std::string>{"week:current", "trailing:4", "all"}));
   EXPECT_EQ(service_.top_k(), (std::set<uint32_t>{10, kShareTop}));
   EXPECT_EQ(service_.calls(), RpcsPerPoll(options_));
+  // Every concentration view x window in one GetConcentrations.
+  EXPECT_EQ(ConcentrationCallsPerPoll(options_), 1);
+  EXPECT_EQ(service_.batch_sizes(), std::vector<int>{static_cast<int>(ViewSeries())});
+  EXPECT_EQ(RpcsPerPoll(options_),
+            1 + 1 + static_cast<int>(ViewSeries()) +
+                static_cast<int>(options_.share_views.size() * options_.share_windows.size()));
   const std::string text = Text();
   EXPECT_THAT(text, HasSubstr("hubmetrics_up 1\n"));
   EXPECT_EQ(SeriesOf("hubmetrics_hhi"), ViewSeries());
@@ -272,13 +299,54 @@ TEST_F(PollerTest, AFailingViewMakesUpZeroAndKeepsTheOthers) {
   service_.set_fail_levels({"country"});
   const absl::Status s = poller_->PollOnce();
   EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(std::string(s.message()), HasSubstr("GetConcentration country/"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("GetConcentrations item country/"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("broken view"));
   EXPECT_THAT(Text(), HasSubstr("hubmetrics_up 0\n"));
   const size_t failed = ViewsOfLevel(Level::kCountry) * options_.windows.size();
   ASSERT_GT(failed, 0u);
   EXPECT_EQ(SeriesOf("hubmetrics_hhi"), ViewSeries() - failed);
   EXPECT_EQ(errors_->Value(), static_cast<double>(failed));
   EXPECT_EQ(SeriesOf("hubmetrics_attribute_share"), ShareSeries());
+}
+
+TEST_F(PollerTest, AFailedGetConcentrationsDropsTheConcentrationViewsOnly) {
+  service_.set_batch_failure(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "queue full"));
+  const absl::Status s = poller_->PollOnce();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("GetConcentrations"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("queue full"));
+  EXPECT_THAT(Text(), HasSubstr("hubmetrics_up 0\n"));
+  EXPECT_EQ(SeriesOf("hubmetrics_hhi"), 0u);
+  EXPECT_EQ(SeriesOf("hubmetrics_top_entity_share"), 0u);  // no leaderboard asked without it
+  EXPECT_EQ(SeriesOf("hubmetrics_attribute_share"), ShareSeries());
+  EXPECT_EQ(errors_->Value(), 1);  // one failed RPC
+  service_.set_batch_failure(grpc::Status::OK);
+  ASSERT_TRUE(poller_->PollOnce().ok());
+  EXPECT_EQ(SeriesOf("hubmetrics_hhi"), ViewSeries());
+}
+
+TEST_F(PollerTest, MoreViewsAndWindowsThanOneCallTakesAreSplitAtTheLimit) {
+  PollerOptions options = options_;
+  options.windows.clear();
+  // Enough windows for more than one call's items.
+  const size_t per_window = ConcentrationViews().size();
+  const size_t windows = kMaxConcentrationsPerCall / per_window + 2;
+  for (size_t n = 1; n <= windows; ++n) options.windows.push_back(absl::StrCat("trailing:", n));
+  options.top_entities = 0;
+  options.share_views.clear();
+  Poller poller(NewDaemonChannel(absl::StrCat("127.0.0.1:", port_)), options, errors_);
+  ASSERT_TRUE(poller.PollOnce().ok());
+  const int items = static_cast<int>(windows * per_window);
+  EXPECT_EQ(service_.batch_sizes(),
+            (std::vector<int>{static_cast<int>(kMaxConcentrationsPerCall),
+                              items - static_cast<int>(kMaxConcentrationsPerCall)}));
+  EXPECT_EQ(ConcentrationCallsPerPoll(options), 2);
+  EXPECT_EQ(service_.calls(), RpcsPerPoll(options));
+  size_t hhi = 0;
+  for (const auto& f : poller.Collect()) {
+    if (f.name == "hubmetrics_hhi") hhi = f.metric.size();
+  }
+  EXPECT_EQ(hhi, static_cast<size_t>(items));
 }
 
 TEST_F(PollerTest, AFailingShareViewDropsOnlyItsSeries) {
@@ -324,11 +392,13 @@ TEST_F(PollerTest, BeforeTheFirstEventEveryWindowIsAskedAndEmpty) {
                                 v1::IngestStats*) override {
       return grpc::Status::OK;
     }
-    grpc::Status GetConcentration(grpc::ServerContext*, const v1::ConcentrationRequest* req,
-                                  v1::Concentration* out) override {
+    grpc::Status GetConcentrations(grpc::ServerContext*, const v1::ConcentrationsRequest* req,
+                                   v1::ConcentrationsResponse* out) override {
       absl::MutexLock lock(&mu_);
-      windows_.insert(req->window());
-      out->set_window(req->window());
+      for (const v1::ConcentrationRequest& item : req->items()) {
+        windows_.insert(item.window());
+        out->add_results()->mutable_concentration()->set_window(item.window());
+      }
       return grpc::Status::OK;
     }
     grpc::Status GetTopEntities(grpc::ServerContext*, const v1::TopEntitiesRequest* req,

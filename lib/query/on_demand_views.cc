@@ -78,11 +78,20 @@ void OnDemandViews::Refresh() const {
     catalog_version_ = catalog_->version();
     answers_.clear();
   }
-  if (counts_version_ != aggregates_->version()) {
-    counts_version_ = aggregates_->version();
+  if (credit_version_ != aggregates_->credit_version()) {
+    credit_version_ = aggregates_->credit_version();
     answers_.clear();
   }
   if (answers_.size() >= kMaxCachedAnswers) answers_.clear();
+}
+
+bool OnDemandViews::StillHolds(const CachedAnswer& answer) const {
+  if (answer.counts_version == aggregates_->version()) return true;
+  if (!answer.weeks) return false;
+  for (IsoWeek w = answer.weeks->first; w <= answer.weeks->second; w = w.Plus(1)) {
+    if (aggregates_->WeekVersion(w.monday()) > answer.counts_version) return false;
+  }
+  return true;
 }
 
 uint32_t OnDemandViews::ValueOf(Level level, ModelIdx credited) const {
@@ -215,7 +224,12 @@ std::shared_ptr<const RankedCounts> OnDemandViews::Counts(const View& view,
                    weeks ? absl::StrCat(weeks->first.Label(), "..", weeks->second.Label()) : "");
   absl::MutexLock lock(&mu_);
   Refresh();
-  if (auto it = answers_.find(key); it != answers_.end()) return it->second;
+  if (auto it = answers_.find(key); it != answers_.end()) {
+    if (StillHolds(it->second)) {
+      it->second.counts_version = aggregates_->version();
+      return it->second.counts;
+    }
+  }
   KeyCounts counts;
   const bool empty = !weeks && window.kind != Window::Kind::kAll;  // no watermark yet
   if (!empty) {
@@ -225,7 +239,11 @@ std::shared_ptr<const RankedCounts> OnDemandViews::Counts(const View& view,
     });
   }
   std::shared_ptr<const RankedCounts> out = Name(view, counts);
-  answers_[key] = out;
+  CachedAnswer& cached = answers_[key];
+  cached.counts = out;
+  cached.counts_version = aggregates_->version();
+  // Population and head membership move with any week's counts.
+  cached.weeks = view.sample == Sample::kAll ? weeks : std::nullopt;
   return out;
 }
 

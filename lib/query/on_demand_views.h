@@ -1,9 +1,12 @@
 // Any view x window computed on request, exactly, from the per-model counts
 // that Aggregates keeps: the levels, pairs and samples that are not kept live,
 // and the windows that are not (week:W before the watermark's week, other
-// trailing:N, range:). Each answer is cached until the next change of the
-// counts, the catalog or the watermark's week (one batch), so a dashboard
-// asking the same views every few seconds pays once per batch.
+// trailing:N, range:). Each answer is cached: one over named weeks
+// (week:W, range:, trailing:N resolved) of sample all until a batch changes
+// one of its weeks, so past weeks stay cached during live ingest; the others
+// (all, population, head) until the next batch; all of them until the next
+// catalog change. A dashboard asking the same views every few seconds pays at
+// most once per batch.
 //
 // Cost: one pass over the models with downloads in the window's weeks (over
 // every model with downloads for "all"), then a sort of the window's
@@ -113,12 +116,22 @@ class OnDemandViews {
   const ModelRegistry* registry_;
 
   mutable absl::Mutex mu_;
-  // The (counts, catalog) versions the caches below were made from.
-  mutable uint64_t counts_version_ ABSL_GUARDED_BY(mu_) = ~uint64_t{0};
+  // An answer and the counts version it is known to hold at. One over a
+  // range of weeks of sample all (`weeks` set) stays right while none of its
+  // weeks changes: a past week's answer outlives the batches of the current
+  // week. The others are redone once any count changes.
+  struct CachedAnswer {
+    std::shared_ptr<const RankedCounts> counts;
+    uint64_t counts_version = 0;
+    std::optional<std::pair<IsoWeek, IsoWeek>> weeks;
+  };
+  bool StillHolds(const CachedAnswer& answer) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // The (catalog, credit) versions the caches below were made from.
   mutable uint64_t catalog_version_ ABSL_GUARDED_BY(mu_) = ~uint64_t{0};
+  mutable uint64_t credit_version_ ABSL_GUARDED_BY(mu_) = ~uint64_t{0};
   // Answers by view key and window label (the window resolved to its weeks).
-  mutable absl::flat_hash_map<std::string, std::shared_ptr<const RankedCounts>> answers_
-      ABSL_GUARDED_BY(mu_);
+  mutable absl::flat_hash_map<std::string, CachedAnswer> answers_ ABSL_GUARDED_BY(mu_);
   mutable std::array<LevelValues, kNumLevels> levels_ ABSL_GUARDED_BY(mu_);
   // The head sample: per week (key: Monday) the week's version and its
   // kHeadModelsPerWeek largest models; their union by ModelIdx.

@@ -6,6 +6,8 @@
 #include <map>
 #include <random>
 #include <set>
+#include <tuple>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -233,6 +235,74 @@ TEST(OnDemandViews, MatchesBruteForceForEveryLevelSampleAndWindow) {
       }
     }
   }
+}
+
+// A past week's answer outlives batches that touch other weeks (the point:
+// non-live windows stay cheap during live ingest); a batch touching one of
+// its weeks, a sample other than all, or a re-credit redoes it.
+TEST(OnDemandViews, AnswersOverUntouchedWeeksOutliveBatches) {
+  ModelRegistry registry;
+  Catalog catalog(&registry);
+  Aggregates agg(AggregateOptions{{1}}, &registry, &catalog);
+  OnDemandViews views(&agg, &catalog, &registry);
+  const IsoWeek w10 = *IsoWeek::Parse("2025-W10");
+  const IsoWeek w11 = w10.Plus(1);
+  const ModelIdx a = registry.Intern("org/a"), b = registry.Intern("org/b");
+  const ModelIdx ft = registry.Intern("other/ft");
+  agg.Apply(std::vector<ModelDayDelta>{
+      {a, w10.monday(), 3}, {b, w10.monday() + 1, 2}, {ft, w10.monday() + 2, 1}});
+  agg.Apply(std::vector<ModelDayDelta>{{a, w11.monday(), 1}});
+  agg.SetWatermarkWeek(w11);
+  const Window past = Window::Week(w10);
+  const Window range = *ParseWindow("range:2025-W09..2025-W10");
+  const Window current = *ParseWindow("week:current");
+  const View developer = V(Level::kDeveloper);
+  View head = developer;
+  head.sample = Sample::kHead;
+  View recursive = developer;
+  recursive.attribution = Attribution::kRecursive;
+  auto first = [&](const View& v, const Window& w) {
+    return std::make_tuple(views.Counts(v, w), views.Counts(v, w));
+  };
+  auto [past1, past1_again] = first(developer, past);
+  EXPECT_EQ(past1, past1_again);  // the same batch: the same answer
+  EXPECT_EQ(past1->total, 6u);
+  const auto range1 = views.Counts(developer, range);
+  const auto current1 = views.Counts(developer, current);
+  const auto head1 = views.Counts(head, past);
+  const auto recursive1 = views.Counts(recursive, past);
+  EXPECT_EQ(current1->total, 1u);
+
+  // A batch of week 11 only.
+  agg.Apply(std::vector<ModelDayDelta>{{b, w11.monday() + 3, 4}});
+  EXPECT_EQ(views.Counts(developer, past), past1);
+  EXPECT_EQ(views.Counts(developer, range), range1);
+  EXPECT_EQ(views.Counts(recursive, past), recursive1);
+  const auto current2 = views.Counts(developer, current);
+  EXPECT_NE(current2, current1);
+  EXPECT_EQ(current2->total, 5u);
+  EXPECT_NE(views.Counts(head, past), head1);  // head membership may move with any week
+
+  // A batch touching week 10.
+  agg.Apply(std::vector<ModelDayDelta>{{b, w10.monday() + 6, 1}});
+  const auto past2 = views.Counts(developer, past);
+  EXPECT_NE(past2, past1);
+  EXPECT_EQ(past2->total, 7u);
+  EXPECT_NE(views.Counts(developer, range), range1);
+
+  // A re-credit: other/ft becomes a fine-tune of org/a; no count moves.
+  const auto recursive2 = views.Counts(recursive, past);
+  std::vector<ModelIdx> affected = catalog.AffectedBy(ft);
+  agg.RemoveModels(affected);
+  v1::ModelInfo info;
+  info.set_model_id("other/ft");
+  info.set_base_model("org/a");
+  catalog.Put(info);
+  agg.AddModels(affected);
+  const auto recursive3 = views.Counts(recursive, past);
+  EXPECT_NE(recursive3, recursive2);
+  EXPECT_EQ(recursive3->total, 7u);
+  EXPECT_EQ(recursive3->entities.size(), 1u);  // every download is credited to org
 }
 
 TEST(OnDemandViews, RanksAndMeasuresOfRankedCounts) {

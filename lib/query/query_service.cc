@@ -69,40 +69,121 @@ ConcentrationValues QueryService::Measures(const Pipeline::ReadState& state, con
 }
 
 std::optional<v1::Concentration> QueryService::FromLiveSnapshot(
-    const View& view, const Window& window, const std::vector<uint32_t>& ks) const {
+    const Pipeline::LiveSnapshot& snapshot, const View& view, const Window& window,
+    const std::vector<uint32_t>& ks) {
   if (ks != DefaultTopK() || !view.Liveable()) return std::nullopt;
-  const std::shared_ptr<const Pipeline::LiveSnapshot> snapshot = pipeline_->Snapshot();
-  const LiveWindowValues* live = snapshot->Find(window);
+  const LiveWindowValues* live = snapshot.Find(window);
   if (live == nullptr || !live->by_view[view.LiveIndex()]) return std::nullopt;
   v1::Concentration out;
-  FillConcentration(view, window, snapshot->watermark_week, *live->by_view[view.LiveIndex()], &out);
-  if (snapshot->watermark) ToTimestamp(*snapshot->watermark, out.mutable_watermark());
+  FillConcentration(view, window, snapshot.watermark_week, *live->by_view[view.LiveIndex()], &out);
+  if (snapshot.watermark) ToTimestamp(*snapshot.watermark, out.mutable_watermark());
   return out;
 }
 
+namespace {
+
+// One ConcentrationRequest, parsed.
+struct ParsedConcentration {
+  View view;
+  Window window;
+  std::vector<uint32_t> ks;
+};
+
+absl::StatusOr<ParsedConcentration> Parse(const v1::ConcentrationRequest& request) {
+  ParsedConcentration out;
+  ASSIGN_OR_RETURN(out.view, ParseView(request.view()));
+  ASSIGN_OR_RETURN(out.window, ParseWindow(request.window()));
+  ASSIGN_OR_RETURN(out.ks, ParseTopK(request.top_k()));
+  return out;
+}
+
+absl::Status CheckBatchSize(const v1::ConcentrationsRequest& request) {
+  if (static_cast<size_t>(request.items_size()) > kMaxConcentrationsPerCall) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "too many items: ", request.items_size(), "; a GetConcentrations call takes ", "at most ",
+        kMaxConcentrationsPerCall, " (split the list over several calls)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 std::optional<absl::StatusOr<v1::Concentration>> QueryService::GetConcentrationNow(
     const v1::ConcentrationRequest& request) const {
-  absl::StatusOr<View> view = ParseView(request.view());
-  if (!view.ok()) return view.status();
-  absl::StatusOr<Window> window = ParseWindow(request.window());
-  if (!window.ok()) return window.status();
-  absl::StatusOr<std::vector<uint32_t>> ks = ParseTopK(request.top_k());
-  if (!ks.ok()) return ks.status();
-  if (std::optional<v1::Concentration> live = FromLiveSnapshot(*view, *window, *ks)) return *live;
+  absl::StatusOr<ParsedConcentration> q = Parse(request);
+  if (!q.ok()) return q.status();
+  if (std::optional<v1::Concentration> live =
+          FromLiveSnapshot(*pipeline_->Snapshot(), q->view, q->window, q->ks)) {
+    return *std::move(live);
+  }
   return std::nullopt;
 }
 
 absl::StatusOr<v1::Concentration> QueryService::GetConcentration(
     const v1::ConcentrationRequest& request) const {
-  ASSIGN_OR_RETURN(View view, ParseView(request.view()));
-  ASSIGN_OR_RETURN(Window window, ParseWindow(request.window()));
-  ASSIGN_OR_RETURN(std::vector<uint32_t> ks, ParseTopK(request.top_k()));
-  if (std::optional<v1::Concentration> live = FromLiveSnapshot(view, window, ks)) return *live;
+  ASSIGN_OR_RETURN(ParsedConcentration q, Parse(request));
+  if (std::optional<v1::Concentration> live =
+          FromLiveSnapshot(*pipeline_->Snapshot(), q.view, q.window, q.ks)) {
+    return *std::move(live);
+  }
   v1::Concentration out;
   pipeline_->Read([&](const Pipeline::ReadState& s) {
-    FillConcentration(view, window, s.aggregates.watermark_week(), Measures(s, view, window, ks),
-                      &out);
+    FillConcentration(q.view, q.window, s.aggregates.watermark_week(),
+                      Measures(s, q.view, q.window, q.ks), &out);
     FillWatermark(s, out.mutable_watermark());
+  });
+  return out;
+}
+
+std::optional<absl::StatusOr<ConcentrationAnswers>> QueryService::GetConcentrationsNow(
+    const v1::ConcentrationsRequest& request) const {
+  if (absl::Status s = CheckBatchSize(request); !s.ok()) return s;
+  const std::shared_ptr<const Pipeline::LiveSnapshot> snapshot = pipeline_->Snapshot();
+  ConcentrationAnswers out;
+  out.reserve(static_cast<size_t>(request.items_size()));
+  for (const v1::ConcentrationRequest& item : request.items()) {
+    absl::StatusOr<ParsedConcentration> q = Parse(item);
+    if (!q.ok()) {
+      out.emplace_back(q.status());
+      continue;
+    }
+    std::optional<v1::Concentration> live = FromLiveSnapshot(*snapshot, q->view, q->window, q->ks);
+    if (!live) return std::nullopt;  // this item needs the engine: the whole call waits
+    out.emplace_back(*std::move(live));
+  }
+  return out;
+}
+
+absl::StatusOr<ConcentrationAnswers> QueryService::GetConcentrations(
+    const v1::ConcentrationsRequest& request) const {
+  RETURN_IF_ERROR(CheckBatchSize(request));
+  const std::shared_ptr<const Pipeline::LiveSnapshot> snapshot = pipeline_->Snapshot();
+  ConcentrationAnswers out;
+  out.reserve(static_cast<size_t>(request.items_size()));
+  // The items the snapshot cannot answer: (index in out, the parsed request).
+  std::vector<std::pair<size_t, ParsedConcentration>> rest;
+  for (const v1::ConcentrationRequest& item : request.items()) {
+    absl::StatusOr<ParsedConcentration> q = Parse(item);
+    if (!q.ok()) {
+      out.emplace_back(q.status());
+      continue;
+    }
+    if (std::optional<v1::Concentration> live =
+            FromLiveSnapshot(*snapshot, q->view, q->window, q->ks)) {
+      out.emplace_back(*std::move(live));
+      continue;
+    }
+    rest.emplace_back(out.size(), *std::move(q));
+    out.emplace_back(v1::Concentration());  // filled below
+  }
+  if (rest.empty()) return out;
+  pipeline_->Read([&](const Pipeline::ReadState& s) {
+    for (const auto& [i, q] : rest) {
+      v1::Concentration& c = *out[i];
+      FillConcentration(q.view, q.window, s.aggregates.watermark_week(),
+                        Measures(s, q.view, q.window, q.ks), &c);
+      FillWatermark(s, c.mutable_watermark());
+    }
   });
   return out;
 }

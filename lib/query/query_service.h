@@ -35,6 +35,13 @@ class QueryService final : public MetricsBackend {
   // requests) from the engine's snapshot.
   std::optional<absl::StatusOr<v1::Concentration>> GetConcentrationNow(
       const v1::ConcentrationRequest& request) const override;
+  // Live items (as GetConcentrationNow) from one snapshot; the others under
+  // one Pipeline::Read, so they see one state of the engine.
+  absl::StatusOr<ConcentrationAnswers> GetConcentrations(
+      const v1::ConcentrationsRequest& request) const override;
+  // Answers when every item is live or invalid, or the request too long.
+  std::optional<absl::StatusOr<ConcentrationAnswers>> GetConcentrationsNow(
+      const v1::ConcentrationsRequest& request) const override;
   absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
       const v1::ConcentrationSeriesRequest& request) const override;
   absl::StatusOr<v1::ShareSeries> GetShareSeries(
@@ -53,10 +60,11 @@ class QueryService final : public MetricsBackend {
   }
 
  private:
-  // GetConcentration's answer from the snapshot, or nullopt when the view or
+  // GetConcentration's answer from `snapshot`, or nullopt when the view or
   // window is not live or `ks` are not the default ones.
-  std::optional<v1::Concentration> FromLiveSnapshot(const View& view, const Window& window,
-                                                    const std::vector<uint32_t>& ks) const;
+  static std::optional<v1::Concentration> FromLiveSnapshot(const Pipeline::LiveSnapshot& snapshot,
+                                                           const View& view, const Window& window,
+                                                           const std::vector<uint32_t>& ks);
   // The measures of view x window: live if kept live, else on demand. Call
   // inside Pipeline::Read.
   ConcentrationValues Measures(const Pipeline::ReadState& state, const View& view,

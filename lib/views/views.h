@@ -183,6 +183,10 @@ absl::StatusOr<std::vector<uint32_t>> ParseTopK(
 // {1, 10, 100}: the ks of a request that asks for none.
 const std::vector<uint32_t>& DefaultTopK();
 
+// Items of one GetConcentrations call, at most (the API's contract,
+// metrics.proto): a longer list fails as a whole with InvalidArgument.
+inline constexpr size_t kMaxConcentrationsPerCall = 1024;
+
 // An instant as the API's Timestamp (microsecond precision, as stored).
 void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out);
 

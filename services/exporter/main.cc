@@ -253,9 +253,11 @@ int Run() {
                                .hhi_change_alert_bound = alert_bound,
                                .rpc_timeout = rpc_timeout};
   const std::string poll_summary = absl::StrFormat(
-      "%d concentration views x %d windows, %d share views x %d windows: %d RPCs per poll",
-      exporter::ConcentrationViews().size(), poll.windows.size(), poll.share_views.size(),
-      poll.share_windows.size(), exporter::RpcsPerPoll(poll));
+      "%d concentration views x %d windows (%d GetConcentrations), %d share views x %d windows: "
+      "%d RPCs per poll",
+      exporter::ConcentrationViews().size(), poll.windows.size(),
+      exporter::ConcentrationCallsPerPoll(poll), poll.share_views.size(), poll.share_windows.size(),
+      exporter::RpcsPerPoll(poll));
   auto poller = std::make_shared<exporter::Poller>(
       exporter::NewDaemonChannel(absl::GetFlag(FLAGS_target), *std::move(credentials)),
       std::move(poll), &errors);
