@@ -57,7 +57,9 @@ ABSL_FLAG(int64_t, events_file_batch_lines, 262144,
           "--events_file lines per batch at most (decoded, counted and committed to the state "
           "together; at most 32 MiB of lines; the first and last batches of a file are smaller). "
           "Larger: fewer commits and more downloads merged per update while replaying; smaller: "
-          "fresher answers during a replay and less work lost to a crash.");
+          "fresher answers during a replay, less work lost to a crash, less memory (a batch's "
+          "lines and decoded events are held at once: replaying 1,000,000 events, the daemon "
+          "peaked at 220 MB with the default, 130 MB with 65536, 100 MB with 8192).");
 ABSL_FLAG(std::string, models_file, "",
           "Embedded source: an NDJSON file of ModelInfo, applied at every start.");
 ABSL_FLAG(
