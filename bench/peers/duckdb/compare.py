@@ -6,7 +6,7 @@
    arguments are the same (events-args.json).
 2. hubmetricsd ingests the SAME file (--events_file, fresh --state_dir, a free 127.0.0.1 port, a
    user-hash key file, the catalog); timed from process start until `hubctl stats --json` shows
-   source_exhausted true (polled every 50 ms).
+   source_exhausted true (its log watched every 10 ms for the line that says so, then stats).
 3. hubctl reads its answers: `concentration --level=model --filter=all --attribution=direct` for
    every ISO week from the first to the last event day (and every week the peer reports), and for
    --window=all; `stats` for the event and unique counts.
@@ -133,18 +133,36 @@ class Daemon:
                 stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         return t0
 
+    # hubmetricsd logs this line right after its stats turn source_exhausted true
+    # (services/hubmetricsd/main.cc). Watching the log costs the daemon nothing, where a hubctl
+    # process every 50 ms took CPU from it during the timed replay.
+    EXHAUSTED_LINE = b" read to its end; serving"
+
     def wait_exhausted(self, t0: float, timeout: float) -> tuple[float, dict]:
-        """Seconds from process start until stats show source_exhausted, and those stats."""
-        last = ""
-        while time.monotonic() - t0 < timeout:
+        """Seconds from process start until the daemon logs that the file is read to its end
+        (its log is watched every 10 ms), and its stats then, which must say source_exhausted."""
+        seen, offset = None, 0
+        while seen is None and time.monotonic() - t0 < timeout:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            # Only whole lines count; a line being written is read again next time.
+            whole = chunk[:chunk.rfind(b"\n") + 1]
+            offset += len(whole)
+            if self.EXHAUSTED_LINE in whole:
+                seen = time.monotonic() - t0
+                break
             if self.proc.poll() is not None:
                 raise Failed(f"hubmetricsd exited with {self.proc.returncode}; log {self.log_path}")
-            s, err = self.ctl.run("stats", timeout=5)
-            if s is not None and s.get("source_exhausted"):
-                return time.monotonic() - t0, s
-            last = err or json.dumps(s)[:300]
-            time.sleep(0.05)
-        raise Failed(f"source_exhausted not true after {timeout}s; last: {last}")
+            time.sleep(0.01)
+        if seen is None:
+            raise Failed(f"the events file was not read to its end after {timeout}s; log "
+                         f"{self.log_path}")
+        s, err = self.ctl.run("stats", timeout=5)
+        if s is None or not s.get("source_exhausted"):
+            raise Failed(f"hubmetricsd logged the end of the file but its stats say otherwise: "
+                         f"{err or json.dumps(s)[:300]}")
+        return seen, s
 
     def usage(self) -> tuple[float | None, float | None]:
         """(CPU seconds, peak RSS in MB) of the running daemon, from /proc; None if unknown."""
