@@ -276,8 +276,12 @@ def build(workdir: str, mode: str, repo: str) -> dict:
         "duckdb_events": g(duck, "events"),
         "duckdb_seconds": g(duck, "duckdb_seconds"),
         "hubmetrics_seconds_same_file": g(duck, "hubmetrics_seconds_same_file"),
-        "ratio_vs_duckdb": ratio(g(duck, "duckdb_seconds"),
-                                 g(duck, "hubmetrics_seconds_same_file")),
+        # The median of the rounds' paired ratios (compare.py interleaves DuckDB and hubmetricsd).
+        "ratio_vs_duckdb": g(duck, "ratio_duckdb_over_hubmetrics"),
+        "ratio_vs_duckdb_range": g(duck, "ratio_range"),
+        "duckdb_rounds": g(duck, "rounds"),
+        "duckdb_parquet_seconds": g(duck, "duckdb_parquet_seconds"),
+        "ratio_vs_duckdb_parquet": g(duck, "ratio_duckdb_parquet_over_hubmetrics"),
         "duckdb_answers_equal": g(duck, "answers_equal"),
         "query_server_cpu_us": e2e.get("query_server_cpu_us"),
         "batch_answers_per_sec": e2e.get("batch_answers_per_sec"),
@@ -398,6 +402,13 @@ def spread_text(f: dict | None, suffix: str = "") -> str:
     if f.get("n", 1) <= 1 or f.get("min") == f.get("max"):
         return fmt(f.get("median"), suffix)
     return f"{fmt(f.get('median'), suffix)} [{fmt(f.get('min'))}–{fmt(f.get('max'))}]"
+
+
+def range_text(r: list | None, suffix: str = "") -> str:
+    """"min–max" of a [min, max] pair (compare.py's *_range), "null" without one."""
+    if not r or len(r) != 2:
+        return "null"
+    return f"{fmt(r[0])}–{fmt(r[1], suffix)}"
 
 
 def overlap(a: dict | None, b: dict | None) -> bool | None:
@@ -594,14 +605,39 @@ def markdown(r: dict, json_name: str | None = None, soak: str | None = None,
         w("")
     w("## DuckDB batch peer (`bench/peers/duckdb`)")
     w("")
-    w(f"{fmt(r.get('duckdb_events'))} events as an NDJSON file; DuckDB from file to answer "
-      "against hubmetricsd ingesting the same file (`--events_file`) until source_exhausted.")
+    dk = r.get("duckdb") or {}
+    w(f"The workload: {fmt(r.get('duckdb_events'))} events of loadgen's traffic (every one valid) "
+      f"as an NDJSON file of {fmt(dk.get('events_file_bytes'))} bytes, and the same events' "
+      f"model_id, user_id and time as a Parquet file (zstd) of "
+      f"{fmt(dk.get('parquet_file_bytes'))} bytes, written once beforehand and not timed. Both "
+      "sides answer the same questions: unique downloads (one per user, model and UTC day), "
+      "summed per model and ISO week, and HHI, Gini and the top-1/10/100 shares for every one of "
+      f"the {fmt(dk.get('weeks_compared'))} weeks and for all time. DuckDB "
+      f"{dk.get('duckdb_version')} ({fmt(dk.get('duckdb_threads'))} threads) runs it as one SQL "
+      "statement, timed from process start to its answer; hubmetricsd ingests the NDJSON file "
+      "(`--events_file`, default flags), timed from process start until it has read the file to "
+      f"its end and can answer. {fmt(r.get('duckdb_rounds'))} rounds interleave DuckDB (NDJSON), "
+      "hubmetricsd and DuckDB (Parquet); the ratio is each round's DuckDB seconds over the same "
+      f"round's hubmetricsd seconds. {fmt(dk.get('figures_compared'))} figures were compared "
+      f"with both DuckDB answers; answers equal: {r.get('duckdb_answers_equal')}.")
     w("")
-    w("| DuckDB | hubmetricsd, same file | DuckDB / hubmetricsd | answers equal |")
-    w("|---|---|---|---|")
-    w(f"| {fmt(r.get('duckdb_seconds'), ' s')} | "
-      f"{fmt(r.get('hubmetrics_seconds_same_file'), ' s')} | "
-      f"{fmt(r.get('ratio_vs_duckdb'), '×')} | {r.get('duckdb_answers_equal')} |")
+    w("| | median | range | CPU s (median) | peak RSS (median) |")
+    w("|---|---|---|---|---|")
+    w(f"| DuckDB, NDJSON | {fmt(r.get('duckdb_seconds'), ' s')} | "
+      f"{range_text(dk.get('duckdb_seconds_range'), ' s')} | "
+      f"{fmt(dk.get('duckdb_cpu_seconds'))} | {fmt(dk.get('duckdb_peak_rss_mb'), ' MB')} |")
+    w(f"| hubmetricsd, same NDJSON file | {fmt(r.get('hubmetrics_seconds_same_file'), ' s')} | "
+      f"{range_text(dk.get('hubmetrics_seconds_range'), ' s')} | "
+      f"{fmt(dk.get('hubmetrics_cpu_seconds'))} | "
+      f"{fmt(dk.get('hubmetrics_peak_rss_mb'), ' MB')} |")
+    w(f"| DuckDB, Parquet | {fmt(r.get('duckdb_parquet_seconds'), ' s')} | "
+      f"{range_text(dk.get('duckdb_parquet_seconds_range'), ' s')} | "
+      f"{fmt(dk.get('duckdb_parquet_cpu_seconds'))} | "
+      f"{fmt(dk.get('duckdb_parquet_peak_rss_mb'), ' MB')} |")
+    w(f"| **DuckDB (NDJSON) / hubmetricsd** | **{fmt(r.get('ratio_vs_duckdb'), '×')}** | "
+      f"{range_text(r.get('ratio_vs_duckdb_range'), '×')} | | |")
+    w(f"| DuckDB (Parquet) / hubmetricsd | {fmt(r.get('ratio_vs_duckdb_parquet'), '×')} | "
+      f"{range_text(dk.get('ratio_parquet_range'), '×')} | | |")
     w("")
     w("## Micro benchmarks (Google Benchmark, real time per iteration)")
     w("")

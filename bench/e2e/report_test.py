@@ -144,8 +144,15 @@ class ReportTest(unittest.TestCase):
                                                               "answers_per_sec": 12800,
                                                               "p99_us": 2500}}]}},
             "e2e-produce.json": {"produce_events_per_sec": 200_000, "loadgen_args": "--x"},
-            "duckdb.json": {"events": 10, "duckdb_seconds": 2.0,
-                            "hubmetrics_seconds_same_file": 1.0, "answers_equal": True},
+            "duckdb.json": {"events": 10, "rounds": 3, "duckdb_seconds": 2.0,
+                            "duckdb_seconds_range": [1.8, 2.6],
+                            "hubmetrics_seconds_same_file": 1.0,
+                            "hubmetrics_seconds_range": [0.8, 1.3],
+                            # The median of the paired ratios, not the ratio of the medians.
+                            "ratio_duckdb_over_hubmetrics": 2.25, "ratio_range": [1.5, 2.4],
+                            "duckdb_parquet_seconds": 0.5,
+                            "ratio_duckdb_parquet_over_hubmetrics": 0.6,
+                            "ratio_parquet_range": [0.4, 0.7], "answers_equal": True},
             "steps.json": {"errors": [], "notes": [], "live_expected": True,
                            "started": "2026-12-07T00:00:00Z",
                            "load_average_at_start": [2.0, 2.0, 2.0],
@@ -169,7 +176,9 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(r["kstreams_commit_interval_ms"], 100)
         self.assertIs(r["kstreams_answers_equal"], True)
         self.assertEqual(r["live_max_events_per_sec"], 150_000)
-        self.assertEqual(r["ratio_vs_duckdb"], 2.0)
+        self.assertEqual(r["ratio_vs_duckdb"], 2.25)
+        self.assertEqual(r["ratio_vs_duckdb_range"], [1.5, 2.4])
+        self.assertEqual(r["ratio_vs_duckdb_parquet"], 0.6)
         self.assertEqual(r["query_server_cpu_us"], 41.5)
         self.assertEqual(r["batch_answers_per_sec"], 6400)
         self.assertEqual(r["batch_p99_ms"], 0.9)
@@ -191,6 +200,9 @@ class ReportTest(unittest.TestCase):
         self.assertIn("0.8 ms (server CPU 41.5 µs per call) | met |", md)
         self.assertIn("| 6,400 answers/s (batches of 32 at 200 calls/s), p99 0.9 ms | met |", md)
         self.assertIn("| 3.25 µs |", md)
+        self.assertIn("| **DuckDB (NDJSON) / hubmetricsd** | **2.25×** | 1.5–2.4× | | |", md)
+        self.assertIn("| DuckDB, NDJSON | 2 s | 1.8–2.6 s |", md)
+        self.assertIn("| DuckDB (Parquet) / hubmetricsd | 0.6× | 0.4–0.7× | | |", md)
 
     def test_answers_that_differ_are_an_error(self):
         r = report.build(self.workdir(equal=False), "quick", REPO)

@@ -4,21 +4,31 @@
 1. loadgen (file mode, --bad_fraction=0 so every record is valid, --days=364 so there are ~53 ISO
    weeks) writes the events and the catalog into --workdir; kept and reused while the loadgen
    arguments are the same (events-args.json).
-2. hubmetricsd ingests the SAME file (--events_file, fresh --state_dir, a free 127.0.0.1 port, a
-   user-hash key file, the catalog); timed from process start until `hubctl stats --json` shows
-   source_exhausted true (its log watched every 10 ms for the line that says so, then stats).
-3. hubctl reads its answers: `concentration --level=model --filter=all --attribution=direct` for
-   every ISO week from the first to the last event day (and every week the peer reports), and for
-   --window=all; `stats` for the event and unique counts.
-4. duckdb_peer.py runs with the venv's python (timed from process start to its answer).
-5. Every figure is compared: integers equal, doubles to 1e-9 relative.
+2. duckdb_peer.py --to_parquet writes the same events' three columns (model_id, user_id, time) to
+   events.parquet once (zstd; not timed: it is how a batch user would keep the history), reused
+   like the NDJSON file.
+3. --rounds rounds, interleaved (DuckDB on the NDJSON file, hubmetricsd, DuckDB on the Parquet
+   file), so that drift of the machine falls on all three alike:
+   - duckdb_peer.py with the venv's python, timed from process start to its answer;
+   - hubmetricsd ingests the SAME NDJSON file (--events_file, fresh --state_dir, a free 127.0.0.1
+     port, a user-hash key file, the catalog, default flags otherwise); timed from process start
+     until it logs that the file is read to its end (its log watched every 10 ms: a hubctl process
+     polling would take CPU from it), then `hubctl stats` must say source_exhausted;
+   - hubctl reads its answers: `concentration --level=model --filter=all --attribution=direct`
+     for every ISO week from the first to the last event day (and every week the peer reports),
+     and for --window=all; `stats` for the event and unique counts. Every figure of every round
+     is compared with both DuckDB answers: integers equal, doubles to 1e-9 relative.
+4. The medians and ranges of the three times and of the paired ratios (DuckDB seconds /
+   hubmetricsd seconds of the same round).
 
   compare.py --bin_dir build/services --events 1000000 --workdir /tmp/hm-duckdb \\
-      [--venv_python ~/.cache/hubmetrics/venv/bin/python] [--days 364] [--seed 1]
+      [--rounds 3] [--venv_python ~/.cache/hubmetrics/venv/bin/python] [--days 364] [--seed 1]
 
-The last stdout line is one JSON object: {"events", "duckdb_seconds", "hubmetrics_seconds_same_file",
-"weeks_compared", "answers_equal", ...}. Exits 1 when any answer differs (the first differences are
-printed before it), 2 when something could not run. hubmetricsd is stopped on every exit path.
+The last stdout line is one JSON object: {"events", "rounds", "duckdb_seconds",
+"hubmetrics_seconds_same_file", "ratio_duckdb_over_hubmetrics" (medians; each with a *_range
+[min, max] and a *_runs list), "duckdb_parquet_seconds", "ratio_duckdb_parquet_over_hubmetrics",
+"weeks_compared", "answers_equal", ...}. Exits 1 when any answer differs (the first differences
+are printed before it), 2 when something could not run. hubmetricsd is stopped on every exit path.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -220,9 +231,10 @@ def differences(window: str, hm: dict, peer: dict) -> list[str]:
     return diffs
 
 
-def run_peer(args, events: str) -> tuple[float, dict]:
+def run_peer(args, source_flag: str, path: str) -> tuple[float, dict]:
+    """duckdb_peer.py on path (source_flag: --events or --parquet): (wall seconds, its answer)."""
     out = os.path.join(args.workdir, "duckdb-answer.json")
-    argv = [args.venv_python, os.path.join(HERE, "duckdb_peer.py"), f"--events={events}",
+    argv = [args.venv_python, os.path.join(HERE, "duckdb_peer.py"), f"{source_flag}={path}",
             f"--out={out}"]
     t0 = time.monotonic()
     p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.timeout)
@@ -232,6 +244,30 @@ def run_peer(args, events: str) -> tuple[float, dict]:
         raise Failed(f"duckdb_peer.py exit {p.returncode}")
     with open(out, encoding="utf-8") as f:
         return seconds, json.load(f)
+
+
+def write_parquet(args, events: str, parquet: str) -> float:
+    """events.parquet from the NDJSON file, unless one newer than it is there; its seconds."""
+    if os.path.exists(parquet) and os.path.getmtime(parquet) >= os.path.getmtime(events):
+        log(f"reusing {parquet}")
+        return 0.0
+    tmp = parquet + ".tmp"
+    t0 = time.monotonic()
+    p = subprocess.run([args.venv_python, os.path.join(HERE, "duckdb_peer.py"),
+                        f"--events={events}", f"--to_parquet={tmp}"],
+                       capture_output=True, timeout=args.timeout)
+    if p.returncode != 0:
+        raise Failed(f"duckdb_peer.py --to_parquet exit {p.returncode}: "
+                     f"{p.stderr.decode(errors='replace')[-500:]}")
+    os.replace(tmp, parquet)
+    return time.monotonic() - t0
+
+
+def spread(values: list[float]) -> dict:
+    """Median, [min, max] and the values, rounded to milliseconds (or 1e-3 of a ratio)."""
+    return {"median": round(statistics.median(values), 3),
+            "range": [round(min(values), 3), round(max(values), 3)],
+            "runs": [round(v, 3) for v in values]}
 
 
 # ---------------------------------------------------------------- main
@@ -248,6 +284,8 @@ def main() -> int:
     p.add_argument("--models", type=int, default=3000)
     p.add_argument("--users", type=int, default=60000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved rounds of DuckDB (NDJSON), hubmetricsd, DuckDB (Parquet)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds allowed for each step")
     args = p.parse_args()
 
@@ -267,51 +305,103 @@ def main() -> int:
         gen_seconds = generate(args, loadgen, events, models)
         size = os.path.getsize(events)
         log(f"events file {events}: {size / 1e6:.1f} MB")
-
-        # DuckDB first, so that hubmetricsd's state is not competing for the page cache with it;
-        # both then read a file that is already cached (run order does not matter much at these
-        # sizes: the file fits in memory).
-        duck_seconds, peer = run_peer(args, events)
-        log(f"duckdb: {duck_seconds:.2f}s wall ({peer['seconds']:.2f}s in the query)")
-
-        daemon = Daemon(args, events, models)
-        t0 = daemon.start()
-        hm_seconds, stats = daemon.wait_exhausted(t0, args.timeout)
-        hm_cpu, hm_rss = daemon.usage()
-        log(f"hubmetricsd: source exhausted after {hm_seconds:.2f}s")
+        parquet = os.path.join(args.workdir, "events.parquet")
+        parquet_seconds = write_parquet(args, events, parquet)
+        log(f"parquet file {parquet}: {os.path.getsize(parquet) / 1e6:.1f} MB")
 
         start_day = datetime.date.fromisoformat(START[:10])
-        weeks = iso_weeks(start_day, args.days)
-        weeks += [w for w in sorted(peer["weeks"]) if w not in weeks]
-        diffs = []
-        for name, want in (("events_read", args.events), ("rejected", 0),
-                           ("unique_downloads", peer["unique_downloads"])):
-            if u64(stats, name) != want:
-                diffs.append(f"stats {name}: hubmetrics {u64(stats, name)} expected {want}")
-        if peer.get("events") != args.events:
-            diffs.append(f"duckdb read {peer.get('events')} rows, expected {args.events}")
-        diffs += differences("all", hubmetrics_answer(daemon.ctl, "all"), peer["all"])
-        for w in weeks:
-            diffs += differences(f"week:{w}", hubmetrics_answer(daemon.ctl, f"week:{w}"),
-                                 peer["weeks"].get(w, EMPTY))
-        daemon.stop()
+        diffs: list[str] = []
+        times: dict[str, list[float]] = {"duckdb": [], "hubmetrics": [], "parquet": []}
+        cpu: dict[str, list[float]] = {"duckdb": [], "hubmetrics": [], "parquet": []}
+        rss: dict[str, list[float]] = {"duckdb": [], "hubmetrics": [], "parquet": []}
+        weeks: list[str] = []
+        peer: dict = {}
+        for r in range(args.rounds):
+            duck_seconds, peer = run_peer(args, "--events", events)
+            times["duckdb"].append(duck_seconds)
+            cpu["duckdb"].append(peer.get("cpu_seconds", 0))
+            rss["duckdb"].append(peer.get("peak_rss_mb", 0))
+            log(f"round {r + 1}/{args.rounds} duckdb: {duck_seconds:.2f}s wall "
+                f"({peer['seconds']:.2f}s in the query)")
+
+            daemon = Daemon(args, events, models)
+            t0 = daemon.start()
+            hm_seconds, stats = daemon.wait_exhausted(t0, args.timeout)
+            hm_cpu, hm_rss = daemon.usage()
+            times["hubmetrics"].append(hm_seconds)
+            if hm_cpu is not None:
+                cpu["hubmetrics"].append(hm_cpu)
+            if hm_rss is not None:
+                rss["hubmetrics"].append(hm_rss)
+            log(f"round {r + 1}/{args.rounds} hubmetricsd: source exhausted after "
+                f"{hm_seconds:.2f}s")
+
+            pq_seconds, pq_peer = run_peer(args, "--parquet", parquet)
+            times["parquet"].append(pq_seconds)
+            cpu["parquet"].append(pq_peer.get("cpu_seconds", 0))
+            rss["parquet"].append(pq_peer.get("peak_rss_mb", 0))
+            log(f"round {r + 1}/{args.rounds} duckdb on parquet: {pq_seconds:.2f}s wall")
+
+            weeks = iso_weeks(start_day, args.days)
+            weeks += [w for w in sorted(peer["weeks"]) if w not in weeks]
+            answers = {"all": hubmetrics_answer(daemon.ctl, "all")}
+            for w in weeks:
+                answers[w] = hubmetrics_answer(daemon.ctl, f"week:{w}")
+            daemon.stop()
+            daemon = None
+            for label, pa in (("duckdb", peer), ("duckdb on parquet", pq_peer)):
+                pre = f"round {r + 1} vs {label}: "
+                for name, want in (("events_read", args.events), ("rejected", 0),
+                                   ("unique_downloads", pa["unique_downloads"])):
+                    if u64(stats, name) != want:
+                        diffs.append(f"{pre}stats {name}: hubmetrics {u64(stats, name)} "
+                                     f"expected {want}")
+                if pa.get("events") != args.events:
+                    diffs.append(f"{pre}{label} read {pa.get('events')} rows, expected "
+                                 f"{args.events}")
+                diffs += [pre + d for d in differences("all", answers["all"], pa["all"])]
+                for w in weeks:
+                    diffs += [pre + d for d in differences(f"week:{w}", answers[w],
+                                                           pa["weeks"].get(w, EMPTY))]
+        ratios = [d / h for d, h in zip(times["duckdb"], times["hubmetrics"])]
+        pq_ratios = [d / h for d, h in zip(times["parquet"], times["hubmetrics"])]
         nonempty = sum(1 for w in weeks if w in peer["weeks"])
+        duck, hub, pq = spread(times["duckdb"]), spread(times["hubmetrics"]), spread(times["parquet"])
+        ratio, pq_ratio = spread(ratios), spread(pq_ratios)
+
+        def median_or_none(v: list[float]) -> float | None:
+            return round(statistics.median(v), 3) if v else None
+
         result = {
             "events": args.events,
             "events_file_bytes": size,
+            "parquet_file_bytes": os.path.getsize(parquet),
+            "parquet_write_seconds": round(parquet_seconds, 3),
+            "rounds": args.rounds,
             "unique_downloads": peer["unique_downloads"],
-            "duckdb_seconds": round(duck_seconds, 3),
-            "duckdb_query_seconds": round(peer["seconds"], 3),
-            "hubmetrics_seconds_same_file": round(hm_seconds, 3),
-            "ratio_duckdb_over_hubmetrics": round(duck_seconds / hm_seconds, 3),
+            "duckdb_seconds": duck["median"],
+            "duckdb_seconds_range": duck["range"],
+            "duckdb_seconds_runs": duck["runs"],
+            "hubmetrics_seconds_same_file": hub["median"],
+            "hubmetrics_seconds_range": hub["range"],
+            "hubmetrics_seconds_runs": hub["runs"],
+            "ratio_duckdb_over_hubmetrics": ratio["median"],
+            "ratio_range": ratio["range"],
+            "ratio_runs": ratio["runs"],
+            "duckdb_parquet_seconds": pq["median"],
+            "duckdb_parquet_seconds_range": pq["range"],
+            "ratio_duckdb_parquet_over_hubmetrics": pq_ratio["median"],
+            "ratio_parquet_range": pq_ratio["range"],
             "weeks_compared": len(weeks),
             "weeks_with_downloads": nonempty,
-            "figures_compared": 4 + (len(weeks) + 1) * (4 + len(TOP_K)),
+            "figures_compared": 2 * args.rounds * (4 + (len(weeks) + 1) * (4 + len(TOP_K))),
             "answers_equal": not diffs,
-            "duckdb_cpu_seconds": round(peer.get("cpu_seconds", 0), 3),
-            "hubmetrics_cpu_seconds": None if hm_cpu is None else round(hm_cpu, 3),
-            "duckdb_peak_rss_mb": round(peer.get("peak_rss_mb", 0), 1),
-            "hubmetrics_peak_rss_mb": None if hm_rss is None else round(hm_rss, 1),
+            "duckdb_cpu_seconds": median_or_none(cpu["duckdb"]),
+            "duckdb_parquet_cpu_seconds": median_or_none(cpu["parquet"]),
+            "hubmetrics_cpu_seconds": median_or_none(cpu["hubmetrics"]),
+            "duckdb_peak_rss_mb": median_or_none(rss["duckdb"]),
+            "duckdb_parquet_peak_rss_mb": median_or_none(rss["parquet"]),
+            "hubmetrics_peak_rss_mb": median_or_none(rss["hubmetrics"]),
             "duckdb_version": peer.get("duckdb_version"),
             "duckdb_threads": peer.get("threads"),
             "loadgen_seconds": round(gen_seconds, 3),

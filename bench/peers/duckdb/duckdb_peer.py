@@ -3,12 +3,14 @@
 
 This is how the paper computed its measures: a batch job over the raw events. It reads the NDJSON
 events file that loadgen writes (DownloadEvent: model_id, user_id, time; other fields ignored),
-counts unique downloads (the first event per (model_id, user_id, UTC day); docs/DEFINITIONS.md),
+(or a Parquet file of the same three columns, --parquet) counts unique downloads (the first event per (model_id, user_id, UTC day); docs/DEFINITIONS.md),
 sums them per model and ISO week, and computes for every ISO week and for all time, over the models
 with downloads: total, entities, HHI, Gini and the top-1/10/100 shares. All of it is one SQL
 statement run by DuckDB on all cores (its default thread count); Python only formats the answer.
 
   duckdb_peer.py --events FILE.ndjson [--out ANSWER.json] [--threads N]
+  duckdb_peer.py --parquet FILE.parquet [--out ANSWER.json] [--threads N]
+  duckdb_peer.py --events FILE.ndjson --to_parquet FILE.parquet   (writes the three columns; no answer)
 
 Needs the duckdb package (bench/peers/duckdb/requirements.txt; scripts/bootstrap installs it into
 ${HUBMETRICS_VENV:-~/.cache/hubmetrics/venv}), so run it with that venv's python. Prints (or writes
@@ -43,7 +45,7 @@ EPOCH = datetime.date(1970, 1, 1)
 QUERY = """
 WITH events AS (
   SELECT model_id, user_id, epoch_us("time") // {us_per_day} AS day
-  FROM read_ndjson(?, columns = {{model_id: 'VARCHAR', user_id: 'VARCHAR', "time": 'TIMESTAMPTZ'}})
+  FROM {source}
 ),
 daily AS (  -- unique downloads per model and UTC day
   SELECT model_id, day, count(DISTINCT user_id) AS uniques, count(*) AS events
@@ -82,10 +84,31 @@ ORDER BY win
 """
 
 
-def build_query() -> str:
+# The NDJSON events with the columns the answer needs (the rest of each object is skipped).
+NDJSON_SOURCE = """read_ndjson(?, columns = {model_id: 'VARCHAR', user_id: 'VARCHAR', "time": 'TIMESTAMPTZ'})"""
+# The same columns from a Parquet file that --to_parquet wrote (time stored as TIMESTAMPTZ).
+PARQUET_SOURCE = "read_parquet(?)"
+
+
+def build_query(source: str = NDJSON_SOURCE) -> str:
     top_sums = ",\n       ".join(
         f"coalesce(sum(x) FILTER (WHERE i > n - {k}), 0) AS top_{k}" for k in TOP_K)
-    return QUERY.format(us_per_day=US_PER_DAY, top_sums=top_sums)
+    return QUERY.format(us_per_day=US_PER_DAY, top_sums=top_sums, source=source)
+
+
+def to_parquet(events_path: str, parquet_path: str) -> dict:
+    """Writes model_id, user_id and time of every event to parquet_path (zstd); not timed as part
+    of an answer: it is the shape a batch user would keep the history in."""
+    import duckdb
+
+    t0 = time.monotonic()
+    con = duckdb.connect(":memory:")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"COPY (SELECT * FROM {NDJSON_SOURCE}) TO '{parquet_path}' "
+                "(FORMAT parquet, COMPRESSION zstd)", [events_path])
+    rows = con.execute("SELECT count(*) FROM read_parquet(?)", [parquet_path]).fetchone()[0]
+    con.close()
+    return {"rows": int(rows), "seconds": time.monotonic() - t0}
 
 
 def week_label(monday_day: int) -> str:
@@ -110,7 +133,7 @@ def measures(entities: int, total: int, sum_squares: int, gini_numerator: int,
     }
 
 
-def run(events_path: str, threads: int | None) -> dict:
+def run(events_path: str, threads: int | None, source: str = NDJSON_SOURCE) -> dict:
     import duckdb  # imported here so that --help works without the venv
 
     t0 = time.monotonic()
@@ -118,7 +141,7 @@ def run(events_path: str, threads: int | None) -> dict:
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     con.execute("SET preserve_insertion_order = false")
-    query = build_query()
+    query = build_query(source)
     rows = con.execute(query, [events_path]).fetchall()
     seconds = time.monotonic() - t0
     answer: dict = {"seconds": seconds, "duckdb_version": duckdb.__version__,
@@ -144,12 +167,23 @@ def run(events_path: str, threads: int | None) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--events", required=True, help="NDJSON DownloadEvent file (loadgen --out)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--events", help="NDJSON DownloadEvent file (loadgen --out)")
+    src.add_argument("--parquet", help="Parquet file of model_id, user_id, time (--to_parquet)")
+    p.add_argument("--to_parquet", help="with --events: write them to this Parquet file and exit")
     p.add_argument("--out", help="write the answer JSON here instead of stdout")
     p.add_argument("--threads", type=int, default=0,
                    help="DuckDB threads (default: DuckDB's default, all cores)")
     args = p.parse_args()
-    answer = run(args.events, args.threads or None)
+    if args.to_parquet:
+        if not args.events:
+            p.error("--to_parquet needs --events")
+        print(json.dumps(to_parquet(args.events, args.to_parquet)))
+        return 0
+    if args.parquet:
+        answer = run(args.parquet, args.threads or None, PARQUET_SOURCE)
+    else:
+        answer = run(args.events, args.threads or None)
     text = json.dumps(answer, sort_keys=True)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
