@@ -371,15 +371,18 @@ SCALEOUT_HEADING = "## Scale-out"
 
 
 def section_span(text: str, heading: str) -> tuple[int, int] | None:
-    """[start, end) of the section `heading` (a "## " line) up to the next "## " heading or the
-    end of the text."""
+    """[start, end) of the section `heading` (a "## " line) up to the next "## " heading, marker
+    comment or the end of the text."""
     i = 0 if text.startswith(heading + "\n") else text.find("\n" + heading + "\n")
     if i < 0:
         return None
     if i > 0:
         i += 1
-    j = text.find("\n## ", i + len(heading))
-    return i, (len(text) if j < 0 else j + 1)
+    # A section also ends where a block that another script writes between marker comments
+    # (ON_DEMAND_BEGIN) starts.
+    ends = [j for j in (text.find("\n## ", i + len(heading)), text.find("\n<!-- ", i + len(heading)))
+            if j >= 0]
+    return i, (min(ends) + 1 if ends else len(text))
 
 
 def kept_section(md_path: str | None, heading: str) -> str | None:
@@ -393,6 +396,21 @@ def kept_section(md_path: str | None, heading: str) -> str | None:
 
 
 HISTORY_HEADING = "## History"
+# bench/micro/on_demand_report.py writes its section between these lines.
+ON_DEMAND_BEGIN = "<!-- on-demand:begin -->"
+ON_DEMAND_END = "<!-- on-demand:end -->"
+
+
+def kept_marked(md_path: str | None, begin: str, end: str) -> str | None:
+    """The text from the line `begin` to the line `end` (both kept) of an existing
+    BENCHMARKS.md, if both are there."""
+    if not md_path or not os.path.exists(md_path):
+        return None
+    with open(md_path) as f:
+        text = f.read()
+    i = text.find(begin)
+    j = text.find(end, i + len(begin)) if i >= 0 else -1
+    return None if j < 0 else text[i:j + len(end)] + "\n"
 
 
 def spread_text(f: dict | None, suffix: str = "") -> str:
@@ -458,7 +476,8 @@ def history_row(d: dict, name: str) -> dict:
 
 
 def markdown(r: dict, json_name: str | None = None, soak: str | None = None,
-             scaleout: str | None = None, history: list[dict] | None = None) -> str:
+             scaleout: str | None = None, history: list[dict] | None = None,
+             on_demand: str | None = None) -> str:
     m = r["machine"]
     e2e = r.get("e2e") or {}
     fr = e2e.get("freshness") or {}
@@ -477,8 +496,9 @@ def markdown(r: dict, json_name: str | None = None, soak: str | None = None,
       "table and every")
     w("sentence below is computed by `bench/e2e/report.py` from that run's JSON, "
       f"`{json_name or 'bench/results/<date>T<HHMM>Z-full.json'}`")
-    w(f"(the \"Soak\" and \"Scale-out\" sections by `bench/e2e/soak.py` and "
-      f"`bench/e2e/scaleout.py` from their own runs). Run of {r['date']} (started "
+    w(f"(the \"Soak\", \"Scale-out\" and \"On-demand views\" sections by `bench/e2e/soak.py`, "
+      f"`bench/e2e/scaleout.py` and `bench/micro/on_demand_report.py` from their own runs). "
+      f"Run of {r['date']} (started "
       f"{r.get('started') or 'null'}), git commit `{r['git_commit']}`. Issues 5 and 18 define "
       f"the targets.")
     w("")
@@ -672,6 +692,8 @@ def markdown(r: dict, json_name: str | None = None, soak: str | None = None,
         w(soak)
     if scaleout:
         w(scaleout)
+    if on_demand:
+        w(on_demand)
     return "\n".join(out)
 
 
@@ -1229,6 +1251,7 @@ def main() -> int:
     if args.md_out:
         soak = kept_section(args.md_out, SOAK_HEADING)  # written by bench/e2e/soak.py
         scaleout = kept_section(args.md_out, SCALEOUT_HEADING)  # by bench/e2e/scaleout.py
+        on_demand = kept_marked(args.md_out, ON_DEMAND_BEGIN, ON_DEMAND_END)
         json_name = None
         if args.json_out:
             json_name = os.path.relpath(os.path.abspath(args.json_out), args.repo)
@@ -1237,7 +1260,7 @@ def main() -> int:
         results_dir = args.results_dir or os.path.join(args.repo, "bench", "results")
         history = history_rows(results_dir, r, args.json_out)
         with open(args.md_out, "w") as f:
-            f.write(markdown(r, json_name, soak, scaleout, history))
+            f.write(markdown(r, json_name, soak, scaleout, history, on_demand))
     print(json.dumps(r, separators=(",", ":")), flush=True)
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import unittest
@@ -203,6 +204,24 @@ class ReportTest(unittest.TestCase):
         self.assertIn("| **DuckDB (NDJSON) / hubmetricsd** | **2.25×** | 1.5–2.4× | | |", md)
         self.assertIn("| DuckDB, NDJSON | 2 s | 1.8–2.6 s |", md)
         self.assertIn("| DuckDB (Parquet) / hubmetricsd | 0.6× | 0.4–0.7× | | |", md)
+
+    def test_sections_of_other_scripts_are_kept_once(self):
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d)
+        md = os.path.join(d, "B.md")
+        with open(md, "w") as f:
+            f.write("# Benchmarks\n\n## Scale-out\n\nscale text\n\n"
+                    f"{report.ON_DEMAND_BEGIN}\n## On-demand views at Hub scale\n\nod text\n"
+                    f"{report.ON_DEMAND_END}\n")
+        scaleout = report.kept_section(md, report.SCALEOUT_HEADING)
+        on_demand = report.kept_marked(md, report.ON_DEMAND_BEGIN, report.ON_DEMAND_END)
+        self.assertEqual(scaleout, "## Scale-out\n\nscale text\n")
+        self.assertTrue(on_demand.startswith(report.ON_DEMAND_BEGIN + "\n## On-demand"))
+        r = report.build(self.workdir(), "quick", REPO)
+        out = report.markdown(r, None, None, scaleout, [], on_demand)
+        self.assertEqual(out.count(report.ON_DEMAND_BEGIN), 1)
+        self.assertEqual(out.count("scale text"), 1)
+        self.assertEqual(out.count("od text"), 1)
 
     def test_answers_that_differ_are_an_error(self):
         r = report.build(self.workdir(equal=False), "quick", REPO)
