@@ -499,10 +499,14 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
   DecodedRecord* const decoded = decoded_.get();
   const size_t parts_n = records.size() >= 2 * kMinRecordsPerDecodePart ? 2 : 1;
   std::array<DecodedPart, 2> parts;
-  for (size_t p = 0; p < parts_n; ++p) {
-    parts[p].begin = records.size() * p / parts_n;
-    parts[p].end = records.size() * (p + 1) / parts_n;
-  }
+  // The calling thread also reads and splits the next batch and validates in order, so the
+  // helper decodes the larger part: kHelperShare of the records.
+  const size_t first_end =
+      parts_n == 2 ? records.size() - records.size() * kHelperSharePercent / 100 : records.size();
+  parts[0].begin = 0;
+  parts[0].end = first_end;
+  parts[1].begin = first_end;
+  parts[1].end = records.size();
   if (parts_n == 2) {
     if (!decode_worker_) decode_worker_ = std::make_unique<LaneWorker>("hm-decode");
     decode_worker_->Start([this, records, format, decoded, &parts] {

@@ -267,6 +267,7 @@ class Pipeline final {
   struct DecodedPart;
   // A batch of at least twice this many records is decoded in two parts at once.
   static constexpr size_t kMinRecordsPerDecodePart = 2048;
+  static constexpr size_t kHelperSharePercent = 60;
   absl::Status Load();
   // Load()'s check of the stored role against options_.role; what to bind.
   absl::Status CheckRole(const StoredState& state);

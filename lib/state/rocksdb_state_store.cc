@@ -501,6 +501,13 @@ absl::StatusOr<std::unique_ptr<StateStore>> OpenRocksDbStateStore(
         "state private",
         directory, directory);
   }
+  // RocksDB logs an error when its directory is missing, even though it then creates it: made
+  // here, a first start logs nothing alarming.
+  fs::create_directory(directory + "/rocksdb", ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create ", directory, "/rocksdb: ", ec.message()));
+  }
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
