@@ -500,7 +500,7 @@ Pipeline::PreparedBatch Pipeline::Prepare(std::span<const SourceRecord> records,
   const size_t parts_n = records.size() >= 2 * kMinRecordsPerDecodePart ? 2 : 1;
   std::array<DecodedPart, 2> parts;
   // The calling thread also reads and splits the next batch and validates in order, so the
-  // helper decodes the larger part: kHelperShare of the records.
+  // helper decodes the larger part: kHelperSharePercent of the records.
   const size_t first_end =
       parts_n == 2 ? records.size() - records.size() * kHelperSharePercent / 100 : records.size();
   parts[0].begin = 0;
