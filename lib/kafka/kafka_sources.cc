@@ -255,8 +255,13 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
         LogWarning("consuming %s: %s", options_.topic, rd_kafka_err2str(rd_kafka_last_error()));
       }
       // Nothing new to read: let the batch in flight finish, so that the lags
-      // (and Kafka's group offsets) show it committed.
-      if (n <= 0 && batch_.empty() && !in_flight_.empty()) DrainBatches();
+      // (and Kafka's group offsets) show it committed — at once, not up to a
+      // lag_interval later (from the consumer's cached watermarks: no request).
+      if (n <= 0 && batch_.empty() && !in_flight_.empty()) {
+        DrainBatches();
+        PublishLags();
+        last_lag = absl::Now();
+      }
       for (ssize_t j = 0; j < n; ++j) {
         Message msg(polled[j]);
         switch (msg->err) {
