@@ -135,30 +135,30 @@ grpc::ServerUnaryReactor* MetricsServiceImpl::AnswerOnBlockingThread(
   return reactor;
 }
 
+template <typename Response, typename Answer, typename Query>
+grpc::ServerUnaryReactor* MetricsServiceImpl::AnswerNowOrOnBlockingThread(
+    grpc::CallbackServerContext* context, Response* response,
+    std::optional<absl::StatusOr<Answer>> now, Query query) {
+  if (!now) return AnswerOnBlockingThread(context, response, std::move(query));
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(Reply(*std::move(now), response));
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* MetricsServiceImpl::GetConcentration(
     grpc::CallbackServerContext* context, const v1::ConcentrationRequest* request,
     v1::Concentration* response) {
-  if (std::optional<absl::StatusOr<v1::Concentration>> now =
-          backend_->GetConcentrationNow(*request)) {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(Reply(*std::move(now), response));
-    return reactor;
-  }
-  return AnswerOnBlockingThread(context, response,
-                                [this, request] { return backend_->GetConcentration(*request); });
+  return AnswerNowOrOnBlockingThread(
+      context, response, backend_->GetConcentrationNow(*request),
+      [this, request] { return backend_->GetConcentration(*request); });
 }
 
 grpc::ServerUnaryReactor* MetricsServiceImpl::GetConcentrations(
     grpc::CallbackServerContext* context, const v1::ConcentrationsRequest* request,
     v1::ConcentrationsResponse* response) {
-  if (std::optional<absl::StatusOr<ConcentrationAnswers>> now =
-          backend_->GetConcentrationsNow(*request)) {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(Reply(*std::move(now), response));
-    return reactor;
-  }
-  return AnswerOnBlockingThread(context, response,
-                                [this, request] { return backend_->GetConcentrations(*request); });
+  return AnswerNowOrOnBlockingThread(
+      context, response, backend_->GetConcentrationsNow(*request),
+      [this, request] { return backend_->GetConcentrations(*request); });
 }
 
 grpc::ServerUnaryReactor* MetricsServiceImpl::GetConcentrationSeries(

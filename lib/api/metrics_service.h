@@ -45,8 +45,10 @@
 #define HUBMETRICS_LIB_API_METRICS_SERVICE_H_
 
 #include <atomic>
+#include <optional>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "lib/api/metrics_backend.h"
@@ -141,6 +143,13 @@ class MetricsServiceImpl final : public MetricsServiceBase {
   template <typename Response, typename Query>
   grpc::ServerUnaryReactor* AnswerOnBlockingThread(grpc::CallbackServerContext* context,
                                                    Response* response, Query query);
+  // Finishes the call on the gRPC thread with `now` when the backend answered
+  // without waiting (it returned a value), else as AnswerOnBlockingThread.
+  template <typename Response, typename Answer, typename Query>
+  grpc::ServerUnaryReactor* AnswerNowOrOnBlockingThread(grpc::CallbackServerContext* context,
+                                                        Response* response,
+                                                        std::optional<absl::StatusOr<Answer>> now,
+                                                        Query query);
 
   const MetricsBackend* const backend_;
   const MetricsServiceOptions options_;
