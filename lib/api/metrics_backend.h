@@ -32,8 +32,10 @@ class MetricsBackend {
   virtual absl::StatusOr<v1::Concentration> GetConcentration(
       const v1::ConcentrationRequest& request) const = 0;
   // What GetConcentration(request) answers, when that can be given without
-  // waiting for ingest (an invalid request, or a value published by the last
-  // batch); nullopt when only GetConcentration can answer. Never blocks.
+  // waiting for ingest or for a computation (an invalid request, a value
+  // published by the last batch, or one already computed while the engine's
+  // state is free to read at once); nullopt when only GetConcentration can
+  // answer. Never blocks.
   virtual std::optional<absl::StatusOr<v1::Concentration>> GetConcentrationNow(
       const v1::ConcentrationRequest& request) const = 0;
   // Every item of `request` answered as GetConcentration answers it, in

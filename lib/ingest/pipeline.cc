@@ -956,6 +956,13 @@ void Pipeline::Read(absl::FunctionRef<void(const ReadState&)> reader) const {
   reader(ReadState{aggregates_, catalog_, registry_, watermark_});
 }
 
+bool Pipeline::TryRead(absl::FunctionRef<void(const ReadState&)> reader) const {
+  if (!mu_.ReaderTryLock()) return false;
+  reader(ReadState{aggregates_, catalog_, registry_, watermark_});
+  mu_.ReaderUnlock();
+  return true;
+}
+
 v1::IngestStats Pipeline::GetIngestStats() const {
   v1::IngestStats out;
   {

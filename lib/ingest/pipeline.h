@@ -240,6 +240,10 @@ class Pipeline final {
   // batch being applied (for as long as applying it takes) and holds off the
   // next one while it runs.
   void Read(absl::FunctionRef<void(const ReadState&)> reader) const;
+  // Runs `reader` as Read() does when the lock can be had at once (no batch
+  // being applied, no writer waiting) and returns true; else returns false
+  // without running it. For a caller that must not wait (a gRPC thread).
+  bool TryRead(absl::FunctionRef<void(const ReadState&)> reader) const;
   // The live windows' measures with the default ks (DefaultTopK()), as of the
   // last batch (and catalog change): immutable once published, replaced whole
   // after every batch, so a reader copies one pointer and never waits behind

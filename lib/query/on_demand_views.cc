@@ -10,6 +10,9 @@ namespace {
 // Answers kept per batch, at most: a bound on the cache's memory whatever
 // the clients ask.
 constexpr size_t kMaxCachedAnswers = 1024;
+// Measures kept per cached answer, one per ks list: the default ks and a few
+// others that clients ask.
+constexpr size_t kMaxMeasuresPerAnswer = 4;
 
 }  // namespace
 
@@ -213,37 +216,87 @@ std::shared_ptr<RankedCounts> OnDemandViews::Name(const View& view, const KeyCou
   return out;
 }
 
-std::shared_ptr<const RankedCounts> OnDemandViews::Counts(const View& view,
-                                                          const Window& window) const {
-  const std::optional<IsoWeek> watermark_week = aggregates_->watermark_week();
-  const std::optional<std::pair<IsoWeek, IsoWeek>> weeks = window.Range(watermark_week);
+OnDemandViews::AnswerKey OnDemandViews::KeyOfAnswer(const View& view, const Window& window) const {
+  AnswerKey out;
+  out.weeks = window.Range(aggregates_->watermark_week());
   // A window resolved to its weeks: trailing:4 and its range share nothing,
   // but the key stays right as the watermark moves.
-  const std::string key =
-      absl::StrCat(view.Key(), " ", window.Label(), " ",
-                   weeks ? absl::StrCat(weeks->first.Label(), "..", weeks->second.Label()) : "");
-  absl::MutexLock lock(&mu_);
+  out.key = absl::StrCat(
+      view.Key(), " ", window.Label(), " ",
+      out.weeks ? absl::StrCat(out.weeks->first.Label(), "..", out.weeks->second.Label()) : "");
+  return out;
+}
+
+OnDemandViews::CachedAnswer* OnDemandViews::FindHolding(const std::string& key) const {
+  auto it = answers_.find(key);
+  if (it == answers_.end() || !StillHolds(it->second)) return nullptr;
+  it->second.counts_version = aggregates_->version();
+  return &it->second;
+}
+
+OnDemandViews::CachedAnswer& OnDemandViews::Answer(const View& view, const Window& window) const {
+  AnswerKey key = KeyOfAnswer(view, window);
   Refresh();
-  if (auto it = answers_.find(key); it != answers_.end()) {
-    if (StillHolds(it->second)) {
-      it->second.counts_version = aggregates_->version();
-      return it->second.counts;
-    }
-  }
+  if (CachedAnswer* cached = FindHolding(key.key)) return *cached;
   KeyCounts counts;
-  const bool empty = !weeks && window.kind != Window::Kind::kAll;  // no watermark yet
+  const bool empty = !key.weeks && window.kind != Window::Kind::kAll;  // no watermark yet
   if (!empty) {
     if (view.sample == Sample::kHead) UpdateHead();
-    ForEachModel(view, weeks, [&](ModelIdx m, uint64_t n) {
+    ForEachModel(view, key.weeks, [&](ModelIdx m, uint64_t n) {
       counts[KeyOf(view, aggregates_->Credited(m, view.attribution))] += n;
     });
   }
-  std::shared_ptr<const RankedCounts> out = Name(view, counts);
-  CachedAnswer& cached = answers_[key];
-  cached.counts = out;
+  CachedAnswer& cached = answers_[key.key];
+  cached.counts = Name(view, counts);
   cached.counts_version = aggregates_->version();
+  cached.measures.clear();
   // Population and head membership move with any week's counts.
-  cached.weeks = view.sample == Sample::kAll ? weeks : std::nullopt;
+  cached.weeks = view.sample == Sample::kAll ? key.weeks : std::nullopt;
+  return cached;
+}
+
+std::shared_ptr<const RankedCounts> OnDemandViews::Counts(const View& view,
+                                                          const Window& window) const {
+  absl::MutexLock lock(&mu_);
+  return Answer(view, window).counts;
+}
+
+namespace {
+
+const ConcentrationValues* FindMeasures(
+    const std::vector<std::pair<std::vector<uint32_t>, ConcentrationValues>>& measures,
+    std::span<const uint32_t> ks) {
+  for (const auto& [cached_ks, values] : measures) {
+    if (std::equal(cached_ks.begin(), cached_ks.end(), ks.begin(), ks.end())) return &values;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+ConcentrationValues OnDemandViews::Measures(const View& view, const Window& window,
+                                            std::span<const uint32_t> ks) const {
+  absl::MutexLock lock(&mu_);
+  CachedAnswer& answer = Answer(view, window);
+  if (const ConcentrationValues* values = FindMeasures(answer.measures, ks)) return *values;
+  if (answer.measures.size() >= kMaxMeasuresPerAnswer)
+    answer.measures.erase(answer.measures.begin());
+  answer.measures.emplace_back(std::vector<uint32_t>(ks.begin(), ks.end()),
+                               answer.counts->Measures(ks));
+  return answer.measures.back().second;
+}
+
+std::optional<ConcentrationValues> OnDemandViews::CachedMeasures(
+    const View& view, const Window& window, std::span<const uint32_t> ks) const {
+  if (!mu_.TryLock()) return std::nullopt;  // another reader is computing
+  std::optional<ConcentrationValues> out;
+  // Refresh() would drop the cache: a changed catalog or credit means nothing cached holds.
+  if (catalog_version_ == catalog_->version() && credit_version_ == aggregates_->credit_version()) {
+    if (const CachedAnswer* answer = FindHolding(KeyOfAnswer(view, window).key)) {
+      if (const ConcentrationValues* values = FindMeasures(answer->measures, ks)) out = *values;
+    }
+  }
+  mu_.Unlock();
   return out;
 }
 

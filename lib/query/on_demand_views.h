@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -79,6 +80,16 @@ class OnDemandViews {
                 const ModelRegistry* registry);
 
   std::shared_ptr<const RankedCounts> Counts(const View& view, const Window& window) const;
+  // Counts(view, window)->Measures(ks), kept with the cached counts (for a
+  // few ks lists per answer): a repeated question costs a lookup, not a sort
+  // of the window's entities.
+  ConcentrationValues Measures(const View& view, const Window& window,
+                               std::span<const uint32_t> ks) const;
+  // Measures(view, window, ks) when it is cached and still holds, else
+  // nullopt; never computes and never waits for another reader's
+  // computation, so a caller that must not block (a gRPC thread) can try it.
+  std::optional<ConcentrationValues> CachedMeasures(const View& view, const Window& window,
+                                                    std::span<const uint32_t> ks) const;
   ShareSeriesValues ShareSeries(const View& view, IsoWeek first, IsoWeek last, uint32_t k) const;
 
  private:
@@ -124,8 +135,22 @@ class OnDemandViews {
     std::shared_ptr<const RankedCounts> counts;
     uint64_t counts_version = 0;
     std::optional<std::pair<IsoWeek, IsoWeek>> weeks;
+    // Measures of `counts` by ks list, the most recent last.
+    std::vector<std::pair<std::vector<uint32_t>, ConcentrationValues>> measures;
   };
   bool StillHolds(const CachedAnswer& answer) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The cache's key of view x window (the window resolved to its weeks
+  // against the watermark) and those weeks.
+  struct AnswerKey {
+    std::string key;
+    std::optional<std::pair<IsoWeek, IsoWeek>> weeks;
+  };
+  AnswerKey KeyOfAnswer(const View& view, const Window& window) const;
+  // The cached answer of `key` when it still holds, else nullptr.
+  CachedAnswer* FindHolding(const std::string& key) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The cached answer of view x window, computed when missing or stale.
+  CachedAnswer& Answer(const View& view, const Window& window) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // The (catalog, credit) versions the caches below were made from.
   mutable uint64_t catalog_version_ ABSL_GUARDED_BY(mu_) = ~uint64_t{0};

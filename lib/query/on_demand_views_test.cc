@@ -305,6 +305,50 @@ TEST(OnDemandViews, AnswersOverUntouchedWeeksOutliveBatches) {
   EXPECT_EQ(recursive3->entities.size(), 1u);  // every download is credited to org
 }
 
+// Measures are kept with the cached counts: CachedMeasures has them once
+// Measures computed them, for that ks list only, until a batch touches one of
+// the window's weeks.
+TEST(OnDemandViews, MeasuresAreCachedWithTheirCounts) {
+  ModelRegistry registry;
+  Catalog catalog(&registry);
+  Aggregates agg(AggregateOptions{{1}}, &registry, &catalog);
+  OnDemandViews views(&agg, &catalog, &registry);
+  const IsoWeek w10 = *IsoWeek::Parse("2025-W10");
+  const IsoWeek w11 = w10.Plus(1);
+  const ModelIdx a = registry.Intern("org/a"), b = registry.Intern("org/b");
+  const ModelIdx ft = registry.Intern("other/ft");
+  agg.Apply(std::vector<ModelDayDelta>{
+      {a, w10.monday(), 3}, {b, w10.monday() + 1, 2}, {ft, w10.monday() + 2, 1}});
+  agg.SetWatermarkWeek(w11);
+  const Window past = Window::Week(w10);
+  const View developer = V(Level::kDeveloper);
+  const uint32_t k1[] = {1};
+  const uint32_t k2[] = {2};
+  EXPECT_FALSE(views.CachedMeasures(developer, past, k1));  // never computed
+  const ConcentrationValues first = views.Measures(developer, past, k1);
+  // org: 3 + 2, other: 1.
+  EXPECT_EQ(first.total, 6u);
+  EXPECT_NEAR(first.hhi, (25.0 + 1) / 36, 1e-15);
+  std::optional<ConcentrationValues> cached = views.CachedMeasures(developer, past, k1);
+  ASSERT_TRUE(cached);
+  EXPECT_EQ(cached->total, 6u);
+  EXPECT_EQ(cached->hhi, first.hhi);
+  ASSERT_EQ(cached->top_shares.size(), 1u);
+  EXPECT_NEAR(cached->top_shares[0].second, 5.0 / 6, 1e-15);
+  EXPECT_FALSE(views.CachedMeasures(developer, past, k2));  // another ks list
+
+  agg.Apply(std::vector<ModelDayDelta>{{b, w11.monday(), 4}});  // week 11 only
+  EXPECT_TRUE(views.CachedMeasures(developer, past, k1));
+
+  agg.Apply(std::vector<ModelDayDelta>{{ft, w10.monday() + 3, 2}});  // week 10
+  EXPECT_FALSE(views.CachedMeasures(developer, past, k1));
+  const ConcentrationValues second = views.Measures(developer, past, k1);
+  EXPECT_EQ(second.total, 8u);
+  EXPECT_NEAR(second.hhi, (25.0 + 9) / 64, 1e-15);
+  ASSERT_TRUE(views.CachedMeasures(developer, past, k1));
+  EXPECT_EQ(views.CachedMeasures(developer, past, k1)->total, 8u);
+}
+
 TEST(OnDemandViews, RanksAndMeasuresOfRankedCounts) {
   RankedCounts c;
   for (auto [name, n] : std::vector<std::pair<const char*, uint64_t>>{

@@ -65,7 +65,16 @@ ConcentrationValues QueryService::Measures(const Pipeline::ReadState& state, con
   if (std::optional<ConcentrationValues> live = state.aggregates.Concentration(view, window, ks)) {
     return *std::move(live);
   }
-  return on_demand_->Counts(view, window)->Measures(ks);
+  return on_demand_->Measures(view, window, ks);
+}
+
+std::optional<ConcentrationValues> QueryService::MeasuresAtOnce(
+    const Pipeline::ReadState& state, const View& view, const Window& window,
+    const std::vector<uint32_t>& ks) const {
+  if (std::optional<ConcentrationValues> live = state.aggregates.Concentration(view, window, ks)) {
+    return live;
+  }
+  return on_demand_->CachedMeasures(view, window, ks);
 }
 
 std::optional<v1::Concentration> QueryService::FromLiveSnapshot(
@@ -116,6 +125,14 @@ std::optional<absl::StatusOr<v1::Concentration>> QueryService::GetConcentrationN
           FromLiveSnapshot(*pipeline_->Snapshot(), q->view, q->window, q->ks)) {
     return *std::move(live);
   }
+  std::optional<v1::Concentration> out;
+  pipeline_->TryRead([&](const Pipeline::ReadState& s) {
+    std::optional<ConcentrationValues> values = MeasuresAtOnce(s, q->view, q->window, q->ks);
+    if (!values) return;
+    FillConcentration(q->view, q->window, s.aggregates.watermark_week(), *values, &out.emplace());
+    FillWatermark(s, out->mutable_watermark());
+  });
+  if (out) return *std::move(out);
   return std::nullopt;
 }
 
@@ -141,16 +158,35 @@ std::optional<absl::StatusOr<ConcentrationAnswers>> QueryService::GetConcentrati
   const std::shared_ptr<const Pipeline::LiveSnapshot> snapshot = pipeline_->Snapshot();
   ConcentrationAnswers out;
   out.reserve(static_cast<size_t>(request.items_size()));
+  // The items the snapshot cannot answer: (index in out, the parsed request).
+  std::vector<std::pair<size_t, ParsedConcentration>> rest;
   for (const v1::ConcentrationRequest& item : request.items()) {
     absl::StatusOr<ParsedConcentration> q = Parse(item);
     if (!q.ok()) {
       out.emplace_back(q.status());
       continue;
     }
-    std::optional<v1::Concentration> live = FromLiveSnapshot(*snapshot, q->view, q->window, q->ks);
-    if (!live) return std::nullopt;  // this item needs the engine: the whole call waits
-    out.emplace_back(*std::move(live));
+    if (std::optional<v1::Concentration> live =
+            FromLiveSnapshot(*snapshot, q->view, q->window, q->ks)) {
+      out.emplace_back(*std::move(live));
+      continue;
+    }
+    rest.emplace_back(out.size(), *std::move(q));
+    out.emplace_back(v1::Concentration());  // filled below
   }
+  if (rest.empty()) return out;
+  bool all_at_once = false;
+  pipeline_->TryRead([&](const Pipeline::ReadState& s) {
+    for (const auto& [i, q] : rest) {
+      std::optional<ConcentrationValues> values = MeasuresAtOnce(s, q.view, q.window, q.ks);
+      if (!values) return;  // this item needs computing: the whole call waits
+      v1::Concentration& c = *out[i];
+      FillConcentration(q.view, q.window, s.aggregates.watermark_week(), *values, &c);
+      FillWatermark(s, c.mutable_watermark());
+    }
+    all_at_once = true;
+  });
+  if (!all_at_once) return std::nullopt;
   return out;
 }
 

@@ -32,14 +32,17 @@ class QueryService final : public MetricsBackend {
   absl::StatusOr<v1::Concentration> GetConcentration(
       const v1::ConcentrationRequest& request) const override;
   // Answers live windows of live views with the default ks (and invalid
-  // requests) from the engine's snapshot.
+  // requests) from the engine's snapshot, and the rest when the engine's lock
+  // is free at once and the answer needs no computing (live distributions,
+  // on-demand measures cached).
   std::optional<absl::StatusOr<v1::Concentration>> GetConcentrationNow(
       const v1::ConcentrationRequest& request) const override;
   // Live items (as GetConcentrationNow) from one snapshot; the others under
   // one Pipeline::Read, so they see one state of the engine.
   absl::StatusOr<ConcentrationAnswers> GetConcentrations(
       const v1::ConcentrationsRequest& request) const override;
-  // Answers when every item is live or invalid, or the request too long.
+  // Answers when every item is invalid or can be answered as
+  // GetConcentrationNow answers, or the request is too long.
   std::optional<absl::StatusOr<ConcentrationAnswers>> GetConcentrationsNow(
       const v1::ConcentrationsRequest& request) const override;
   absl::StatusOr<v1::ConcentrationSeries> GetConcentrationSeries(
@@ -69,6 +72,11 @@ class QueryService final : public MetricsBackend {
   // inside Pipeline::Read.
   ConcentrationValues Measures(const Pipeline::ReadState& state, const View& view,
                                const Window& window, const std::vector<uint32_t>& ks) const;
+  // Measures() when answering needs no computing (a live view x window, or
+  // on-demand measures cached and still holding), else nullopt.
+  std::optional<ConcentrationValues> MeasuresAtOnce(const Pipeline::ReadState& state,
+                                                    const View& view, const Window& window,
+                                                    const std::vector<uint32_t>& ks) const;
 
   const Pipeline* pipeline_;
   // Reads the pipeline's state; used only inside Pipeline::Read.

@@ -153,6 +153,8 @@ TEST_F(QueryServiceTest, EachBatchItemIsTheSingleCallsAnswerOrError) {
   for (const bool data : {false, true}) {
     if (data) Ingest();
     const v1::ConcentrationsRequest request = Mixed();
+    // Some items need computing: the batch cannot be answered now.
+    EXPECT_FALSE(query_->GetConcentrationsNow(request).has_value());
     const absl::StatusOr<ConcentrationAnswers> answers = query_->GetConcentrations(request);
     ASSERT_TRUE(answers.ok()) << answers.status();
     ExpectEachItemAsSingleCall(request, *answers);
@@ -161,8 +163,11 @@ TEST_F(QueryServiceTest, EachBatchItemIsTheSingleCallsAnswerOrError) {
     EXPECT_THAT(std::string((*answers)[5].status().message()), HasSubstr("trailing:N"));
     EXPECT_EQ((*answers)[11].status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_TRUE((*answers)[1].ok() && (*answers)[4].ok() && (*answers)[6].ok());
-    // One item needs the engine: the batch cannot be answered now.
-    EXPECT_FALSE(query_->GetConcentrationsNow(request).has_value());
+    // Computed once, every item is answered now, as the single calls.
+    std::optional<absl::StatusOr<ConcentrationAnswers>> now = query_->GetConcentrationsNow(request);
+    ASSERT_TRUE(now.has_value());
+    ASSERT_TRUE(now->ok()) << now->status();
+    ExpectEachItemAsSingleCall(request, **now);
   }
   // With data, the answers are not trivially empty.
   const v1::ConcentrationsRequest request = Mixed();
@@ -201,6 +206,42 @@ TEST_F(QueryServiceTest, ABatchOfLiveAndInvalidItemsIsAnsweredNowAsTheSingleCall
   ExpectEachItemAsSingleCall(request, *waited);
   EXPECT_FALSE(waited->back().ok());
   EXPECT_TRUE(waited->front().ok());
+}
+
+// An on-demand answer is given now once computed, and while the batches
+// since touch none of its weeks; a batch of one of its weeks needs computing
+// again. The answer given now is the one GetConcentration gives.
+TEST_F(QueryServiceTest, AnOnDemandAnswerIsGivenNowWhileItHolds) {
+  Ingest();
+  const v1::ConcentrationRequest past = Item("developer", "week:2025-W11");
+  EXPECT_FALSE(query_->GetConcentrationNow(past).has_value());
+  const absl::StatusOr<v1::Concentration> computed = query_->GetConcentration(past);
+  ASSERT_TRUE(computed.ok()) << computed.status();
+  EXPECT_GT(computed->total_downloads(), 0u);
+  auto now = query_->GetConcentrationNow(past);
+  ASSERT_TRUE(now.has_value() && now->ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(**now, *computed)) << (*now)->DebugString();
+
+  // A batch of the current week (2025-W12): the past week's answer holds.
+  const std::string current_line = Event("bob/x", "late-user", "2025-03-19T20:00:00Z");
+  SourceRecord current{current_line, "test", -1, 0};
+  SourceOffset off{"file:test", 2};
+  ASSERT_TRUE(pipeline_->IngestEvents({&current, 1}, EventFormat::kJson, {&off, 1}, &sink_).ok());
+  EXPECT_TRUE(query_->GetConcentrationNow(past).has_value());
+
+  // A batch of 2025-W11 (its Sunday, within the lateness of 3 days): computed
+  // again, on the call that may wait.
+  const std::string old_line = Event("bob/x", "late-user", "2025-03-16T20:00:00Z");
+  SourceRecord old{old_line, "test", -1, 0};
+  off.next_offset = 3;
+  ASSERT_TRUE(pipeline_->IngestEvents({&old, 1}, EventFormat::kJson, {&off, 1}, &sink_).ok());
+  EXPECT_FALSE(query_->GetConcentrationNow(past).has_value());
+  const absl::StatusOr<v1::Concentration> again = query_->GetConcentration(past);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->total_downloads(), computed->total_downloads() + 1);
+  now = query_->GetConcentrationNow(past);
+  ASSERT_TRUE(now.has_value() && now->ok());
+  EXPECT_TRUE(MessageDifferencer::Equals(**now, *again));
 }
 
 TEST_F(QueryServiceTest, AnEmptyBatchIsAnEmptyAnswerNow) {
