@@ -328,6 +328,8 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
       std::vector<int32_t> assigned;
       for (RdKafka::TopicPartition* tp : partitions) assigned.push_back(tp->partition());
       pipeline_->ExpectPartitions(assigned);
+      caught_up_logged_ = false;
+      assigned_at_ = absl::Now();
       if (absl::Status s = ApplyRebalance(consumer, /*assign=*/true, partitions); !s.ok()) Fail(s);
       return;
     }
@@ -524,6 +526,21 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
       lag.set_lag(high < 0 ? -1 : std::max<int64_t>(0, high - std::max(lag.next_offset(), low)));
       lags.push_back(std::move(lag));
     }
+    // The first time after an assignment that every partition is read and
+    // committed to its end: how long a backlog took, for operators (and the
+    // end of a catch-up for benchmarks, which then need not poll).
+    const bool caught_up =
+        !lags.empty() && std::all_of(lags.begin(), lags.end(), [](const v1::PartitionLag& l) {
+          return l.high_watermark() >= 0 && l.lag() == 0;
+        });
+    if (caught_up && !caught_up_logged_) {
+      caught_up_logged_ = true;
+      LogInfo(
+          "caught up with %s: %d partitions read and committed to their end, %d events "
+          "read in all, %s after the assignment",
+          options_.topic, lags.size(), pipeline_->GetIngestStats().events_read(),
+          absl::FormatDuration(absl::Trunc(absl::Now() - assigned_at_, absl::Milliseconds(1))));
+    }
     pipeline_->SetPartitionLags(std::move(lags));
   }
 
@@ -548,6 +565,9 @@ class KafkaEventSource::Impl : public RdKafka::RebalanceCb {
   // flags are atomic because Take() and PublishLags() read them unlocked.
   absl::Mutex condition_mu_;
   std::atomic<bool> condition_set_{false};
+  // Whether "caught up" was logged since the last assignment, and when that was.
+  bool caught_up_logged_ = false;
+  absl::Time assigned_at_ = absl::Now();
   std::atomic<bool> flowing_{false};
   absl::Time last_probe_ ABSL_GUARDED_BY(condition_mu_);
   uint64_t errors_logged_ = 0;
