@@ -157,4 +157,40 @@ bool ForEachInDedupRecord(std::string_view record,
   return true;
 }
 
+std::string DailyRecordKey(Day day, uint64_t seq) {
+  std::string k;
+  k.reserve(13);
+  // A model id never starts with NUL: these keys cannot be DailyKey's.
+  k.push_back('\0');
+  AppendDay(&k, day);
+  AppendBigEndian64(&k, seq);
+  return k;
+}
+
+std::optional<std::pair<Day, uint64_t>> ParseDailyRecordKey(std::string_view key) {
+  if (key.size() != 13 || key[0] != '\0') return std::nullopt;
+  return std::make_pair(ReadDay(key.substr(1, 4)), ReadBigEndian64(key.substr(5, 8)));
+}
+
+void AppendDailyCount(std::string* record, std::string_view model_id, uint64_t count) {
+  AppendVarint32(record, static_cast<uint32_t>(model_id.size()));
+  record->append(model_id);
+  for (int i = 0; i < 8; ++i) record->push_back(static_cast<char>(count >> (8 * i)));
+}
+
+bool ForEachInDailyRecord(std::string_view record,
+                          const std::function<void(std::string_view, uint64_t)>& fn) {
+  while (!record.empty()) {
+    uint32_t len = 0;
+    if (!ReadVarint32(&record, &len) || len == 0 || record.size() < size_t{len} + 8) return false;
+    const std::string_view model_id = record.substr(0, len);
+    record.remove_prefix(len);
+    uint64_t count = 0;
+    for (int i = 0; i < 8; ++i) count |= uint64_t{static_cast<uint8_t>(record[i])} << (8 * i);
+    record.remove_prefix(8);
+    fn(model_id, count);
+  }
+  return true;
+}
+
 }  // namespace hubmetrics::state_keys

@@ -21,8 +21,20 @@ std::optional<uint64_t> DecodeFixed64(std::string_view s);
 void AppendDay(std::string* out, Day day);
 Day ReadDay(std::string_view four_bytes);
 
+// Format version 2's daily key, one per (model, day); still read.
 std::string DailyKey(std::string_view model_id, Day day);
 std::optional<std::pair<std::string, Day>> ParseDailyKey(std::string_view key);
+
+// Daily records (format version 3): 0x00 day(4) seq(8 big-endian), every
+// count of one closed day that one commit stored.
+std::string DailyRecordKey(Day day, uint64_t seq);
+std::optional<std::pair<Day, uint64_t>> ParseDailyRecordKey(std::string_view key);
+// Appends one model's count to a daily record value.
+void AppendDailyCount(std::string* record, std::string_view model_id, uint64_t count);
+// Calls fn(model_id, count) for every count of a daily record value; false if
+// it is malformed (fn may have been called for a prefix).
+bool ForEachInDailyRecord(std::string_view record,
+                          const std::function<void(std::string_view, uint64_t)>& fn);
 
 // CF "parts": model_id 0x00 day(4) partition(4 big-endian).
 std::string UniquePartKey(std::string_view model_id, Day day, int32_t partition);

@@ -5,11 +5,12 @@
 // Stored format (written down once; change it only with a format_version bump
 // and a migration). Integers in keys are big-endian so that keys sort in
 // numeric order; days are int32 with the sign bit flipped.
-//   CF "meta"     "format_version" -> "2"
+//   CF "meta"     "format_version" -> "3"
 //                 "watermark"      -> int64 little-endian, microseconds since the epoch
 //                 "watermark:" partition (decimal) -> the same, of one source partition
 //                 "counters"       -> hubmetrics.v1.IngestStats (counter fields only)
-//                 "dedup_seq"      -> uint64 little-endian, the next dedup record number
+//                 "dedup_seq"      -> uint64 little-endian, the next dedup or daily record
+//                 number
 //                 "dedup_floor"    -> day (int32 as uint64 little-endian): dedup days before it
 //                 were dropped
 //                 "user_hash_key_fingerprint" -> uint64 little-endian,
@@ -24,10 +25,15 @@
 //                 last progress record of that input partition read from the unique topic
 //                 (metrics role only)
 //   CF "catalog"  model_id         -> hubmetrics.v1.ModelInfo
-//   CF "daily"    model_id 0x00 day(4)              -> uint64 little-endian unique downloads,
-//                 for days before dedup_floor only (closed days, written when their
-//                 dedup records are dropped); an open day's count is the number of
-//                 its dedup triples
+//   CF "daily"    0x00 day(4) seq(8 big-endian)     -> daily record: the unique downloads of
+//                 the models of one closed day, stored by one commit (the one that drops
+//                 the day's dedup records); repeated { varint32 len, model_id, uint64
+//                 little-endian count }; a (model, day)'s count is the sum over the
+//                 day's records (in practice one commit closes a day)
+//                 model_id 0x00 day(4)              -> uint64 little-endian unique downloads
+//                 (version 2's key, one per (model, day); read, no longer written)
+//                 Both hold days before dedup_floor only (closed days); an open day's
+//                 count is the number of its dedup triples
 //   CF "dedup"    day(4) seq(8 big-endian)          -> dedup record: the (model, user hash)
 //                 pairs of that day first counted by one commit, grouped by model; repeated
 //                 { varint32 len, model_id, varint32 n, n x uint64 little-endian user_hash }
@@ -45,7 +51,11 @@
 // Format history: version 1 had one dedup key per unique download,
 // day(4) user_hash(8) model_id -> "" (about 40 bytes of key and one memtable
 // insert per unique download, the largest cost of ingest). Opening a version-1
-// state converts it to version 2 in one atomic write.
+// state converts it in one atomic write. Version 2 stored one daily key per
+// (model, day) closed (a key and a memtable insert each: a quarter of a
+// replay's apply thread); version 3 stores one record per day and still reads
+// version 2's keys, so opening a version-2 state only rewrites
+// format_version. A state of version 3 is refused by older hubmetricsd.
 //
 // Commit() applies one StateCommit atomically (one WriteBatch): a crash at any
 // point leaves either all of it or none of it. This is what makes ingestion

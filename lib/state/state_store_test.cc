@@ -95,7 +95,7 @@ TEST(RocksDbStateStore, ConvertsFormatVersion1) {
     for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
     delete db;
   }
-  for (int open = 0; open < 2; ++open) {  // converted once, then read as version 2
+  for (int open = 0; open < 2; ++open) {  // converted once, then read as the current version
     auto store = OpenRocksDbStateStore(dir, RocksDbStateOptions{});
     ASSERT_TRUE(store.ok()) << store.status();
     auto loaded = (*store)->Load();
@@ -117,6 +117,94 @@ TEST(RocksDbStateStore, ConvertsFormatVersion1) {
     c.dedup_groups = {{100, "c", {open + 1u}}};
     ASSERT_TRUE((*store)->Commit(c).ok());
   }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StateKeys, DailyRecordRoundTrip) {
+  std::string record;
+  state_keys::AppendDailyCount(&record, "a/x", 4);
+  state_keys::AppendDailyCount(&record, "b", uint64_t{1} << 40);
+  std::vector<std::pair<std::string, uint64_t>> got;
+  ASSERT_TRUE(state_keys::ForEachInDailyRecord(
+      record, [&](std::string_view m, uint64_t n) { got.emplace_back(std::string(m), n); }));
+  EXPECT_THAT(got, ::testing::ElementsAre(std::make_pair(std::string("a/x"), uint64_t{4}),
+                                          std::make_pair(std::string("b"), uint64_t{1} << 40)));
+  const size_t first = 1 + 3 + 8;
+  for (size_t n = 1; n < record.size(); ++n) {
+    if (n == first) continue;  // a whole count: a valid record of one
+    EXPECT_FALSE(state_keys::ForEachInDailyRecord(std::string_view(record).substr(0, n),
+                                                  [](std::string_view, uint64_t) {}))
+        << n;
+  }
+  auto key = state_keys::ParseDailyRecordKey(state_keys::DailyRecordKey(-3, 77));
+  ASSERT_TRUE(key);
+  EXPECT_EQ(key->first, -3);
+  EXPECT_EQ(key->second, 77u);
+  // Version 2's keys are never taken for records, whatever the model id's length.
+  EXPECT_FALSE(state_keys::ParseDailyRecordKey(state_keys::DailyKey("org/abcd", 90)));
+  EXPECT_FALSE(state_keys::ParseDailyRecordKey(state_keys::DailyKey("a", 90)));
+}
+
+// A state of format version 2 (one daily key per (model, day)) opens as
+// version 3 without rewriting them; days closed afterwards are stored one
+// record per day; both kinds load.
+TEST(RocksDbStateStore, ReadsVersion2DailyKeysAndStoresOneRecordPerDay) {
+  const std::string dir = TempDir();
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const char* name : {"default", "meta", "catalog", "daily", "dedup", "offsets"}) {
+    cfs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir + "/rocksdb", cfs, &handles, &db).ok());
+    rocksdb::WriteOptions wo;
+    ASSERT_TRUE(db->Put(wo, handles[1], "format_version", "2").ok());
+    ASSERT_TRUE(
+        db->Put(wo, handles[3], state_keys::DailyKey("a/x", 90), state_keys::EncodeFixed64(4))
+            .ok());
+    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+    delete db;
+  }
+  {
+    auto store = OpenRocksDbStateStore(dir, RocksDbStateOptions{});
+    ASSERT_TRUE(store.ok()) << store.status();
+    StateCommit c;
+    c.daily_counts = {{"b", 95, 2}, {"a/x", 95, 3}, {"b", 96, 1}};
+    ASSERT_TRUE((*store)->Commit(c).ok());
+  }
+  auto store = OpenRocksDbStateStore(dir, RocksDbStateOptions{});
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto loaded = (*store)->Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  std::vector<std::tuple<std::string, Day, uint64_t>> daily;
+  for (const StoredDailyCount& d : loaded->daily_counts)
+    daily.emplace_back(d.model_id, d.day, d.count);
+  EXPECT_THAT(daily, ::testing::UnorderedElementsAre(
+                         std::make_tuple("a/x", 90, 4u), std::make_tuple("b", 95, 2u),
+                         std::make_tuple("a/x", 95, 3u), std::make_tuple("b", 96, 1u)));
+  store->reset();
+  // On disk: format_version 3, version 2's key as it was, and one record per day.
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  ASSERT_TRUE(
+      rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir + "/rocksdb", cfs, &handles, &db).ok());
+  std::string version;
+  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), handles[1], "format_version", &version).ok());
+  EXPECT_EQ(version, "3");
+  std::vector<std::string> keys;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[3]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
+  ASSERT_EQ(keys.size(), 3u);
+  EXPECT_EQ(state_keys::ParseDailyRecordKey(keys[0])->first, 95);
+  EXPECT_EQ(state_keys::ParseDailyRecordKey(keys[1])->first, 96);
+  EXPECT_EQ(keys[2], state_keys::DailyKey("a/x", 90));
+  it.reset();
+  for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  delete db;
   std::filesystem::remove_all(dir);
 }
 
