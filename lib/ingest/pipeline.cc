@@ -607,11 +607,20 @@ absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
     for (size_t j = 0; j < batch.accepted.size(); ++j) {
       if (!is_new[j]) continue;
       const UniqueDownloadCounter::Triple& a = batch.accepted[j];
-      auto [it, inserted] =
-          group_index.try_emplace({a.model, a.day}, static_cast<uint32_t>(groups.size()));
-      if (inserted) groups.push_back(Group{a.day, a.model});
-      ++groups[it->second].count;
-      group_of_fresh.push_back(it->second);
+      // A model's downloads mostly come day after day: its last group is
+      // usually the one, found without hashing.
+      if (a.model >= last_group_of_model_.size()) {
+        last_group_of_model_.resize(size_t{a.model} + 1, ~uint32_t{0});
+      }
+      uint32_t& last = last_group_of_model_[a.model];
+      if (last >= groups.size() || groups[last].model != a.model || groups[last].day != a.day) {
+        auto [it, inserted] =
+            group_index.try_emplace({a.model, a.day}, static_cast<uint32_t>(groups.size()));
+        if (inserted) groups.push_back(Group{a.day, a.model});
+        last = it->second;
+      }
+      ++groups[last].count;
+      group_of_fresh.push_back(last);
     }
   }
   const uint64_t unique = group_of_fresh.size();
@@ -716,9 +725,15 @@ absl::Status Pipeline::ApplyPrepared(PreparedBatch& batch) {
       absl::ReaderMutexLock lock(&mu_);
       auto it = open_day_counts_.begin();
       for (; it != open_day_counts_.end() && it->first < oldest; ++it) {
+        // Encoded here, one record per day: no string per (model, day).
+        size_t bytes = 0;
+        for (const auto& [m, n] : it->second) bytes += 13 + registry_.Name(m).size();
+        std::string record;
+        record.reserve(bytes);
         for (const auto& [m, n] : it->second) {
-          commit.daily_counts.push_back({registry_.Name(m), it->first, n});
+          state_keys::AppendDailyCount(&record, registry_.Name(m), n);
         }
+        if (!record.empty()) commit.daily_records.emplace_back(it->first, std::move(record));
       }
       open_day_counts_.erase(open_day_counts_.begin(), it);
     }

@@ -321,6 +321,9 @@ class Pipeline final {
   // The unique downloads of each (model, day) of the days still in dedup_
   // (their daily counts, stored when a day leaves it).
   std::map<Day, absl::flat_hash_map<ModelIdx, uint64_t>> open_day_counts_;
+  // Apply thread: per model, the index of its last group in the batch being
+  // grouped (stale from earlier batches; checked before use).
+  std::vector<uint32_t> last_group_of_model_;
   // Metrics-role state, touched by Load() and ApplyUniqueRecords() only (on
   // the ingest thread, after Drain(): never beside the apply thread). The
   // last count read per (model, day, input partition): the aggregates hold,

@@ -40,6 +40,11 @@ absl::Status FakeStateStore::Commit(const StateCommit& c) {
       return absl::InvalidArgumentError("malformed dedup record");
     }
   }
+  for (const auto& [day, record] : c.daily_records) {
+    if (!state_keys::ForEachInDailyRecord(record, [](std::string_view, uint64_t) {})) {
+      return absl::InvalidArgumentError("malformed daily record");
+    }
+  }
   ++commits_;
   if (c.drop_dedup_before) {
     dedup_.erase(dedup_.begin(), dedup_.lower_bound({*c.drop_dedup_before, 0, ""}));
@@ -54,6 +59,12 @@ absl::Status FakeStateStore::Commit(const StateCommit& c) {
     });
   }
   for (const auto& d : c.daily_counts) daily_[{d.model_id, d.day}] = d.count;
+  for (const auto& [day, record] : c.daily_records) {
+    // Counts of a (model, day) in several records add up, as the RocksDB store loads them.
+    state_keys::ForEachInDailyRecord(record, [&, day = day](std::string_view model_id, uint64_t n) {
+      daily_[{std::string(model_id), day}] += n;
+    });
+  }
   for (const auto& m : c.catalog_puts) catalog_[m.model_id()] = m;
   for (const auto& id : c.catalog_deletes) catalog_.erase(id);
   for (const auto& [source, offset] : c.offsets) offsets_[source] = offset;

@@ -409,6 +409,19 @@ class RocksDbStateStore final : public StateStore {
       RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "dedup_seq", state_keys::EncodeFixed64(next_seq)),
                       "batching dedup_seq");
     }
+    if (!c.daily_records.empty()) {
+      for (const auto& [day, record] : c.daily_records) {
+        // A record that would not load would make the whole state unloadable.
+        if (!state_keys::ForEachInDailyRecord(record, [](std::string_view, uint64_t) {})) {
+          return absl::InvalidArgumentError("malformed daily record; nothing committed");
+        }
+        RETURN_IF_ROCKS(
+            batch.Put(cfs_[kDaily], state_keys::DailyRecordKey(day, next_seq++), record),
+            "batching daily record");
+      }
+      RETURN_IF_ROCKS(batch.Put(cfs_[kMeta], "dedup_seq", state_keys::EncodeFixed64(next_seq)),
+                      "batching dedup_seq");
+    }
     for (const auto& m : c.catalog_puts) {
       RETURN_IF_ROCKS(batch.Put(cfs_[kCatalog], m.model_id(), m.SerializeAsString()),
                       "batching catalog");

@@ -130,6 +130,11 @@ struct StateCommit {
   std::vector<std::pair<Day, std::string>> dedup_records;
   // Absolute values (not deltas) of days being closed (see the format).
   std::vector<StoredDailyCount> daily_counts;
+  // The same, already encoded by the caller: one closed day's daily record in
+  // the stored format (state_keys::AppendDailyCount of its counts, keys.h),
+  // written as it is under a key of its own. A day's counts come in one
+  // record or in daily_counts, not both.
+  std::vector<std::pair<Day, std::string>> daily_records;
   std::vector<v1::ModelInfo> catalog_puts;
   std::vector<std::string> catalog_deletes;
   // Source key -> next offset to read.
@@ -151,9 +156,9 @@ struct StateCommit {
 
   bool empty() const {
     return dedup_groups.empty() && dedup_records.empty() && daily_counts.empty() &&
-           catalog_puts.empty() && catalog_deletes.empty() && offsets.empty() &&
-           !watermark_micros && partition_watermarks_micros.empty() && !counters &&
-           !drop_dedup_before && !user_hash_key_fingerprint && unique_parts.empty() &&
+           daily_records.empty() && catalog_puts.empty() && catalog_deletes.empty() &&
+           offsets.empty() && !watermark_micros && partition_watermarks_micros.empty() &&
+           !counters && !drop_dedup_before && !user_hash_key_fingerprint && unique_parts.empty() &&
            partition_progress.empty() && !role;
   }
 };

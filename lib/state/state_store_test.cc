@@ -351,6 +351,29 @@ TEST_P(StateStoreContract, EncodedDedupRecordsReloadLikeGroups) {
                                                                     {101, 3, "b"}}));
 }
 
+TEST_P(StateStoreContract, EncodedDailyRecordsReloadLikeCounts) {
+  StateCommit c;
+  c.daily_counts = {{"c", 99, 5}};
+  std::string day100, day101;
+  state_keys::AppendDailyCount(&day100, "a/x", 3);
+  state_keys::AppendDailyCount(&day100, "b", 1);
+  state_keys::AppendDailyCount(&day101, "a/x", 7);
+  c.daily_records = {{100, day100}, {101, day101}};
+  ASSERT_FALSE(c.empty());
+  ASSERT_TRUE(store_->Commit(c).ok());
+  StateCommit bad;
+  bad.daily_records = {{102, day100.substr(0, day100.size() - 1)}};
+  // A malformed record is refused whole: the state stays loadable.
+  EXPECT_EQ(store_->Commit(bad).code(), absl::StatusCode::kInvalidArgument);
+  Reopen();
+  auto loaded = store_->Load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  std::set<std::tuple<std::string, Day, uint64_t>> daily;
+  for (const StoredDailyCount& d : loaded->daily_counts) daily.emplace(d.model_id, d.day, d.count);
+  EXPECT_EQ(daily, (std::set<std::tuple<std::string, Day, uint64_t>>{
+                       {"c", 99, 5}, {"a/x", 100, 3}, {"b", 100, 1}, {"a/x", 101, 7}}));
+}
+
 TEST_P(StateStoreContract, EmptyStoreLoadsEmpty) {
   auto loaded = store_->Load();
   ASSERT_TRUE(loaded.ok());
