@@ -46,7 +46,7 @@ Phases (each bounded by a timeout; every process started here is stopped on ever
      rate; batch_p99_ms says which), batch_server_cpu_us_per_answer its CPU per answer.
  (e) real-time query: hubmetricsd restarted with --grpc_realtime_priority=P and query_load at
      --realtime_priority=P (P = --realtime_priority, 10), then phase (d) again at each rate of
-     --realtime_rps (2500,5000): query_realtime_p99_ms (at --rps) and the freshness of the
+     --realtime_rps (1000,2500,5000): query_realtime_p99_ms (at --rps) and the freshness of the
      background traffic meanwhile (freshness_p99_ms_during_realtime_queries), since real-time
      query threads run ahead of ingest. Skipped with a warning where SCHED_FIFO is refused (no
      CAP_SYS_NICE or RLIMIT_RTPRIO).
@@ -896,8 +896,9 @@ def main() -> int:
     ap.add_argument("--realtime_priority", type=int, default=10,
                     help="SCHED_FIFO priority of phase e (daemon's gRPC threads and the client); "
                          "0 skips phase e")
-    ap.add_argument("--realtime_rps", default="2500,5000",
-                    help="comma-separated request rates of phase e")
+    ap.add_argument("--realtime_rps", default="1000,2500,5000",
+                    help="comma-separated request rates of phase e (query_realtime_p99_ms is "
+                         "the one at --rps, so it belongs in the list)")
     ap.add_argument("--freshness_seconds", type=float)
     ap.add_argument("--query_seconds", type=float)
     ap.add_argument("--server_baseline_seconds", type=float, default=2.0,
