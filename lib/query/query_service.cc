@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "lib/base/status_macros.h"
 #include "lib/query/explain_change.h"
@@ -115,6 +116,31 @@ absl::Status CheckBatchSize(const v1::ConcentrationsRequest& request) {
   return absl::OkStatus();
 }
 
+// Every item of `request` answered that `live` answers (an invalid item: its
+// error); the others get an empty answer, their index and parsed request
+// appended to `rest`.
+ConcentrationAnswers AnswerFromSnapshot(
+    const v1::ConcentrationsRequest& request,
+    absl::FunctionRef<std::optional<v1::Concentration>(const ParsedConcentration&)> live,
+    std::vector<std::pair<size_t, ParsedConcentration>>* rest) {
+  ConcentrationAnswers out;
+  out.reserve(static_cast<size_t>(request.items_size()));
+  for (const v1::ConcentrationRequest& item : request.items()) {
+    absl::StatusOr<ParsedConcentration> q = Parse(item);
+    if (!q.ok()) {
+      out.emplace_back(q.status());
+      continue;
+    }
+    if (std::optional<v1::Concentration> answer = live(*q)) {
+      out.emplace_back(*std::move(answer));
+      continue;
+    }
+    rest->emplace_back(out.size(), *std::move(q));
+    out.emplace_back(v1::Concentration());  // filled by the caller
+  }
+  return out;
+}
+
 }  // namespace
 
 std::optional<absl::StatusOr<v1::Concentration>> QueryService::GetConcentrationNow(
@@ -156,24 +182,14 @@ std::optional<absl::StatusOr<ConcentrationAnswers>> QueryService::GetConcentrati
     const v1::ConcentrationsRequest& request) const {
   if (absl::Status s = CheckBatchSize(request); !s.ok()) return s;
   const std::shared_ptr<const Pipeline::LiveSnapshot> snapshot = pipeline_->Snapshot();
-  ConcentrationAnswers out;
-  out.reserve(static_cast<size_t>(request.items_size()));
   // The items the snapshot cannot answer: (index in out, the parsed request).
   std::vector<std::pair<size_t, ParsedConcentration>> rest;
-  for (const v1::ConcentrationRequest& item : request.items()) {
-    absl::StatusOr<ParsedConcentration> q = Parse(item);
-    if (!q.ok()) {
-      out.emplace_back(q.status());
-      continue;
-    }
-    if (std::optional<v1::Concentration> live =
-            FromLiveSnapshot(*snapshot, q->view, q->window, q->ks)) {
-      out.emplace_back(*std::move(live));
-      continue;
-    }
-    rest.emplace_back(out.size(), *std::move(q));
-    out.emplace_back(v1::Concentration());  // filled below
-  }
+  ConcentrationAnswers out = AnswerFromSnapshot(
+      request,
+      [&](const ParsedConcentration& q) {
+        return FromLiveSnapshot(*snapshot, q.view, q.window, q.ks);
+      },
+      &rest);
   if (rest.empty()) return out;
   bool all_at_once = false;
   pipeline_->TryRead([&](const Pipeline::ReadState& s) {
@@ -194,24 +210,14 @@ absl::StatusOr<ConcentrationAnswers> QueryService::GetConcentrations(
     const v1::ConcentrationsRequest& request) const {
   RETURN_IF_ERROR(CheckBatchSize(request));
   const std::shared_ptr<const Pipeline::LiveSnapshot> snapshot = pipeline_->Snapshot();
-  ConcentrationAnswers out;
-  out.reserve(static_cast<size_t>(request.items_size()));
   // The items the snapshot cannot answer: (index in out, the parsed request).
   std::vector<std::pair<size_t, ParsedConcentration>> rest;
-  for (const v1::ConcentrationRequest& item : request.items()) {
-    absl::StatusOr<ParsedConcentration> q = Parse(item);
-    if (!q.ok()) {
-      out.emplace_back(q.status());
-      continue;
-    }
-    if (std::optional<v1::Concentration> live =
-            FromLiveSnapshot(*snapshot, q->view, q->window, q->ks)) {
-      out.emplace_back(*std::move(live));
-      continue;
-    }
-    rest.emplace_back(out.size(), *std::move(q));
-    out.emplace_back(v1::Concentration());  // filled below
-  }
+  ConcentrationAnswers out = AnswerFromSnapshot(
+      request,
+      [&](const ParsedConcentration& q) {
+        return FromLiveSnapshot(*snapshot, q.view, q.window, q.ks);
+      },
+      &rest);
   if (rest.empty()) return out;
   pipeline_->Read([&](const Pipeline::ReadState& s) {
     for (const auto& [i, q] : rest) {
