@@ -240,19 +240,29 @@ TEST(OnDemandViews, MatchesBruteForceForEveryLevelSampleAndWindow) {
 // A past week's answer outlives batches that touch other weeks (the point:
 // non-live windows stay cheap during live ingest); a batch touching one of
 // its weeks, a sample other than all, or a re-credit redoes it.
-TEST(OnDemandViews, AnswersOverUntouchedWeeksOutliveBatches) {
+// Three models of two developers (org: a, b; other: ft) with downloads in
+// week 10 (a 3, b 2, ft 1), the watermark in week 11.
+class OnDemandViewsOverTwoWeeks : public ::testing::Test {
+ protected:
+  OnDemandViewsOverTwoWeeks() {
+    agg.Apply(std::vector<ModelDayDelta>{
+        {a, w10.monday(), 3}, {b, w10.monday() + 1, 2}, {ft, w10.monday() + 2, 1}});
+    agg.SetWatermarkWeek(w11);
+  }
+
   ModelRegistry registry;
-  Catalog catalog(&registry);
-  Aggregates agg(AggregateOptions{{1}}, &registry, &catalog);
-  OnDemandViews views(&agg, &catalog, &registry);
+  Catalog catalog{&registry};
+  Aggregates agg{AggregateOptions{{1}}, &registry, &catalog};
+  OnDemandViews views{&agg, &catalog, &registry};
   const IsoWeek w10 = *IsoWeek::Parse("2025-W10");
   const IsoWeek w11 = w10.Plus(1);
-  const ModelIdx a = registry.Intern("org/a"), b = registry.Intern("org/b");
+  const ModelIdx a = registry.Intern("org/a");
+  const ModelIdx b = registry.Intern("org/b");
   const ModelIdx ft = registry.Intern("other/ft");
-  agg.Apply(std::vector<ModelDayDelta>{
-      {a, w10.monday(), 3}, {b, w10.monday() + 1, 2}, {ft, w10.monday() + 2, 1}});
+};
+
+TEST_F(OnDemandViewsOverTwoWeeks, AnswersOverUntouchedWeeksOutliveBatches) {
   agg.Apply(std::vector<ModelDayDelta>{{a, w11.monday(), 1}});
-  agg.SetWatermarkWeek(w11);
   const Window past = Window::Week(w10);
   const Window range = *ParseWindow("range:2025-W09..2025-W10");
   const Window current = *ParseWindow("week:current");
@@ -308,18 +318,7 @@ TEST(OnDemandViews, AnswersOverUntouchedWeeksOutliveBatches) {
 // Measures are kept with the cached counts: CachedMeasures has them once
 // Measures computed them, for that ks list only, until a batch touches one of
 // the window's weeks.
-TEST(OnDemandViews, MeasuresAreCachedWithTheirCounts) {
-  ModelRegistry registry;
-  Catalog catalog(&registry);
-  Aggregates agg(AggregateOptions{{1}}, &registry, &catalog);
-  OnDemandViews views(&agg, &catalog, &registry);
-  const IsoWeek w10 = *IsoWeek::Parse("2025-W10");
-  const IsoWeek w11 = w10.Plus(1);
-  const ModelIdx a = registry.Intern("org/a"), b = registry.Intern("org/b");
-  const ModelIdx ft = registry.Intern("other/ft");
-  agg.Apply(std::vector<ModelDayDelta>{
-      {a, w10.monday(), 3}, {b, w10.monday() + 1, 2}, {ft, w10.monday() + 2, 1}});
-  agg.SetWatermarkWeek(w11);
+TEST_F(OnDemandViewsOverTwoWeeks, MeasuresAreCachedWithTheirCounts) {
   const Window past = Window::Week(w10);
   const View developer = V(Level::kDeveloper);
   const uint32_t k1[] = {1};

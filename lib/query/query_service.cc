@@ -34,6 +34,14 @@ void FillWatermark(const Pipeline::ReadState& state, google::protobuf::Timestamp
   if (state.watermark) ToTimestamp(*state.watermark, out);
 }
 
+// A concentration answer read inside Pipeline::Read: its window resolved
+// against the state's watermark week, and that watermark.
+void FillAnswer(const Pipeline::ReadState& state, const View& view, const Window& window,
+                const ConcentrationValues& values, v1::Concentration* out) {
+  FillConcentration(view, window, state.aggregates.watermark_week(), values, out);
+  FillWatermark(state, out->mutable_watermark());
+}
+
 double Share(uint64_t part, uint64_t whole) {
   return whole ? static_cast<double>(part) / static_cast<double>(whole) : 0.0;
 }
@@ -155,8 +163,7 @@ std::optional<absl::StatusOr<v1::Concentration>> QueryService::GetConcentrationN
   pipeline_->TryRead([&](const Pipeline::ReadState& s) {
     std::optional<ConcentrationValues> values = MeasuresAtOnce(s, q->view, q->window, q->ks);
     if (!values) return;
-    FillConcentration(q->view, q->window, s.aggregates.watermark_week(), *values, &out.emplace());
-    FillWatermark(s, out->mutable_watermark());
+    FillAnswer(s, q->view, q->window, *values, &out.emplace());
   });
   if (out) return *std::move(out);
   return std::nullopt;
@@ -171,9 +178,7 @@ absl::StatusOr<v1::Concentration> QueryService::GetConcentration(
   }
   v1::Concentration out;
   pipeline_->Read([&](const Pipeline::ReadState& s) {
-    FillConcentration(q.view, q.window, s.aggregates.watermark_week(),
-                      Measures(s, q.view, q.window, q.ks), &out);
-    FillWatermark(s, out.mutable_watermark());
+    FillAnswer(s, q.view, q.window, Measures(s, q.view, q.window, q.ks), &out);
   });
   return out;
 }
@@ -196,9 +201,7 @@ std::optional<absl::StatusOr<ConcentrationAnswers>> QueryService::GetConcentrati
     for (const auto& [i, q] : rest) {
       std::optional<ConcentrationValues> values = MeasuresAtOnce(s, q.view, q.window, q.ks);
       if (!values) return;  // this item needs computing: the whole call waits
-      v1::Concentration& c = *out[i];
-      FillConcentration(q.view, q.window, s.aggregates.watermark_week(), *values, &c);
-      FillWatermark(s, c.mutable_watermark());
+      FillAnswer(s, q.view, q.window, *values, &*out[i]);
     }
     all_at_once = true;
   });
@@ -221,10 +224,7 @@ absl::StatusOr<ConcentrationAnswers> QueryService::GetConcentrations(
   if (rest.empty()) return out;
   pipeline_->Read([&](const Pipeline::ReadState& s) {
     for (const auto& [i, q] : rest) {
-      v1::Concentration& c = *out[i];
-      FillConcentration(q.view, q.window, s.aggregates.watermark_week(),
-                        Measures(s, q.view, q.window, q.ks), &c);
-      FillWatermark(s, c.mutable_watermark());
+      FillAnswer(s, q.view, q.window, Measures(s, q.view, q.window, q.ks), &*out[i]);
     }
   });
   return out;
@@ -239,10 +239,7 @@ absl::StatusOr<v1::ConcentrationSeries> QueryService::GetConcentrationSeries(
   pipeline_->Read([&](const Pipeline::ReadState& s) {
     for (IsoWeek w = weeks.first; w <= weeks.second; w = w.Plus(1)) {
       const Window window = Window::Week(w);
-      v1::Concentration* point = out.add_points();
-      FillConcentration(view, window, s.aggregates.watermark_week(), Measures(s, view, window, ks),
-                        point);
-      FillWatermark(s, point->mutable_watermark());
+      FillAnswer(s, view, window, Measures(s, view, window, ks), out.add_points());
     }
   });
   return out;
@@ -362,16 +359,12 @@ absl::StatusOr<v1::ConcentrationChange> QueryService::ExplainChange(
   }
   v1::ConcentrationChange out;
   pipeline_->Read([&](const Pipeline::ReadState& s) {
-    const std::optional<IsoWeek> watermark_week = s.aggregates.watermark_week();
     const std::shared_ptr<const RankedCounts> before = on_demand_->Counts(view, from);
     const std::shared_ptr<const RankedCounts> after = on_demand_->Counts(view, to);
     const ChangeExplanation x = hubmetrics::ExplainChange(*before, *after, k);
     *out.mutable_view() = view.ToProto();
-    FillConcentration(view, from, watermark_week, Measures(s, view, from, ks),
-                      out.mutable_before());
-    FillConcentration(view, to, watermark_week, Measures(s, view, to, ks), out.mutable_after());
-    FillWatermark(s, out.mutable_before()->mutable_watermark());
-    FillWatermark(s, out.mutable_after()->mutable_watermark());
+    FillAnswer(s, view, from, Measures(s, view, from, ks), out.mutable_before());
+    FillAnswer(s, view, to, Measures(s, view, to, ks), out.mutable_after());
     out.set_delta_hhi(x.delta_hhi);
     out.set_delta_gini(out.after().gini() - out.before().gini());
     out.set_delta_total_downloads(static_cast<int64_t>(x.to_total) -

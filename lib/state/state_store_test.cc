@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "lib/state/keys.h"
@@ -30,6 +31,57 @@ v1::ModelInfo Model(const std::string& id, const std::string& dev) {
   m.set_developer(dev);
   return m;
 }
+
+// The store's RocksDB opened directly, with the column families an older
+// format version had: to write a state as such a version did, or to look at
+// what the store wrote.
+class RawStateDb {
+ public:
+  enum Column { kMeta = 1, kCatalog, kDaily, kDedup, kOffsets };
+  enum class Mode { kCreate, kReadOnly };
+
+  RawStateDb(const std::string& dir, Mode mode) {
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (const char* name : {"default", "meta", "catalog", "daily", "dedup", "offsets"}) {
+      cfs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    const rocksdb::Status s =
+        mode == Mode::kCreate
+            ? rocksdb::DB::Open(options, dir + "/rocksdb", cfs, &handles_, &db_)
+            : rocksdb::DB::OpenForReadOnly(options, dir + "/rocksdb", cfs, &handles_, &db_);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  }
+  ~RawStateDb() {
+    if (db_ == nullptr) return;
+    for (auto* h : handles_) EXPECT_TRUE(db_->DestroyColumnFamilyHandle(h).ok());
+    delete db_;
+  }
+  RawStateDb(const RawStateDb&) = delete;
+  RawStateDb& operator=(const RawStateDb&) = delete;
+
+  bool ok() const { return db_ != nullptr; }
+  void Put(Column cf, const std::string& key, const std::string& value) {
+    EXPECT_TRUE(db_->Put(rocksdb::WriteOptions(), handles_[cf], key, value).ok()) << key;
+  }
+  std::string Get(Column cf, const std::string& key) {
+    std::string value;
+    EXPECT_TRUE(db_->Get(rocksdb::ReadOptions(), handles_[cf], key, &value).ok()) << key;
+    return value;
+  }
+  std::vector<std::string> Keys(Column cf) {
+    std::vector<std::string> keys;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[cf]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
+    return keys;
+  }
+
+ private:
+  rocksdb::DB* db_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+};
 
 TEST(StateKeys, DaysSortNumericallyAcrossZero) {
   std::string a, b, c;
@@ -73,27 +125,14 @@ TEST(StateKeys, DedupRecordRoundTrip) {
 TEST(RocksDbStateStore, ConvertsFormatVersion1) {
   const std::string dir = TempDir();
   {
-    rocksdb::Options options;
-    options.create_if_missing = true;
-    options.create_missing_column_families = true;
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (const char* name : {"default", "meta", "catalog", "daily", "dedup", "offsets"}) {
-      cfs.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(options, dir + "/rocksdb", cfs, &handles, &db).ok());
-    rocksdb::WriteOptions wo;
-    ASSERT_TRUE(db->Put(wo, handles[1], "format_version", "1").ok());
-    ASSERT_TRUE(db->Put(wo, handles[4], state_keys::DedupKeyV1(100, 7, "a/x"), "").ok());
-    ASSERT_TRUE(db->Put(wo, handles[4], state_keys::DedupKeyV1(100, 9, "a/x"), "").ok());
-    ASSERT_TRUE(db->Put(wo, handles[4], state_keys::DedupKeyV1(101, 8, "b"), "").ok());
+    RawStateDb db(dir, RawStateDb::Mode::kCreate);
+    ASSERT_TRUE(db.ok());
+    db.Put(RawStateDb::kMeta, "format_version", "1");
+    db.Put(RawStateDb::kDedup, state_keys::DedupKeyV1(100, 7, "a/x"), "");
+    db.Put(RawStateDb::kDedup, state_keys::DedupKeyV1(100, 9, "a/x"), "");
+    db.Put(RawStateDb::kDedup, state_keys::DedupKeyV1(101, 8, "b"), "");
     // Day 90 was dropped from dedup earlier: only its daily count remains.
-    ASSERT_TRUE(
-        db->Put(wo, handles[3], state_keys::DailyKey("a/x", 90), state_keys::EncodeFixed64(4))
-            .ok());
-    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
-    delete db;
+    db.Put(RawStateDb::kDaily, state_keys::DailyKey("a/x", 90), state_keys::EncodeFixed64(4));
   }
   for (int open = 0; open < 2; ++open) {  // converted once, then read as the current version
     auto store = OpenRocksDbStateStore(dir, RocksDbStateOptions{});
@@ -150,24 +189,11 @@ TEST(StateKeys, DailyRecordRoundTrip) {
 // record per day; both kinds load.
 TEST(RocksDbStateStore, ReadsVersion2DailyKeysAndStoresOneRecordPerDay) {
   const std::string dir = TempDir();
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-  for (const char* name : {"default", "meta", "catalog", "daily", "dedup", "offsets"}) {
-    cfs.emplace_back(name, rocksdb::ColumnFamilyOptions());
-  }
   {
-    rocksdb::Options options;
-    options.create_if_missing = true;
-    options.create_missing_column_families = true;
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(options, dir + "/rocksdb", cfs, &handles, &db).ok());
-    rocksdb::WriteOptions wo;
-    ASSERT_TRUE(db->Put(wo, handles[1], "format_version", "2").ok());
-    ASSERT_TRUE(
-        db->Put(wo, handles[3], state_keys::DailyKey("a/x", 90), state_keys::EncodeFixed64(4))
-            .ok());
-    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
-    delete db;
+    RawStateDb db(dir, RawStateDb::Mode::kCreate);
+    ASSERT_TRUE(db.ok());
+    db.Put(RawStateDb::kMeta, "format_version", "2");
+    db.Put(RawStateDb::kDaily, state_keys::DailyKey("a/x", 90), state_keys::EncodeFixed64(4));
   }
   {
     auto store = OpenRocksDbStateStore(dir, RocksDbStateOptions{});
@@ -188,23 +214,16 @@ TEST(RocksDbStateStore, ReadsVersion2DailyKeysAndStoresOneRecordPerDay) {
                          std::make_tuple("a/x", 95, 3u), std::make_tuple("b", 96, 1u)));
   store->reset();
   // On disk: format_version 3, version 2's key as it was, and one record per day.
-  rocksdb::DB* db = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  ASSERT_TRUE(
-      rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir + "/rocksdb", cfs, &handles, &db).ok());
-  std::string version;
-  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), handles[1], "format_version", &version).ok());
-  EXPECT_EQ(version, "3");
-  std::vector<std::string> keys;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[3]));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) keys.push_back(it->key().ToString());
-  ASSERT_EQ(keys.size(), 3u);
-  EXPECT_EQ(state_keys::ParseDailyRecordKey(keys[0])->first, 95);
-  EXPECT_EQ(state_keys::ParseDailyRecordKey(keys[1])->first, 96);
-  EXPECT_EQ(keys[2], state_keys::DailyKey("a/x", 90));
-  it.reset();
-  for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
-  delete db;
+  {
+    RawStateDb db(dir, RawStateDb::Mode::kReadOnly);
+    ASSERT_TRUE(db.ok());
+    EXPECT_EQ(db.Get(RawStateDb::kMeta, "format_version"), "3");
+    const std::vector<std::string> keys = db.Keys(RawStateDb::kDaily);
+    ASSERT_EQ(keys.size(), 3u);
+    EXPECT_EQ(state_keys::ParseDailyRecordKey(keys[0])->first, 95);
+    EXPECT_EQ(state_keys::ParseDailyRecordKey(keys[1])->first, 96);
+    EXPECT_EQ(keys[2], state_keys::DailyKey("a/x", 90));
+  }
   std::filesystem::remove_all(dir);
 }
 
