@@ -15,6 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lib/aggregate/lane_worker.h"
 #include "lib/base/log.h"
 #include "lib/base/status_macros.h"
 
@@ -71,11 +72,19 @@ void LoggingDeadLetterSink::Reject(const SourceRecord& record, const Rejection& 
 
 namespace {
 
+// Memory that holds the lines of one batch: a LineReader's buffer, handed
+// over with them (LineReader::TakeLines) and given back for reuse.
+struct LineBuffer {
+  std::unique_ptr<char[]> data;
+  size_t capacity = 0;
+};
+
 // Reads a file line by line in fixed chunks, keeping at most `keep` bytes of any
 // line: the rest of an over-long line is skipped while it streams by, so memory
 // stays at the lines not yet released, a chunk and `keep`, whatever the file
 // holds (a 1 GB line included). Lines are handed out as positions in the buffer
-// (Text() views them until the next Refill()), valid until Release().
+// (Text() views them until the next Refill()), valid until Release() (TakeLines() hands the buffer
+// over with them).
 class LineReader {
  public:
   static constexpr size_t kChunkBytes = 1 << 20;
@@ -154,6 +163,24 @@ class LineReader {
   }
   // Bytes of the lines handed out and not released.
   size_t held() const { return start_; }
+  // Hands over the buffer that holds the lines handed out (their positions,
+  // and the views Text() gave of them, stay valid in it) and goes on in
+  // `spare`, grown when too small, with the bytes that follow them.
+  LineBuffer TakeLines(LineBuffer spare) {
+    const size_t tail = size_ - start_;
+    if (spare.capacity < tail + kChunkBytes) {
+      spare.capacity = 2 * (tail + kChunkBytes);
+      spare.data.reset(new char[spare.capacity]);
+    }
+    if (tail > 0) std::memcpy(spare.data.get(), buffer_.get() + start_, tail);
+    LineBuffer taken{std::move(buffer_), capacity_};
+    buffer_ = std::move(spare.data);
+    capacity_ = spare.capacity;
+    size_ = tail;
+    offset_ += static_cast<int64_t>(start_);
+    start_ = 0;
+    return taken;
+  }
   // Drops the lines handed out (their positions are then invalid).
   void Release() {
     if (size_ > start_) std::memmove(buffer_.get(), buffer_.get() + start_, size_ - start_);
@@ -204,31 +231,118 @@ size_t NextBatchLines(const FileSourceOptions& options, size_t last, int64_t byt
   return next;
 }
 
-// Reads `f` from `offset` and submits its lines in batches.
-absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
-                         const std::string& key, int64_t offset, const std::atomic<bool>& stop,
-                         const FileSourceOptions& options, LoggingDeadLetterSink* dead_letters) {
-  // One byte more than the limit: a kept prefix of an over-long line is still over it.
-  const uint64_t max_bytes = pipeline->max_event_bytes();
-  const size_t keep =
-      static_cast<size_t>(std::min<uint64_t>(max_bytes, std::numeric_limits<uint32_t>::max()) + 1);
-  LineReader reader(f, offset, keep);
-  // The batch's lines, made into records when it is submitted (a Refill()
-  // may move the buffer they are in).
+// One batch of lines, read on one thread and submitted on another.
+struct ReadBatch {
+  // Holds the bytes the records view.
+  LineBuffer lines;
+  std::vector<SourceRecord> records;
+  // The file offset after its last line: the offset stored with it.
+  int64_t end = 0;
+  // The end of the file was reached: no batch follows.
+  bool at_eof = false;
+  // `stop` was seen: the batch is incomplete and must not be submitted.
+  bool stopped = false;
+  // A read error (DataLoss); the batch must not be submitted.
+  absl::Status status;
+};
+
+// Cuts a file into batches of lines (sizes as NextBatchLines says).
+class BatchReader {
+ public:
+  BatchReader(FILE* f, const std::string& path, int64_t offset, uint64_t max_bytes,
+              int64_t total_bytes, const FileSourceOptions& options)
+      : path_(path),
+        max_bytes_(max_bytes),
+        offset_(offset),
+        total_bytes_(total_bytes),
+        options_(options),
+        // One byte more than the limit: a kept prefix of an over-long line is still over it.
+        reader_(f, offset,
+                static_cast<size_t>(
+                    std::min<uint64_t>(max_bytes, std::numeric_limits<uint32_t>::max()) + 1)),
+        limit_(std::min(options.batch_lines, kFirstBatchLines)) {}
+
+  // The next batch; it goes on reading into `spare` (memory of a batch
+  // already submitted, or none). Checks `stop` at every read of the file.
+  ReadBatch Next(LineBuffer spare, const std::atomic<bool>& stop) {
+    ReadBatch out;
+    while (true) {
+      bool full = false;
+      while (std::optional<LineReader::Line> line = reader_.Next()) {
+        if (line->size > max_bytes_) {
+          pending_.push_back({*line, true});
+        } else if (!Blank(reader_.Text(*line))) {
+          pending_.push_back({*line, false});
+        }
+        if (pending_.size() >= limit_ || reader_.held() >= options_.batch_bytes) {
+          full = true;
+          break;
+        }
+      }
+      if (full) break;
+      if (reader_.eof()) {
+        out.at_eof = true;
+        break;
+      }
+      if (stop.load()) {
+        out.stopped = true;
+        return out;
+      }
+      if (out.status = reader_.Refill(path_); !out.status.ok()) return out;
+    }
+    out.records.reserve(pending_.size());
+    for (const Pending& p : pending_) {
+      const std::string_view text = reader_.Text(p.line);
+      if (p.too_large) {
+        // The pipeline rejects it (too_large) from its size; its content is not logged.
+        out.records.push_back(
+            SourceRecord{text, path_, -1, p.line.offset, {}, static_cast<int64_t>(p.line.size)});
+      } else {
+        out.records.push_back(SourceRecord{TrimLine(text), path_, -1, p.line.offset});
+      }
+    }
+    // Blank-only tails and skipped parts of a line advance the stored offset
+    // only once a line ends, so a restart re-reads an unfinished line.
+    out.end = reader_.position();
+    lines_ += pending_.size();
+    limit_ = NextBatchLines(options_, pending_.size(), out.end - offset_, lines_,
+                            total_bytes_ - (out.end - offset_));
+    pending_.clear();
+    out.lines = reader_.TakeLines(std::move(spare));
+    return out;
+  }
+
+ private:
+  // A line of the batch being read: made into a record once the batch is
+  // full (a Refill() may move the buffer it is in).
   struct Pending {
     LineReader::Line line;
     bool too_large;
   };
-  std::vector<Pending> pending;
-  std::vector<SourceRecord> batch;
+
+  const std::string& path_;
+  const uint64_t max_bytes_;
+  const int64_t offset_;       // where the replay started
+  const int64_t total_bytes_;  // from there to the end of the file
+  const FileSourceOptions& options_;
+  LineReader reader_;
+  std::vector<Pending> pending_;
+  size_t limit_;        // lines of the batch being read
+  uint64_t lines_ = 0;  // lines of the batches read so far
+};
+
+// Reads `f` from `offset` and submits its lines in batches. Reading and
+// splitting the next batch (on a thread of its own) overlaps submitting the
+// current one, so that the file's bytes are never the only work on a core.
+absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
+                         const std::string& key, int64_t offset, const std::atomic<bool>& stop,
+                         const FileSourceOptions& options, LoggingDeadLetterSink* dead_letters) {
   int64_t submitted = offset;  // the stored offset after the last batch submitted
   FileProgress progress;
   absl::Time started, last_report;
   struct stat st;
   progress.total_bytes = fstat(fileno(f), &st) == 0 ? std::max<int64_t>(0, st.st_size - offset) : 0;
   if (options.on_progress) started = last_report = options.clock->Now();
-  // Lines of the batch being read.
-  size_t limit = std::min(options.batch_lines, kFirstBatchLines);
   auto report = [&](bool done) {
     if (!options.on_progress) return;
     const absl::Time now = options.clock->Now();
@@ -239,55 +353,37 @@ absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
     progress.done = done;
     options.on_progress(progress);
   };
-  auto flush = [&]() -> absl::Status {
-    SourceOffset position{key, reader.position()};
-    batch.clear();
-    batch.reserve(pending.size());
-    for (const Pending& p : pending) {
-      const std::string_view text = reader.Text(p.line);
-      if (p.too_large) {
-        // The pipeline rejects it (too_large) from its size; its content is not logged.
-        batch.push_back(
-            SourceRecord{text, path, -1, p.line.offset, {}, static_cast<int64_t>(p.line.size)});
-      } else {
-        batch.push_back(SourceRecord{TrimLine(text), path, -1, p.line.offset});
-      }
+
+  BatchReader batches(f, path, offset, pipeline->max_event_bytes(), progress.total_bytes, options);
+  ReadBatch current = batches.Next(LineBuffer{}, stop);
+  ReadBatch next;
+  LineBuffer spare;
+  // Declared last: destroyed first, so a batch being read on it is finished
+  // before what it reads into goes.
+  LaneWorker read_ahead("hm-read");
+  while (true) {
+    RETURN_IF_ERROR(current.status);
+    if (current.stopped || stop.load()) return absl::OkStatus();
+    const bool more = !current.at_eof;
+    if (more) read_ahead.Start([&] { next = batches.Next(std::move(spare), stop); });
+    if (!current.records.empty() || current.end != submitted) {
+      SourceOffset position{key, current.end};
+      // Pipelined: the batch is applied while the next one is read and
+      // decoded (its records are decoded before SubmitEvents returns).
+      RETURN_IF_ERROR(pipeline->SubmitEvents(current.records, EventFormat::kJson, {&position, 1},
+                                             dead_letters));
+      submitted = position.next_offset;
+      progress.records += current.records.size();
     }
-    // Pipelined: the batch is applied while the next one is read and decoded
-    // (the records are decoded before SubmitEvents returns).
-    RETURN_IF_ERROR(
-        pipeline->SubmitEvents(batch, EventFormat::kJson, {&position, 1}, dead_letters));
-    submitted = position.next_offset;
-    limit = NextBatchLines(options, pending.size(), submitted - offset,
-                           progress.records + pending.size(),
-                           progress.total_bytes - (submitted - offset));
-    progress.records += batch.size();
-    pending.clear();
-    reader.Release();
-    report(/*done=*/false);
-    return absl::OkStatus();
-  };
-  while (!stop.load()) {
-    RETURN_IF_ERROR(reader.Refill(path));
-    while (std::optional<LineReader::Line> line = reader.Next()) {
-      if (line->size > max_bytes) {
-        pending.push_back({*line, true});
-      } else if (!Blank(reader.Text(*line))) {
-        pending.push_back({*line, false});
-      }
-      if (pending.size() >= limit || reader.held() >= options.batch_bytes) {
-        RETURN_IF_ERROR(flush());
-      }
-    }
-    if (reader.eof()) {
-      // Blank-only tails and skipped parts of a line advance the stored
-      // offset only once a line ends, so a restart re-reads an unfinished line.
-      if (!pending.empty() || reader.position() != submitted) RETURN_IF_ERROR(flush());
+    if (!more) {
       report(/*done=*/true);
-      break;
+      return absl::OkStatus();
     }
+    report(/*done=*/false);
+    read_ahead.Wait();
+    spare = std::move(current.lines);
+    current = std::move(next);
   }
-  return absl::OkStatus();
 }
 
 }  // namespace

@@ -3,14 +3,16 @@
 //
 // The events file is read from the byte offset stored with the state (source
 // key "file:" + absolute path) to its end, in 1 MiB reads, and submitted in
-// batches (FileSourceOptions: at most batch_lines lines or batch_bytes bytes); each batch commits
-// with the offset after its last line, so a restart neither loses nor repeats a line. Rejected
-// lines are logged with their byte offset and reason (never their content: it holds a user id) and
-// counted per reason. A line longer than the pipeline's max_event_bytes is
-// rejected too_large without being held: the reader keeps its first
+// batches (the next batch is read and cut into lines on a thread of its own,
+// hm-read, while the current one is submitted) (FileSourceOptions: at most batch_lines lines or
+// batch_bytes bytes); each batch commits with the offset after its last line, so a restart neither
+// loses nor repeats a line. Rejected lines are logged with their byte offset and reason (never
+// their content: it holds a user id) and counted per reason. A line longer than the pipeline's
+// max_event_bytes is rejected too_large without being held: the reader keeps its first
 // max_event_bytes + 1 bytes and skips the rest as it streams by, so memory
-// stays flat (the batch being read, at most batch_bytes, plus a read of 1 MiB
-// and that prefix) whatever a line's length; the stored offset moves past such
+// stays flat (three batches' buffers: the one submitted, the one being read
+// and a spare, each at most batch_bytes plus a read of 1 MiB and that prefix)
+// whatever a line's length; the stored offset moves past such
 // a line only once its newline has been read.
 //
 // The models file is read whole at every start. A file whose content is the
@@ -59,8 +61,8 @@ struct FileSourceOptions {
   // decoding, and so are the last ones (half of what is left), so that the
   // last apply, which overlaps nothing, is short.
   size_t batch_lines = 262144;
-  // Bytes of lines per commit at most (the batch is held in memory while it
-  // is read and decoded); at least one line.
+  // Bytes of lines per commit at most (a batch is held in memory while it is
+  // decoded, and the next one while it is read); at least one line.
   size_t batch_bytes = size_t{32} << 20;
   // Called on the reading thread after a batch is submitted once
   // `progress_every` has passed by `clock` since the last call, and once at
