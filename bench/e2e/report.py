@@ -174,6 +174,20 @@ def relative_command(cmd: str, repo: str) -> str:
     return out
 
 
+def without_repo_paths(x, repo: str):
+    """`x` with the repository's absolute path removed from every string in it (paths become
+    relative to its root): the results JSON is committed, and the scratch files it names (answers,
+    dumps) are where the run kept them in the repository's build dir."""
+    prefix = os.path.abspath(repo).rstrip("/") + "/"
+    if isinstance(x, dict):
+        return {k: without_repo_paths(v, repo) for k, v in x.items()}
+    if isinstance(x, list):
+        return [without_repo_paths(v, repo) for v in x]
+    if isinstance(x, str):
+        return x.replace(prefix, "")
+    return x
+
+
 def median_of(f: dict | None):
     return None if not f else f.get("median")
 
@@ -303,7 +317,7 @@ def build(workdir: str, mode: str, repo: str) -> dict:
                      + list(e2e.get("warnings", []))],
         "errors": [relative_command(x, repo) for x in errors],
     }
-    return result
+    return without_repo_paths(result, repo)
 
 
 def targets(r: dict) -> list[tuple[str, str, str]]:

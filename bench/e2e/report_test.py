@@ -82,7 +82,8 @@ def round_row(rnd, hub_eps, ceil_eps, peer_eps, equal=True):
     return {"round": rnd, "load_average_before": [1.0, 1.0, 1.0],
             "hub": {"events_per_sec": hub_eps, "cpu_seconds": 1.5, "seconds": n / hub_eps,
                     "cpu_seconds_per_million_events": 1.5, "peak_rss_mb": 300.0,
-                    "broker_cpu_seconds": 0.2, "broker_write_bytes": 1000},
+                    "broker_cpu_seconds": 0.2, "broker_write_bytes": 1000,
+                    "answers": f"{REPO}/build-bench/work-full/versus/hub-r{rnd}.json"},
             "ceiling": {"events_per_sec": ceil_eps, "cpu_seconds": 0.5, "seconds": n / ceil_eps,
                         "cpu_seconds_per_million_events": 0.5, "broker_cpu_seconds": 0.1,
                         "broker_write_bytes": 0},
@@ -186,6 +187,10 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(r["commands"][0], "bench/e2e/versus.py --bin_dir build-bench/services")
         self.assertEqual(r["commands"][1], "bench/peers/duckdb/compare.py")
         self.assertEqual(r["errors"], [])
+        # The results JSON is committed: no path of the machine that ran it.
+        self.assertNotIn(REPO, json.dumps(r))
+        self.assertEqual(r["versus"]["rounds"][0]["hub"]["answers"],
+                         "build-bench/work-full/versus/hub-r1.json")
         md = report.markdown(r, "bench/results/x.json", None, None,
                              report.history_rows(None, r, None))
         self.assertNotIn(REPO, md)
