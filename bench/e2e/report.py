@@ -263,6 +263,7 @@ def build(workdir: str, mode: str, repo: str) -> dict:
         "freshness_p99_ms": e2e.get("freshness_p99_ms"),
         "query_p50_ms": e2e.get("query_p50_ms"),
         "query_p99_ms": e2e.get("query_p99_ms"),
+        "query_p99_ms_client_realtime": e2e.get("query_p99_ms_client_realtime"),
         "query_realtime_p50_ms": e2e.get("query_realtime_p50_ms"),
         "query_realtime_p99_ms": e2e.get("query_realtime_p99_ms"),
         "freshness_p99_ms_during_realtime_queries":
@@ -600,6 +601,14 @@ def markdown(r: dict, json_name: str | None = None, soak: str | None = None,
     else:
         w("| null | | | | | | | | | |")
     w("")
+    qc = e2e.get("query_client_realtime") or {}
+    if qc:
+        w(f"The same load with only query_load at SCHED_FIFO (hubmetricsd unchanged, time-shared): "
+          f"p50 {qc.get('p50_us')} µs, p99 {qc.get('p99_us')} µs, p99.9 {qc.get('p999_us')} µs, "
+          f"server CPU {fmt(qc.get('server_cpu_us_per_call'), ' µs')} per call; the time-shared "
+          f"client's p99 was {q.get('p99_us') if q else 'null'} µs: the difference is the "
+          "client's own wait for a core on this machine, which a client elsewhere does not have.")
+        w("")
     qb = e2e.get("query_batch") or {}
     if qb.get("steps"):
         w(f"GetConcentrations (the batch RPC) with {fmt(qb.get('batch_size'))} items per call "

@@ -131,6 +131,9 @@ class ReportTest(unittest.TestCase):
                                                      "range:2025-W11..2025-W12"],
                                    "non_live_windows": ["week:2025-W11",
                                                         "range:2025-W11..2025-W12"]},
+                         "query_p99_ms_client_realtime": 0.6,
+                         "query_client_realtime": {"p50_us": 200, "p99_us": 600, "p999_us": 900,
+                                                   "server_cpu_us_per_call": 40.0},
                          "batch_answers_per_sec": 6400, "batch_p99_ms": 0.9, "batch_size": 32,
                          "query_batch": {
                              "batch_size": 32, "batch_answers_per_sec": 6400,
@@ -203,6 +206,10 @@ class ReportTest(unittest.TestCase):
         self.assertIn("the windows computed on request `week:2025-W11`, "
                       "`range:2025-W11..2025-W12`", md)
         self.assertIn("| 41.5 µs |", md)
+        self.assertEqual(r["query_p99_ms_client_realtime"], 0.6)
+        self.assertIn("only query_load at SCHED_FIFO (hubmetricsd unchanged, time-shared): "
+                      "p50 200 µs, p99 600 µs, p99.9 900 µs, server CPU 40 µs per call; the "
+                      "time-shared client's p99 was 800 µs", md)
         self.assertIn("0.8 ms (server CPU 41.5 µs per call) | met |", md)
         self.assertIn("| 6,400 answers/s (batches of 32 at 200 calls/s), p99 0.9 ms | met |", md)
         self.assertIn("| 3.25 µs |", md)

@@ -40,6 +40,10 @@ Phases (each bounded by a timeout; every process started here is stopped on ever
      query_server_cpu_us: hubmetricsd's CPU (utime+stime) during the load minus its background
      rate (measured over --server_baseline_seconds just before, the probe already running), per
      call.
+ (d2) query, real-time client: phase (d) again with query_load at SCHED_FIFO --realtime_priority
+     and hubmetricsd unchanged (time-shared, default flags): query_p99_ms_client_realtime, what a
+     client on another machine would see, without the client's own waits for a core here (its
+     sender and its completion thread share the two cores with the broker and the probe).
  (d') batch: the same with GetConcentrations of --batch_size (32) items at each call rate of
      --batch_rps (100,200,400) for --batch_seconds (quick 8, full 20) each; batch_answers_per_sec
      is the answers/s of the highest rate whose p99 per call stayed under 1 ms (else of the lowest
@@ -578,6 +582,18 @@ def run_phases(opts, procs: Procs, result: dict) -> None:
         errors.append(f"query: {e}")
         result.update({"query": None, "query_p50_ms": None, "query_p99_ms": None,
                        "query_server_cpu_us": None})
+
+    # (d2) the same load with only the client at real-time priority, hubmetricsd as in (d): what
+    # a client on another machine would measure, without this client's own waits for a core.
+    prio = opts.realtime_priority
+    if prio > 0 and not realtime_refused(prio):
+        try:
+            q2, _ = query_phase(opts, procs, probe_common, opts.rps, prio, "d2", warnings, errors,
+                                server_pid=daemon.proc.pid)
+            result["query_client_realtime"] = q2
+            result["query_p99_ms_client_realtime"] = round(q2["p99_us"] / 1000, 3)
+        except Failed as e:
+            errors.append(f"query with a real-time client: {e}")
 
     # (d') the batch RPC: GetConcentrations of --batch_size items at each --batch_rps.
     if opts.batch_rps:
