@@ -157,6 +157,8 @@ class LineReader {
     return line;
   }
 
+  // The buffer the lines handed out are in (a Refill() may move it).
+  const char* data() const { return buffer_.get(); }
   // A line's kept bytes; valid until the next Refill() or Release().
   std::string_view Text(const Line& line) const {
     return std::string_view(buffer_.get() + line.pos, line.kept);
@@ -266,15 +268,22 @@ class BatchReader {
   // already submitted, or none). Checks `stop` at every read of the file.
   ReadBatch Next(LineBuffer spare, const std::atomic<bool>& stop) {
     ReadBatch out;
+    out.records.reserve(limit_);
+    // Records are made as their lines are found (still in the cache); a
+    // Refill() that moves the buffer moves their views with it.
+    const char* base = reader_.data();
     while (true) {
       bool full = false;
       while (std::optional<LineReader::Line> line = reader_.Next()) {
+        const std::string_view text = reader_.Text(*line);
         if (line->size > max_bytes_) {
-          pending_.push_back({*line, true});
-        } else if (!Blank(reader_.Text(*line))) {
-          pending_.push_back({*line, false});
+          // The pipeline rejects it (too_large) from its size; its content is not logged.
+          out.records.push_back(
+              SourceRecord{text, path_, -1, line->offset, {}, static_cast<int64_t>(line->size)});
+        } else if (!Blank(text)) {
+          out.records.push_back(SourceRecord{TrimLine(text), path_, -1, line->offset});
         }
-        if (pending_.size() >= limit_ || reader_.held() >= options_.batch_bytes) {
+        if (out.records.size() >= limit_ || reader_.held() >= options_.batch_bytes) {
           full = true;
           break;
         }
@@ -289,44 +298,32 @@ class BatchReader {
         return out;
       }
       if (out.status = reader_.Refill(path_); !out.status.ok()) return out;
-    }
-    out.records.reserve(pending_.size());
-    for (const Pending& p : pending_) {
-      const std::string_view text = reader_.Text(p.line);
-      if (p.too_large) {
-        // The pipeline rejects it (too_large) from its size; its content is not logged.
-        out.records.push_back(
-            SourceRecord{text, path_, -1, p.line.offset, {}, static_cast<int64_t>(p.line.size)});
-      } else {
-        out.records.push_back(SourceRecord{TrimLine(text), path_, -1, p.line.offset});
+      if (const char* moved = reader_.data(); moved != base) {
+        const uintptr_t old_base = reinterpret_cast<uintptr_t>(base);
+        for (SourceRecord& r : out.records) {
+          const size_t pos = reinterpret_cast<uintptr_t>(r.value.data()) - old_base;
+          r.value = std::string_view(moved + pos, r.value.size());
+        }
+        base = moved;
       }
     }
     // Blank-only tails and skipped parts of a line advance the stored offset
     // only once a line ends, so a restart re-reads an unfinished line.
     out.end = reader_.position();
-    lines_ += pending_.size();
-    limit_ = NextBatchLines(options_, pending_.size(), out.end - offset_, lines_,
+    lines_ += out.records.size();
+    limit_ = NextBatchLines(options_, out.records.size(), out.end - offset_, lines_,
                             total_bytes_ - (out.end - offset_));
-    pending_.clear();
     out.lines = reader_.TakeLines(std::move(spare));
     return out;
   }
 
  private:
-  // A line of the batch being read: made into a record once the batch is
-  // full (a Refill() may move the buffer it is in).
-  struct Pending {
-    LineReader::Line line;
-    bool too_large;
-  };
-
   const std::string& path_;
   const uint64_t max_bytes_;
   const int64_t offset_;       // where the replay started
   const int64_t total_bytes_;  // from there to the end of the file
   const FileSourceOptions& options_;
   LineReader reader_;
-  std::vector<Pending> pending_;
   size_t limit_;        // lines of the batch being read
   uint64_t lines_ = 0;  // lines of the batches read so far
 };
