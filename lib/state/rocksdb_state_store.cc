@@ -496,10 +496,17 @@ class RocksDbStateStore final : public StateStore {
   }
 
   uint64_t DiskBytes() const override {
+    // RocksDB deletes obsolete files in the background: a file listed and
+    // gone before its size is read counts nothing (file_size would return
+    // -1), and a listing error ends the walk instead of throwing.
     uint64_t total = 0;
     std::error_code ec;
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(directory_, ec)) {
-      if (entry.is_regular_file(ec)) total += entry.file_size(ec);
+    for (std::filesystem::recursive_directory_iterator it(directory_, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      std::error_code gone;
+      if (!it->is_regular_file(gone)) continue;
+      const uintmax_t size = it->file_size(gone);
+      if (!gone) total += size;
     }
     return total;
   }
