@@ -1,18 +1,22 @@
 #include "lib/ingest/file_source.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lib/aggregate/lane_worker.h"
@@ -22,22 +26,82 @@
 namespace hubmetrics {
 namespace {
 
-struct FileCloser {
-  void operator()(FILE* f) const {
-    if (f) std::fclose(f);
+// A regular file mapped read-only, whole: its lines are read where the page
+// cache holds them, without a copy into a buffer of ours (the copy was a
+// sixth of a replay's work). Release() gives back the pages of bytes that
+// will not be read again, so that the memory held stays at the lines in use
+// however long the file is. The file must not shrink while it is mapped:
+// touching a page past its new end faults (SIGBUS).
+class MappedFile {
+ public:
+  // NotFound when `path` cannot be opened; FailedPrecondition when it is not
+  // a regular file (a pipe or a device cannot be mapped) or cannot be mapped.
+  static absl::StatusOr<MappedFile> Map(const std::string& path, std::string* absolute) {
+    std::error_code ec;
+    *absolute = std::filesystem::absolute(path, ec).lexically_normal().string();
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+    }
+    // The mapping keeps the file; the descriptor is not needed after it.
+    struct FdCloser {
+      int fd;
+      ~FdCloser() { close(fd); }
+    } closer{fd};
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot stat ", path, ": ", std::strerror(errno)));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path,
+                       " is not a regular file: events and models files are read in place "
+                       "(mapped); write a pipe's output to a file first"));
+    }
+    MappedFile out;
+    out.size_ = static_cast<size_t>(st.st_size);
+    if (out.size_ == 0) return out;
+    void* data = mmap(nullptr, out.size_, PROT_READ, MAP_SHARED, fd, 0);
+    if (data == MAP_FAILED) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot map ", path, ": ", std::strerror(errno)));
+    }
+    // Read once, front to back: read ahead far, and keep little behind.
+    madvise(data, out.size_, MADV_SEQUENTIAL);
+    out.data_ = static_cast<const char*>(data);
+    return out;
   }
-};
-using File = std::unique_ptr<FILE, FileCloser>;
 
-absl::StatusOr<File> OpenForRead(const std::string& path, std::string* absolute) {
-  std::error_code ec;
-  *absolute = std::filesystem::absolute(path, ec).lexically_normal().string();
-  File f(std::fopen(path.c_str(), "rb"));
-  if (!f) {
-    return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  MappedFile(MappedFile&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+  MappedFile& operator=(MappedFile&&) = delete;
+  ~MappedFile() {
+    if (data_ != nullptr) munmap(const_cast<char*>(data_), size_);
   }
-  return f;
-}
+
+  // The file's bytes, as large as it was when mapped (nullptr when empty).
+  const char* data() const { return data_; }
+  size_t size() const { return size_; }
+
+  // The bytes [begin, end) will not be read again soon: the whole pages
+  // among them leave this process's memory (they stay in the page cache, and
+  // a later read of them maps them again: releasing never changes what is
+  // read).
+  void Release(size_t begin, size_t end) const {
+    static const size_t kPage = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    begin = (std::min(begin, size_) + kPage - 1) / kPage * kPage;
+    end = std::min(end, size_) / kPage * kPage;
+    if (data_ != nullptr && begin < end) {
+      madvise(const_cast<char*>(data_) + begin, end - begin, MADV_DONTNEED);
+    }
+  }
+
+ private:
+  MappedFile() = default;
+  const char* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 std::string_view TrimLine(std::string_view line) {
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
@@ -72,144 +136,104 @@ void LoggingDeadLetterSink::Reject(const SourceRecord& record, const Rejection& 
 
 namespace {
 
-// Memory that holds the lines of one batch: a LineReader's buffer, handed
-// over with them (LineReader::TakeLines) and given back for reuse.
-struct LineBuffer {
-  std::unique_ptr<char[]> data;
-  size_t capacity = 0;
+// Where the lines of one batch are in the file: LineReader::TakeLines hands
+// it over with them, and takes it back to release its pages once they are
+// no longer viewed.
+struct LineRange {
+  size_t begin = 0;
+  size_t end = 0;
 };
 
-// Reads a file line by line in fixed chunks, keeping at most `keep` bytes of any
-// line: the rest of an over-long line is skipped while it streams by, so memory
-// stays at the lines not yet released, a chunk and `keep`, whatever the file
-// holds (a 1 GB line included). Lines are handed out as positions in the buffer
-// (Text() views them until the next Refill()), valid until Release() (TakeLines() hands the buffer
-// over with them).
+// Cuts a mapped file into lines, a chunk at a time, keeping at most `keep`
+// bytes of any line: the pages of the rest of an over-long line are released
+// as it streams by, so memory stays at the lines not yet released, a chunk
+// and `keep`, whatever the file holds (a 1 GB line included). Lines are views
+// into the mapping, valid as long as it is.
 class LineReader {
  public:
   static constexpr size_t kChunkBytes = 1 << 20;
 
   struct Line {
-    // Where the line starts in the buffer, and how many of its bytes are kept:
+    // The file offset of its first byte, and how many of its bytes are kept:
     // the line without its newline, or its first `keep` bytes when longer.
-    size_t pos;
+    size_t offset;
     size_t kept;
     // The line's whole length in bytes, without its newline.
     uint64_t size;
-    // File offsets of its first byte and of the byte after its newline (or
-    // after its last byte, for a last line without one).
-    int64_t offset;
-    int64_t end;
   };
 
-  LineReader(FILE* f, int64_t offset, size_t keep) : f_(f), keep_(keep), offset_(offset) {}
+  // Reads `file`, which must outlive it, from `offset` (nothing when past its
+  // end).
+  LineReader(const MappedFile& file, int64_t offset, size_t keep)
+      : file_(file),
+        keep_(keep),
+        start_(static_cast<size_t>(std::max<int64_t>(0, offset))),
+        size_(start_),
+        scanned_(start_),
+        taken_(start_) {}
 
-  // Shortens a partial line longer than `keep`, then appends the next chunk
-  // to the buffer (lines handed out keep their positions). DataLoss on a read
-  // error.
-  absl::Status Refill(const std::string& path) {
-    // What follows the lines handed out is the start of a line whose newline
-    // is still to come.
-    if (size_ - start_ > keep_) {
-      dropped_ += static_cast<int64_t>(size_ - start_ - keep_);
-      size_ = start_ + keep_;
-    }
-    if (eof_) return absl::OkStatus();
-    if (capacity_ - size_ < kChunkBytes) {
-      // Twice what it must hold, and not zero-filled (as a std::string's
-      // resize would be, at every read).
-      capacity_ = 2 * (size_ + kChunkBytes);
-      std::unique_ptr<char[]> grown(new char[capacity_]);
-      if (size_ > 0) std::memcpy(grown.get(), buffer_.get(), size_);
-      buffer_ = std::move(grown);
-    }
-    const size_t n = std::fread(buffer_.get() + size_, 1, kChunkBytes, f_);
-    size_ += n;
-    if (n < kChunkBytes) {
-      if (std::ferror(f_)) {
-        return absl::DataLossError(absl::StrCat("reading ", path, ": ", std::strerror(errno)));
-      }
-      eof_ = true;
-    }
-    return absl::OkStatus();
+  // Lets Next() see the next chunk of the file, and releases the bytes of a
+  // partial line past its first `keep` (skipped: never read again).
+  void Refill() {
+    if (size_ - start_ > keep_) file_.Release(start_ + keep_, size_);
+    if (!eof()) size_ = std::min(file_.size(), size_ + kChunkBytes);
   }
 
-  // The next line read whole, or nullopt when the buffer holds no more
-  // complete line (then Refill(), unless eof()). At the end of the file, a
-  // last line without a newline counts as a line.
+  // The next line, or nullopt when what Next() sees holds no more complete
+  // line (then Refill(), unless eof()). At the end of the file, a last line
+  // without a newline counts as a line.
   std::optional<Line> Next() {
     if (start_ >= size_) return std::nullopt;
-    const char* const data = buffer_.get();
-    const void* found = std::memchr(data + start_, '\n', size_ - start_);
-    if (found == nullptr && !eof_) return std::nullopt;
+    const char* const data = file_.data();
+    // A long line's start was searched already: each byte is searched once.
+    const size_t from = std::max(start_, scanned_);
+    const void* found = std::memchr(data + from, '\n', size_ - from);
+    if (found == nullptr && !eof()) {
+      scanned_ = size_;
+      return std::nullopt;
+    }
     const size_t nl =
         found == nullptr ? size_ : static_cast<size_t>(static_cast<const char*>(found) - data);
-    // Bytes skipped so far belong to the line at start_: the file offset of
-    // buffer_[i] is offset_ + i up to its kept part, offset_ + dropped_ + i after it.
-    const size_t in_buffer = nl - start_;
-    Line line{start_, std::min(in_buffer, keep_),
-              static_cast<uint64_t>(in_buffer) + static_cast<uint64_t>(dropped_),
-              offset_ + static_cast<int64_t>(start_),
-              offset_ + dropped_ + static_cast<int64_t>(std::min(nl + 1, size_))};
-    offset_ += dropped_;
-    dropped_ = 0;
+    Line line{start_, std::min(nl - start_, keep_), static_cast<uint64_t>(nl - start_)};
     start_ = std::min(nl + 1, size_);
     return line;
   }
 
-  // The buffer the lines handed out are in (a Refill() may move it).
-  const char* data() const { return buffer_.get(); }
-  // A line's kept bytes; valid until the next Refill() or Release().
+  // A line's kept bytes.
   std::string_view Text(const Line& line) const {
-    return std::string_view(buffer_.get() + line.pos, line.kept);
+    return std::string_view(file_.data() + line.offset, line.kept);
   }
-  // Bytes of the lines handed out and not released.
-  size_t held() const { return start_; }
-  // Hands over the buffer that holds the lines handed out (their positions,
-  // and the views Text() gave of them, stay valid in it) and goes on in
-  // `spare`, grown when too small, with the bytes that follow them.
-  LineBuffer TakeLines(LineBuffer spare) {
-    const size_t tail = size_ - start_;
-    if (spare.capacity < tail + kChunkBytes) {
-      spare.capacity = 2 * (tail + kChunkBytes);
-      spare.data.reset(new char[spare.capacity]);
-    }
-    if (tail > 0) std::memcpy(spare.data.get(), buffer_.get() + start_, tail);
-    LineBuffer taken{std::move(buffer_), capacity_};
-    buffer_ = std::move(spare.data);
-    capacity_ = spare.capacity;
-    size_ = tail;
-    offset_ += static_cast<int64_t>(start_);
-    start_ = 0;
+  // Bytes of the lines handed out since the last TakeLines() or Release().
+  size_t held() const { return start_ - taken_; }
+  // Where the lines handed out since the last call are; releases `done`, a
+  // range it returned before whose lines are no longer viewed.
+  LineRange TakeLines(LineRange done) {
+    file_.Release(done.begin, done.end);
+    const LineRange taken{taken_, start_};
+    taken_ = start_;
     return taken;
   }
-  // Drops the lines handed out (their positions are then invalid).
+  // Releases the lines handed out (their views are then not to be used).
   void Release() {
-    if (size_ > start_) std::memmove(buffer_.get(), buffer_.get() + start_, size_ - start_);
-    size_ -= start_;
-    offset_ += static_cast<int64_t>(start_);
-    start_ = 0;
+    file_.Release(taken_, start_);
+    taken_ = start_;
   }
 
-  // True once the file's end has been read (every line then comes from Next()).
-  bool eof() const { return eof_; }
-  // The file offset after the last line handed out.
-  int64_t position() const { return offset_ + static_cast<int64_t>(start_); }
+  // True once Next() sees the file's end (every line then comes from Next()).
+  bool eof() const { return size_ >= file_.size(); }
+  // The file offset after the last line handed out (and its newline).
+  int64_t position() const { return static_cast<int64_t>(start_); }
 
  private:
-  FILE* const f_;
+  const MappedFile& file_;
   const size_t keep_;
-  // File offset of buffer_[0].
-  int64_t offset_;
-  // size_ bytes read into buffer_, which has room for capacity_.
-  std::unique_ptr<char[]> buffer_;
-  size_t size_ = 0;
-  size_t capacity_ = 0;
-  // Next unread position in buffer_: the lines before it were handed out.
-  size_t start_ = 0;
-  // Bytes of the line at start_ that were read and not kept.
-  int64_t dropped_ = 0;
-  bool eof_ = false;
+  // File offsets: the next line starts at start_; Next() sees up to size_;
+  // no newline is in [start_, scanned_); the lines from taken_ to start_
+  // were handed out since the last TakeLines().
+  size_t start_;
+  size_t size_;
+  size_t scanned_;
+  size_t taken_;
 };
 
 constexpr size_t kFirstBatchLines = 8192;
@@ -235,8 +259,8 @@ size_t NextBatchLines(const FileSourceOptions& options, size_t last, int64_t byt
 
 // One batch of lines, read on one thread and submitted on another.
 struct ReadBatch {
-  // Holds the bytes the records view.
-  LineBuffer lines;
+  // Where the bytes the records view are in the file.
+  LineRange lines;
   std::vector<SourceRecord> records;
   // The file offset after its last line: the offset stored with it.
   int64_t end = 0;
@@ -244,14 +268,12 @@ struct ReadBatch {
   bool at_eof = false;
   // `stop` was seen: the batch is incomplete and must not be submitted.
   bool stopped = false;
-  // A read error (DataLoss); the batch must not be submitted.
-  absl::Status status;
 };
 
 // Cuts a file into batches of lines (sizes as NextBatchLines says).
 class BatchReader {
  public:
-  BatchReader(FILE* f, const std::string& path, int64_t offset, uint64_t max_bytes,
+  BatchReader(const MappedFile& file, const std::string& path, int64_t offset, uint64_t max_bytes,
               int64_t total_bytes, const FileSourceOptions& options)
       : path_(path),
         max_bytes_(max_bytes),
@@ -259,29 +281,27 @@ class BatchReader {
         total_bytes_(total_bytes),
         options_(options),
         // One byte more than the limit: a kept prefix of an over-long line is still over it.
-        reader_(f, offset,
+        reader_(file, offset,
                 static_cast<size_t>(
                     std::min<uint64_t>(max_bytes, std::numeric_limits<uint32_t>::max()) + 1)),
         limit_(std::min(options.batch_lines, kFirstBatchLines)) {}
 
-  // The next batch; it goes on reading into `spare` (memory of a batch
-  // already submitted, or none). Checks `stop` at every read of the file.
-  ReadBatch Next(LineBuffer spare, const std::atomic<bool>& stop) {
+  // The next batch; `done` (the lines of a batch handed out before, no
+  // longer viewed) is released. Checks `stop` at every chunk of the file.
+  ReadBatch Next(LineRange done, const std::atomic<bool>& stop) {
     ReadBatch out;
     out.records.reserve(limit_);
-    // Records are made as their lines are found (still in the cache); a
-    // Refill() that moves the buffer moves their views with it.
-    const char* base = reader_.data();
     while (true) {
       bool full = false;
       while (std::optional<LineReader::Line> line = reader_.Next()) {
         const std::string_view text = reader_.Text(*line);
+        const int64_t offset = static_cast<int64_t>(line->offset);
         if (line->size > max_bytes_) {
           // The pipeline rejects it (too_large) from its size; its content is not logged.
           out.records.push_back(
-              SourceRecord{text, path_, -1, line->offset, {}, static_cast<int64_t>(line->size)});
+              SourceRecord{text, path_, -1, offset, {}, static_cast<int64_t>(line->size)});
         } else if (!Blank(text)) {
-          out.records.push_back(SourceRecord{TrimLine(text), path_, -1, line->offset});
+          out.records.push_back(SourceRecord{TrimLine(text), path_, -1, offset});
         }
         if (out.records.size() >= limit_ || reader_.held() >= options_.batch_bytes) {
           full = true;
@@ -297,15 +317,7 @@ class BatchReader {
         out.stopped = true;
         return out;
       }
-      if (out.status = reader_.Refill(path_); !out.status.ok()) return out;
-      if (const char* moved = reader_.data(); moved != base) {
-        const uintptr_t old_base = reinterpret_cast<uintptr_t>(base);
-        for (SourceRecord& r : out.records) {
-          const size_t pos = reinterpret_cast<uintptr_t>(r.value.data()) - old_base;
-          r.value = std::string_view(moved + pos, r.value.size());
-        }
-        base = moved;
-      }
+      reader_.Refill();
     }
     // Blank-only tails and skipped parts of a line advance the stored offset
     // only once a line ends, so a restart re-reads an unfinished line.
@@ -313,7 +325,7 @@ class BatchReader {
     lines_ += out.records.size();
     limit_ = NextBatchLines(options_, out.records.size(), out.end - offset_, lines_,
                             total_bytes_ - (out.end - offset_));
-    out.lines = reader_.TakeLines(std::move(spare));
+    out.lines = reader_.TakeLines(done);
     return out;
   }
 
@@ -331,14 +343,13 @@ class BatchReader {
 // Reads `f` from `offset` and submits its lines in batches. Reading and
 // splitting the next batch (on a thread of its own) overlaps submitting the
 // current one, so that the file's bytes are never the only work on a core.
-absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
+absl::Status SubmitLines(Pipeline* pipeline, const MappedFile& file, const std::string& path,
                          const std::string& key, int64_t offset, const std::atomic<bool>& stop,
                          const FileSourceOptions& options, LoggingDeadLetterSink* dead_letters) {
   int64_t submitted = offset;  // the stored offset after the last batch submitted
   FileProgress progress;
   absl::Time started, last_report;
-  struct stat st;
-  progress.total_bytes = fstat(fileno(f), &st) == 0 ? std::max<int64_t>(0, st.st_size - offset) : 0;
+  progress.total_bytes = std::max<int64_t>(0, static_cast<int64_t>(file.size()) - offset);
   if (options.on_progress) started = last_report = options.clock->Now();
   auto report = [&](bool done) {
     if (!options.on_progress) return;
@@ -351,18 +362,18 @@ absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
     options.on_progress(progress);
   };
 
-  BatchReader batches(f, path, offset, pipeline->max_event_bytes(), progress.total_bytes, options);
-  ReadBatch current = batches.Next(LineBuffer{}, stop);
+  BatchReader batches(file, path, offset, pipeline->max_event_bytes(), progress.total_bytes,
+                      options);
+  ReadBatch current = batches.Next(LineRange{}, stop);
   ReadBatch next;
-  LineBuffer spare;
+  LineRange done;
   // Declared last: destroyed first, so a batch being read on it is finished
-  // before what it reads into goes.
+  // before what it reads goes.
   LaneWorker read_ahead("hm-read");
   while (true) {
-    RETURN_IF_ERROR(current.status);
     if (current.stopped || stop.load()) return absl::OkStatus();
     const bool more = !current.at_eof;
-    if (more) read_ahead.Start([&] { next = batches.Next(std::move(spare), stop); });
+    if (more) read_ahead.Start([&] { next = batches.Next(done, stop); });
     if (!current.records.empty() || current.end != submitted) {
       SourceOffset position{key, current.end};
       // Pipelined: the batch is applied while the next one is read and
@@ -378,7 +389,8 @@ absl::Status SubmitLines(Pipeline* pipeline, FILE* f, const std::string& path,
     }
     report(/*done=*/false);
     read_ahead.Wait();
-    spare = std::move(current.lines);
+    // Decoded (SubmitEvents returned): its lines are not viewed any more.
+    done = current.lines;
     current = std::move(next);
   }
 }
@@ -413,17 +425,20 @@ std::string FormatFileProgress(const FileProgress& p) {
 absl::Status IngestEventsFile(Pipeline* pipeline, const std::string& path,
                               const std::atomic<bool>& stop, const FileSourceOptions& options) {
   std::string absolute;
-  ASSIGN_OR_RETURN(File f, OpenForRead(path, &absolute));
+  ASSIGN_OR_RETURN(MappedFile file, MappedFile::Map(path, &absolute));
   const std::string key = absl::StrCat("file:", absolute);
   const int64_t offset = pipeline->StoredOffset(key).value_or(0);
-  if (offset > 0 && std::fseek(f.get(), offset, SEEK_SET) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot seek ", path, " to stored offset ",
-                                                      offset, ": ", std::strerror(errno)));
+  if (offset > static_cast<int64_t>(file.size())) {
+    LogWarning(
+        "%s is shorter (%d bytes) than its stored offset %d (replaced by another file?): "
+        "nothing to read",
+        path, file.size(), offset);
+  } else if (offset > 0) {
+    LogInfo("resuming %s at byte %d", path, offset);
   }
-  if (offset > 0) LogInfo("resuming %s at byte %d", path, offset);
   LoggingDeadLetterSink dead_letters;
   const absl::Status read =
-      SubmitLines(pipeline, f.get(), path, key, offset, stop, options, &dead_letters);
+      SubmitLines(pipeline, file, path, key, offset, stop, options, &dead_letters);
   // Submitted batches use dead_letters: on every way out, wait for them to
   // be committed.
   const absl::Status drained = pipeline->Drain();
@@ -432,7 +447,7 @@ absl::Status IngestEventsFile(Pipeline* pipeline, const std::string& path,
 
 absl::Status LoadModelsFile(Pipeline* pipeline, const std::string& path) {
   std::string absolute;
-  ASSIGN_OR_RETURN(File f, OpenForRead(path, &absolute));
+  ASSIGN_OR_RETURN(MappedFile file, MappedFile::Map(path, &absolute));
   // A digest of the whole file, chained line by line (SipHash-2-4 under a
   // fixed key: stable across runs, unlike absl::Hash).
   constexpr std::array<uint8_t, 16> kDigestKey = {'h', 'u', 'b', 'm', 'e', 't', 'r', 'i',
@@ -447,11 +462,11 @@ absl::Status LoadModelsFile(Pipeline* pipeline, const std::string& path) {
   };
   std::vector<ModelLine> lines;
   // Lines over the record limit are skipped as they stream by, never held whole.
-  LineReader reader(f.get(), 0, kMaxCatalogRecordBytes + 1);
+  LineReader reader(file, 0, kMaxCatalogRecordBytes + 1);
   int64_t line_no = 0;
   do {
     reader.Release();
-    RETURN_IF_ERROR(reader.Refill(path));
+    reader.Refill();
     while (std::optional<LineReader::Line> line = reader.Next()) {
       ++line_no;
       const std::string_view line_text = reader.Text(*line);

@@ -2,18 +2,24 @@
 // quick starts, tests and backfills. Kafka is the production source.
 //
 // The events file is read from the byte offset stored with the state (source
-// key "file:" + absolute path) to its end, in 1 MiB reads, and submitted in
-// batches (the next batch is read and cut into lines on a thread of its own,
-// hm-read, while the current one is submitted) (FileSourceOptions: at most batch_lines lines or
-// batch_bytes bytes); each batch commits with the offset after its last line, so a restart neither
-// loses nor repeats a line. Rejected lines are logged with their byte offset and reason (never
-// their content: it holds a user id) and counted per reason. A line longer than the pipeline's
-// max_event_bytes is rejected too_large without being held: the reader keeps its first
-// max_event_bytes + 1 bytes and skips the rest as it streams by, so memory
-// stays flat (three batches' buffers: the one submitted, the one being read
-// and a spare, each at most batch_bytes plus a read of 1 MiB and that prefix)
-// whatever a line's length; the stored offset moves past such
-// a line only once its newline has been read.
+// key "file:" + absolute path) to its end, in place: the file is mapped
+// read-only and its lines are read where the page cache holds them, without
+// a copy (a regular file only: FailedPrecondition for a pipe or a directory;
+// it must not be truncated while it is read, which would fault). Its lines are
+// submitted in batches (the next batch is cut into lines on a thread of its
+// own, hm-read, while the current one is submitted) (FileSourceOptions: at
+// most batch_lines lines or batch_bytes bytes); each batch commits with the
+// offset after its last line, so a restart neither loses nor repeats a line.
+// Rejected lines are logged with their byte offset and reason (never their
+// content: it holds a user id) and counted per reason. A line longer than the
+// pipeline's max_event_bytes is rejected too_large without being held: its
+// pages past the first max_event_bytes + 1 bytes are released as it streams by
+// in 1 MiB chunks, so memory stays flat (the pages of three batches' lines: the
+// one submitted, the one being read and one being released, each at most
+// batch_bytes, plus a chunk and that prefix) whatever a line's length; the
+// stored offset moves past such a line only once its newline has been read.
+// A stored offset past the end (the file was replaced by a shorter one) reads
+// nothing, with a warning.
 //
 // The models file is read whole at every start. A file whose content is the
 // one last applied (a digest is stored with the state, source key

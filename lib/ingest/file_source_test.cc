@@ -320,6 +320,43 @@ TEST_F(FileSourceTest, MissingFileIsNotFound) {
   EXPECT_EQ(LoadModelsFile(p.get(), dir_ + "/nope").code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(FileSourceTest, ANonRegularFileIsAFailedPreconditionThatSaysWhatToDo) {
+  // Files are mapped, so a pipe or a directory cannot be read: the error says so.
+  auto p = Open();
+  std::atomic<bool> stop{false};
+  const absl::Status events = IngestEventsFile(p.get(), dir_, stop, {});
+  EXPECT_EQ(events.code(), absl::StatusCode::kFailedPrecondition) << events;
+  EXPECT_THAT(events.message(), ::testing::HasSubstr("not a regular file"));
+  EXPECT_EQ(LoadModelsFile(p.get(), dir_).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(p->GetIngestStats().events_read(), 0u);
+}
+
+TEST_F(FileSourceTest, AnEmptyFileAndOneShorterThanTheStoredOffsetReadNothing) {
+  std::atomic<bool> stop{false};
+  const std::string path = Write("e.ndjson", "");
+  {
+    auto p = Open();
+    ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, {}).ok());
+    ASSERT_TRUE(LoadModelsFile(p.get(), path).ok());
+    EXPECT_EQ(p->GetIngestStats().events_read(), 0u);
+  }
+  const std::string two = Event(1) + "\n" + Event(2) + "\n";
+  Write("e.ndjson", two);
+  {
+    auto p = Open();
+    ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, {}).ok());
+    EXPECT_EQ(p->GetIngestStats().events_read(), 2u);
+    ASSERT_EQ(p->StoredOffset(absl::StrCat("file:", path)), static_cast<int64_t>(two.size()));
+  }
+  // Replaced by a shorter file: its stored offset is past the end. Nothing
+  // is read (and the offset stays where it was).
+  Write("e.ndjson", Event(3) + "\n");
+  auto p = Open();
+  ASSERT_TRUE(IngestEventsFile(p.get(), path, stop, {}).ok());
+  EXPECT_EQ(p->GetIngestStats().events_read(), 2u);
+  EXPECT_EQ(p->StoredOffset(absl::StrCat("file:", path)), static_cast<int64_t>(two.size()));
+}
+
 TEST_F(FileSourceTest, ModelsFileLastRecordWinsAndBadLinesAreCounted) {
   std::string path = Write("m.ndjson", R"({"model_id":"a/x","developer":"first"})"
                                        "\n"
