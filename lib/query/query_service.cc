@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "lib/base/status_macros.h"
 #include "lib/query/explain_change.h"
@@ -86,9 +85,13 @@ std::optional<ConcentrationValues> QueryService::MeasuresAtOnce(
   return on_demand_->CachedMeasures(view, window, ks);
 }
 
-std::optional<v1::Concentration> QueryService::FromLiveSnapshot(
-    const Pipeline::LiveSnapshot& snapshot, const View& view, const Window& window,
-    const std::vector<uint32_t>& ks) {
+namespace {
+
+// GetConcentration's answer from `snapshot`, or nullopt when the view or
+// window is not live or `ks` are not the default ones.
+std::optional<v1::Concentration> FromLiveSnapshot(const Pipeline::LiveSnapshot& snapshot,
+                                                  const View& view, const Window& window,
+                                                  const std::vector<uint32_t>& ks) {
   if (ks != DefaultTopK() || !view.Liveable()) return std::nullopt;
   const LiveWindowValues* live = snapshot.Find(window);
   if (live == nullptr || !live->by_view[view.LiveIndex()]) return std::nullopt;
@@ -97,8 +100,6 @@ std::optional<v1::Concentration> QueryService::FromLiveSnapshot(
   if (snapshot.watermark) ToTimestamp(*snapshot.watermark, out.mutable_watermark());
   return out;
 }
-
-namespace {
 
 // One ConcentrationRequest, parsed.
 struct ParsedConcentration {
@@ -124,13 +125,12 @@ absl::Status CheckBatchSize(const v1::ConcentrationsRequest& request) {
   return absl::OkStatus();
 }
 
-// Every item of `request` answered that `live` answers (an invalid item: its
-// error); the others get an empty answer, their index and parsed request
+// Every item of `request` answered that `snapshot` answers (an invalid item:
+// its error); the others get an empty answer, their index and parsed request
 // appended to `rest`.
-ConcentrationAnswers AnswerFromSnapshot(
-    const v1::ConcentrationsRequest& request,
-    absl::FunctionRef<std::optional<v1::Concentration>(const ParsedConcentration&)> live,
-    std::vector<std::pair<size_t, ParsedConcentration>>* rest) {
+ConcentrationAnswers AnswerFromSnapshot(const v1::ConcentrationsRequest& request,
+                                        const Pipeline::LiveSnapshot& snapshot,
+                                        std::vector<std::pair<size_t, ParsedConcentration>>* rest) {
   ConcentrationAnswers out;
   out.reserve(static_cast<size_t>(request.items_size()));
   for (const v1::ConcentrationRequest& item : request.items()) {
@@ -139,7 +139,8 @@ ConcentrationAnswers AnswerFromSnapshot(
       out.emplace_back(q.status());
       continue;
     }
-    if (std::optional<v1::Concentration> answer = live(*q)) {
+    if (std::optional<v1::Concentration> answer =
+            FromLiveSnapshot(snapshot, q->view, q->window, q->ks)) {
       out.emplace_back(*std::move(answer));
       continue;
     }
@@ -186,15 +187,9 @@ absl::StatusOr<v1::Concentration> QueryService::GetConcentration(
 std::optional<absl::StatusOr<ConcentrationAnswers>> QueryService::GetConcentrationsNow(
     const v1::ConcentrationsRequest& request) const {
   if (absl::Status s = CheckBatchSize(request); !s.ok()) return s;
-  const std::shared_ptr<const Pipeline::LiveSnapshot> snapshot = pipeline_->Snapshot();
   // The items the snapshot cannot answer: (index in out, the parsed request).
   std::vector<std::pair<size_t, ParsedConcentration>> rest;
-  ConcentrationAnswers out = AnswerFromSnapshot(
-      request,
-      [&](const ParsedConcentration& q) {
-        return FromLiveSnapshot(*snapshot, q.view, q.window, q.ks);
-      },
-      &rest);
+  ConcentrationAnswers out = AnswerFromSnapshot(request, *pipeline_->Snapshot(), &rest);
   if (rest.empty()) return out;
   bool all_at_once = false;
   pipeline_->TryRead([&](const Pipeline::ReadState& s) {
@@ -212,15 +207,9 @@ std::optional<absl::StatusOr<ConcentrationAnswers>> QueryService::GetConcentrati
 absl::StatusOr<ConcentrationAnswers> QueryService::GetConcentrations(
     const v1::ConcentrationsRequest& request) const {
   RETURN_IF_ERROR(CheckBatchSize(request));
-  const std::shared_ptr<const Pipeline::LiveSnapshot> snapshot = pipeline_->Snapshot();
   // The items the snapshot cannot answer: (index in out, the parsed request).
   std::vector<std::pair<size_t, ParsedConcentration>> rest;
-  ConcentrationAnswers out = AnswerFromSnapshot(
-      request,
-      [&](const ParsedConcentration& q) {
-        return FromLiveSnapshot(*snapshot, q.view, q.window, q.ks);
-      },
-      &rest);
+  ConcentrationAnswers out = AnswerFromSnapshot(request, *pipeline_->Snapshot(), &rest);
   if (rest.empty()) return out;
   pipeline_->Read([&](const Pipeline::ReadState& s) {
     for (const auto& [i, q] : rest) {

@@ -63,11 +63,6 @@ class QueryService final : public MetricsBackend {
   }
 
  private:
-  // GetConcentration's answer from `snapshot`, or nullopt when the view or
-  // window is not live or `ks` are not the default ones.
-  static std::optional<v1::Concentration> FromLiveSnapshot(const Pipeline::LiveSnapshot& snapshot,
-                                                           const View& view, const Window& window,
-                                                           const std::vector<uint32_t>& ks);
   // The measures of view x window: live if kept live, else on demand. Call
   // inside Pipeline::Read.
   ConcentrationValues Measures(const Pipeline::ReadState& state, const View& view,
