@@ -132,6 +132,9 @@ class ReportTest(unittest.TestCase):
                                    "non_live_windows": ["week:2025-W11",
                                                         "range:2025-W11..2025-W12"]},
                          "query_p99_ms_client_realtime": 0.6,
+                         "query_floor_p99_ms": 0.5,
+                         "query_floor": {"p50_us": 150, "p99_us": 500, "p999_us": 700,
+                                         "server_cpu_us_per_call": 20.0},
                          "query_client_realtime": {"p50_us": 200, "p99_us": 600, "p999_us": 900,
                                                    "server_cpu_us_per_call": 40.0},
                          "batch_answers_per_sec": 6400, "batch_p99_ms": 0.9, "batch_size": 32,
@@ -211,7 +214,12 @@ class ReportTest(unittest.TestCase):
                       "p50 200 µs, p99 600 µs, p99.9 900 µs, server CPU 40 µs per call; the "
                       "time-shared client's p99 was 800 µs: the difference is the client's own "
                       "wait for a core", md)
-        self.assertIn("0.8 ms (server CPU 41.5 µs per call) | met |", md)
+        self.assertIn("0.8 ms (server CPU 41.5 µs per call); a do-nothing gRPC server under "
+                      "the same load: 0.5 ms | met |", md)
+        self.assertEqual(r["query_floor_p99_ms"], 0.5)
+        self.assertIn("p99 500 µs, p99.9 700 µs, server CPU 20 µs per call; hubmetricsd's p99 "
+                      "is 300 µs above it (1.60× the floor); so this machine allows a p99 under "
+                      "1 ms under this load.", md)
         self.assertIn("| 6,400 answers/s (batches of 32 at 200 calls/s), p99 0.9 ms | met |", md)
         self.assertIn("| 3.25 µs |", md)
         self.assertIn("| **DuckDB (NDJSON) / hubmetricsd** | **2.25×** | 1.5–2.4× | | |", md)
@@ -231,6 +239,19 @@ class ReportTest(unittest.TestCase):
         self.assertIn("p99 900 µs", md)
         self.assertNotIn("the difference is the client's own wait", md)
         self.assertIn("the real-time client did not do better", md)
+
+    def test_a_floor_over_1_ms_says_no_server_reaches_the_target_here(self):
+        d = self.workdir()
+        path = os.path.join(d, "e2e.json")
+        with open(path) as f:
+            e2e = json.load(f)
+        e2e["query_floor"]["p99_us"] = 1200  # above hubmetricsd's 800 µs
+        with open(path, "w") as f:
+            f.write(json.dumps(e2e) + "\n")
+        md = report.markdown(report.build(d, "quick", REPO), None, None, None, [])
+        self.assertIn("p99 1200 µs", md)
+        self.assertIn("hubmetricsd's p99 was not above it; so no gRPC server reaches a p99 under "
+                      "1 ms under this load on this machine.", md)
 
     def test_sections_of_other_scripts_are_kept_once(self):
         d = tempfile.mkdtemp()

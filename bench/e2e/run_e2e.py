@@ -40,6 +40,10 @@ Phases (each bounded by a timeout; every process started here is stopped on ever
      query_server_cpu_us: hubmetricsd's CPU (utime+stime) during the load minus its background
      rate (measured over --server_baseline_seconds just before, the probe already running), per
      call.
+ (d0) query floor: phase (d) again, the probe's traffic still going into hubmetricsd, with
+     query_load sending to query_floor_server instead (it answers at once with a fixed answer of
+     the same shape, one thread on gRPC's async API): query_floor_p99_ms, the latency this
+     machine allows any gRPC server under this load; hubmetricsd's p99 is read against it.
  (d2) query, real-time client: phase (d) again with query_load at SCHED_FIFO --realtime_priority
      and hubmetricsd unchanged (time-shared, default flags): query_p99_ms_client_realtime, what a
      client on another machine would see, without the client's own waits for a core here (its
@@ -85,8 +89,8 @@ producer cannot reach it (then the figure is a lower bound: limited_by "producer
 Result: live.max_events_per_sec, live.limited_by, every step.
 The last stdout line is one JSON object (events_per_sec, cpu_seconds_per_million_events,
 peak_rss_mb, state_bytes_per_unique, unique_downloads, duplicates, rejected, freshness_p50_ms,
-freshness_p99_ms, query_p50_ms, query_p99_ms, query_server_cpu_us, batch_answers_per_sec,
-batch_p99_ms, ..., errors). Exit 0 when every phase ran, else 1.
+freshness_p99_ms, query_p50_ms, query_p99_ms, query_floor_p99_ms, query_server_cpu_us,
+batch_answers_per_sec, batch_p99_ms, ..., errors). Exit 0 when every phase ran, else 1.
 """
 
 from __future__ import annotations
@@ -418,12 +422,13 @@ def non_live_windows(n: int) -> list[str]:
 
 def query_phase(opts, procs: Procs, probe_common: list[str], rps: int, priority: int, tag: str,
                 warnings: list[str], errors: list[str], server_pid: int | None = None,
-                seconds: float | None = None, extra: list[str] | None = None
-                ) -> tuple[dict, dict | None]:
+                seconds: float | None = None, extra: list[str] | None = None,
+                addr: str | None = None) -> tuple[dict, dict | None]:
     """query_load at `rps` for `seconds` (default --query_seconds; at SCHED_FIFO `priority` when
     > 0; `extra` flags such as --batch=N) over the mix with the workload's non-live windows, with
     hubmetricsd's CPU per call when `server_pid` is given, while the probe sends its background
-    traffic with markers; (query result, probe result or None)."""
+    traffic with markers; (query result, probe result or None). `addr`: another server to query
+    than hubmetricsd (the floor server), the background traffic still going to hubmetricsd."""
     seconds = seconds or opts.query_seconds
     baseline = opts.server_baseline_seconds if server_pid else 0
     probe_out = os.path.join(opts.workdir, f"probe-during-queries-{tag}.json")
@@ -434,7 +439,7 @@ def query_phase(opts, procs: Procs, probe_common: list[str], rps: int, priority:
                                             f"--run=q{tag}{int(time.time())}"], stdout=pf)
     time.sleep(warmup + 1)
     args = [os.path.join(opts.bench_bin_dir, "query_load"),
-            f"--addr={opts.daemon_addr}", f"--rps={rps}", f"--seconds={seconds}",
+            f"--addr={addr or opts.daemon_addr}", f"--rps={rps}", f"--seconds={seconds}",
             f"--non_live_windows={','.join(non_live_windows(opts.events))}"]
     if server_pid:
         args += [f"--server_pid={server_pid}", f"--server_baseline_seconds={baseline}"]
@@ -457,6 +462,29 @@ def query_phase(opts, procs: Procs, probe_common: list[str], rps: int, priority:
         return q, None
     with open(probe_out) as pf:
         return q, last_json_line(pf.read())
+
+
+def floor_phase(opts, procs: Procs, probe_common: list[str], warnings: list[str],
+                errors: list[str]) -> dict:
+    """Phase (d0): query_load at --rps against query_floor_server (a fixed answer at once, one
+    thread on gRPC's async API) while the probe feeds hubmetricsd as in (d): the latency the
+    machine itself allows a GetConcentration under this load."""
+    seconds = opts.query_seconds + opts.server_baseline_seconds + 120
+    args = [os.path.join(opts.bench_bin_dir, "query_floor_server"), "--listen=127.0.0.1:0",
+            f"--seconds={seconds:.0f}"]
+    log(f"query floor server: {' '.join(args)}")
+    server = procs.start(args, stdout=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            raise Failed(f"query_floor_server did not start (said {line!r}, exit "
+                         f"{server.poll()})")
+        addr = line[len("listening on "):]
+        q, _ = query_phase(opts, procs, probe_common, opts.rps, 0, "d0", warnings, errors,
+                           server_pid=server.pid, addr=addr)
+        return q
+    finally:
+        procs.stop(server)
 
 
 def batch_phase(opts, procs: Procs, probe_common: list[str], server_pid: int,
@@ -582,6 +610,16 @@ def run_phases(opts, procs: Procs, result: dict) -> None:
         errors.append(f"query: {e}")
         result.update({"query": None, "query_p50_ms": None, "query_p99_ms": None,
                        "query_server_cpu_us": None})
+
+    # (d0) the floor: the same load, the same background traffic into hubmetricsd, sent to a
+    # server that does nothing but answer (query_floor_server).
+    try:
+        q0 = floor_phase(opts, procs, probe_common, warnings, errors)
+        result["query_floor"] = q0
+        result["query_floor_p99_ms"] = round(q0["p99_us"] / 1000, 3)
+    except Failed as e:
+        errors.append(f"query floor: {e}")
+        result.update({"query_floor": None, "query_floor_p99_ms": None})
 
     # (d2) the same load with only the client at real-time priority, hubmetricsd as in (d): what
     # a client on another machine would measure, without this client's own waits for a core.
