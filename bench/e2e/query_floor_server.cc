@@ -63,6 +63,13 @@ void Answer(const v1::ConcentrationRequest& request, v1::Concentration* out) {
   out->mutable_watermark()->set_seconds(1742083200);
 }
 
+// Every item of a GetConcentrations call answered with the fixed answer.
+void AnswerEach(const v1::ConcentrationsRequest& request, v1::ConcentrationsResponse* out) {
+  for (const v1::ConcentrationRequest& item : request.items()) {
+    Answer(item, out->add_results()->mutable_concentration());
+  }
+}
+
 // One call in flight on the completion queue; its tag is itself.
 class Call {
  public:
@@ -71,59 +78,42 @@ class Call {
   virtual void Proceed(bool ok) = 0;
 };
 
-class SingleCall final : public Call {
+// A unary call of one method: requested from the service when made, answered
+// with `answer` when it arrives (a call of the same method is requested anew
+// then), deleted when its answer is written.
+template <typename Request, typename Response>
+class UnaryCall final : public Call {
  public:
-  SingleCall(v1::MetricsService::AsyncService* service, grpc::ServerCompletionQueue* cq)
-      : service_(service), cq_(cq), writer_(&context_) {
-    service_->RequestGetConcentration(&context_, &request_, &writer_, cq_, cq_, this);
+  using RequestMethod = void (v1::MetricsService::AsyncService::*)(
+      grpc::ServerContext*, Request*, grpc::ServerAsyncResponseWriter<Response>*,
+      grpc::CompletionQueue*, grpc::ServerCompletionQueue*, void*);
+  using AnswerFunction = void (*)(const Request&, Response*);
+
+  UnaryCall(v1::MetricsService::AsyncService* service, grpc::ServerCompletionQueue* cq,
+            RequestMethod method, AnswerFunction answer)
+      : service_(service), cq_(cq), method_(method), answer_(answer), writer_(&context_) {
+    (service_->*method_)(&context_, &request_, &writer_, cq_, cq_, this);
   }
   void Proceed(bool ok) override {
     if (!ok || answered_) {
       delete this;
       return;
     }
-    if (!g_draining) new SingleCall(service_, cq_);  // the next call of this method
+    if (!g_draining) new UnaryCall(service_, cq_, method_, answer_);
     answered_ = true;
-    Answer(request_, &response_);
+    answer_(request_, &response_);
     writer_.Finish(response_, grpc::Status::OK, this);
   }
 
  private:
   v1::MetricsService::AsyncService* const service_;
   grpc::ServerCompletionQueue* const cq_;
+  const RequestMethod method_;
+  const AnswerFunction answer_;
   grpc::ServerContext context_;
-  v1::ConcentrationRequest request_;
-  v1::Concentration response_;
-  grpc::ServerAsyncResponseWriter<v1::Concentration> writer_;
-  bool answered_ = false;
-};
-
-class BatchCall final : public Call {
- public:
-  BatchCall(v1::MetricsService::AsyncService* service, grpc::ServerCompletionQueue* cq)
-      : service_(service), cq_(cq), writer_(&context_) {
-    service_->RequestGetConcentrations(&context_, &request_, &writer_, cq_, cq_, this);
-  }
-  void Proceed(bool ok) override {
-    if (!ok || answered_) {
-      delete this;
-      return;
-    }
-    if (!g_draining) new BatchCall(service_, cq_);
-    answered_ = true;
-    for (const v1::ConcentrationRequest& item : request_.items()) {
-      Answer(item, response_.add_results()->mutable_concentration());
-    }
-    writer_.Finish(response_, grpc::Status::OK, this);
-  }
-
- private:
-  v1::MetricsService::AsyncService* const service_;
-  grpc::ServerCompletionQueue* const cq_;
-  grpc::ServerContext context_;
-  v1::ConcentrationsRequest request_;
-  v1::ConcentrationsResponse response_;
-  grpc::ServerAsyncResponseWriter<v1::ConcentrationsResponse> writer_;
+  Request request_;
+  Response response_;
+  grpc::ServerAsyncResponseWriter<Response> writer_;
   bool answered_ = false;
 };
 
@@ -154,8 +144,10 @@ int main(int argc, char** argv) {
   std::printf("listening on %s:%d\n", host.c_str(), port);
   std::fflush(stdout);
 
-  new SingleCall(&service, cq.get());
-  new BatchCall(&service, cq.get());
+  new UnaryCall<v1::ConcentrationRequest, v1::Concentration>(
+      &service, cq.get(), &v1::MetricsService::AsyncService::RequestGetConcentration, Answer);
+  new UnaryCall<v1::ConcentrationsRequest, v1::ConcentrationsResponse>(
+      &service, cq.get(), &v1::MetricsService::AsyncService::RequestGetConcentrations, AnswerEach);
   // One thread serves every call, and stops at the deadline or on a signal.
   const auto deadline = std::chrono::system_clock::now() +
                         std::chrono::duration_cast<std::chrono::system_clock::duration>(
