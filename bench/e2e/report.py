@@ -614,17 +614,18 @@ def markdown(r: dict, json_name: str | None = None, soak: str | None = None,
             than = "; hubmetricsd's p99 was not above it"
         else:
             than = ""
-        verdict = ("so under this load on this machine not even a server that only answers gets "
-                   "a p99 under 1 ms"
-                   if floor_p99 is not None and floor_p99 >= 1000 else
-                   "so this machine allows a p99 under 1 ms under this load"
-                   if floor_p99 is not None else "")
+        if floor_p99 is None:
+            verdict = ""
+        elif floor_p99 >= 1000:
+            verdict = ("; so under this load on this machine not even a server that only answers "
+                       "gets a p99 under 1 ms")
+        else:
+            verdict = "; so this machine allows a p99 under 1 ms under this load"
         w(f"The floor: the same load and the same background traffic into hubmetricsd, with "
           f"query_load sending to `bench/e2e/query_floor_server` instead (a fixed answer of the "
           f"same shape at once, one thread on gRPC's asynchronous API): p50 {q0.get('p50_us')} µs, "
           f"p99 {floor_p99} µs, p99.9 {q0.get('p999_us')} µs, server CPU "
-          f"{fmt(q0.get('server_cpu_us_per_call'), ' µs')} per call{than}"
-          f"{'; ' + verdict if verdict else ''}.")
+          f"{fmt(q0.get('server_cpu_us_per_call'), ' µs')} per call{than}{verdict}.")
         w("")
     qc = e2e.get("query_client_realtime") or {}
     if qc:
