@@ -9,7 +9,6 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <memory>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -340,7 +339,7 @@ class BatchReader {
   uint64_t lines_ = 0;  // lines of the batches read so far
 };
 
-// Reads `f` from `offset` and submits its lines in batches. Reading and
+// Reads `file` from `offset` and submits its lines in batches. Reading and
 // splitting the next batch (on a thread of its own) overlaps submitting the
 // current one, so that the file's bytes are never the only work on a core.
 absl::Status SubmitLines(Pipeline* pipeline, const MappedFile& file, const std::string& path,
